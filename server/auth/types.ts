@@ -1,0 +1,18 @@
+import type { Role } from '../../shared/protocol.js';
+
+/** The verified identity behind a request or socket. */
+export interface Principal {
+  userId: string;
+  tenant: string;
+  role: Role;
+  name: string | null;
+  /** Expiry, seconds since epoch. */
+  exp: number;
+  /** Key under which this token is revoked: its `jti`, or a hash of the token when it has none. */
+  revocationKey: string;
+}
+
+export interface TokenVerifier {
+  /** Throws AppError: token_invalid, token_expired, token_revoked. */
+  verify(token: string): Promise<Principal>;
+}

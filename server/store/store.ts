@@ -1,0 +1,73 @@
+import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
+import type { FluxoEvent, Process, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
+
+/** Who performs a write; `actor` is the user id recorded in the event log. */
+export interface Actor {
+  tenant: string;
+  userId: string;
+}
+
+/**
+ * `fresh`: the caller must see its own recent writes (read-your-writes). Lagging reads
+ * (lists, history) go to a replica unless `fresh` is set.
+ */
+export interface ReadOptions {
+  fresh?: boolean;
+}
+
+export interface Page<T> {
+  items: T[];
+  nextCursor: string | null;
+}
+
+export interface CustomEventInput {
+  tenant: string;
+  /** Tenant-relative room, already validated with parseRoom. */
+  room: string;
+  type: string;
+  actor: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Persistence of workflows, processes, the partitioned event log and token revocations.
+ * Implementations throw `AppError` (server/errors.ts) with codes from shared/errors.ts:
+ * not_found, version_conflict (with `current`), invalid_transition, conflict, store_unavailable.
+ */
+export interface Store {
+  /** Which backend: 'pglite' or 'postgres'. */
+  readonly kind: 'pglite' | 'postgres';
+  migrate(): Promise<void>;
+  /** Creates monthly partitions of the event log for the month of `now` and the next `ahead` months. Returns the names created. */
+  ensurePartitions(now: Date, ahead?: number): Promise<string[]>;
+  /** Detaches and drops partitions whose whole range is older than `retentionMonths` before `now`. Returns the names dropped. */
+  dropExpiredPartitions(now: Date, retentionMonths: number): Promise<string[]>;
+
+  createWorkflow(tenant: string, input: CreateWorkflowInput): Promise<Workflow>;
+  listWorkflows(tenant: string, opts?: ReadOptions): Promise<Workflow[]>;
+  getWorkflow(tenant: string, id: string, opts?: ReadOptions): Promise<Workflow | null>;
+
+  /** Creates the process and appends a `process.created` event in one transaction. */
+  createProcess(actor: Actor, input: CreateProcessInput): Promise<{ process: Process; event: FluxoEvent }>;
+  getProcess(tenant: string, id: string, opts?: ReadOptions): Promise<Process | null>;
+  listProcesses(tenant: string, query: ListProcessesQuery, opts?: ReadOptions): Promise<Page<Process>>;
+  /**
+   * One transaction: version-checked update of the process + event insert (+ idempotency key).
+   * Same `requestId` again → the first result with `replayed: true`, nothing written.
+   */
+  transition(actor: Actor, req: TransitionRequest): Promise<TransitionResult>;
+  /** Persists a custom event (publish API) to one room. */
+  appendEvent(input: CustomEventInput): Promise<FluxoEvent>;
+  /**
+   * Events of `room` (tenant-relative) with id > after, in id order, at most `limit`.
+   * Safe under concurrent commits: ids of a tenant become visible in order.
+   */
+  eventsAfter(tenant: string, room: string, after: number, limit: number, opts?: ReadOptions): Promise<FluxoEvent[]>;
+
+  /** Durable token revocation until `expiresAt`. Idempotent. */
+  revokeToken(key: string, expiresAt: Date): Promise<void>;
+  isRevoked(key: string): Promise<boolean>;
+  /** Cheap liveness check of the primary. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

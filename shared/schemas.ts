@@ -1,0 +1,98 @@
+import { z } from 'zod';
+import { TENANT_ID } from './rooms.js';
+
+/** Small JSON objects only; keys that could reach a prototype are refused. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+function hasForbiddenKey(value: unknown, depth = 0): boolean {
+  if (depth > 20) return true;
+  if (Array.isArray(value)) return value.some((v) => hasForbiddenKey(v, depth + 1));
+  if (value !== null && typeof value === 'object') {
+    for (const key of Object.keys(value)) {
+      if (FORBIDDEN_KEYS.has(key) || hasForbiddenKey((value as Record<string, unknown>)[key], depth + 1)) return true;
+    }
+  }
+  return false;
+}
+export const jsonObject = z
+  .record(z.string(), z.unknown())
+  .refine((v) => !hasForbiddenKey(v), { message: 'keys __proto__, constructor and prototype are not allowed' });
+
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.@-]+$/, 'letters, digits and _ . @ - only');
+const stage = z.string().min(1).max(64);
+
+export const createWorkflowSchema = z
+  .object({
+    name: z.string().min(1).max(200),
+    stages: z.array(stage).min(1).max(50),
+    transitions: z.record(stage, z.array(stage).max(50)),
+  })
+  .strict()
+  .superRefine((wf, ctx) => {
+    if (new Set(wf.stages).size !== wf.stages.length) ctx.addIssue({ code: 'custom', path: ['stages'], message: 'stages must be unique' });
+    for (const [from, tos] of Object.entries(wf.transitions)) {
+      if (!wf.stages.includes(from)) ctx.addIssue({ code: 'custom', path: ['transitions', from], message: `unknown stage ${from}` });
+      for (const to of tos) if (!wf.stages.includes(to)) ctx.addIssue({ code: 'custom', path: ['transitions', from], message: `unknown stage ${to}` });
+    }
+  });
+export type CreateWorkflowInput = z.infer<typeof createWorkflowSchema>;
+
+export const createProcessSchema = z
+  .object({
+    workflowId: id,
+    title: z.string().min(1).max(500),
+    stage: stage.optional(),
+    assignee: id.nullable().optional(),
+    data: jsonObject.optional(),
+  })
+  .strict();
+export type CreateProcessInput = z.infer<typeof createProcessSchema>;
+
+export const listProcessesQuery = z.object({
+  workflowId: id.optional(),
+  stage: stage.optional(),
+  assignee: id.optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  /** Opaque cursor from the previous page's `nextCursor`. */
+  cursor: z.string().max(200).optional(),
+});
+export type ListProcessesQuery = z.infer<typeof listProcessesQuery>;
+
+export const transitionSchema = z
+  .object({
+    processId: id,
+    to: stage,
+    expectedVersion: z.number().int().min(0).optional(),
+    requestId: z.string().min(1).max(128).optional(),
+    data: jsonObject.optional(),
+  })
+  .strict();
+/** The HTTP body of POST /api/processes/:id/transition (the id comes from the path). */
+export const transitionBodySchema = transitionSchema.omit({ processId: true });
+
+export const subscribeSchema = z.object({ room: z.string().max(160), after: z.number().int().min(0).optional() }).strict();
+export const unsubscribeSchema = z.object({ room: z.string().max(160) }).strict();
+export const presenceUpdateSchema = z
+  .object({
+    room: z.string().max(160),
+    state: jsonObject.refine((s) => JSON.stringify(s).length <= 1024, { message: 'presence state is at most 1 KiB' }),
+  })
+  .strict();
+export const refreshSchema = z.object({ token: z.string().min(1).max(8192) }).strict();
+
+export const eventsQuery = z.object({
+  room: z.string().max(160),
+  after: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const publishSchema = z
+  .object({
+    tenant: z.string().regex(TENANT_ID),
+    room: z.string().max(160),
+    type: z.string().min(1).max(64).regex(/^[a-z0-9_.:-]+$/i),
+    data: jsonObject.default({}),
+  })
+  .strict();
+export type PublishInput = z.infer<typeof publishSchema>;
+
+export const sessionSchema = z.object({ token: z.string().min(1).max(8192) }).strict();
