@@ -13,11 +13,17 @@ function hasForbiddenKey(value: unknown, depth = 0): boolean {
   }
   return false;
 }
+// The check runs on the raw input: once parsed into a record, a `__proto__` key would already be gone.
 export const jsonObject = z
-  .record(z.string(), z.unknown())
-  .refine((v) => !hasForbiddenKey(v), { message: 'keys __proto__, constructor and prototype are not allowed' });
+  .unknown()
+  .refine((v) => !hasForbiddenKey(v), { message: 'keys __proto__, constructor and prototype are not allowed' })
+  .pipe(z.record(z.string(), z.unknown()));
 
-const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_.@-]+$/, 'letters, digits and _ . @ - only');
+const id = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_.@-]+$/, 'letters, digits and _ . @ - only');
 const stage = z.string().min(1).max(64);
 
 export const createWorkflowSchema = z
@@ -31,7 +37,8 @@ export const createWorkflowSchema = z
     if (new Set(wf.stages).size !== wf.stages.length) ctx.addIssue({ code: 'custom', path: ['stages'], message: 'stages must be unique' });
     for (const [from, tos] of Object.entries(wf.transitions)) {
       if (!wf.stages.includes(from)) ctx.addIssue({ code: 'custom', path: ['transitions', from], message: `unknown stage ${from}` });
-      for (const to of tos) if (!wf.stages.includes(to)) ctx.addIssue({ code: 'custom', path: ['transitions', from], message: `unknown stage ${to}` });
+      for (const to of tos)
+        if (!wf.stages.includes(to)) ctx.addIssue({ code: 'custom', path: ['transitions', from], message: `unknown stage ${to}` });
     }
   });
 export type CreateWorkflowInput = z.infer<typeof createWorkflowSchema>;
@@ -89,7 +96,11 @@ export const publishSchema = z
   .object({
     tenant: z.string().regex(TENANT_ID),
     room: z.string().max(160),
-    type: z.string().min(1).max(64).regex(/^[a-z0-9_.:-]+$/i),
+    type: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[a-z0-9_.:-]+$/i),
     data: jsonObject.default({}),
   })
   .strict();

@@ -1,8 +1,6 @@
 import { z } from 'zod';
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
-  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']).transform((v) => ['true', '1', 'yes', 'on'].includes(v));
 const list = z.string().transform((v) =>
   v
     .split(',')
@@ -15,7 +13,10 @@ const list = z.string().transform((v) =>
  * config table reproduces (a test checks the table against this schema).
  */
 export const configSchema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test']).default('development').describe('`production` makes a missing JWT secret/JWKS a start-up error and turns DEV_LOGIN off.'),
+  NODE_ENV: z
+    .enum(['development', 'production', 'test'])
+    .default('development')
+    .describe('`production` makes a missing JWT secret/JWKS a start-up error and turns DEV_LOGIN off.'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('TCP port of HTTP and Socket.IO (0 picks a free one).'),
   HOST: z.string().default('0.0.0.0').describe('Address to listen on.'),
   NODE_ID: z.string().min(1).max(64).optional().describe('Name of this node in logs, metrics and `hello`; defaults to host name + port.'),
@@ -23,25 +24,70 @@ export const configSchema = z.object({
   DATABASE_REPLICA_URLS: list.default([]).describe('Comma-separated streaming replicas for reads that may lag.'),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10).describe('Connections per Postgres pool.'),
   PGLITE_DIR: z.string().optional().describe('Directory for embedded PGlite data; unset keeps it in memory.'),
-  REDIS_URL: z.string().url().optional().describe('Redis for fan-out, presence, revocation cache and shared rate limits. Unset: in-process.'),
-  JWT_SECRET: z.string().min(32, 'at least 32 characters').optional().describe('HS256 secret (dev, tests). Unset outside production: a built-in development secret.'),
+  REDIS_URL: z
+    .string()
+    .url()
+    .optional()
+    .describe('Redis for fan-out, presence, revocation cache and shared rate limits. Unset: in-process.'),
+  JWT_SECRET: z
+    .string()
+    .min(32, 'at least 32 characters')
+    .optional()
+    .describe('HS256 secret (dev, tests). Unset outside production: a built-in development secret.'),
   JWT_JWKS_URL: z.string().url().optional().describe('JWKS URL for RS256/ES256 tokens (production).'),
   JWT_ISSUER: z.string().optional().describe('Required `iss` claim, when set.'),
   JWT_AUDIENCE: z.string().optional().describe('Required `aud` claim, when set.'),
-  JWT_ALGORITHMS: list.pipe(z.array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1)).optional().describe('Allowed algorithms; default HS256 with JWT_SECRET, RS256,ES256 with JWT_JWKS_URL. Never `none`.'),
+  JWT_ALGORITHMS: list
+    .pipe(z.array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1))
+    .optional()
+    .describe('Allowed algorithms; default HS256 with JWT_SECRET, RS256,ES256 with JWT_JWKS_URL. Never `none`.'),
   JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(5).describe('Seconds of clock skew tolerated on exp/nbf.'),
-  AUTH_COOKIE_NAME: z.string().regex(/^[A-Za-z0-9_-]+$/).default('fluxo_session').describe('Name of the httpOnly session cookie.'),
+  AUTH_COOKIE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .default('fluxo_session')
+    .describe('Name of the httpOnly session cookie.'),
   COOKIE_SECURE: bool.default(false).describe('Mark the session cookie Secure (set true behind HTTPS).'),
-  ALLOWED_ORIGINS: list.default([]).describe('Origins whose pages may use the session cookie (exact match), e.g. `https://app.example.com`. The page served by the node itself is always allowed.'),
-  TRUST_PROXY: list.default(['127.0.0.1', '::1', '::ffff:127.0.0.1']).describe('Peer addresses whose X-Forwarded-For/X-Real-IP are believed.'),
-  MAX_PAYLOAD_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024).describe('Largest HTTP body or socket message accepted.'),
+  ALLOWED_ORIGINS: list
+    .default([])
+    .describe(
+      'Origins whose pages may use the session cookie (exact match), e.g. `https://app.example.com`. The page served by the node itself is always allowed.',
+    ),
+  TRUST_PROXY: list
+    .default(['127.0.0.1', '::1', '::ffff:127.0.0.1'])
+    .describe('Peer addresses whose X-Forwarded-For/X-Real-IP are believed.'),
+  MAX_PAYLOAD_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(64 * 1024)
+    .describe('Largest HTTP body or socket message accepted.'),
   RATE_LIMITS: z.string().default('').describe('Overrides as `event=points/seconds,…`, e.g. `process:transition=20/1,http:write=50/1`.'),
   PUBLISH_API_KEY: z.string().min(16).optional().describe('Bearer key for POST /api/publish; unset disables the endpoint.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(10_000).describe('Time allowed to drain on SIGTERM before exiting.'),
+  SHUTDOWN_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(600_000)
+    .default(10_000)
+    .describe('Time allowed to drain on SIGTERM before exiting.'),
   MIGRATE_ON_START: bool.optional().describe('Apply migrations at start; default on for embedded PGlite, off with DATABASE_URL.'),
-  EVENT_RETENTION_MONTHS: z.coerce.number().int().min(0).max(1200).default(0).describe('Drop event-log partitions older than this many months (0 keeps all).'),
-  READ_YOUR_WRITES_MS: z.coerce.number().int().min(0).max(60_000).default(5_000).describe('After a write, route that user\'s reads to the primary for this long.'),
+  EVENT_RETENTION_MONTHS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1200)
+    .default(0)
+    .describe('Drop event-log partitions older than this many months (0 keeps all).'),
+  READ_YOUR_WRITES_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60_000)
+    .default(5_000)
+    .describe("After a write, route that user's reads to the primary for this long."),
   DEV_LOGIN: bool.optional().describe('Offer demo sign-in on the page; default on unless production.'),
 });
 

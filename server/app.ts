@@ -1,0 +1,192 @@
+import { ERRORS } from '../shared/errors.js';
+import { internalRoom } from '../shared/rooms.js';
+import { DEV_JWT_SECRET } from './auth/dev-secret.js';
+import { Revocations } from './auth/revocations.js';
+import type { TokenVerifier } from './auth/types.js';
+import { createTokenVerifier } from './auth/verifier.js';
+import type { Config } from './config/index.js';
+import { WorkflowService } from './domain/workflow-service.js';
+import { AppError, toErrorBody } from './errors.js';
+import { apiRoutes } from './http/api.js';
+import { opsRoutes } from './http/ops-routes.js';
+import { errorResponse } from './http/respond.js';
+import { Router } from './http/router.js';
+import { staticRoutes } from './http/static.js';
+import { createRateLimits, type RateLimits } from './limits/rate-limits.js';
+import { createLogger, type Logger } from './ops/logger.js';
+import { createMetrics, type Metrics } from './ops/metrics.js';
+import { MemoryPresence } from './presence/memory.js';
+import type { PresenceStore } from './presence/presence.js';
+import type { FluxoServer } from './realtime/deps.js';
+import { createIo, installRealtime } from './realtime/io.js';
+import { createStore } from './store/index.js';
+import type { Store } from './store/store.js';
+import { type HttpResponse, UwsServer } from './transport/uws.js';
+
+export interface FluxoNode {
+  readonly config: Config;
+  readonly port: number;
+  readonly url: string;
+  readonly io: FluxoServer;
+  readonly store: Store;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Drains: not ready, stop accepting, tell clients to reconnect, finish writes, close. */
+  shutdown(): Promise<void>;
+}
+
+export interface AppParts {
+  store?: Store;
+  logger?: Logger;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** The composition root: builds one node from its parts and starts listening. */
+export async function createApp(config: Config, parts: AppParts = {}): Promise<FluxoNode> {
+  const log = parts.logger ?? createLogger(config.logLevel, config.nodeId);
+  const metrics = createMetrics(config.nodeId);
+
+  const store =
+    parts.store ??
+    (await createStore({
+      databaseUrl: config.databaseUrl,
+      replicaUrls: config.replicaUrls,
+      pgliteDir: config.pgliteDir,
+      poolSize: config.poolSize,
+      readYourWritesMs: config.readYourWritesMs,
+      logger: log,
+    }));
+  if (config.migrateOnStart) await store.migrate();
+  const maintain = async () => {
+    try {
+      const created = await store.ensurePartitions(new Date());
+      if (created.length) log.info({ created }, 'event-log partitions created');
+      if (config.eventRetentionMonths > 0) {
+        const dropped = await store.dropExpiredPartitions(new Date(), config.eventRetentionMonths);
+        if (dropped.length) log.info({ dropped }, 'event-log partitions dropped by retention');
+      }
+    } catch (err) {
+      log.error({ err }, 'partition maintenance failed');
+    }
+  };
+  await maintain();
+  const maintenanceTimer = setInterval(maintain, DAY_MS).unref();
+
+  const revocations = new Revocations({ store });
+  const verifier: TokenVerifier = createTokenVerifier({
+    // With a JWKS URL the asymmetric keys win: an HMAC secret is never accepted for that issuer.
+    secret: config.jwt.jwksUrl ? undefined : (config.jwt.secret ?? DEV_JWT_SECRET),
+    jwksUrl: config.jwt.jwksUrl,
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    algorithms: config.jwt.algorithms,
+    clockToleranceS: config.jwt.clockToleranceS,
+    isRevoked: (key) => revocations.isRevoked(key),
+  });
+  if (!config.jwt.secret && !config.jwt.jwksUrl) {
+    log.warn('JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can mint tokens. Never run this in production.');
+  }
+  const limits: RateLimits = createRateLimits({ spec: config.rateLimits });
+  const presence: PresenceStore = new MemoryPresence();
+
+  const io = createIo(config);
+  const service = new WorkflowService(
+    store,
+    (tenant, event) => {
+      io.to(event.rooms.map((r) => internalRoom(tenant, r))).emit('event', event);
+      metrics.eventsEmitted.inc({ type: event.type });
+      metrics.fanoutSeconds.observe(Math.max(0, Date.now() - Date.parse(event.at)) / 1000);
+    },
+    metrics,
+    config.readYourWritesMs,
+  );
+  installRealtime({ io, config, service, presence, limits, verifier, metrics, log });
+
+  let draining = false;
+  const router = new Router<HttpResponse>();
+  opsRoutes(router, {
+    nodeId: config.nodeId,
+    metrics,
+    readiness: {
+      check: async () => {
+        if (draining) return 'draining';
+        try {
+          await withTimeout(store.ping(), 2000);
+          return null;
+        } catch {
+          return 'database unreachable';
+        }
+      },
+    },
+  });
+  apiRoutes(router, { config, verifier, revocations, limits, service, io });
+  staticRoutes(router, { config, verifier });
+
+  const uws = new UwsServer({
+    maxPayloadBytes: config.maxPayloadBytes,
+    tooLarge: () => errorResponse({ code: 'payload_too_large', message: ERRORS.payload_too_large.message }),
+    handle: async (req) => {
+      const match = router.match(req.method, req.path);
+      const started = process.hrtime.bigint();
+      let label = 'unmatched';
+      let res: HttpResponse;
+      try {
+        if (!match) throw new AppError('not_found', `No route ${req.method} ${req.path}.`);
+        if ('methodNotAllowed' in match) throw new AppError('method_not_allowed');
+        label = match.route.pattern;
+        if (draining && req.path.startsWith('/api/') && req.method !== 'GET') throw new AppError('not_ready', 'The node is draining.');
+        res = await match.route.handler({ req, params: match.params });
+      } catch (err) {
+        const body = toErrorBody(err);
+        if (body.code === 'internal') log.error({ err, route: label }, 'request failed');
+        res = errorResponse(body);
+      }
+      metrics.httpDuration.observe({ route: label, status: String(res.status) }, Number(process.hrtime.bigint() - started) / 1e9);
+      return res;
+    },
+  });
+  uws.attach(io);
+  const port = await uws.listen(config.host, config.port);
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  log.info({ port, store: store.kind }, 'fluxo listening');
+
+  let closing: Promise<void> | null = null;
+  const shutdown = () =>
+    (closing ??= (async () => {
+      draining = true;
+      log.info('draining');
+      uws.stopListening();
+      io.emit('server:reconnect', { reason: 'shutdown', nodeId: config.nodeId });
+      await withTimeout(service.waitForWrites(), config.shutdownGraceMs).catch(() =>
+        log.warn('writes still in flight at the grace deadline'),
+      );
+      // Give clients a moment to act on server:reconnect before the sockets are cut.
+      await new Promise((r) => setTimeout(r, Math.min(250, config.shutdownGraceMs)));
+      io.disconnectSockets(true);
+      clearInterval(maintenanceTimer);
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      uws.close();
+      await presence.close();
+      await store.close();
+      log.info('stopped');
+    })());
+
+  return { config, port, url: `http://${host}:${port}`, io, store, log, metrics, shutdown };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('timeout')), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}

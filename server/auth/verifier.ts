@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import { createRemoteJWKSet, errors, type JWTVerifyGetKey, type JWTVerifyOptions, jwtVerify } from 'jose';
+import { AppError } from '../errors.js';
+import { fluxoClaimsSchema } from './claims.js';
+import type { Principal, TokenVerifier } from './types.js';
+
+const HMAC_ALGS = new Set(['HS256', 'HS384', 'HS512']);
+const ASYMMETRIC_ALGS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
+
+export interface TokenVerifierOptions {
+  /** HS256/384/512 secret. Exactly one of `secret`, `jwksUrl`, `keySet` must be given. */
+  secret?: string;
+  /** JWKS endpoint for RS/PS/ES/EdDSA tokens; keys are fetched and cached by jose. */
+  jwksUrl?: string;
+  /** A ready key resolver such as jose's `createLocalJWKSet` (tests, or keys shipped in config). Treated like `jwksUrl`. */
+  keySet?: JWTVerifyGetKey;
+  /** Required `iss`, when set. */
+  issuer?: string;
+  /** Required `aud`, when set. */
+  audience?: string;
+  /**
+   * Accepted `alg` values. Pinned so a token cannot choose its own algorithm
+   * (HS256-signed-with-the-public-key confusion, `alg: none`).
+   * @default ['HS256'] with a secret, ['RS256', 'ES256'] with JWKS
+   */
+  algorithms?: string[];
+  /** Seconds of clock skew tolerated on exp/nbf/iat. */
+  clockToleranceS: number;
+  /** Consulted after the signature and claims check; `true` rejects with token_revoked. */
+  isRevoked?: (key: string) => Promise<boolean> | boolean;
+}
+
+/**
+ * Builds the one TokenVerifier a node uses for handshakes, cookies and HTTP.
+ * Throws a plain Error at construction when the options are contradictory (a start-up error).
+ */
+export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
+  const { key, algorithms } = resolveKey(opts);
+  const verifyOptions: JWTVerifyOptions = {
+    algorithms,
+    requiredClaims: ['exp', 'sub', 'tid', 'role'],
+    clockTolerance: opts.clockToleranceS,
+    ...(opts.issuer ? { issuer: opts.issuer } : {}),
+    ...(opts.audience ? { audience: opts.audience } : {}),
+  };
+
+  return {
+    async verify(token: string): Promise<Principal> {
+      if (typeof token !== 'string' || token.length === 0) throw new AppError('token_invalid', 'No token was given.');
+      // A JWT this large is not one we issued; refuse before any parsing work.
+      if (token.length > 8192) throw new AppError('token_invalid', 'The token is too large.');
+
+      let payload: unknown;
+      try {
+        payload = (typeof key === 'function' ? await jwtVerify(token, key, verifyOptions) : await jwtVerify(token, key, verifyOptions))
+          .payload;
+      } catch (err) {
+        throw mapJoseError(err);
+      }
+
+      const parsed = fluxoClaimsSchema.safeParse(payload);
+      if (!parsed.success) {
+        const claim = parsed.error.issues[0]?.path[0];
+        throw new AppError('token_invalid', `The token's ${typeof claim === 'string' ? `"${claim}" ` : ''}claim is not valid.`);
+      }
+      const claims = parsed.data;
+      const revocationKey = claims.jti ?? createHash('sha256').update(token).digest('hex');
+      if (opts.isRevoked && (await opts.isRevoked(revocationKey))) throw new AppError('token_revoked');
+
+      return {
+        userId: claims.sub,
+        tenant: claims.tid,
+        role: claims.role,
+        name: claims.name ?? null,
+        exp: claims.exp,
+        revocationKey,
+      };
+    },
+  };
+}
+
+function resolveKey(opts: TokenVerifierOptions): { key: Uint8Array | JWTVerifyGetKey; algorithms: string[] } {
+  const sources = [opts.secret, opts.jwksUrl, opts.keySet].filter((s) => s !== undefined).length;
+  if (sources !== 1) throw new Error('token verifier: set exactly one of JWT_SECRET or JWT_JWKS_URL');
+  if (opts.algorithms?.length === 0) throw new Error('token verifier: JWT_ALGORITHMS must not be empty');
+
+  if (opts.secret !== undefined) {
+    if (opts.secret.length < 32) throw new Error('token verifier: JWT_SECRET must be at least 32 characters');
+    const algorithms = opts.algorithms ?? ['HS256'];
+    const bad = algorithms.filter((a) => !HMAC_ALGS.has(a));
+    if (bad.length > 0) throw new Error(`token verifier: JWT_SECRET only allows HS256/HS384/HS512, not ${bad.join(', ')}`);
+    return { key: new TextEncoder().encode(opts.secret), algorithms };
+  }
+
+  const algorithms = opts.algorithms ?? ['RS256', 'ES256'];
+  const bad = algorithms.filter((a) => !ASYMMETRIC_ALGS.has(a));
+  if (bad.length > 0) throw new Error(`token verifier: JWT_JWKS_URL only allows asymmetric algorithms, not ${bad.join(', ')}`);
+  const key = opts.keySet ?? createRemoteJWKSet(new URL(opts.jwksUrl as string));
+  return { key, algorithms };
+}
+
+/** jose's messages can quote claim values; clients get our own short, fixed text instead. */
+function mapJoseError(err: unknown): AppError {
+  if (err instanceof errors.JWTExpired) return new AppError('token_expired');
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    const claim = /^[a-z]{2,5}$/.test(err.claim) ? `"${err.claim}" ` : '';
+    return new AppError('token_invalid', `The token's ${claim}claim is not valid.`);
+  }
+  if (err instanceof errors.JWSSignatureVerificationFailed) return new AppError('token_invalid', 'The token signature is not valid.');
+  if (err instanceof errors.JOSEAlgNotAllowed) return new AppError('token_invalid', 'The token algorithm is not allowed.');
+  if (err instanceof errors.JWKSNoMatchingKey) return new AppError('token_invalid', 'No key matches the token.');
+  // A JWKS outage also lands here (token_invalid, per the catalog); the message says so for operators.
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError)) {
+    return new AppError('token_invalid', 'The token could not be checked against the signing keys.');
+  }
+  return new AppError('token_invalid', 'The token is malformed.');
+}

@@ -1,0 +1,103 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { configSchema } from './schema.js';
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  nodeId: string;
+  databaseUrl: string | undefined;
+  replicaUrls: string[];
+  poolSize: number;
+  pgliteDir: string | undefined;
+  redisUrl: string | undefined;
+  jwt: {
+    secret: string | undefined;
+    jwksUrl: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+    algorithms: string[] | undefined;
+    clockToleranceS: number;
+  };
+  cookieName: string;
+  cookieSecure: boolean;
+  allowedOrigins: string[];
+  trustProxy: string[];
+  maxPayloadBytes: number;
+  rateLimits: string;
+  publishApiKey: string | undefined;
+  logLevel: string;
+  shutdownGraceMs: number;
+  migrateOnStart: boolean;
+  eventRetentionMonths: number;
+  readYourWritesMs: number;
+  devLogin: boolean;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Parses the environment once. Throws ConfigError with one line per bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset" (compose files and shells often export VAR=).
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${String(i.path[0] ?? 'config')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration — ${lines.join('; ')}`);
+  }
+  const c = parsed.data;
+  if (c.NODE_ENV === 'production' && !c.JWT_SECRET && !c.JWT_JWKS_URL) {
+    throw new ConfigError('invalid configuration — JWT_SECRET or JWT_JWKS_URL: one is required when NODE_ENV=production');
+  }
+  if (c.NODE_ENV === 'production' && c.DEV_LOGIN === true) {
+    throw new ConfigError('invalid configuration — DEV_LOGIN: cannot be on when NODE_ENV=production');
+  }
+  return {
+    env: c.NODE_ENV,
+    port: c.PORT,
+    host: c.HOST,
+    nodeId: c.NODE_ID ?? `${hostname()}:${c.PORT}`,
+    databaseUrl: c.DATABASE_URL,
+    replicaUrls: c.DATABASE_REPLICA_URLS,
+    poolSize: c.DATABASE_POOL_SIZE,
+    pgliteDir: c.PGLITE_DIR,
+    redisUrl: c.REDIS_URL,
+    jwt: {
+      secret: c.JWT_SECRET,
+      jwksUrl: c.JWT_JWKS_URL,
+      issuer: c.JWT_ISSUER,
+      audience: c.JWT_AUDIENCE,
+      algorithms: c.JWT_ALGORITHMS,
+      clockToleranceS: c.JWT_CLOCK_TOLERANCE_S,
+    },
+    cookieName: c.AUTH_COOKIE_NAME,
+    cookieSecure: c.COOKIE_SECURE,
+    allowedOrigins: c.ALLOWED_ORIGINS,
+    trustProxy: c.TRUST_PROXY,
+    maxPayloadBytes: c.MAX_PAYLOAD_BYTES,
+    rateLimits: c.RATE_LIMITS,
+    publishApiKey: c.PUBLISH_API_KEY,
+    logLevel: c.LOG_LEVEL,
+    shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
+    migrateOnStart: c.MIGRATE_ON_START ?? !c.DATABASE_URL,
+    eventRetentionMonths: c.EVENT_RETENTION_MONTHS,
+    readYourWritesMs: c.READ_YOUR_WRITES_MS,
+    devLogin: c.DEV_LOGIN ?? c.NODE_ENV !== 'production',
+  };
+}
+
+/** Rows of README's configuration table, generated from the schema. */
+export function configTableRows(): { name: string; type: string; default: string; description: string }[] {
+  return Object.entries(configSchema.shape).map(([name, field]) => {
+    const json = z.toJSONSchema(field as z.ZodType, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+    // Transformed fields (booleans, lists) lose their JSON-schema default: take the parsed one.
+    const parsedDefault = (field as z.ZodType).safeParse(undefined);
+    const fallback = parsedDefault.success ? parsedDefault.data : undefined;
+    const def = json.default ?? (Array.isArray(fallback) ? fallback.join(',') || undefined : fallback);
+    const type = Array.isArray(json.enum) ? (json.enum as string[]).join(' \\| ') : String(json.type ?? 'string');
+    return { name, type, default: def === undefined ? '' : String(def), description: field.description ?? '' };
+  });
+}

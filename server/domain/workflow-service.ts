@@ -1,0 +1,158 @@
+import type { FluxoEvent, Process, Role, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
+import { parseRoom } from '../../shared/rooms.js';
+import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery, PublishInput } from '../../shared/schemas.js';
+import type { Principal } from '../auth/types.js';
+import { AppError } from '../errors.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Page, Store } from '../store/store.js';
+
+const RANK: Record<Role, number> = { viewer: 0, editor: 1, admin: 2 };
+
+export function requireRole(p: Principal, role: Role): void {
+  if (RANK[p.role] < RANK[role]) throw new AppError('forbidden', `This needs the ${role} role.`);
+}
+
+export type EventSink = (tenant: string, event: FluxoEvent) => void;
+
+/**
+ * The workflow use cases, shared by the HTTP API and the socket handlers: role checks,
+ * read-your-writes routing, the store call, then fan-out — always after the commit.
+ */
+export class WorkflowService {
+  /** `tenant\0user` → time of that user's last write, for read-your-writes. */
+  private readonly lastWrite = new Map<string, number>();
+  private inFlight = 0;
+  private idle: (() => void) | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly sink: EventSink,
+    private readonly metrics: Metrics,
+    private readonly readYourWritesMs: number,
+  ) {}
+
+  /** Writes under way; shutdown waits for them. */
+  get pendingWrites(): number {
+    return this.inFlight;
+  }
+
+  waitForWrites(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idle = resolve;
+    });
+  }
+
+  private fresh(p: Principal): boolean {
+    const at = this.lastWrite.get(`${p.tenant}\0${p.userId}`);
+    return at !== undefined && Date.now() - at < this.readYourWritesMs;
+  }
+
+  private async write<T>(op: string, p: Principal | null, fn: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    const end = this.metrics.dbDuration.startTimer({ op });
+    try {
+      return await fn();
+    } finally {
+      end();
+      if (p) {
+        this.lastWrite.set(`${p.tenant}\0${p.userId}`, Date.now());
+        if (this.lastWrite.size > 100_000) this.pruneWriters();
+      }
+      if (--this.inFlight === 0 && this.idle) {
+        this.idle();
+        this.idle = null;
+      }
+    }
+  }
+
+  private pruneWriters(): void {
+    const cutoff = Date.now() - this.readYourWritesMs;
+    for (const [k, at] of this.lastWrite) if (at < cutoff) this.lastWrite.delete(k);
+  }
+
+  private emit(tenant: string, event: FluxoEvent): void {
+    this.sink(tenant, event);
+  }
+
+  async createWorkflow(p: Principal, input: CreateWorkflowInput): Promise<Workflow> {
+    requireRole(p, 'admin');
+    return this.write('createWorkflow', p, () => this.store.createWorkflow(p.tenant, input));
+  }
+
+  async listWorkflows(p: Principal): Promise<Workflow[]> {
+    return this.store.listWorkflows(p.tenant, { fresh: this.fresh(p) });
+  }
+
+  async getWorkflow(p: Principal, id: string): Promise<Workflow> {
+    const wf = await this.store.getWorkflow(p.tenant, id, { fresh: this.fresh(p) });
+    if (!wf) throw new AppError('not_found', 'No such workflow.');
+    return wf;
+  }
+
+  async createProcess(p: Principal, input: CreateProcessInput): Promise<Process> {
+    requireRole(p, 'editor');
+    const { process, event } = await this.write('createProcess', p, () =>
+      this.store.createProcess({ tenant: p.tenant, userId: p.userId }, input),
+    );
+    this.emit(p.tenant, event);
+    return process;
+  }
+
+  async getProcess(p: Principal, id: string): Promise<Process> {
+    const proc = await this.store.getProcess(p.tenant, id, { fresh: this.fresh(p) });
+    if (!proc) throw new AppError('not_found', 'No such process.');
+    return proc;
+  }
+
+  listProcesses(p: Principal, query: ListProcessesQuery): Promise<Page<Process>> {
+    return this.store.listProcesses(p.tenant, query, { fresh: this.fresh(p) });
+  }
+
+  async transition(p: Principal, req: TransitionRequest): Promise<TransitionResult> {
+    requireRole(p, 'editor');
+    const result = await this.write('transition', p, () => this.store.transition({ tenant: p.tenant, userId: p.userId }, req));
+    if (!result.replayed) this.emit(p.tenant, result.event);
+    return result;
+  }
+
+  /** Publish API: another backend (authenticated by PUBLISH_API_KEY) writes a custom event. */
+  async publish(input: PublishInput): Promise<FluxoEvent> {
+    const room = parseRoom(input.room);
+    if (!room) throw new AppError('invalid_room');
+    const event = await this.write('publish', null, () =>
+      this.store.appendEvent({ tenant: input.tenant, room: room.name, type: input.type, actor: 'api', data: input.data }),
+    );
+    this.emit(input.tenant, event);
+    return event;
+  }
+
+  async eventsAfter(p: Principal, room: string, after: number, limit: number): Promise<FluxoEvent[]> {
+    await this.authorizeRoom(p, room);
+    return this.store.eventsAfter(p.tenant, room, after, limit, { fresh: this.fresh(p) });
+  }
+
+  /**
+   * A room a principal may use: its own tenant's room, an existing workflow/process of its
+   * tenant, or its own user room. Anything else answers as if it did not exist.
+   */
+  async authorizeRoom(p: Principal, room: string): Promise<string> {
+    const parsed = parseRoom(room);
+    if (!parsed) throw new AppError('invalid_room');
+    switch (parsed.kind) {
+      case 'tenant':
+        return parsed.name;
+      case 'user':
+        if (parsed.id !== p.userId) throw new AppError('forbidden', 'You may only subscribe to your own user room.');
+        return parsed.name;
+      case 'workflow':
+        if (!(await this.store.getWorkflow(p.tenant, parsed.id, { fresh: this.fresh(p) })))
+          throw new AppError('not_found', 'No such workflow.');
+        return parsed.name;
+      case 'process':
+        if (!(await this.store.getProcess(p.tenant, parsed.id, { fresh: this.fresh(p) })))
+          throw new AppError('not_found', 'No such process.');
+        return parsed.name;
+    }
+  }
+}

@@ -1,0 +1,163 @@
+import { timingSafeEqual } from 'node:crypto';
+import {
+  createProcessSchema,
+  createWorkflowSchema,
+  eventsQuery,
+  listProcessesQuery,
+  publishSchema,
+  sessionSchema,
+  transitionBodySchema,
+} from '../../shared/schemas.js';
+import type { Revocations } from '../auth/revocations.js';
+import { bearerToken, clearSessionCookie, isCrossSiteWrite, parseCookies, sessionCookie } from '../auth/token-source.js';
+import type { Principal, TokenVerifier } from '../auth/types.js';
+import type { Config } from '../config/index.js';
+import type { WorkflowService } from '../domain/workflow-service.js';
+import { AppError } from '../errors.js';
+import type { RateLimits } from '../limits/rate-limits.js';
+import type { FluxoServer } from '../realtime/deps.js';
+import { revocationRoom } from '../realtime/handlers.js';
+import { cookieOrigins } from '../realtime/io.js';
+import type { HttpRequest, HttpResponse } from '../transport/uws.js';
+import { json, queryObject, readBody, validate } from './respond.js';
+import type { RouteContext, Router } from './router.js';
+
+export interface ApiDeps {
+  config: Config;
+  verifier: TokenVerifier;
+  revocations: Revocations;
+  limits: RateLimits;
+  service: WorkflowService;
+  io: FluxoServer;
+}
+
+interface Authed {
+  principal: Principal;
+  token: string;
+  viaCookie: boolean;
+}
+
+const WRITE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** The JSON API under /api and /auth. */
+export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
+  const { config, verifier, limits, service } = deps;
+
+  async function authenticate(req: HttpRequest): Promise<Authed> {
+    const bearer = bearerToken(req.headers.authorization);
+    if (bearer) return { principal: await verifier.verify(bearer), token: bearer, viaCookie: false };
+    const cookie = parseCookies(req.headers.cookie)[config.cookieName];
+    if (!cookie) throw new AppError('unauthorized');
+    // A cookie rides along on cross-site requests: writes must come from an allowed origin.
+    if (WRITE.has(req.method) && isCrossSiteWrite(req.headers, cookieOrigins(config, req.headers.host), req.headers.host)) {
+      throw new AppError('origin_not_allowed');
+    }
+    return { principal: await verifier.verify(cookie), token: cookie, viaCookie: true };
+  }
+
+  /** Authenticated, rate-limited route. */
+  const authed =
+    (fn: (ctx: RouteContext, p: Principal) => Promise<HttpResponse>) =>
+    async (ctx: RouteContext): Promise<HttpResponse> => {
+      const { principal } = await authenticate(ctx.req);
+      await limits.consume(WRITE.has(ctx.req.method) ? 'http:write' : 'http:read', `${principal.tenant}:${principal.userId}`);
+      return fn(ctx, principal);
+    };
+
+  router
+    .add('POST', '/auth/session', async ({ req }) => {
+      if (isCrossSiteWrite(req.headers, cookieOrigins(config, req.headers.host), req.headers.host))
+        throw new AppError('origin_not_allowed');
+      const { token } = readBody(req, sessionSchema);
+      const p = await verifier.verify(token);
+      const maxAgeS = Math.max(0, p.exp - Math.floor(Date.now() / 1000));
+      return json(200, { data: { userId: p.userId, tenant: p.tenant, role: p.role, name: p.name, exp: p.exp } }, [
+        ['Set-Cookie', sessionCookie(config.cookieName, token, { secure: config.cookieSecure, maxAgeS })],
+      ]);
+    })
+    .add('POST', '/auth/logout', async ({ req }) => {
+      const clear: [string, string] = ['Set-Cookie', clearSessionCookie(config.cookieName, config.cookieSecure)];
+      let authed: Authed;
+      try {
+        authed = await authenticate(req);
+      } catch (err) {
+        // Logging out with a dead token still clears the cookie; a cross-site attempt does not.
+        if (err instanceof AppError && err.code !== 'origin_not_allowed') return json(200, { data: { revoked: false } }, [clear]);
+        throw err;
+      }
+      await deps.revocations.revoke(authed.principal);
+      // Adapter-wide: with Redis this reaches the token's sockets on every node.
+      deps.io.in(revocationRoom(authed.principal.revocationKey)).disconnectSockets(true);
+      return json(200, { data: { revoked: true } }, [clear]);
+    })
+    .add(
+      'GET',
+      '/api/me',
+      authed(async (_ctx, p) => json(200, { data: { userId: p.userId, tenant: p.tenant, role: p.role, name: p.name, exp: p.exp } })),
+    )
+    .add(
+      'GET',
+      '/api/workflows',
+      authed(async (_ctx, p) => json(200, { data: await service.listWorkflows(p) })),
+    )
+    .add(
+      'POST',
+      '/api/workflows',
+      authed(async ({ req }, p) => json(201, { data: await service.createWorkflow(p, readBody(req, createWorkflowSchema)) })),
+    )
+    .add(
+      'GET',
+      '/api/workflows/:id',
+      authed(async ({ params }, p) => json(200, { data: await service.getWorkflow(p, params.id!) })),
+    )
+    .add(
+      'GET',
+      '/api/processes',
+      authed(async ({ req }, p) => {
+        const page = await service.listProcesses(p, validate(listProcessesQuery, queryObject(req.query)));
+        return json(200, { data: page.items, nextCursor: page.nextCursor });
+      }),
+    )
+    .add(
+      'POST',
+      '/api/processes',
+      authed(async ({ req }, p) => json(201, { data: await service.createProcess(p, readBody(req, createProcessSchema)) })),
+    )
+    .add(
+      'GET',
+      '/api/processes/:id',
+      authed(async ({ params }, p) => json(200, { data: await service.getProcess(p, params.id!) })),
+    )
+    .add(
+      'POST',
+      '/api/processes/:id/transition',
+      authed(async ({ req, params }, p) => {
+        await limits.consume('process:transition', `${p.tenant}:${p.userId}`);
+        const body = readBody(req, transitionBodySchema);
+        const result = await service.transition(p, { ...body, processId: params.id! });
+        return json(200, { data: result });
+      }),
+    )
+    .add(
+      'GET',
+      '/api/events',
+      authed(async ({ req }, p) => {
+        const q = validate(eventsQuery, queryObject(req.query));
+        const events = await service.eventsAfter(p, q.room, q.after, q.limit);
+        return json(200, { data: events, next: events.length === q.limit ? events[events.length - 1]!.id : null });
+      }),
+    )
+    .add('POST', '/api/publish', async ({ req }) => {
+      if (!config.publishApiKey) throw new AppError('not_found', 'The publish API is disabled (set PUBLISH_API_KEY).');
+      const key = bearerToken(req.headers.authorization);
+      if (!key || !safeEqual(key, config.publishApiKey)) throw new AppError('unauthorized', 'A valid publish API key is required.');
+      await limits.consume('publish', 'api');
+      return json(201, { data: await service.publish(readBody(req, publishSchema)) });
+    });
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

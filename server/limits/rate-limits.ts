@@ -1,0 +1,75 @@
+import type { Cluster, Redis } from 'ioredis';
+import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import { AppError } from '../errors.js';
+import { type LimitEvent, resolveLimits } from './parse.js';
+
+export interface RateLimits {
+  /**
+   * Spends `points` of `subject`'s budget for `event`.
+   * Throws AppError('rate_limited', …, { retryAfterMs }) when the budget is spent.
+   * @param subject who pays, e.g. `${tenant}:${userId}`
+   */
+  consume(event: LimitEvent, subject: string, points?: number): Promise<void>;
+  /** `consume('handshake', ip)`. */
+  consumeHandshake(ip: string): Promise<void>;
+}
+
+export interface RateLimitsOptions {
+  /** RATE_LIMITS: overrides as `event=points/seconds,…`. */
+  spec: string;
+  /** Shared budgets across nodes. Unset: each node counts alone, in memory. */
+  redis?: Redis | Cluster;
+  /** @default 'fluxo:rl' */
+  keyPrefix?: string;
+  /**
+   * Called when even the in-memory fallback fails (not expected); the request is then let
+   * through rather than failing on a limiter fault.
+   */
+  onError?: (err: unknown, event: LimitEvent) => void;
+}
+
+/**
+ * One limiter per event. With Redis every node draws on the same budget; when Redis is down or
+ * not ready, each node falls back to its own in-memory limiter with the same budget (so the
+ * cluster-wide allowance is then up to N times higher for N nodes, but nothing stalls).
+ */
+export function createRateLimits(opts: RateLimitsOptions): RateLimits {
+  const limits = resolveLimits(opts.spec);
+  const prefix = opts.keyPrefix ?? 'fluxo:rl';
+  const limiters = new Map<LimitEvent, RateLimiterAbstract>();
+
+  for (const [event, { points, durationS }] of Object.entries(limits) as [LimitEvent, { points: number; durationS: number }][]) {
+    const common = { points, duration: durationS, keyPrefix: `${prefix}:${event}` };
+    const memory = new RateLimiterMemory(common);
+    limiters.set(
+      event,
+      opts.redis
+        ? new RateLimiterRedis({
+            ...common,
+            storeClient: opts.redis,
+            // Without this, ioredis queues commands while reconnecting and every request waits.
+            rejectIfRedisNotReady: true,
+            insuranceLimiter: memory,
+          })
+        : memory,
+    );
+  }
+
+  async function consume(event: LimitEvent, subject: string, points = 1): Promise<void> {
+    const limiter = limiters.get(event);
+    if (!limiter) throw new Error(`unknown rate-limit event: ${event}`);
+    try {
+      await limiter.consume(subject, points);
+    } catch (err) {
+      if (err instanceof RateLimiterRes) {
+        throw new AppError('rate_limited', undefined, { retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) });
+      }
+      opts.onError?.(err, event);
+    }
+  }
+
+  return {
+    consume,
+    consumeHandshake: (ip) => consume('handshake', ip),
+  };
+}

@@ -1,0 +1,46 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** One registry per node (tests build several nodes in one process). */
+export function createMetrics(nodeId: string) {
+  const registry = new Registry();
+  registry.setDefaultLabels({ node: nodeId });
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    wsConnections: new Gauge({ name: 'ws_connections_active', help: 'Live Socket.IO connections on this node', registers: [registry] }),
+    eventsEmitted: new Counter({
+      name: 'ws_events_emitted_total',
+      help: 'Events emitted to rooms, by type',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'ws_events_rate_limited_total',
+      help: 'Requests refused by a rate limit, by event',
+      labelNames: ['event'] as const,
+      registers: [registry],
+    }),
+    fanoutSeconds: new Histogram({
+      name: 'ws_event_fanout_seconds',
+      help: 'Time from commit to emit',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'HTTP request duration by route and status',
+      labelNames: ['route', 'status'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    dbDuration: new Histogram({
+      name: 'db_query_duration_seconds',
+      help: 'Store operation duration by operation',
+      labelNames: ['op'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+  };
+}

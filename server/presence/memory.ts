@@ -1,0 +1,70 @@
+import type { PresenceMember, PresenceState } from '../../shared/protocol.js';
+import type { PresenceChange, PresenceConn, PresenceStore } from './presence.js';
+
+interface Member {
+  userId: string;
+  name: string | null;
+  conns: Set<string>;
+  state: PresenceState | null;
+}
+
+const NONE: PresenceChange = { joins: [], leaves: [], updates: [] };
+
+function view(m: Member): PresenceMember {
+  return { userId: m.userId, name: m.name, connections: m.conns.size, state: m.state };
+}
+
+/** Presence for a single node. */
+export class MemoryPresence implements PresenceStore {
+  private readonly rooms = new Map<string, Map<string, Member>>();
+  private readonly connUser = new Map<string, string>();
+
+  async join(room: string, conn: PresenceConn): Promise<PresenceChange> {
+    let members = this.rooms.get(room);
+    if (!members) {
+      members = new Map();
+      this.rooms.set(room, members);
+    }
+    this.connUser.set(`${room}\0${conn.connId}`, conn.userId);
+    const existing = members.get(conn.userId);
+    if (existing) {
+      if (existing.conns.has(conn.connId)) return NONE;
+      existing.conns.add(conn.connId);
+      return { joins: [], leaves: [], updates: [view(existing)] };
+    }
+    const member: Member = { userId: conn.userId, name: conn.name, conns: new Set([conn.connId]), state: null };
+    members.set(conn.userId, member);
+    return { joins: [view(member)], leaves: [], updates: [] };
+  }
+
+  async leave(room: string, connId: string): Promise<PresenceChange> {
+    const key = `${room}\0${connId}`;
+    const userId = this.connUser.get(key);
+    const members = this.rooms.get(room);
+    const member = userId === undefined ? undefined : members?.get(userId);
+    if (!members || !member || userId === undefined) return NONE;
+    this.connUser.delete(key);
+    member.conns.delete(connId);
+    if (member.conns.size > 0) return { joins: [], leaves: [], updates: [view(member)] };
+    members.delete(userId);
+    if (members.size === 0) this.rooms.delete(room);
+    return { joins: [], leaves: [userId], updates: [] };
+  }
+
+  async update(room: string, connId: string, state: PresenceState): Promise<PresenceChange> {
+    const userId = this.connUser.get(`${room}\0${connId}`);
+    const member = userId === undefined ? undefined : this.rooms.get(room)?.get(userId);
+    if (!member) return NONE;
+    member.state = state;
+    return { joins: [], leaves: [], updates: [view(member)] };
+  }
+
+  async snapshot(room: string): Promise<PresenceMember[]> {
+    return [...(this.rooms.get(room)?.values() ?? [])].map(view);
+  }
+
+  async close(): Promise<void> {
+    this.rooms.clear();
+    this.connUser.clear();
+  }
+}

@@ -1,0 +1,91 @@
+import type { FluxoEvent, Process, Workflow } from '../../shared/protocol.js';
+import { AppError } from '../errors.js';
+import type { events, processes, workflows } from './schema.js';
+
+export function toWorkflow(row: typeof workflows.$inferSelect): Workflow {
+  return { id: row.id, name: row.name, stages: row.stages, transitions: row.transitions, createdAt: row.createdAt.toISOString() };
+}
+
+export function toProcess(row: typeof processes.$inferSelect): Process {
+  return {
+    id: row.id,
+    workflowId: row.workflowId,
+    title: row.title,
+    stage: row.stage,
+    assignee: row.assignee,
+    data: row.data,
+    version: row.version,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+export function toEvent(row: typeof events.$inferSelect): FluxoEvent {
+  return {
+    id: Number(row.id),
+    type: row.type,
+    rooms: row.rooms,
+    processId: row.processId,
+    workflowId: row.workflowId,
+    fromStage: row.fromStage,
+    toStage: row.toStage,
+    version: row.version,
+    actor: row.actor,
+    at: row.occurredAt.toISOString(),
+    data: row.data,
+  };
+}
+
+/** Keyset position of a process list: (created_at, id) of the last item, newest first. */
+export interface PageKey {
+  createdAt: string;
+  id: string;
+}
+
+export function encodeCursor(key: PageKey): string {
+  return Buffer.from(JSON.stringify([key.createdAt, key.id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): PageKey {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') {
+      if (!Number.isNaN(Date.parse(value[0]))) return { createdAt: value[0], id: value[1] };
+    }
+  } catch {
+    // fall through: a cursor we did not make
+  }
+  throw new AppError('bad_request', 'The cursor is not valid.');
+}
+
+/** First instant (UTC) of the month `offset` months after the month of `at`. */
+export function monthStart(at: Date, offset = 0): Date {
+  return new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + offset, 1));
+}
+
+/** `events_2026_11` for November 2026 (UTC). */
+export function partitionName(start: Date): string {
+  return `events_${start.getUTCFullYear()}_${String(start.getUTCMonth() + 1).padStart(2, '0')}`;
+}
+
+const PARTITION = /^events_(\d{4})_(\d{2})$/;
+
+/** The month range of a monthly partition name, or null for any other table (e.g. events_default). */
+export function partitionRange(name: string): { from: Date; to: Date } | null {
+  const m = PARTITION.exec(name);
+  if (!m) return null;
+  const month = Number(m[2]);
+  if (month < 1 || month > 12) return null;
+  const from = new Date(Date.UTC(Number(m[1]), month - 1, 1));
+  return { from, to: monthStart(from, 1) };
+}
+
+/** `now` minus `months` calendar months (day clamped to the target month's length), UTC. */
+export function monthsBefore(now: Date, months: number): Date {
+  const y = now.getUTCFullYear();
+  const m = now.getUTCMonth() - months;
+  const lastDay = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
+  return new Date(
+    Date.UTC(y, m, Math.min(now.getUTCDate(), lastDay), now.getUTCHours(), now.getUTCMinutes(), now.getUTCSeconds(), now.getUTCMilliseconds()),
+  );
+}

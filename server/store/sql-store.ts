@@ -1,0 +1,559 @@
+import { randomUUID } from 'node:crypto';
+import { and, arrayContains, asc, desc, eq, gt, type SQL, sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { FluxoEvent, Process, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
+import { parseRoom } from '../../shared/rooms.js';
+import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
+import { AppError } from '../errors.js';
+import { isConnectionError, toStoreError } from './errors.js';
+import { type MigrationClient, runMigrations } from './migrator.js';
+import {
+  decodeCursor,
+  encodeCursor,
+  monthStart,
+  monthsBefore,
+  partitionName,
+  partitionRange,
+  toEvent,
+  toProcess,
+  toWorkflow,
+} from './rows.js';
+import { events, idempotencyKeys, processes, revokedTokens, type Schema, tenantCursors, workflows } from './schema.js';
+import type { Actor, CustomEventInput, Page, ReadOptions, Store } from './store.js';
+
+/** Both drizzle-orm/pglite and drizzle-orm/postgres-js databases (and their transactions) are this. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+
+/** pino-compatible subset. */
+export interface StoreLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** What a driver module hands to SqlStore. */
+export interface Backend {
+  kind: 'pglite' | 'postgres';
+  primary: Db;
+  replicas: Db[];
+  migrations: MigrationClient;
+  close(): Promise<void>;
+}
+
+export interface SqlStoreOptions {
+  /**
+   * After a write in a tenant, non-fresh reads of that tenant go to the primary for this long.
+   * The store only knows the tenant; per-user read-your-writes is the caller's `fresh` flag.
+   * @default 0
+   */
+  readYourWritesMs?: number;
+  logger?: StoreLogger;
+  /** Directory of the SQL migrations. @default <repo>/migrations */
+  migrationsDir?: string;
+}
+
+/** How long a replica that failed with a connection error is skipped. */
+const REPLICA_COOLDOWN_MS = 5_000;
+/** Expired revocations are deleted at most this often (on revokeToken). */
+const PRUNE_EVERY_MS = 60_000;
+/** Serialises partition maintenance of several nodes (advisory lock key). */
+const PARTITION_LOCK_KEY = 7_357_002;
+
+type StoredResult = Omit<TransitionResult, 'replayed'>;
+
+const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
+
+function rowsOf(result: unknown): Record<string, unknown>[] {
+  if (Array.isArray(result)) return result as Record<string, unknown>[];
+  return ((result as { rows?: Record<string, unknown>[] }).rows ?? []) as Record<string, unknown>[];
+}
+
+function roomsOf(processId: string, workflowId: string): string[] {
+  return [`process:${processId}`, `workflow:${workflowId}`, 'tenant'];
+}
+
+/**
+ * The one Store implementation over drizzle, for PGlite and Postgres (+ streaming replicas).
+ *
+ * Event ids: each writing transaction takes the next id of its tenant with an upsert on
+ * `tenant_cursors` as its LAST step before inserting the event, so the row lock is held only until
+ * commit. A second writer of the same tenant waits on that row until the first has committed, so
+ * ids of a tenant commit — and become visible — in id order, and "events after my last id" never
+ * skips one that commits later (a sequence would allow that).
+ */
+export class SqlStore implements Store {
+  readonly kind: 'pglite' | 'postgres';
+  /** Where reads went; for tests and metrics. */
+  readonly stats = { primaryReads: 0, replicaReads: 0, replicaFallbacks: 0 };
+  private readonly primary: Db;
+  private readonly replicas: Db[];
+  private readonly replicaDownUntil: number[];
+  private nextReplica = 0;
+  private readonly lastWrite = new Map<string, number>();
+  private readonly readYourWritesMs: number;
+  private readonly log: StoreLogger;
+  private lastPrune = 0;
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly opts: SqlStoreOptions = {},
+  ) {
+    this.kind = backend.kind;
+    this.primary = backend.primary;
+    this.replicas = backend.replicas;
+    this.replicaDownUntil = backend.replicas.map(() => 0);
+    this.readYourWritesMs = opts.readYourWritesMs ?? 0;
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  /** Runs against the primary; connection failures become `store_unavailable`. */
+  private async write<T>(tenant: string | null, fn: (db: Db) => Promise<T>): Promise<T> {
+    try {
+      return await fn(this.primary);
+    } catch (err) {
+      throw toStoreError(err);
+    } finally {
+      if (tenant !== null && this.readYourWritesMs > 0) this.lastWrite.set(tenant, Date.now());
+    }
+  }
+
+  /**
+   * Reads that may lag go to a healthy replica (round robin); `fresh`, a recent write in the tenant
+   * or no healthy replica send them to the primary. A replica that fails with a connection error is
+   * skipped for a while and the read is retried on the primary.
+   */
+  private async read<T>(tenant: string, opts: ReadOptions | undefined, fn: (db: Db) => Promise<T>): Promise<T> {
+    const index = opts?.fresh || this.recentlyWrote(tenant) ? -1 : this.pickReplica();
+    const replica = index >= 0 ? this.replicas[index] : undefined;
+    if (!replica) {
+      this.stats.primaryReads++;
+      return this.write(null, fn);
+    }
+    try {
+      this.stats.replicaReads++;
+      return await fn(replica);
+    } catch (err) {
+      if (!isConnectionError(err)) throw toStoreError(err);
+      this.replicaDownUntil[index] = Date.now() + REPLICA_COOLDOWN_MS;
+      this.stats.replicaFallbacks++;
+      this.log.warn({ replica: index, err: (err as Error).message }, 'replica unreachable; reading from the primary');
+      this.stats.primaryReads++;
+      return this.write(null, fn);
+    }
+  }
+
+  private recentlyWrote(tenant: string): boolean {
+    if (this.readYourWritesMs <= 0) return false;
+    const at = this.lastWrite.get(tenant);
+    if (at === undefined) return false;
+    if (Date.now() - at < this.readYourWritesMs) return true;
+    this.lastWrite.delete(tenant);
+    return false;
+  }
+
+  private pickReplica(): number {
+    const now = Date.now();
+    for (let i = 0; i < this.replicas.length; i++) {
+      const index = (this.nextReplica + i) % this.replicas.length;
+      if ((this.replicaDownUntil[index] ?? 0) <= now) {
+        this.nextReplica = index + 1;
+        return index;
+      }
+    }
+    return -1;
+  }
+
+  /** Next event id of `tenant`; call it as late as possible in the transaction (see class comment). */
+  private async nextEventId(tx: Db, tenant: string): Promise<number> {
+    const [row] = await tx
+      .insert(tenantCursors)
+      .values({ tenantId: tenant, lastEventId: 1 })
+      .onConflictDoUpdate({ target: tenantCursors.tenantId, set: { lastEventId: sql`${tenantCursors.lastEventId} + 1` } })
+      .returning({ id: tenantCursors.lastEventId });
+    return Number(row!.id);
+  }
+
+  /** Runs one statement on the primary and returns its rows (diagnostics and tests). */
+  async query(q: SQL): Promise<Record<string, unknown>[]> {
+    return this.write(null, async (db) => rowsOf(await db.execute(q)));
+  }
+
+  /** `SELECT pg_is_in_recovery()` routed like a list read: true when a replica served it. */
+  async readIsFromReplica(tenant: string, opts?: ReadOptions): Promise<boolean> {
+    return this.read(tenant, opts, async (db) => rowsOf(await db.execute(sql`SELECT pg_is_in_recovery() AS r`))[0]?.r === true);
+  }
+
+  // ---------------------------------------------------------------- schema
+
+  async migrate(): Promise<void> {
+    try {
+      const applied = await runMigrations(this.backend.migrations, this.opts.migrationsDir);
+      if (applied.length > 0) this.log.info({ applied }, 'migrations applied');
+    } catch (err) {
+      throw toStoreError(err);
+    }
+  }
+
+  /**
+   * Creates the monthly partitions of the month of `now` and the next `ahead` months. When
+   * `events_default` already holds rows of such a month (written while it was missing), plain
+   * CREATE … PARTITION OF would fail; those rows are moved into a new table that is then attached.
+   */
+  async ensurePartitions(now: Date, ahead = 3): Promise<string[]> {
+    const created: string[] = [];
+    for (let i = 0; i <= ahead; i++) {
+      const from = monthStart(now, i);
+      const to = monthStart(now, i + 1);
+      const name = partitionName(from);
+      const exists = await this.query(sql`SELECT to_regclass(${name}) IS NOT NULL AS e`);
+      if (exists[0]?.e === true) continue;
+      const made = await this.write(null, (db) =>
+        db.transaction(async (tx) => {
+          await tx.execute(sql`SELECT pg_advisory_xact_lock(${PARTITION_LOCK_KEY})`);
+          const again = rowsOf(await tx.execute(sql`SELECT to_regclass(${name}) IS NOT NULL AS e`));
+          if (again[0]?.e === true) return false;
+          // Blocks inserts into the default partition (only) while we look and move.
+          await tx.execute(sql`LOCK TABLE events_default IN EXCLUSIVE MODE`);
+          const ident = sql.raw(name);
+          const bounds = sql.raw(`FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`);
+          const stray = rowsOf(
+            await tx.execute(
+              sql`SELECT count(*)::int AS n FROM events_default WHERE occurred_at >= ${from.toISOString()}::timestamptz AND occurred_at < ${to.toISOString()}::timestamptz`,
+            ),
+          );
+          const n = Number(stray[0]?.n ?? 0);
+          if (n === 0) {
+            await tx.execute(sql`CREATE TABLE ${ident} PARTITION OF events FOR VALUES ${bounds}`);
+          } else {
+            await tx.execute(sql`CREATE TABLE ${ident} (LIKE events INCLUDING DEFAULTS)`);
+            await tx.execute(
+              sql`WITH moved AS (DELETE FROM events_default WHERE occurred_at >= ${from.toISOString()}::timestamptz AND occurred_at < ${to.toISOString()}::timestamptz RETURNING *) INSERT INTO ${ident} SELECT * FROM moved`,
+            );
+            await tx.execute(sql`ALTER TABLE events ATTACH PARTITION ${ident} FOR VALUES ${bounds}`);
+            this.log.info({ partition: name, moved: n }, 'moved events from the default partition');
+          }
+          return true;
+        }),
+      );
+      if (made) created.push(name);
+    }
+    if (created.length > 0) this.log.info({ created }, 'event partitions created');
+    return created;
+  }
+
+  /** Detaches and drops monthly partitions that end on or before `now` − `retentionMonths`. Never the default one. */
+  async dropExpiredPartitions(now: Date, retentionMonths: number): Promise<string[]> {
+    if (retentionMonths <= 0) return [];
+    const cutoff = monthsBefore(now, retentionMonths);
+    const rows = await this.query(
+      sql`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass`,
+    );
+    const dropped: string[] = [];
+    for (const row of rows) {
+      const name = String(row.name);
+      const range = partitionRange(name);
+      if (!range || range.to.getTime() > cutoff.getTime()) continue;
+      await this.write(null, (db) =>
+        db.transaction(async (tx) => {
+          await tx.execute(sql`SELECT pg_advisory_xact_lock(${PARTITION_LOCK_KEY})`);
+          await tx.execute(sql`ALTER TABLE events DETACH PARTITION ${sql.raw(name)}`);
+          await tx.execute(sql`DROP TABLE ${sql.raw(name)}`);
+        }),
+      );
+      dropped.push(name);
+    }
+    if (dropped.length > 0) this.log.info({ dropped, cutoff: cutoff.toISOString() }, 'expired event partitions dropped');
+    return dropped.sort();
+  }
+
+  // ---------------------------------------------------------------- workflows
+
+  async createWorkflow(tenant: string, input: CreateWorkflowInput): Promise<Workflow> {
+    return this.write(tenant, async (db) => {
+      const [row] = await db
+        .insert(workflows)
+        .values({ tenantId: tenant, id: randomUUID(), name: input.name, stages: input.stages, transitions: input.transitions })
+        .returning();
+      return toWorkflow(row!);
+    });
+  }
+
+  async listWorkflows(tenant: string, opts?: ReadOptions): Promise<Workflow[]> {
+    return this.read(tenant, opts, async (db) => {
+      const rows = await db.select().from(workflows).where(eq(workflows.tenantId, tenant)).orderBy(asc(workflows.createdAt), asc(workflows.id));
+      return rows.map(toWorkflow);
+    });
+  }
+
+  async getWorkflow(tenant: string, id: string, opts?: ReadOptions): Promise<Workflow | null> {
+    return this.read(tenant, opts, async (db) => {
+      const [row] = await db
+        .select()
+        .from(workflows)
+        .where(and(eq(workflows.tenantId, tenant), eq(workflows.id, id)));
+      return row ? toWorkflow(row) : null;
+    });
+  }
+
+  // ---------------------------------------------------------------- processes
+
+  async createProcess(actor: Actor, input: CreateProcessInput): Promise<{ process: Process; event: FluxoEvent }> {
+    const tenant = actor.tenant;
+    return this.write(tenant, (db) =>
+      db.transaction(async (tx) => {
+        const [wf] = await tx
+          .select({ stages: workflows.stages })
+          .from(workflows)
+          .where(and(eq(workflows.tenantId, tenant), eq(workflows.id, input.workflowId)));
+        if (!wf) throw new AppError('not_found', 'No such workflow.');
+        const stage = input.stage ?? wf.stages[0]!;
+        if (!wf.stages.includes(stage)) {
+          throw new AppError('validation_failed', undefined, { issues: [{ path: 'stage', message: `unknown stage ${stage}` }] });
+        }
+        // Millisecond precision on purpose: the list cursor carries created_at as an ISO string.
+        const now = new Date();
+        const [row] = await tx
+          .insert(processes)
+          .values({
+            tenantId: tenant,
+            id: randomUUID(),
+            workflowId: input.workflowId,
+            title: input.title,
+            stage,
+            assignee: input.assignee ?? null,
+            data: input.data ?? {},
+            version: 1,
+            createdAt: now,
+            updatedAt: now,
+          })
+          .returning();
+        const process = toProcess(row!);
+        const id = await this.nextEventId(tx, tenant);
+        const [ev] = await tx
+          .insert(events)
+          .values({
+            tenantId: tenant,
+            id,
+            type: 'process.created',
+            processId: process.id,
+            workflowId: process.workflowId,
+            rooms: roomsOf(process.id, process.workflowId),
+            fromStage: null,
+            toStage: stage,
+            version: 1,
+            actor: actor.userId,
+            data: { title: process.title },
+          })
+          .returning();
+        return { process, event: toEvent(ev!) };
+      }),
+    );
+  }
+
+  async getProcess(tenant: string, id: string, opts?: ReadOptions): Promise<Process | null> {
+    return this.read(tenant, opts, async (db) => {
+      const [row] = await db
+        .select()
+        .from(processes)
+        .where(and(eq(processes.tenantId, tenant), eq(processes.id, id)));
+      return row ? toProcess(row) : null;
+    });
+  }
+
+  /** Newest first, keyset-paginated on (created_at, id). */
+  async listProcesses(tenant: string, query: ListProcessesQuery, opts?: ReadOptions): Promise<Page<Process>> {
+    const limit = query.limit ?? 50;
+    const conds: SQL[] = [eq(processes.tenantId, tenant)];
+    if (query.workflowId) conds.push(eq(processes.workflowId, query.workflowId));
+    if (query.stage) conds.push(eq(processes.stage, query.stage));
+    if (query.assignee) conds.push(eq(processes.assignee, query.assignee));
+    if (query.cursor) {
+      const key = decodeCursor(query.cursor);
+      conds.push(sql`(${processes.createdAt}, ${processes.id}) < (${key.createdAt}::timestamptz, ${key.id})`);
+    }
+    return this.read(tenant, opts, async (db) => {
+      const rows = await db
+        .select()
+        .from(processes)
+        .where(and(...conds))
+        .orderBy(desc(processes.createdAt), desc(processes.id))
+        .limit(limit + 1);
+      const items = rows.slice(0, limit).map(toProcess);
+      const last = items[items.length - 1];
+      const nextCursor = rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null;
+      return { items, nextCursor };
+    });
+  }
+
+  /**
+   * Idempotency: the request id is claimed FIRST with an insert of a placeholder row. A concurrent
+   * duplicate blocks on that key until the first commits (then it reads and returns the stored
+   * result) or rolls back (then it proceeds as the first). Reusing a request id for another
+   * process returns the first result too.
+   */
+  async transition(actor: Actor, req: TransitionRequest): Promise<TransitionResult> {
+    const tenant = actor.tenant;
+    return this.write(tenant, (db) =>
+      db.transaction(async (tx): Promise<TransitionResult> => {
+        if (req.requestId) {
+          const claimed = await tx
+            .insert(idempotencyKeys)
+            .values({ tenantId: tenant, requestId: req.requestId, result: null })
+            .onConflictDoNothing()
+            .returning({ requestId: idempotencyKeys.requestId });
+          if (claimed.length === 0) {
+            const [stored] = await tx
+              .select({ result: idempotencyKeys.result })
+              .from(idempotencyKeys)
+              .where(and(eq(idempotencyKeys.tenantId, tenant), eq(idempotencyKeys.requestId, req.requestId)));
+            if (!stored?.result) throw new AppError('conflict', 'A request with this requestId is still in progress.');
+            return { ...(stored.result as StoredResult), replayed: true };
+          }
+        }
+        const [row] = await tx
+          .select()
+          .from(processes)
+          .where(and(eq(processes.tenantId, tenant), eq(processes.id, req.processId)))
+          .for('update');
+        if (!row) throw new AppError('not_found', 'No such process.');
+        if (req.expectedVersion !== undefined && req.expectedVersion !== row.version) {
+          throw new AppError('version_conflict', undefined, { current: toProcess(row) });
+        }
+        const [wf] = await tx
+          .select({ transitions: workflows.transitions })
+          .from(workflows)
+          .where(and(eq(workflows.tenantId, tenant), eq(workflows.id, row.workflowId)));
+        if (!wf) throw new AppError('not_found', 'No such workflow.');
+        if (!(wf.transitions[row.stage] ?? []).includes(req.to)) {
+          throw new AppError('invalid_transition', `The workflow does not allow ${row.stage} → ${req.to}.`);
+        }
+        const [updated] = await tx
+          .update(processes)
+          .set({ stage: req.to, version: row.version + 1, data: { ...row.data, ...(req.data ?? {}) }, updatedAt: new Date() })
+          .where(and(eq(processes.tenantId, tenant), eq(processes.id, row.id)))
+          .returning();
+        const process = toProcess(updated!);
+        // Last steps: take the id, write the event (and the result), commit.
+        const id = await this.nextEventId(tx, tenant);
+        const [ev] = await tx
+          .insert(events)
+          .values({
+            tenantId: tenant,
+            id,
+            type: 'process.transitioned',
+            processId: process.id,
+            workflowId: process.workflowId,
+            rooms: roomsOf(process.id, process.workflowId),
+            fromStage: row.stage,
+            toStage: req.to,
+            version: process.version,
+            actor: actor.userId,
+            data: req.data ?? {},
+          })
+          .returning();
+        const result: StoredResult = { process, event: toEvent(ev!) };
+        if (req.requestId) {
+          await tx
+            .update(idempotencyKeys)
+            .set({ result })
+            .where(and(eq(idempotencyKeys.tenantId, tenant), eq(idempotencyKeys.requestId, req.requestId)));
+        }
+        return { ...result, replayed: false };
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------- events
+
+  async appendEvent(input: CustomEventInput): Promise<FluxoEvent> {
+    const room = parseRoom(input.room);
+    if (!room) throw new AppError('invalid_room');
+    return this.write(input.tenant, (db) =>
+      db.transaction(async (tx) => {
+        const id = await this.nextEventId(tx, input.tenant);
+        const [ev] = await tx
+          .insert(events)
+          .values({
+            tenantId: input.tenant,
+            id,
+            type: input.type,
+            processId: room.kind === 'process' ? room.id : null,
+            workflowId: room.kind === 'workflow' ? room.id : null,
+            rooms: [room.name],
+            actor: input.actor,
+            data: input.data,
+          })
+          .returning();
+        return toEvent(ev!);
+      }),
+    );
+  }
+
+  /**
+   * Always read from the PRIMARY, whatever `opts` says: a replica replays WAL behind the primary,
+   * and a client that got event N live (from the primary's commit) and asks "after N" on a lagging
+   * replica would be told nothing newer exists — or, worse, page past events it has not seen yet
+   * once its cursor moved on. Checking a replica's pg_last_wal_replay_lsn() against the primary's
+   * pg_current_wal_lsn() costs a primary round trip per call anyway, so replay stays on the primary
+   * where the (tenant, id) indexes make it cheap.
+   */
+  async eventsAfter(tenant: string, room: string, after: number, limit: number, _opts?: ReadOptions): Promise<FluxoEvent[]> {
+    const parsed = parseRoom(room);
+    if (!parsed) throw new AppError('invalid_room');
+    const conds: SQL[] = [eq(events.tenantId, tenant), gt(events.id, after), arrayContains(events.rooms, [parsed.name])];
+    // The id columns let the (tenant_id, process_id|workflow_id, id) indexes serve these rooms.
+    if (parsed.kind === 'process') conds.push(eq(events.processId, parsed.id));
+    if (parsed.kind === 'workflow') conds.push(eq(events.workflowId, parsed.id));
+    return this.write(null, async (db) => {
+      const rows = await db
+        .select()
+        .from(events)
+        .where(and(...conds))
+        .orderBy(asc(events.id))
+        .limit(limit);
+      return rows.map(toEvent);
+    });
+  }
+
+  // ---------------------------------------------------------------- revocations
+
+  async revokeToken(key: string, expiresAt: Date): Promise<void> {
+    await this.write(null, (db) =>
+      db
+        .insert(revokedTokens)
+        .values({ key, expiresAt })
+        .onConflictDoUpdate({ target: revokedTokens.key, set: { expiresAt: sql`GREATEST(${revokedTokens.expiresAt}, excluded.expires_at)` } }),
+    );
+    if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
+      this.lastPrune = Date.now();
+      this.primary
+        .delete(revokedTokens)
+        .where(sql`${revokedTokens.expiresAt} <= now()`)
+        .then(
+          () => {},
+          (err: unknown) => this.log.warn({ err: (err as Error).message }, 'pruning expired revocations failed'),
+        );
+    }
+  }
+
+  /** Always on the primary: a revocation must take effect at once. */
+  async isRevoked(key: string): Promise<boolean> {
+    return this.write(null, async (db) => {
+      const rows = await db
+        .select({ key: revokedTokens.key })
+        .from(revokedTokens)
+        .where(and(eq(revokedTokens.key, key), sql`${revokedTokens.expiresAt} > now()`));
+      return rows.length > 0;
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.query(sql`SELECT 1`);
+  }
+
+  async close(): Promise<void> {
+    await this.backend.close();
+  }
+}

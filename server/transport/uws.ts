@@ -1,0 +1,154 @@
+/**
+ * Everything that touches uWebSockets.js lives in this file (as socket.io keeps its uWS glue in
+ * one `uws.ts`): the app, Socket.IO's attachApp, body reading and response writing.
+ */
+
+import uWS from 'uWebSockets.js';
+import type { Server as IoServer } from 'socket.io';
+
+export interface HttpRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  /** Lower-case header names. */
+  headers: Record<string, string>;
+  /** Address of the TCP peer (nginx, when behind it). */
+  peer: string;
+  body: Buffer | null;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers?: [string, string][];
+  body?: string | Buffer;
+}
+
+export type HttpHandler = (req: HttpRequest) => Promise<HttpResponse>;
+
+export interface UwsServerOptions {
+  maxPayloadBytes: number;
+  handle: HttpHandler;
+  /** Answer for bodies over maxPayloadBytes, built by the caller so the error shape stays in one place. */
+  tooLarge: () => HttpResponse;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: 'OK',
+  201: 'Created',
+  204: 'No Content',
+  302: 'Found',
+  304: 'Not Modified',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+export class UwsServer {
+  readonly app: uWS.TemplatedApp;
+  private listenSocket: uWS.us_listen_socket | null = null;
+
+  constructor(private readonly opts: UwsServerOptions) {
+    this.app = uWS.App();
+    this.app.any('/*', (res, req) => this.onRequest(res, req));
+  }
+
+  /** Socket.IO's engine registers its own /socket.io/ routes on the same app and port. */
+  attach(io: IoServer): void {
+    io.attachApp(this.app);
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (socket) => {
+        if (!socket) return reject(new Error(`cannot listen on ${host}:${port}`));
+        this.listenSocket = socket;
+        resolve(uWS.us_socket_local_port(socket));
+      });
+    });
+  }
+
+  /** Stops accepting new connections; live ones stay until closed. */
+  stopListening(): void {
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+  }
+
+  /** Closes everything, live connections included. */
+  close(): void {
+    this.stopListening();
+    (this.app as unknown as { close(): void }).close();
+  }
+
+  private onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
+    // uWS invalidates `req` when this function returns: copy what we need now.
+    const method = req.getMethod().toUpperCase();
+    const headers: Record<string, string> = {};
+    req.forEach((k, v) => {
+      headers[k] = v;
+    });
+    const request: HttpRequest = {
+      method,
+      path: req.getUrl(),
+      query: new URLSearchParams(req.getQuery() ?? ''),
+      headers,
+      peer: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      body: null,
+    };
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const respond = (out: HttpResponse) => {
+      if (aborted) return;
+      res.cork(() => {
+        res.writeStatus(`${out.status} ${STATUS_TEXT[out.status] ?? ''}`);
+        for (const [k, v] of out.headers ?? []) res.writeHeader(k, v);
+        res.end(out.body ?? '');
+      });
+    };
+    const run = () => {
+      this.opts
+        .handle(request)
+        .then(respond, () => respond({ status: 500, body: '{"error":{"code":"internal","message":"Internal error."}}' }));
+    };
+    if (!WITH_BODY.has(method)) {
+      run();
+      return;
+    }
+
+    const declared = Number(headers['content-length'] ?? 0);
+    if (declared > this.opts.maxPayloadBytes) {
+      respond({ ...this.opts.tooLarge(), headers: [...(this.opts.tooLarge().headers ?? []), ['Connection', 'close']] });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let refused = false;
+    res.onData((chunk, isLast) => {
+      if (refused) return;
+      size += chunk.byteLength;
+      if (size > this.opts.maxPayloadBytes) {
+        refused = true;
+        respond({ ...this.opts.tooLarge(), headers: [...(this.opts.tooLarge().headers ?? []), ['Connection', 'close']] });
+        return;
+      }
+      // The chunk's memory is reused after this callback: copy it.
+      chunks.push(Buffer.from(new Uint8Array(chunk).slice()));
+      if (isLast) {
+        request.body = Buffer.concat(chunks);
+        run();
+      }
+    });
+  }
+}

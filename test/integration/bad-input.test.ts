@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FluxoNode } from '../../server/app.js';
+import { ERROR_CODES } from '../../shared/errors.js';
+import { createBoard, createProcess } from '../harness/fixtures.js';
+import { api, type Client, client, request, startNode, token } from '../harness/node.js';
+
+let node: FluxoNode;
+let admin: string;
+let socket: Client;
+
+beforeAll(async () => {
+  node = await startNode({ MAX_PAYLOAD_BYTES: '2048' });
+  admin = await token({ sub: 'root', tid: 'acme', role: 'admin' });
+  socket = await client(node.url, { token: admin });
+});
+afterAll(async () => {
+  socket?.close();
+  await node?.shutdown();
+});
+
+type ErrBody = { error: { code: string; message: string } };
+
+describe('bad input over HTTP gets a typed error', () => {
+  const cases: [string, () => Promise<{ status: number; body: unknown }>, number, string][] = [
+    ['malformed JSON', () => api(node.url, 'POST', '/api/workflows', { token: admin, raw: '{"name":' }), 400, 'invalid_json'],
+    [
+      'wrong types',
+      () => api(node.url, 'POST', '/api/workflows', { token: admin, body: { name: 5, stages: 'x', transitions: [] } }),
+      400,
+      'validation_failed',
+    ],
+    [
+      'unknown fields',
+      () => api(node.url, 'POST', '/api/workflows', { token: admin, body: { name: 'a', stages: ['a'], transitions: {}, extra: 1 } }),
+      400,
+      'validation_failed',
+    ],
+    [
+      'not JSON content type',
+      () => api(node.url, 'POST', '/api/workflows', { token: admin, raw: 'x', headers: { 'content-type': 'text/plain' } }),
+      415,
+      'unsupported_media_type',
+    ],
+    [
+      'a body over MAX_PAYLOAD_BYTES',
+      () => api(node.url, 'POST', '/api/workflows', { token: admin, raw: JSON.stringify({ name: 'x'.repeat(5000) }) }),
+      413,
+      'payload_too_large',
+    ],
+    ['no token', () => api(node.url, 'GET', '/api/workflows'), 401, 'unauthorized'],
+    ['a garbage token', () => api(node.url, 'GET', '/api/workflows', { token: 'garbage' }), 401, 'token_invalid'],
+    ['an unknown route', () => api(node.url, 'GET', '/api/nope', { token: admin }), 404, 'not_found'],
+    ['a wrong method', () => api(node.url, 'DELETE', '/api/workflows', { token: admin }), 405, 'method_not_allowed'],
+    ['an unknown process id', () => api(node.url, 'GET', '/api/processes/does-not-exist', { token: admin }), 404, 'not_found'],
+    ['a bad room in the events query', () => api(node.url, 'GET', '/api/events?room=../../etc', { token: admin }), 400, 'invalid_room'],
+    [
+      'a prototype-polluting key',
+      () =>
+        api(node.url, 'POST', '/api/processes', {
+          token: admin,
+          raw: '{"workflowId":"w","title":"t","data":{"__proto__":{"polluted":true}}}',
+        }),
+      400,
+      'validation_failed',
+    ],
+  ];
+  for (const [name, run, status, code] of cases) {
+    it(`answers ${name} with ${status} ${code}`, async () => {
+      const res = await run();
+      expect(res.status).toBe(status);
+      expect((res.body as ErrBody).error.code).toBe(code);
+      expect(ERROR_CODES).toContain((res.body as ErrBody).error.code);
+      expect(typeof (res.body as ErrBody).error.message).toBe('string');
+    });
+  }
+
+  it('never pollutes Object.prototype and keeps serving', async () => {
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect((await api(node.url, 'GET', '/health')).status).toBe(200);
+  });
+});
+
+describe('bad input over the socket gets an ack with an error code', () => {
+  it('answers an unknown event with unknown_event', async () => {
+    const ack = await new Promise((resolve) => (socket.emit as (...a: unknown[]) => void)('drop:tables', {}, resolve));
+    expect(ack).toMatchObject({ error: { code: 'unknown_event' } });
+  });
+
+  it('answers wrong payload types with validation_failed', async () => {
+    expect(await request(socket, 'subscribe', { room: 42 } as never)).toMatchObject({ error: { code: 'validation_failed' } });
+    expect(await request(socket, 'process:transition', 'nope' as never)).toMatchObject({ error: { code: 'validation_failed' } });
+  });
+
+  it('answers unknown and foreign rooms and ids with typed errors', async () => {
+    expect(await request(socket, 'subscribe', { room: 't:globex:tenant' })).toMatchObject({ error: { code: 'invalid_room' } });
+    expect(await request(socket, 'subscribe', { room: 'process:missing' })).toMatchObject({ error: { code: 'not_found' } });
+    expect(await request(socket, 'process:transition', { processId: 'missing', to: 'x' })).toMatchObject({ error: { code: 'not_found' } });
+    expect(await request(socket, 'presence:update', { room: 'tenant', state: { status: 'viewing' } })).toMatchObject({
+      error: { code: 'invalid_room' },
+    });
+  });
+
+  it('answers a message over MAX_PAYLOAD_BYTES with payload_too_large and stays connected', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, admin, wf.id);
+    const ack = await request(socket, 'process:transition', { processId: proc.id, to: 'doing', data: { blob: 'x'.repeat(4000) } });
+    expect(ack).toMatchObject({ error: { code: 'payload_too_large' } });
+    expect(socket.connected).toBe(true);
+    const after = await api<{ data: { version: number } }>(node.url, 'GET', `/api/processes/${proc.id}`, { token: admin });
+    expect(after.body.data.version).toBe(proc.version);
+  });
+
+  it('refuses __proto__ keys in socket payloads', async () => {
+    const payload = JSON.parse('{"room":"tenant","state":{"__proto__":{"x":1}}}');
+    await request(socket, 'subscribe', { room: 'tenant' });
+    expect(await request(socket, 'presence:update', payload)).toMatchObject({ error: { code: 'validation_failed' } });
+  });
+});

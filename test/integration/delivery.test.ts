@@ -1,0 +1,178 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FluxoNode } from '../../server/app.js';
+import type { FluxoEvent, TransitionResult } from '../../shared/protocol.js';
+import { createBoard, createProcess } from '../harness/fixtures.js';
+import { api, client, collect, eventually, request, startNode, token } from '../harness/node.js';
+
+let node: FluxoNode;
+let admin: string;
+let editor: string;
+let foreign: string;
+
+beforeAll(async () => {
+  node = await startNode();
+  admin = await token({ sub: 'ada', tid: 'acme', role: 'admin', name: 'Ada' });
+  editor = await token({ sub: 'bob', tid: 'acme', role: 'editor' });
+  foreign = await token({ sub: 'eve', tid: 'globex', role: 'admin' });
+});
+afterAll(() => node?.shutdown());
+
+describe('real-time delivery', () => {
+  it('delivers an HTTP transition to subscribers of the tenant, and never to another tenant', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, editor, wf.id);
+    const watcher = await client(node.url, { token: admin });
+    const outsider = await client(node.url, { token: foreign });
+    try {
+      const seen = collect(watcher);
+      const leaked = collect(outsider);
+      expect(await request(watcher, 'subscribe', { room: 'tenant' })).toMatchObject({ data: { room: 'tenant' } });
+      expect(await request(outsider, 'subscribe', { room: 'tenant' })).toMatchObject({ data: { room: 'tenant' } });
+      // A foreign tenant's process does not exist as far as globex is concerned.
+      expect(await request(outsider, 'subscribe', { room: `process:${proc.id}` })).toMatchObject({ error: { code: 'not_found' } });
+
+      const res = await api<{ data: TransitionResult }>(node.url, 'POST', `/api/processes/${proc.id}/transition`, {
+        token: editor,
+        body: { to: 'doing', expectedVersion: proc.version },
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.data.process.stage).toBe('doing');
+
+      await eventually(() => expect(seen.events.map((e) => e.id)).toContain(res.body.data.event.id));
+      const ev = seen.events.find((e) => e.id === res.body.data.event.id)!;
+      expect(ev).toMatchObject({
+        type: 'process.transitioned',
+        processId: proc.id,
+        workflowId: wf.id,
+        fromStage: 'todo',
+        toStage: 'doing',
+        actor: 'bob',
+      });
+      expect(ev.rooms).toEqual(expect.arrayContaining(['tenant', `workflow:${wf.id}`, `process:${proc.id}`]));
+      // Give a leak time to show up before asserting it did not.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(leaked.events).toEqual([]);
+    } finally {
+      watcher.close();
+      outsider.close();
+    }
+  });
+
+  it('answers a stale expectedVersion with 409 and the current state', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, editor, wf.id);
+    const first = await api(node.url, 'POST', `/api/processes/${proc.id}/transition`, {
+      token: editor,
+      body: { to: 'doing', expectedVersion: proc.version },
+    });
+    expect(first.status).toBe(200);
+    const stale = await api<{ error: { code: string; current: { version: number; stage: string } } }>(
+      node.url,
+      'POST',
+      `/api/processes/${proc.id}/transition`,
+      { token: editor, body: { to: 'done', expectedVersion: proc.version } },
+    );
+    expect(stale.status).toBe(409);
+    expect(stale.body.error.code).toBe('version_conflict');
+    expect(stale.body.error.current).toMatchObject({ version: proc.version + 1, stage: 'doing' });
+  });
+
+  it('makes a transition idempotent by requestId: same result, one event', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, editor, wf.id);
+    const body = { to: 'doing', requestId: `req-${proc.id}` };
+    const a = await api<{ data: TransitionResult }>(node.url, 'POST', `/api/processes/${proc.id}/transition`, { token: editor, body });
+    const b = await api<{ data: TransitionResult }>(node.url, 'POST', `/api/processes/${proc.id}/transition`, { token: editor, body });
+    expect(a.status).toBe(200);
+    expect(b.status).toBe(200);
+    expect(b.body.data.event.id).toBe(a.body.data.event.id);
+    expect(b.body.data.replayed).toBe(true);
+    const log = await api<{ data: FluxoEvent[] }>(node.url, 'GET', `/api/events?room=process:${proc.id}&after=0`, { token: editor });
+    expect(log.body.data.filter((e) => e.type === 'process.transitioned')).toHaveLength(1);
+  });
+
+  it('refuses a transition the workflow does not allow with 422 invalid_transition', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, editor, wf.id);
+    const res = await api<{ error: { code: string } }>(node.url, 'POST', `/api/processes/${proc.id}/transition`, {
+      token: editor,
+      body: { to: 'done' },
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe('invalid_transition');
+  });
+
+  it('transitions over the socket with a typed ack, and a viewer is forbidden', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, editor, wf.id);
+    const socket = await client(node.url, { token: editor });
+    const viewer = await client(node.url, { token: await token({ sub: 'vic', tid: 'acme', role: 'viewer' }) });
+    try {
+      expect(await request(viewer, 'process:transition', { processId: proc.id, to: 'doing' })).toMatchObject({
+        error: { code: 'forbidden' },
+      });
+      const ack = await request(socket, 'process:transition', { processId: proc.id, to: 'doing', expectedVersion: proc.version });
+      expect(ack).toMatchObject({ data: { process: { stage: 'doing', version: proc.version + 1 }, replayed: false } });
+      expect(await request(socket, 'process:transition', { processId: proc.id, to: 'todo', expectedVersion: proc.version })).toMatchObject({
+        error: { code: 'version_conflict' },
+      });
+    } finally {
+      socket.close();
+      viewer.close();
+    }
+  });
+
+  it('replays stored events after a given id before live ones', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, editor, wf.id);
+    const ids: number[] = [];
+    for (const to of ['doing', 'todo', 'doing', 'done']) {
+      const r = await api<{ data: TransitionResult }>(node.url, 'POST', `/api/processes/${proc.id}/transition`, {
+        token: editor,
+        body: { to },
+      });
+      expect(r.status).toBe(200);
+      ids.push(r.body.data.event.id);
+    }
+    const socket = await client(node.url, { token: editor });
+    try {
+      const ack = await request(socket, 'subscribe', { room: `process:${proc.id}`, after: ids[0]! });
+      if (!('data' in ack)) throw new Error(JSON.stringify(ack));
+      expect(ack.data.events.map((e) => e.id)).toEqual(ids.slice(1));
+      expect(ack.data.truncated).toBe(false);
+      const http = await api<{ data: FluxoEvent[] }>(node.url, 'GET', `/api/events?room=process:${proc.id}&after=${ids[1]}&limit=1`, {
+        token: editor,
+      });
+      expect(http.body.data.map((e) => e.id)).toEqual([ids[2]]);
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('lets another backend publish a custom event with the publish API key', async () => {
+    const n = await startNode({ PUBLISH_API_KEY: 'publish-key-0123456789' });
+    const watcher = await client(n.url, { token: editor });
+    try {
+      const seen = collect(watcher);
+      await request(watcher, 'subscribe', { room: 'user:bob' });
+      const denied = await api(n.url, 'POST', '/api/publish', {
+        token: 'wrong-key-0123456789',
+        body: { tenant: 'acme', room: 'user:bob', type: 'note', data: {} },
+      });
+      expect(denied.status).toBe(401);
+      const ok = await api<{ data: FluxoEvent }>(n.url, 'POST', '/api/publish', {
+        token: 'publish-key-0123456789',
+        body: { tenant: 'acme', room: 'user:bob', type: 'note', data: { text: 'hi' } },
+      });
+      expect(ok.status).toBe(201);
+      await eventually(() =>
+        expect(seen.events).toEqual([expect.objectContaining({ id: ok.body.data.id, type: 'note', data: { text: 'hi' } })]),
+      );
+      // Someone else's user room is not subscribable.
+      expect(await request(watcher, 'subscribe', { room: 'user:ada' })).toMatchObject({ error: { code: 'forbidden' } });
+    } finally {
+      watcher.close();
+      await n.shutdown();
+    }
+  });
+});

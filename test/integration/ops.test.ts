@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { api, client, request, startNode, token } from '../harness/node.js';
+
+describe('operations', () => {
+  it('serves /health, /ready and /metrics with the documented metrics', async () => {
+    const node = await startNode();
+    try {
+      expect((await api(node.url, 'GET', '/health')).body).toMatchObject({ status: 'ok' });
+      expect((await api(node.url, 'GET', '/ready')).status).toBe(200);
+      const s = await client(node.url, { token: await token({ sub: 'm', tid: 'acme' }) });
+      await request(s, 'subscribe', { room: 'tenant' });
+      const m = await api<string>(node.url, 'GET', '/metrics');
+      for (const name of [
+        'ws_connections_active',
+        'ws_events_emitted_total',
+        'ws_events_rate_limited_total',
+        'ws_event_fanout_seconds',
+        'http_request_duration_seconds',
+        'db_query_duration_seconds',
+        'process_cpu_seconds_total',
+      ]) {
+        expect(m.body).toContain(name);
+      }
+      expect(m.body).toMatch(/ws_connections_active\{[^}]*\} 1/);
+      s.close();
+    } finally {
+      await node.shutdown();
+    }
+  });
+
+  it('on shutdown tells clients to reconnect, then stops serving', async () => {
+    const node = await startNode();
+    const s = await client(node.url, { token: await token({ sub: 'd', tid: 'acme' }) });
+    const told = new Promise<{ reason: string; nodeId: string }>((resolve) => s.once('server:reconnect', resolve));
+    const stopping = node.shutdown();
+    expect(await told).toEqual({ reason: 'shutdown', nodeId: node.config.nodeId });
+    await stopping;
+    await expect(fetch(`${node.url}/health`)).rejects.toThrow();
+    s.close();
+  });
+});

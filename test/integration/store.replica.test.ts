@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../server/errors.js';
+import { createStore, type SqlStore } from '../../server/store/index.js';
+import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
+
+/** Retries until `ok` (errors count as not yet: the replica may not have replayed the migration). */
+async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (ok(v) || Date.now() > until) return v;
+    } catch (err) {
+      if (Date.now() > until) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('store with a streaming replica', () => {
+  let pg: PostgresHandle;
+  let store: SqlStore;
+
+  beforeAll(async () => {
+    pg = await startPostgres({ replica: true });
+    store = await createStore({ databaseUrl: pg.url, replicaUrls: [pg.replicaUrl!], connectTimeoutS: 2 });
+    await store.migrate();
+    await store.ensurePartitions(new Date());
+  });
+  afterAll(async () => {
+    await store?.close();
+    await pg?.stop();
+  });
+
+  it('serves lagging reads from the replica and fresh ones from the primary', async () => {
+    const wf = await store.createWorkflow('t1', { name: 'W', stages: ['a', 'b'], transitions: { a: ['b'] } });
+    const listed = await eventually(
+      () => store.listWorkflows('t1'),
+      (l) => l.length === 1,
+    );
+    expect(listed).toEqual([wf]);
+    expect(await store.readIsFromReplica('t1')).toBe(true);
+    expect(await store.readIsFromReplica('t1', { fresh: true })).toBe(false);
+    const before = { ...store.stats };
+    await store.listProcesses('t1', { limit: 10 });
+    expect(store.stats.replicaReads).toBe(before.replicaReads + 1);
+    await store.getWorkflow('t1', wf.id, { fresh: true });
+    expect(store.stats.primaryReads).toBe(before.primaryReads + 1);
+  });
+
+  it('routes a tenant to the primary for readYourWritesMs after a write', async () => {
+    const ryw = await createStore({ databaseUrl: pg.url, replicaUrls: [pg.replicaUrl!], readYourWritesMs: 60_000 });
+    try {
+      expect(await ryw.readIsFromReplica('t2')).toBe(true);
+      await ryw.revokeToken('k', new Date(Date.now() + 1000)); // not tenant-scoped: no effect
+      await ryw.createWorkflow('t2', { name: 'W', stages: ['a'], transitions: {} });
+      expect(await ryw.readIsFromReplica('t2')).toBe(false);
+      expect(await ryw.readIsFromReplica('t3')).toBe(true);
+    } finally {
+      await ryw.close();
+    }
+  });
+
+  it('falls back to the primary when the replica is down', async () => {
+    await pg.stopReplica();
+    const wfs = await store.listWorkflows('t1');
+    expect(wfs).toHaveLength(1);
+    expect(store.stats.replicaFallbacks).toBeGreaterThanOrEqual(1);
+    expect(await store.readIsFromReplica('t1')).toBe(false);
+    await pg.startReplica();
+  });
+
+  it('reports store_unavailable quickly when the primary is down', async () => {
+    await pg.stopPrimary();
+    try {
+      const t = Date.now();
+      const err = await store.createWorkflow('t1', { name: 'X', stages: ['a'], transitions: {} }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AppError);
+      expect((err as AppError).code).toBe('store_unavailable');
+      expect(Date.now() - t).toBeLessThan(5_000);
+      await expect(store.ping()).rejects.toMatchObject({ code: 'store_unavailable' });
+    } finally {
+      await pg.startPrimary();
+    }
+    await eventually(
+      () => store.ping().then(() => true, () => false),
+      (ok) => ok,
+      10_000,
+    );
+    await store.ping();
+  });
+});

@@ -1,0 +1,281 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../server/errors.js';
+import { createStore, type SqlStore } from '../../server/store/index.js';
+import type { Actor } from '../../server/store/store.js';
+import type { FluxoEvent } from '../../shared/protocol.js';
+import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
+
+/** One behavioural suite, run against embedded PGlite and a real Postgres 15. */
+const backends = [
+  { name: 'pglite', start: async () => ({ store: await createStore(), pg: null as PostgresHandle | null }) },
+  {
+    name: 'postgres',
+    start: async () => {
+      const pg = await startPostgres();
+      return { store: await createStore({ databaseUrl: pg.url, poolSize: 12 }), pg };
+    },
+  },
+] as const;
+
+const STAGES = { name: 'Review', stages: ['draft', 'review', 'done'], transitions: { draft: ['review'], review: ['done', 'draft'] } };
+
+async function rejection(p: Promise<unknown>): Promise<AppError> {
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(AppError);
+  return err as AppError;
+}
+
+describe.each(backends)('store on $name', ({ name, start }) => {
+  let store: SqlStore;
+  let pg: PostgresHandle | null = null;
+
+  beforeAll(async () => {
+    ({ store, pg } = await start());
+    await store.migrate();
+    await store.migrate(); // idempotent
+    await store.ensurePartitions(new Date());
+  });
+  afterAll(async () => {
+    await store?.close();
+    await pg?.stop();
+  });
+
+  /** A fresh tenant per test keeps tests independent. */
+  async function setup() {
+    const actor: Actor = { tenant: `t-${randomUUID().slice(0, 8)}`, userId: 'alice' };
+    const wf = await store.createWorkflow(actor.tenant, STAGES);
+    const { process, event } = await store.createProcess(actor, { workflowId: wf.id, title: 'Spec' });
+    return { actor, wf, process, event };
+  }
+
+  it('records applied migrations once', async () => {
+    const rows = await store.query(sql`SELECT name FROM fluxo_migrations ORDER BY name`);
+    expect(rows.map((r) => r.name)).toEqual(['0001_init.sql']);
+    expect(store.kind).toBe(name);
+  });
+
+  it('creates workflows and processes with a process.created event', async () => {
+    const { actor, wf, process, event } = await setup();
+    expect(wf.stages).toEqual(STAGES.stages);
+    expect(await store.getWorkflow(actor.tenant, wf.id)).toEqual(wf);
+    expect(await store.listWorkflows(actor.tenant)).toEqual([wf]);
+    expect(process).toMatchObject({ workflowId: wf.id, title: 'Spec', stage: 'draft', version: 1, assignee: null, data: {} });
+    expect(event).toMatchObject({
+      id: 1,
+      type: 'process.created',
+      processId: process.id,
+      workflowId: wf.id,
+      toStage: 'draft',
+      version: 1,
+      actor: 'alice',
+      rooms: [`process:${process.id}`, `workflow:${wf.id}`, 'tenant'],
+    });
+    expect(new Date(event.at).toISOString()).toBe(event.at);
+    expect(await store.getProcess(actor.tenant, process.id, { fresh: true })).toEqual(process);
+  });
+
+  it('transitions, bumps the version and appends an event', async () => {
+    const { actor, process } = await setup();
+    const res = await store.transition(actor, { processId: process.id, to: 'review', expectedVersion: 1, data: { note: 'go' } });
+    expect(res.replayed).toBe(false);
+    expect(res.process).toMatchObject({ stage: 'review', version: 2, data: { note: 'go' } });
+    expect(res.event).toMatchObject({ id: 2, type: 'process.transitioned', fromStage: 'draft', toStage: 'review', version: 2 });
+    expect(await store.getProcess(actor.tenant, process.id)).toEqual(res.process);
+  });
+
+  it('refuses a stale expectedVersion with version_conflict and the current state', async () => {
+    const { actor, process } = await setup();
+    await store.transition(actor, { processId: process.id, to: 'review', expectedVersion: 1 });
+    const err = await rejection(store.transition(actor, { processId: process.id, to: 'done', expectedVersion: 1 }));
+    expect(err.code).toBe('version_conflict');
+    expect(err.status).toBe(409);
+    expect(err.toBody().current).toMatchObject({ id: process.id, stage: 'review', version: 2 });
+  });
+
+  it('replays a repeated requestId without writing a second event', async () => {
+    const { actor, process } = await setup();
+    const first = await store.transition(actor, { processId: process.id, to: 'review', requestId: 'req-1' });
+    const again = await store.transition(actor, { processId: process.id, to: 'review', requestId: 'req-1' });
+    expect(again).toEqual({ ...first, replayed: true });
+    const evs = await store.eventsAfter(actor.tenant, `process:${process.id}`, 0, 100);
+    expect(evs.map((e) => e.type)).toEqual(['process.created', 'process.transitioned']);
+    // A failed attempt does not burn the request id.
+    const err = await rejection(store.transition(actor, { processId: process.id, to: 'draft', expectedVersion: 9, requestId: 'req-2' }));
+    expect(err.code).toBe('version_conflict');
+    const ok = await store.transition(actor, { processId: process.id, to: 'draft', requestId: 'req-2' });
+    expect(ok.replayed).toBe(false);
+  });
+
+  it('refuses moves the workflow does not allow', async () => {
+    const { actor, process } = await setup();
+    const err = await rejection(store.transition(actor, { processId: process.id, to: 'done' }));
+    expect(err.code).toBe('invalid_transition');
+    expect((await store.getProcess(actor.tenant, process.id))?.version).toBe(1);
+  });
+
+  it('answers not_found for unknown processes and workflows', async () => {
+    const { actor } = await setup();
+    expect((await rejection(store.transition(actor, { processId: 'nope', to: 'review' }))).code).toBe('not_found');
+    expect((await rejection(store.createProcess(actor, { workflowId: 'nope', title: 'x' }))).code).toBe('not_found');
+    expect(await store.getProcess(actor.tenant, 'nope')).toBeNull();
+    expect(await store.getWorkflow(actor.tenant, 'nope')).toBeNull();
+  });
+
+  it('isolates tenants', async () => {
+    const a = await setup();
+    const b = await setup();
+    expect(await b.actor.tenant).not.toBe(a.actor.tenant);
+    expect(await store.getProcess(b.actor.tenant, a.process.id)).toBeNull();
+    expect(await store.getWorkflow(b.actor.tenant, a.wf.id)).toBeNull();
+    expect((await rejection(store.transition(b.actor, { processId: a.process.id, to: 'review' }))).code).toBe('not_found');
+    expect((await rejection(store.createProcess(b.actor, { workflowId: a.wf.id, title: 'x' }))).code).toBe('not_found');
+    expect((await store.listProcesses(b.actor.tenant, { limit: 50 })).items.map((p) => p.id)).toEqual([b.process.id]);
+    for (const room of ['tenant', `process:${a.process.id}`, `workflow:${a.wf.id}`]) {
+      expect((await store.eventsAfter(b.actor.tenant, room, 0, 100)).filter((e) => e.processId === a.process.id)).toEqual([]);
+    }
+    // Event ids are per tenant.
+    expect(b.event.id).toBe(1);
+  });
+
+  it('serves eventsAfter per room kind, in id order', async () => {
+    const { actor, wf, process } = await setup();
+    const other = (await store.createProcess(actor, { workflowId: wf.id, title: 'Other', assignee: 'bob' })).process;
+    await store.transition(actor, { processId: process.id, to: 'review' });
+    const toUser = await store.appendEvent({ tenant: actor.tenant, room: 'user:bob', type: 'ping', actor: 'alice', data: { n: 1 } });
+    const toProc = await store.appendEvent({ tenant: actor.tenant, room: `process:${process.id}`, type: 'note', actor: 'alice', data: {} });
+    const toWf = await store.appendEvent({ tenant: actor.tenant, room: `workflow:${wf.id}`, type: 'note', actor: 'alice', data: {} });
+    expect(toUser).toMatchObject({ rooms: ['user:bob'], processId: null, workflowId: null, data: { n: 1 } });
+    expect(toProc).toMatchObject({ rooms: [`process:${process.id}`], processId: process.id, workflowId: null });
+    expect(toWf).toMatchObject({ rooms: [`workflow:${wf.id}`], processId: null, workflowId: wf.id });
+
+    const ids = async (room: string, after = 0) => (await store.eventsAfter(actor.tenant, room, after, 100)).map((e: FluxoEvent) => e.id);
+    expect(await ids('tenant')).toEqual([1, 2, 3]);
+    expect(await ids(`process:${process.id}`)).toEqual([1, 3, toProc.id]);
+    expect(await ids(`process:${other.id}`)).toEqual([2]);
+    expect(await ids(`workflow:${wf.id}`)).toEqual([1, 2, 3, toWf.id]);
+    expect(await ids('user:bob')).toEqual([toUser.id]);
+    expect(await ids('tenant', 2)).toEqual([3]);
+    expect(await store.eventsAfter(actor.tenant, `workflow:${wf.id}`, 0, 2).then((e) => e.map((x) => x.id))).toEqual([1, 2]);
+    expect((await rejection(store.eventsAfter(actor.tenant, 'bogus', 0, 10))).code).toBe('invalid_room');
+  });
+
+  it('lists processes with filters and keyset pagination', async () => {
+    const { actor, wf, process } = await setup();
+    const made = [process.id];
+    for (let i = 0; i < 4; i++) {
+      made.push((await store.createProcess(actor, { workflowId: wf.id, title: `P${i}`, assignee: i % 2 ? 'bob' : null })).process.id);
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.listProcesses(actor.tenant, { workflowId: wf.id, limit: 2, cursor });
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((p) => p.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toHaveLength(5);
+    expect(new Set(seen)).toEqual(new Set(made));
+    expect((await store.listProcesses(actor.tenant, { assignee: 'bob', limit: 50 })).items).toHaveLength(2);
+    await store.transition(actor, { processId: process.id, to: 'review' });
+    expect((await store.listProcesses(actor.tenant, { stage: 'review', limit: 50 })).items.map((p) => p.id)).toEqual([process.id]);
+    expect((await rejection(store.listProcesses(actor.tenant, { limit: 5, cursor: 'garbage' }))).code).toBe('bad_request');
+  });
+
+  it('routes rows to their monthly partition, and moves stray rows out of DEFAULT', async () => {
+    const tenant = `t-${randomUUID().slice(0, 8)}`;
+    const now = new Date();
+    const created = await store.ensurePartitions(new Date(Date.UTC(2031, 0, 10)), 2);
+    expect(created).toEqual(['events_2031_01', 'events_2031_02', 'events_2031_03']);
+    expect(await store.ensurePartitions(new Date(Date.UTC(2031, 0, 10)), 2)).toEqual([]);
+    const insert = (id: number, at: string) =>
+      store.query(
+        sql`INSERT INTO events (tenant_id, id, occurred_at, type, rooms, actor, data) VALUES (${tenant}, ${id}, ${at}::timestamptz, 'x', ARRAY['tenant'], 'u', '{}'::jsonb)`,
+      );
+    await insert(1, '2031-01-31T23:59:59.999Z');
+    await insert(2, '2031-02-01T00:00:00Z');
+    await insert(3, '2031-07-04T12:00:00Z'); // no partition yet → DEFAULT
+    const where = async () =>
+      Object.fromEntries(
+        (await store.query(sql`SELECT id, tableoid::regclass::text AS part FROM events WHERE tenant_id = ${tenant}`)).map((r) => [
+          Number(r.id),
+          r.part,
+        ]),
+      );
+    expect(await where()).toEqual({ 1: 'events_2031_01', 2: 'events_2031_02', 3: 'events_default' });
+    expect(await store.ensurePartitions(new Date(Date.UTC(2031, 6, 1)), 0)).toEqual(['events_2031_07']);
+    expect(await where()).toEqual({ 1: 'events_2031_01', 2: 'events_2031_02', 3: 'events_2031_07' });
+    // The moved partition is a full member: new rows route there, keys still enforced.
+    await insert(4, '2031-07-05T00:00:00Z');
+    expect((await where())[4]).toBe('events_2031_07');
+    await expect(insert(4, '2031-07-05T00:00:00Z')).rejects.toThrow();
+    // Current month and the next three exist (created in beforeAll).
+    const cur = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
+    const expected = [0, 1, 2, 3].map((i) => {
+      const d = new Date(Date.UTC(cur.getUTCFullYear(), cur.getUTCMonth() + i, 1));
+      return `events_${d.getUTCFullYear()}_${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+    });
+    const parts = (
+      await store.query(sql`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass`)
+    ).map((r) => r.name);
+    expect(parts).toEqual(expect.arrayContaining([...expected, 'events_default']));
+  });
+
+  it('drops partitions past retention, never DEFAULT', async () => {
+    expect(await store.ensurePartitions(new Date(Date.UTC(2020, 0, 15)), 2)).toEqual(['events_2020_01', 'events_2020_02', 'events_2020_03']);
+    expect(await store.dropExpiredPartitions(new Date(Date.UTC(2020, 5, 10)), 0)).toEqual([]);
+    // Cutoff 2020-03-10: January and February end before it, March does not.
+    expect(await store.dropExpiredPartitions(new Date(Date.UTC(2020, 5, 10)), 3)).toEqual(['events_2020_01', 'events_2020_02']);
+    const left = await store.query(sql`SELECT to_regclass('events_2020_03') IS NOT NULL AS m, to_regclass('events_default') IS NOT NULL AS d`);
+    expect(left[0]).toEqual({ m: true, d: true });
+  });
+
+  it('revokes tokens until they expire', async () => {
+    const key = `jti-${randomUUID()}`;
+    expect(await store.isRevoked(key)).toBe(false);
+    await store.revokeToken(key, new Date(Date.now() + 60_000));
+    await store.revokeToken(key, new Date(Date.now() + 30_000)); // idempotent; keeps the later expiry
+    expect(await store.isRevoked(key)).toBe(true);
+    const old = `jti-${randomUUID()}`;
+    await store.revokeToken(old, new Date(Date.now() - 1_000));
+    expect(await store.isRevoked(old)).toBe(false);
+    await store.ping();
+  });
+
+  it.runIf(name === 'postgres')('assigns event ids so that paging "after last seen id" never misses one under concurrent commits', async () => {
+    const { actor, wf } = await setup();
+    const writers = 8;
+    const perWriter = 25;
+    const procs = await Promise.all(
+      Array.from({ length: writers }, (_, i) => store.createProcess(actor, { workflowId: wf.id, title: `w${i}` }).then((r) => r.process)),
+    );
+    const seen: number[] = [];
+    let cursor = 0;
+    let done = false;
+    const poll = async () => {
+      const page = await store.eventsAfter(actor.tenant, 'tenant', cursor, 50);
+      for (const e of page) seen.push(e.id);
+      if (page.length > 0) cursor = page[page.length - 1]!.id;
+      return page.length;
+    };
+    const reader = (async () => {
+      while (!done) await poll();
+      while ((await poll()) > 0) {}
+    })();
+    await Promise.all(
+      procs.map(async (p) => {
+        for (let i = 0; i < perWriter; i++) {
+          await store.transition(actor, { processId: p.id, to: i % 2 === 0 ? 'review' : 'draft', expectedVersion: i + 1 });
+        }
+      }),
+    );
+    done = true;
+    await reader;
+    const total = 1 + writers + writers * perWriter;
+    expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+  });
+});

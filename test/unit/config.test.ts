@@ -1,0 +1,61 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, configTableRows, loadConfig } from '../../server/config/index.js';
+import { configSchema } from '../../server/config/schema.js';
+
+describe('config', () => {
+  it('runs with no variable set: embedded mode, port 8080, migrations on, dev login on', () => {
+    const c = loadConfig({});
+    expect(c.port).toBe(8080);
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.migrateOnStart).toBe(true);
+    expect(c.devLogin).toBe(true);
+    expect(c.maxPayloadBytes).toBe(65536);
+  });
+
+  it('turns migrations off by default with DATABASE_URL', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@127.0.0.1:5432/db' }).migrateOnStart).toBe(false);
+  });
+
+  it('names the variable and what was expected when a value is wrong', () => {
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(ConfigError);
+    expect(() => loadConfig({ PORT: 'eighty' })).toThrow(/PORT/);
+    expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: at least 32 characters/);
+    expect(() => loadConfig({ JWT_ALGORITHMS: 'none' })).toThrow(/JWT_ALGORITHMS/);
+    expect(() => loadConfig({ COOKIE_SECURE: 'maybe' })).toThrow(/COOKIE_SECURE/);
+  });
+
+  it('requires a secret or JWKS in production and refuses DEV_LOGIN there', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET or JWT_JWKS_URL/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32), DEV_LOGIN: 'true' })).toThrow(/DEV_LOGIN/);
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) }).devLogin).toBe(false);
+  });
+
+  it('parses lists', () => {
+    const c = loadConfig({ ALLOWED_ORIGINS: 'https://a.example, https://b.example', DATABASE_REPLICA_URLS: '' });
+    expect(c.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
+    expect(c.replicaUrls).toEqual([]);
+  });
+
+  it('has a README row for every variable, with its description', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    for (const row of configTableRows()) {
+      expect(readme, `README lacks ${row.name}`).toContain(`| \`${row.name}\` |`);
+      expect(readme).toContain(row.description);
+    }
+    expect(Object.keys(configSchema.shape).length).toBeGreaterThanOrEqual(25);
+  });
+
+  it('stops the process with one line and no stack on a bad value', async () => {
+    const run = promisify(execFile);
+    const err = await run(process.execPath, ['--import', 'tsx', 'server/main.ts'], { env: { ...process.env, PORT: 'eighty' } }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(78);
+    expect(err?.stderr.trim().split('\n')).toHaveLength(1);
+    expect(err?.stderr).toMatch(/^fluxo: invalid configuration — PORT: /);
+  });
+});

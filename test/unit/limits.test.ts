@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../server/errors.js';
+import { DEFAULT_LIMITS, parseRateLimits, resolveLimits } from '../../server/limits/parse.js';
+import { createRateLimits } from '../../server/limits/rate-limits.js';
+
+describe('parseRateLimits', () => {
+  it('parses overrides and ignores blanks and spaces', () => {
+    expect(parseRateLimits(' process:transition=5/2 , http:write = 50 / 1 ,')).toEqual({
+      'process:transition': { points: 5, durationS: 2 },
+      'http:write': { points: 50, durationS: 1 },
+    });
+    expect(parseRateLimits('')).toEqual({});
+  });
+
+  it('keeps defaults for events not overridden', () => {
+    const limits = resolveLimits('publish=10/1');
+    expect(limits.publish).toEqual({ points: 10, durationS: 1 });
+    expect(limits.handshake).toEqual(DEFAULT_LIMITS.handshake);
+  });
+
+  it.each([
+    ['http:write=50', /"http:write=50" is not of the form/],
+    ['http:write=fifty/1', /"http:write=fifty\/1"/],
+    ['http:wrte=5/1', /unknown event "http:wrte"/],
+    ['publish=0/1', /"publish=0\/1": points/],
+    ['publish=1/0', /"publish=1\/0": seconds/],
+    ['publish=1/1,publish=2/1', /a second time/],
+    ['publish=-1/1', /"publish=-1\/1"/],
+  ])('throws an error naming the bad entry for %j', (spec, message) => {
+    expect(() => parseRateLimits(spec)).toThrow(message);
+  });
+});
+
+describe('createRateLimits in memory', () => {
+  it('allows the budget, then refuses with rate_limited and retryAfterMs', async () => {
+    const limits = createRateLimits({ spec: 'process:transition=3/1' });
+    for (let i = 0; i < 3; i++) await limits.consume('process:transition', 'acme:u1');
+    const err = await limits.consume('process:transition', 'acme:u1').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AppError);
+    const body = (err as AppError).toBody();
+    expect(body.code).toBe('rate_limited');
+    expect(body.retryAfterMs).toBeGreaterThan(0);
+    expect(body.retryAfterMs).toBeLessThanOrEqual(1000);
+  });
+
+  it('keeps subjects and events apart', async () => {
+    const limits = createRateLimits({ spec: 'process:transition=1/10,presence:update=1/10' });
+    await limits.consume('process:transition', 'acme:u1');
+    await limits.consume('process:transition', 'acme:u2');
+    await limits.consume('presence:update', 'acme:u1');
+    await expect(limits.consume('process:transition', 'acme:u1')).rejects.toMatchObject({ code: 'rate_limited' });
+  });
+
+  it('counts points and limits handshakes per IP', async () => {
+    const limits = createRateLimits({ spec: 'http:write=10/10,handshake=2/10' });
+    await limits.consume('http:write', 's', 10);
+    await expect(limits.consume('http:write', 's')).rejects.toMatchObject({ code: 'rate_limited' });
+    await limits.consumeHandshake('198.51.100.1');
+    await limits.consumeHandshake('198.51.100.1');
+    await limits.consumeHandshake('198.51.100.2');
+    await expect(limits.consumeHandshake('198.51.100.1')).rejects.toMatchObject({ code: 'rate_limited' });
+  });
+
+  it('refreshes the budget after the window', async () => {
+    const limits = createRateLimits({ spec: 'http:read=1/1' });
+    await limits.consume('http:read', 's');
+    const err = (await limits.consume('http:read', 's').catch((e: unknown) => e)) as AppError;
+    await new Promise((r) => setTimeout(r, (err.extra.retryAfterMs ?? 0) + 20));
+    await expect(limits.consume('http:read', 's')).resolves.toBeUndefined();
+  });
+
+  it('fails start-up on a bad RATE_LIMITS', () => {
+    expect(() => createRateLimits({ spec: 'nope=1/1' })).toThrow(/RATE_LIMITS/);
+  });
+});
