@@ -8,10 +8,7 @@ const target = process.env.DATABASE_URL ? 'postgres' : process.env.PGLITE_DIR ? 
 try {
   const store = await createStore({ databaseUrl: process.env.DATABASE_URL || undefined, pgliteDir: process.env.PGLITE_DIR || undefined });
   try {
-    const before = await store.query(await appliedSql());
-    await store.migrate();
-    const after = await store.query(await appliedSql());
-    const applied = after.map((r) => String(r.name)).filter((n) => !before.some((b) => b.name === n));
+    const applied = await store.applyMigrations();
     const partitions = await store.ensurePartitions(new Date());
     console.log(`migrate: ${target}: applied ${applied.length ? applied.join(', ') : 'nothing (up to date)'}`);
     console.log(`migrate: partitions created: ${partitions.length ? partitions.join(', ') : 'none (all present)'}`);
@@ -20,13 +17,7 @@ try {
   }
 } catch (err) {
   const e = err as Error & { cause?: Error };
-  const detail = e.cause && e.cause.message !== e.message ? `: ${e.cause.message}` : '';
+  const detail = e.cause && e.cause.message !== e.message ? ` (${e.cause.message})` : '';
   console.error(`migrate: failed on ${target}: ${e.message}${detail}`);
   process.exit(1);
-}
-
-/** Applied migration names; an empty answer before the bookkeeping table exists. */
-async function appliedSql() {
-  const { sql } = await import('drizzle-orm');
-  return sql`SELECT name FROM fluxo_migrations WHERE to_regclass('fluxo_migrations') IS NOT NULL`;
 }

@@ -60,8 +60,8 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   if (config.migrateOnStart) await store.migrate();
   const maintain = async () => {
     try {
-      const created = await store.ensurePartitions(new Date());
-      if (created.length) log.info({ created }, 'event-log partitions created');
+      // The store logs what it creates.
+      await store.ensurePartitions(new Date());
       if (config.eventRetentionMonths > 0) {
         const dropped = await store.dropExpiredPartitions(new Date(), config.eventRetentionMonths);
         if (dropped.length) log.info({ dropped }, 'event-log partitions dropped by retention');

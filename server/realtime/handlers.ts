@@ -72,7 +72,11 @@ export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
         } catch (err) {
           const body = toErrorBody(err);
           if (body.code === 'rate_limited') metrics.rateLimited.inc({ event });
-          if (body.code === 'internal') log.error({ err, event, socket: socket.id }, 'socket handler failed');
+          if (body.code === 'internal')
+            log.error(
+              { err, event, socket: socket.id, tenant: data.principal.tenant, user: data.principal.userId },
+              'socket handler failed',
+            );
           ack({ error: body });
         }
       }) as never,

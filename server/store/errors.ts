@@ -52,6 +52,11 @@ export function sqlState(err: unknown): string | undefined {
 /** AppErrors pass through, connection failures become `store_unavailable`, anything else is rethrown as is. */
 export function toStoreError(err: unknown): unknown {
   if (err instanceof AppError) return err;
-  if (isConnectionError(err)) return new AppError('store_unavailable');
+  if (isConnectionError(err)) {
+    const unavailable = new AppError('store_unavailable');
+    // Kept for logs; toBody() never sends it to clients.
+    Object.defineProperty(unavailable, 'cause', { value: err, enumerable: false });
+    return unavailable;
+  }
   return err;
 }

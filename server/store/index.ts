@@ -7,8 +7,8 @@ import { schema } from './schema.js';
 import { type Backend, type Db, SqlStore, type StoreLogger } from './sql-store.js';
 import type { Store } from './store.js';
 
-export type { Store } from './store.js';
 export { SqlStore } from './sql-store.js';
+export type { Store } from './store.js';
 
 export interface CreateStoreOptions {
   /** Postgres primary. Unset: embedded PGlite. */

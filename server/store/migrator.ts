@@ -25,9 +25,7 @@ export async function runMigrations(client: MigrationClient, dir = DEFAULT_MIGRA
   const applied: string[] = [];
   await client.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
-    await tx.exec(
-      'CREATE TABLE IF NOT EXISTS fluxo_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
-    );
+    await tx.exec('CREATE TABLE IF NOT EXISTS fluxo_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
   });
   for (const file of files) {
     const script = await readFile(`${dir}/${file}`, 'utf8');

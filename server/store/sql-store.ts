@@ -188,9 +188,15 @@ export class SqlStore implements Store {
   // ---------------------------------------------------------------- schema
 
   async migrate(): Promise<void> {
+    await this.applyMigrations();
+  }
+
+  /** Applies pending migrations; returns the file names applied (none when up to date). */
+  async applyMigrations(): Promise<string[]> {
     try {
       const applied = await runMigrations(this.backend.migrations, this.opts.migrationsDir);
       if (applied.length > 0) this.log.info({ applied }, 'migrations applied');
+      return applied;
     } catch (err) {
       throw toStoreError(err);
     }
@@ -239,7 +245,6 @@ export class SqlStore implements Store {
       );
       if (made) created.push(name);
     }
-    if (created.length > 0) this.log.info({ created }, 'event partitions created');
     return created;
   }
 
@@ -264,7 +269,6 @@ export class SqlStore implements Store {
       );
       dropped.push(name);
     }
-    if (dropped.length > 0) this.log.info({ dropped, cutoff: cutoff.toISOString() }, 'expired event partitions dropped');
     return dropped.sort();
   }
 
@@ -282,7 +286,11 @@ export class SqlStore implements Store {
 
   async listWorkflows(tenant: string, opts?: ReadOptions): Promise<Workflow[]> {
     return this.read(tenant, opts, async (db) => {
-      const rows = await db.select().from(workflows).where(eq(workflows.tenantId, tenant)).orderBy(asc(workflows.createdAt), asc(workflows.id));
+      const rows = await db
+        .select()
+        .from(workflows)
+        .where(eq(workflows.tenantId, tenant))
+        .orderBy(asc(workflows.createdAt), asc(workflows.id));
       return rows.map(toWorkflow);
     });
   }
@@ -524,7 +532,10 @@ export class SqlStore implements Store {
       db
         .insert(revokedTokens)
         .values({ key, expiresAt })
-        .onConflictDoUpdate({ target: revokedTokens.key, set: { expiresAt: sql`GREATEST(${revokedTokens.expiresAt}, excluded.expires_at)` } }),
+        .onConflictDoUpdate({
+          target: revokedTokens.key,
+          set: { expiresAt: sql`GREATEST(${revokedTokens.expiresAt}, excluded.expires_at)` },
+        }),
     );
     if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = Date.now();

@@ -83,7 +83,11 @@ describe('store with a streaming replica', () => {
       await pg.startPrimary();
     }
     await eventually(
-      () => store.ping().then(() => true, () => false),
+      () =>
+        store.ping().then(
+          () => true,
+          () => false,
+        ),
       (ok) => ok,
       10_000,
     );

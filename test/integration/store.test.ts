@@ -220,17 +220,25 @@ describe.each(backends)('store on $name', ({ name, start }) => {
       return `events_${d.getUTCFullYear()}_${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
     });
     const parts = (
-      await store.query(sql`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass`)
+      await store.query(
+        sql`SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass`,
+      )
     ).map((r) => r.name);
     expect(parts).toEqual(expect.arrayContaining([...expected, 'events_default']));
   });
 
   it('drops partitions past retention, never DEFAULT', async () => {
-    expect(await store.ensurePartitions(new Date(Date.UTC(2020, 0, 15)), 2)).toEqual(['events_2020_01', 'events_2020_02', 'events_2020_03']);
+    expect(await store.ensurePartitions(new Date(Date.UTC(2020, 0, 15)), 2)).toEqual([
+      'events_2020_01',
+      'events_2020_02',
+      'events_2020_03',
+    ]);
     expect(await store.dropExpiredPartitions(new Date(Date.UTC(2020, 5, 10)), 0)).toEqual([]);
     // Cutoff 2020-03-10: January and February end before it, March does not.
     expect(await store.dropExpiredPartitions(new Date(Date.UTC(2020, 5, 10)), 3)).toEqual(['events_2020_01', 'events_2020_02']);
-    const left = await store.query(sql`SELECT to_regclass('events_2020_03') IS NOT NULL AS m, to_regclass('events_default') IS NOT NULL AS d`);
+    const left = await store.query(
+      sql`SELECT to_regclass('events_2020_03') IS NOT NULL AS m, to_regclass('events_default') IS NOT NULL AS d`,
+    );
     expect(left[0]).toEqual({ m: true, d: true });
   });
 
@@ -246,36 +254,39 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     await store.ping();
   });
 
-  it.runIf(name === 'postgres')('assigns event ids so that paging "after last seen id" never misses one under concurrent commits', async () => {
-    const { actor, wf } = await setup();
-    const writers = 8;
-    const perWriter = 25;
-    const procs = await Promise.all(
-      Array.from({ length: writers }, (_, i) => store.createProcess(actor, { workflowId: wf.id, title: `w${i}` }).then((r) => r.process)),
-    );
-    const seen: number[] = [];
-    let cursor = 0;
-    let done = false;
-    const poll = async () => {
-      const page = await store.eventsAfter(actor.tenant, 'tenant', cursor, 50);
-      for (const e of page) seen.push(e.id);
-      if (page.length > 0) cursor = page[page.length - 1]!.id;
-      return page.length;
-    };
-    const reader = (async () => {
-      while (!done) await poll();
-      while ((await poll()) > 0) {}
-    })();
-    await Promise.all(
-      procs.map(async (p) => {
-        for (let i = 0; i < perWriter; i++) {
-          await store.transition(actor, { processId: p.id, to: i % 2 === 0 ? 'review' : 'draft', expectedVersion: i + 1 });
-        }
-      }),
-    );
-    done = true;
-    await reader;
-    const total = 1 + writers + writers * perWriter;
-    expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1));
-  });
+  it.runIf(name === 'postgres')(
+    'assigns event ids so that paging "after last seen id" never misses one under concurrent commits',
+    async () => {
+      const { actor, wf } = await setup();
+      const writers = 8;
+      const perWriter = 25;
+      const procs = await Promise.all(
+        Array.from({ length: writers }, (_, i) => store.createProcess(actor, { workflowId: wf.id, title: `w${i}` }).then((r) => r.process)),
+      );
+      const seen: number[] = [];
+      let cursor = 0;
+      let done = false;
+      const poll = async () => {
+        const page = await store.eventsAfter(actor.tenant, 'tenant', cursor, 50);
+        for (const e of page) seen.push(e.id);
+        if (page.length > 0) cursor = page[page.length - 1]!.id;
+        return page.length;
+      };
+      const reader = (async () => {
+        while (!done) await poll();
+        while ((await poll()) > 0) {}
+      })();
+      await Promise.all(
+        procs.map(async (p) => {
+          for (let i = 0; i < perWriter; i++) {
+            await store.transition(actor, { processId: p.id, to: i % 2 === 0 ? 'review' : 'draft', expectedVersion: i + 1 });
+          }
+        }),
+      );
+      done = true;
+      await reader;
+      const total = 1 + writers + writers * perWriter;
+      expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    },
+  );
 });

@@ -1,0 +1,41 @@
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { client, eventually, TEST_SECRET, token } from '../harness/node.js';
+import { freePort } from '../harness/redis.js';
+
+describe('graceful shutdown of a real process', () => {
+  it('on SIGTERM tells clients to reconnect and exits 0 within SHUTDOWN_GRACE_MS', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'info', SHUTDOWN_GRACE_MS: '3000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await eventually(async () => expect((await fetch(`${url}/ready`)).status).toBe(200), 20_000, 200);
+      const s = await client(url, { token: await token({ sub: 'u', tid: 'acme' }) });
+      const told = new Promise((resolve) => s.once('server:reconnect', resolve));
+      const started = Date.now();
+      child.kill('SIGTERM');
+      expect(await told).toMatchObject({ reason: 'shutdown' });
+      expect(await exited).toBe(0);
+      expect(Date.now() - started).toBeLessThan(3000);
+      s.close();
+      // JSON logs with the node id; no token ever printed.
+      const lines = out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(lines.some((l) => l.msg === 'stopped')).toBe(true);
+      expect(lines.every((l) => typeof l.node === 'string')).toBe(true);
+      expect(out).not.toContain('eyJ');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
