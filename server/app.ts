@@ -54,7 +54,8 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       replicaUrls: config.replicaUrls,
       pgliteDir: config.pgliteDir,
       poolSize: config.poolSize,
-      readYourWritesMs: config.readYourWritesMs,
+      // Read-your-writes is per user and decided by WorkflowService (it passes `fresh`).
+      readYourWritesMs: 0,
       logger: log,
     }));
   if (config.migrateOnStart) await store.migrate();
@@ -73,7 +74,9 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   await maintain();
   const maintenanceTimer = setInterval(maintain, DAY_MS).unref();
 
-  const revocations = new Revocations({ store });
+  // A "not revoked" answer is reused for up to 1 s so that a busy node does not ask the database on
+  // every request; revocations made on this node (and, with Redis, on any node) apply at once.
+  const revocations = new Revocations({ store, negativeCacheMs: 1000 });
   const verifier: TokenVerifier = createTokenVerifier({
     // With a JWKS URL the asymmetric keys win: an HMAC secret is never accepted for that issuer.
     secret: config.jwt.jwksUrl ? undefined : (config.jwt.secret ?? DEV_JWT_SECRET),
