@@ -41,9 +41,12 @@ export function token(opts: { sub: string; tid: string; role?: Role; name?: stri
 export { DEV_JWT_SECRET };
 
 /** A socket.io-client connected over WebSocket; rejects with the server's connect_error. */
-export function client(url: string, opts: { token?: string; headers?: Record<string, string> } = {}): Promise<Client> {
+export function client(
+  url: string,
+  opts: { token?: string; headers?: Record<string, string>; transports?: ('websocket' | 'polling')[] } = {},
+): Promise<Client> {
   const socket: Client = connect(url, {
-    transports: ['websocket'],
+    transports: opts.transports ?? ['websocket'],
     reconnection: false,
     forceNew: true,
     auth: opts.token ? { token: opts.token } : {},

@@ -149,6 +149,22 @@ describe('real-time delivery', () => {
     }
   });
 
+  it('falls back to HTTP long-polling and still delivers', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, editor, wf.id);
+    const polling = await client(node.url, { token: editor, transports: ['polling'] });
+    try {
+      expect(polling.io.engine.transport.name).toBe('polling');
+      const seen = collect(polling);
+      await request(polling, 'subscribe', { room: `process:${proc.id}` });
+      const ack = await request(polling, 'process:transition', { processId: proc.id, to: 'doing' });
+      expect(ack).toMatchObject({ data: { process: { stage: 'doing' } } });
+      await eventually(() => expect(seen.events.map((e) => e.toStage)).toContain('doing'));
+    } finally {
+      polling.close();
+    }
+  });
+
   it('lets another backend publish a custom event with the publish API key', async () => {
     const n = await startNode({ PUBLISH_API_KEY: 'publish-key-0123456789' });
     const watcher = await client(n.url, { token: editor });
