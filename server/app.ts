@@ -1,5 +1,4 @@
 import { ERRORS } from '../shared/errors.js';
-import { internalRoom } from '../shared/rooms.js';
 import { DEV_JWT_SECRET } from './auth/dev-secret.js';
 import { Revocations } from './auth/revocations.js';
 import type { TokenVerifier } from './auth/types.js';
@@ -18,6 +17,7 @@ import { createMetrics, type Metrics } from './ops/metrics.js';
 import { MemoryPresence } from './presence/memory.js';
 import type { PresenceStore } from './presence/presence.js';
 import type { FluxoServer } from './realtime/deps.js';
+import { createFanout } from './realtime/fanout.js';
 import { createIo, installRealtime } from './realtime/io.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
@@ -94,16 +94,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   const presence: PresenceStore = new MemoryPresence();
 
   const io = createIo(config);
-  const service = new WorkflowService(
-    store,
-    (tenant, event) => {
-      io.to(event.rooms.map((r) => internalRoom(tenant, r))).emit('event', event);
-      metrics.eventsEmitted.inc({ type: event.type });
-      metrics.fanoutSeconds.observe(Math.max(0, Date.now() - Date.parse(event.at)) / 1000);
-    },
-    metrics,
-    config.readYourWritesMs,
-  );
+  const service = new WorkflowService(store, createFanout(io, metrics), metrics, config.readYourWritesMs);
   installRealtime({ io, config, service, presence, limits, verifier, metrics, log });
 
   let draining = false;

@@ -1,0 +1,19 @@
+import type { FluxoEvent } from '../../shared/protocol.js';
+import { internalRoom } from '../../shared/rooms.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { FluxoServer } from './deps.js';
+
+/**
+ * Sends a committed event to each of its rooms with one emit per room. Socket.IO on uWS publishes
+ * a single-room broadcast natively (uWS topics, no per-socket JS work) but falls back to a
+ * per-socket loop for multi-room broadcasts, so `io.to([a, b, c])` would cost several times more.
+ * The price: a socket subscribed to two of the event's rooms receives it twice, with the same
+ * id — clients drop repeats by id (they must anyway, for replay).
+ */
+export function createFanout(io: FluxoServer, metrics: Metrics) {
+  return (tenant: string, event: FluxoEvent): void => {
+    for (const room of event.rooms) io.to(internalRoom(tenant, room)).emit('event', event);
+    metrics.eventsEmitted.inc({ type: event.type });
+    metrics.fanoutSeconds.observe(Math.max(0, Date.now() - Date.parse(event.at)) / 1000);
+  };
+}
