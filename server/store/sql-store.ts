@@ -175,6 +175,16 @@ export class SqlStore implements Store {
     return Number(row!.id);
   }
 
+  /** Takes the tenant's next event id and writes the event: the last step before commit. */
+  private async insertEvent(tx: Db, tenant: string, values: Omit<typeof events.$inferInsert, 'tenantId' | 'id'>): Promise<FluxoEvent> {
+    const id = await this.nextEventId(tx, tenant);
+    const [ev] = await tx
+      .insert(events)
+      .values({ ...values, tenantId: tenant, id })
+      .returning();
+    return toEvent(ev!);
+  }
+
   /** Runs one statement on the primary and returns its rows (diagnostics and tests). */
   async query(q: SQL): Promise<Record<string, unknown>[]> {
     return this.write(null, async (db) => rowsOf(await db.execute(q)));
@@ -338,24 +348,18 @@ export class SqlStore implements Store {
           })
           .returning();
         const process = toProcess(row!);
-        const id = await this.nextEventId(tx, tenant);
-        const [ev] = await tx
-          .insert(events)
-          .values({
-            tenantId: tenant,
-            id,
-            type: 'process.created',
-            processId: process.id,
-            workflowId: process.workflowId,
-            rooms: roomsOf(process.id, process.workflowId),
-            fromStage: null,
-            toStage: stage,
-            version: 1,
-            actor: actor.userId,
-            data: { title: process.title },
-          })
-          .returning();
-        return { process, event: toEvent(ev!) };
+        const event = await this.insertEvent(tx, tenant, {
+          type: 'process.created',
+          processId: process.id,
+          workflowId: process.workflowId,
+          rooms: roomsOf(process.id, process.workflowId),
+          fromStage: null,
+          toStage: stage,
+          version: 1,
+          actor: actor.userId,
+          data: { title: process.title },
+        });
+        return { process, event };
       }),
     );
   }
@@ -444,24 +448,18 @@ export class SqlStore implements Store {
           .returning();
         const process = toProcess(updated!);
         // Last steps: take the id, write the event (and the result), commit.
-        const id = await this.nextEventId(tx, tenant);
-        const [ev] = await tx
-          .insert(events)
-          .values({
-            tenantId: tenant,
-            id,
-            type: 'process.transitioned',
-            processId: process.id,
-            workflowId: process.workflowId,
-            rooms: roomsOf(process.id, process.workflowId),
-            fromStage: row.stage,
-            toStage: req.to,
-            version: process.version,
-            actor: actor.userId,
-            data: req.data ?? {},
-          })
-          .returning();
-        const result: StoredResult = { process, event: toEvent(ev!) };
+        const event = await this.insertEvent(tx, tenant, {
+          type: 'process.transitioned',
+          processId: process.id,
+          workflowId: process.workflowId,
+          rooms: roomsOf(process.id, process.workflowId),
+          fromStage: row.stage,
+          toStage: req.to,
+          version: process.version,
+          actor: actor.userId,
+          data: req.data ?? {},
+        });
+        const result: StoredResult = { process, event };
         if (req.requestId) {
           await tx
             .update(idempotencyKeys)
@@ -479,23 +477,16 @@ export class SqlStore implements Store {
     const room = parseRoom(input.room);
     if (!room) throw new AppError('invalid_room');
     return this.write(input.tenant, (db) =>
-      db.transaction(async (tx) => {
-        const id = await this.nextEventId(tx, input.tenant);
-        const [ev] = await tx
-          .insert(events)
-          .values({
-            tenantId: input.tenant,
-            id,
-            type: input.type,
-            processId: room.kind === 'process' ? room.id : null,
-            workflowId: room.kind === 'workflow' ? room.id : null,
-            rooms: [room.name],
-            actor: input.actor,
-            data: input.data,
-          })
-          .returning();
-        return toEvent(ev!);
-      }),
+      db.transaction((tx) =>
+        this.insertEvent(tx, input.tenant, {
+          type: input.type,
+          processId: room.kind === 'process' ? room.id : null,
+          workflowId: room.kind === 'workflow' ? room.id : null,
+          rooms: [room.name],
+          actor: input.actor,
+          data: input.data,
+        }),
+      ),
     );
   }
 
