@@ -145,26 +145,29 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   log.info({ port, store: store.kind }, 'fluxo listening');
 
+  const drain = async () => {
+    draining = true;
+    log.info('draining');
+    uws.stopListening();
+    io.emit('server:reconnect', { reason: 'shutdown', nodeId: config.nodeId });
+    await withTimeout(service.waitForWrites(), config.shutdownGraceMs).catch(() =>
+      log.warn('writes still in flight at the grace deadline'),
+    );
+    // Give clients a moment to act on server:reconnect before the sockets are cut.
+    await new Promise((r) => setTimeout(r, Math.min(250, config.shutdownGraceMs)));
+    io.disconnectSockets(true);
+    clearInterval(maintenanceTimer);
+    await new Promise<void>((resolve) => io.close(() => resolve()));
+    uws.close();
+    await presence.close();
+    await store.close();
+    log.info('stopped');
+  };
   let closing: Promise<void> | null = null;
-  const shutdown = () =>
-    (closing ??= (async () => {
-      draining = true;
-      log.info('draining');
-      uws.stopListening();
-      io.emit('server:reconnect', { reason: 'shutdown', nodeId: config.nodeId });
-      await withTimeout(service.waitForWrites(), config.shutdownGraceMs).catch(() =>
-        log.warn('writes still in flight at the grace deadline'),
-      );
-      // Give clients a moment to act on server:reconnect before the sockets are cut.
-      await new Promise((r) => setTimeout(r, Math.min(250, config.shutdownGraceMs)));
-      io.disconnectSockets(true);
-      clearInterval(maintenanceTimer);
-      await new Promise<void>((resolve) => io.close(() => resolve()));
-      uws.close();
-      await presence.close();
-      await store.close();
-      log.info('stopped');
-    })());
+  const shutdown = () => {
+    closing ??= drain();
+    return closing;
+  };
 
   return { config, port, url: `http://${host}:${port}`, io, store, log, metrics, shutdown };
 }

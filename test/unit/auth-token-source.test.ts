@@ -69,12 +69,16 @@ describe('origins', () => {
     expect(isOriginAllowed('https://app.example.com', allowed)).toBe(true);
     expect(isOriginAllowed('http://localhost:8080', allowed, ['http://localhost:8080'])).toBe(true);
   });
-  it.each([undefined, 'null', '', 'https://app.example.com.evil.com', 'http://app.example.com', 'https://APP.example.com/'])(
-    'refuses %j',
-    (origin) => {
-      expect(isOriginAllowed(origin, allowed)).toBe(false);
-    },
-  );
+  it.each([
+    undefined,
+    'null',
+    '',
+    'https://app.example.com.evil.com',
+    'http://app.example.com',
+    'https://APP.example.com/',
+  ])('refuses %j', (origin) => {
+    expect(isOriginAllowed(origin, allowed)).toBe(false);
+  });
 });
 
 describe('isCrossSiteWrite', () => {
