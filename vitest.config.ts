@@ -15,6 +15,15 @@ export default defineConfig({
           maxWorkers: 2,
         },
       },
+      {
+        test: {
+          name: 'browser',
+          include: ['test/browser/**/*.test.ts'],
+          testTimeout: 60000,
+          hookTimeout: 60000,
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });

@@ -3,10 +3,12 @@ import { DEV_JWT_SECRET } from './auth/dev-secret.js';
 import { Revocations } from './auth/revocations.js';
 import type { TokenVerifier } from './auth/types.js';
 import { createTokenVerifier } from './auth/verifier.js';
+import { createClusterParts } from './bus/index.js';
 import type { Config } from './config/index.js';
 import { WorkflowService } from './domain/workflow-service.js';
 import { AppError, toErrorBody } from './errors.js';
 import { apiRoutes } from './http/api.js';
+import { devLoginRoutes } from './http/dev-login.js';
 import { opsRoutes } from './http/ops-routes.js';
 import { errorResponse } from './http/respond.js';
 import { Router } from './http/router.js';
@@ -76,7 +78,10 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
 
   // A "not revoked" answer is reused for up to 1 s so that a busy node does not ask the database on
   // every request; revocations made on this node (and, with Redis, on any node) apply at once.
-  const revocations = new Revocations({ store, negativeCacheMs: 1000 });
+  // With Redis (REDIS_URL or REDIS_CLUSTER_NODES) this node is one of many: shared fan-out,
+  // presence, revocations and rate limits. Without it everything stays in this process.
+  const cluster = await createClusterParts(config, { log, metrics, revocationStore: store });
+  const revocations = new Revocations({ store: cluster?.revocationStore ?? store, negativeCacheMs: 1000 });
   const verifier: TokenVerifier = createTokenVerifier({
     // With a JWKS URL the asymmetric keys win: an HMAC secret is never accepted for that issuer.
     secret: config.jwt.jwksUrl ? undefined : (config.jwt.secret ?? DEV_JWT_SECRET),
@@ -90,10 +95,11 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   if (!config.jwt.secret && !config.jwt.jwksUrl) {
     log.warn('JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can mint tokens. Never run this in production.');
   }
-  const limits: RateLimits = createRateLimits({ spec: config.rateLimits });
-  const presence: PresenceStore = new MemoryPresence();
+  const limits: RateLimits = createRateLimits({ spec: config.rateLimits, redis: cluster?.bus.client('limiter') });
+  const presence: PresenceStore = cluster?.presence ?? new MemoryPresence();
 
   const io = createIo(config);
+  await cluster?.attach(io, revocations);
   const service = new WorkflowService(store, createFanout(io, metrics), metrics, config.readYourWritesMs);
   installRealtime({ io, config, service, presence, limits, verifier, metrics, log });
 
@@ -105,6 +111,8 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     readiness: {
       check: async () => {
         if (draining) return 'draining';
+        const redis = cluster?.bus.notReadyReason();
+        if (redis) return redis;
         try {
           await withTimeout(store.ping(), 2000);
           return null;
@@ -115,6 +123,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     },
   });
   apiRoutes(router, { config, verifier, revocations, limits, service, io });
+  devLoginRoutes(router, { config });
   staticRoutes(router, { config, verifier });
 
   const uws = new UwsServer({
@@ -159,7 +168,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     clearInterval(maintenanceTimer);
     await new Promise<void>((resolve) => io.close(() => resolve()));
     uws.close();
-    await presence.close();
+    await (cluster ? cluster.close() : presence.close());
     await store.close();
     log.info('stopped');
   };

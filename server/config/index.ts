@@ -12,6 +12,11 @@ export interface Config {
   poolSize: number;
   pgliteDir: string | undefined;
   redisUrl: string | undefined;
+  /** REDIS_CLUSTER_NODES; non-empty means Redis Cluster (sharded adapter) and REDIS_URL is ignored. */
+  redisClusterNodes: { host: string; port: number }[];
+  redisKeyPrefix: string;
+  presenceTtlMs: number;
+  replicaMaxLagMs: number;
   jwt: {
     secret: string | undefined;
     jwksUrl: string | undefined;
@@ -65,6 +70,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     poolSize: c.DATABASE_POOL_SIZE,
     pgliteDir: c.PGLITE_DIR,
     redisUrl: c.REDIS_URL,
+    redisClusterNodes: c.REDIS_CLUSTER_NODES.map((hp) => {
+      const i = hp.lastIndexOf(':');
+      return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
+    }),
+    redisKeyPrefix: c.REDIS_KEY_PREFIX,
+    presenceTtlMs: c.PRESENCE_TTL_MS,
+    replicaMaxLagMs: c.REPLICA_MAX_LAG_MS,
     jwt: {
       secret: c.JWT_SECRET,
       jwksUrl: c.JWT_JWKS_URL,

@@ -29,6 +29,31 @@ export const configSchema = z.object({
     .url()
     .optional()
     .describe('Redis for fan-out, presence, revocation cache and shared rate limits. Unset: in-process.'),
+  REDIS_CLUSTER_NODES: list
+    .pipe(z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port')))
+    .default([])
+    .describe('Comma-separated `host:port` of Redis Cluster masters; uses the sharded adapter (SSUBSCRIBE). Wins over REDIS_URL.'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,32}$/)
+    .default('fluxo')
+    .describe('Prefix of every Redis key and channel Fluxo uses (several deployments can share one Redis).'),
+  PRESENCE_TTL_MS: z.coerce
+    .number()
+    .int()
+    .min(1000)
+    .max(300_000)
+    .default(15_000)
+    .describe(
+      'With Redis: a node that stops heartbeating is declared dead and its presence removed (with `leave` diffs) within this time.',
+    ),
+  REPLICA_MAX_LAG_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(600_000)
+    .default(5_000)
+    .describe('A replica lagging more than this is skipped and its reads go to the primary.'),
   JWT_SECRET: z
     .string()
     .min(32, 'at least 32 characters')

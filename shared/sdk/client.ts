@@ -1,0 +1,474 @@
+import { io, type Socket } from 'socket.io-client';
+import type {
+  Ack,
+  ClientToServerEvents,
+  FluxoEvent,
+  PresenceDiff,
+  PresenceMember,
+  PresenceState,
+  Role,
+  ServerToClientEvents,
+  SubscribeResult,
+  TransitionResult,
+} from '../protocol.js';
+import { type BackoffOptions, backoffDelay } from './backoff.js';
+import { Emitter } from './emitter.js';
+import { FluxoError } from './errors.js';
+import { RoomStream } from './room-stream.js';
+
+export type FluxoSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export interface ConnectOptions {
+  /** Base URL of Fluxo (or of the load balancer), e.g. `http://localhost:8080`. In a page served by Fluxo: `location.origin`. */
+  url: string;
+  /** A JWT. Without it (and without getToken) the session cookie is used: browsers only. */
+  token?: string;
+  /**
+   * Returns a fresh token. Called when the server warns that the token expires (`auth:expiring`,
+   * a minute ahead) and when a reconnect is refused with `token_expired`.
+   */
+  getToken?: () => Promise<string>;
+  /** Reconnect delays. */
+  backoff?: BackoffOptions;
+  /** Failed reconnects after which the state reads `offline` (retries go on). @default 3 */
+  offlineAfterAttempts?: number;
+  /** How long a request waits for its ack, in ms. @default 10000 */
+  ackTimeoutMs?: number;
+  /** @default ['websocket', 'polling'] (WebSocket first, long-polling when it cannot be opened) */
+  transports?: ('websocket' | 'polling')[];
+  /** Socket.IO path. @default '/socket.io/' */
+  path?: string;
+  /** Extra handshake headers (Node only; browsers ignore them on WebSocket). */
+  headers?: Record<string, string>;
+}
+
+export interface Session {
+  nodeId: string;
+  userId: string;
+  tenant: string;
+  role: Role;
+  /** Token expiry, seconds since epoch. */
+  exp: number;
+}
+
+export type ConnectionStatus =
+  | { state: 'connecting' }
+  | ({ state: 'connected' } & Session)
+  | { state: 'reconnecting'; attempt: number; delayMs: number }
+  | { state: 'offline'; reason: string; error?: FluxoError; retrying: boolean };
+
+export type ConnectionState = ConnectionStatus['state'];
+
+export interface PresenceChange {
+  room: string;
+  members: PresenceMember[];
+  diff: PresenceDiff | null;
+}
+
+export type ClientEvents = {
+  /** The connection state changed. */
+  state: (status: ConnectionStatus) => void;
+  /** Presence of a subscribed room changed (diff is null for a fresh snapshot). */
+  presence: (change: PresenceChange) => void;
+  /** A failure no request was waiting for: a subscription refused, a token refresh failed. */
+  error: (error: FluxoError) => void;
+  /** The token was refreshed. */
+  token: (info: { exp: number }) => void;
+};
+
+export type EventHandler = (event: FluxoEvent) => void;
+
+/** Stops the subscription; `ready` settles with the first subscribe ack. */
+export type Unsubscribe = (() => Promise<void>) & { ready: Promise<SubscribeResult> };
+
+export interface TransitionOptions {
+  /** Refuse (409 version_conflict) unless the process is at this version. */
+  expectedVersion?: number;
+  /** Idempotency key; generated when absent, and reused when the request is retried after a disconnect. */
+  requestId?: string;
+  data?: Record<string, unknown>;
+}
+
+interface Room {
+  stream: RoomStream;
+  handlers: Set<EventHandler>;
+  members: Map<string, PresenceMember>;
+  /** Re-applied after every reconnect: presence lives with the connection. */
+  presenceState: PresenceState | null;
+  ready: { resolve: (r: SubscribeResult) => void; reject: (e: FluxoError) => void } | null;
+  /** Settles with the first subscribe ack; shared by every handler of the room. */
+  firstAck: Promise<SubscribeResult>;
+}
+
+/** Auth failures that another attempt with the same credentials cannot fix. */
+const FATAL = new Set(['unauthorized', 'token_invalid', 'token_revoked', 'forbidden', 'origin_not_allowed']);
+
+/**
+ * A Fluxo connection that survives reconnects: it resubscribes every room from its last event id,
+ * so handlers see each event once and in id order, and it keeps presence and the token fresh.
+ * @example
+ * const client = connect({ url: 'http://localhost:8080', token });
+ * client.on('state', (s) => console.log(s.state));
+ * const stop = client.subscribe('workflow:wf1', (event) => render(event));
+ * await client.transition('p1', 'doing', { expectedVersion: 1 });
+ */
+export class FluxoClient extends Emitter<ClientEvents> {
+  /** The underlying Socket.IO socket (tests use it to cut the transport). */
+  readonly socket: FluxoSocket;
+  private readonly opts: ConnectOptions;
+  private token: string | undefined;
+  private readonly rooms = new Map<string, Room>();
+  private current: ConnectionStatus = { state: 'connecting' };
+  private sessionInfo: Session | null = null;
+  private attempt = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
+  private expired = false;
+  private refreshing: Promise<void> | null = null;
+  /** Highest event id seen anywhere: ids are per tenant, so it is a safe start for a new room. */
+  private highWater: number | undefined;
+
+  constructor(opts: ConnectOptions) {
+    super();
+    this.opts = opts;
+    this.token = opts.token;
+    this.socket = io(opts.url, {
+      autoConnect: false,
+      // Reconnection is ours: it must refresh tokens and resubscribe, and Socket.IO does not retry middleware refusals.
+      reconnection: false,
+      forceNew: true,
+      transports: opts.transports ?? ['websocket', 'polling'],
+      tryAllTransports: true,
+      withCredentials: true,
+      path: opts.path ?? '/socket.io/',
+      extraHeaders: opts.headers ?? {},
+      // A function, so every reconnect sends the latest token.
+      auth: (cb) => cb(this.token ? { token: this.token } : {}),
+    });
+    this.wire();
+    this.setStatus({ state: 'connecting' });
+    this.socket.connect();
+  }
+
+  /** The latest connection status. */
+  get status(): ConnectionStatus {
+    return this.current;
+  }
+
+  /** Who and where, from the server's `hello`; null before the first connect. */
+  get session(): Session | null {
+    return this.sessionInfo;
+  }
+
+  /**
+   * Delivers the events of `room` to `handler`, once each and in id order, across reconnects.
+   * @param opts.after replay stored events after this id first (e.g. the last id the app has seen)
+   */
+  subscribe(room: string, handler: EventHandler, opts: { after?: number } = {}): Unsubscribe {
+    let entry = this.rooms.get(room);
+    if (!entry) {
+      const created: Room = {
+        stream: new RoomStream((e) => this.dispatch(created, e), opts.after ?? this.highWater),
+        handlers: new Set(),
+        members: new Map(),
+        presenceState: null,
+        ready: null,
+        firstAck: Promise.resolve(null as never),
+      };
+      created.firstAck = new Promise<SubscribeResult>((resolve, reject) => {
+        created.ready = { resolve, reject };
+      });
+      created.firstAck.catch(() => {}); // also reported through 'error'; callers may ignore `ready`
+      entry = created;
+      this.rooms.set(room, created);
+      if (this.current.state === 'connected') void this.join(room, created);
+    }
+    const ready = entry.firstAck;
+    entry.handlers.add(handler);
+    const target = entry;
+    const unsubscribe = async () => {
+      target.handlers.delete(handler);
+      if (target.handlers.size > 0 || this.rooms.get(room) !== target) return;
+      this.rooms.delete(room);
+      if (this.current.state === 'connected') await this.request('unsubscribe', { room }).catch(() => {});
+    };
+    return Object.assign(unsubscribe, { ready });
+  }
+
+  /** Who is in a subscribed room now. */
+  presence(room: string): PresenceMember[] {
+    return [...(this.rooms.get(room)?.members.values() ?? [])];
+  }
+
+  /** Sets this connection's presence state in a subscribed room; kept and re-sent after reconnects. */
+  async setPresence(room: string, state: PresenceState): Promise<void> {
+    const entry = this.rooms.get(room);
+    if (!entry) throw new FluxoError('invalid_room', 'Subscribe to the room first.');
+    entry.presenceState = state;
+    await this.request('presence:update', { room, state });
+  }
+
+  /**
+   * Moves a process to stage `to`. Resolves with the new process and its event; rejects with a
+   * FluxoError (`version_conflict` with `body.current`, `invalid_transition`, `rate_limited`, …).
+   * A request cut by a disconnect is retried once connected again, with the same requestId, so it
+   * is applied at most once.
+   */
+  async transition(processId: string, to: string, opts: TransitionOptions = {}): Promise<TransitionResult> {
+    const req = {
+      processId,
+      to,
+      requestId: opts.requestId ?? randomId(),
+      ...(opts.expectedVersion !== undefined ? { expectedVersion: opts.expectedVersion } : {}),
+      ...(opts.data ? { data: opts.data } : {}),
+    };
+    for (let tries = 0; ; tries++) {
+      try {
+        const result = await this.request('process:transition', req);
+        this.seen(result.event.id);
+        return result;
+      } catch (err) {
+        const lost = err instanceof FluxoError && (err.code === 'timeout' || err.code === 'disconnected');
+        if (!lost || tries >= 2 || this.closed) throw err;
+        await this.whenConnected();
+      }
+    }
+  }
+
+  /** Disconnects for good; the state becomes `offline`. */
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    this.socket.disconnect();
+    this.setStatus({ state: 'offline', reason: 'closed', retrying: false });
+  }
+
+  /** Resolves when connected (at once if already). */
+  whenConnected(): Promise<void> {
+    if (this.current.state === 'connected') return Promise.resolve();
+    if (this.closed) return Promise.reject(new FluxoError('closed', 'The client is closed.'));
+    return new Promise((resolve, reject) => {
+      const off = this.on('state', (s) => {
+        if (s.state === 'connected') {
+          off();
+          resolve();
+        } else if (s.state === 'offline' && !s.retrying) {
+          off();
+          reject(s.error ?? new FluxoError('closed', 'The client is offline.'));
+        }
+      });
+    });
+  }
+
+  private wire(): void {
+    const s = this.socket;
+    s.on('hello', (info) => {
+      this.attempt = 0;
+      this.expired = false;
+      this.sessionInfo = { nodeId: info.nodeId, userId: info.userId, tenant: info.tenant, role: info.role, exp: info.exp };
+      this.setStatus({ state: 'connected', ...this.sessionInfo });
+      for (const [room, entry] of this.rooms) void this.join(room, entry);
+    });
+    s.on('event', (event) => {
+      this.seen(event.id);
+      // Sent once per room it went to: give it to each subscribed room; repeats stop at the cursor.
+      for (const room of event.rooms) this.rooms.get(room)?.stream.live(event);
+    });
+    s.on('presence', (diff) => {
+      const entry = this.rooms.get(diff.room);
+      if (!entry) return;
+      for (const userId of diff.leaves) entry.members.delete(userId);
+      for (const m of [...diff.joins, ...diff.updates]) entry.members.set(m.userId, m);
+      this.emit('presence', { room: diff.room, members: [...entry.members.values()], diff });
+    });
+    s.on('resync', ({ rooms }) => {
+      for (const room of rooms) {
+        const entry = this.rooms.get(room);
+        if (entry) void this.join(room, entry);
+      }
+    });
+    s.on('auth:expiring', () => void this.refreshToken());
+    s.on('auth:expired', () => {
+      this.expired = true;
+    });
+    s.on('server:reconnect', () => {
+      // The node is draining: leave now and come back (through the load balancer) to another one.
+      this.dropped();
+      s.disconnect();
+      this.scheduleReconnect();
+    });
+    s.on('disconnect', (reason) => {
+      if (this.closed || reason === 'io client disconnect') return;
+      this.dropped();
+      if (this.expired) void this.refreshThenReconnect();
+      else this.scheduleReconnect();
+    });
+    s.on('connect_error', (err: Error & { data?: { code?: string; message?: string; retryAfterMs?: number } }) => {
+      if (this.closed) return;
+      const code = err.data?.code;
+      if (code === 'token_expired' && this.opts.getToken) {
+        void this.refreshThenReconnect();
+        return;
+      }
+      if (code && (FATAL.has(code) || code === 'token_expired')) {
+        const error = FluxoError.fromBody({ code: code as never, message: err.data?.message ?? err.message });
+        this.setStatus({ state: 'offline', reason: code, error, retrying: false });
+        return;
+      }
+      // A refused handshake (rate_limited) says when to come back; never sooner.
+      this.scheduleReconnect(err.data?.retryAfterMs ?? 0);
+    });
+  }
+
+  /** (Re)subscribes a room from its cursor; pages on while the replay is truncated. */
+  private async join(room: string, entry: Room): Promise<void> {
+    entry.stream.beginSync();
+    let result: SubscribeResult;
+    try {
+      const events: FluxoEvent[] = [];
+      let after = entry.stream.cursor;
+      for (;;) {
+        result = await this.request('subscribe', { room, ...(after !== undefined ? { after } : {}) });
+        events.push(...result.events);
+        if (!result.truncated || result.events.length === 0) break;
+        after = result.events[result.events.length - 1]!.id;
+      }
+      result = { ...result, events };
+    } catch (err) {
+      const error = err instanceof FluxoError ? err : new FluxoError('internal', String(err));
+      if (error.code === 'disconnected' || error.code === 'timeout') return; // the next connect retries
+      entry.stream.endSync([]);
+      if (this.rooms.get(room) === entry) this.rooms.delete(room);
+      entry.ready?.reject(error);
+      entry.ready = null;
+      this.emit('error', error);
+      return;
+    }
+    if (this.rooms.get(room) !== entry) return; // unsubscribed meanwhile
+    entry.members = new Map(result.presence.map((m) => [m.userId, m]));
+    entry.stream.endSync(result.events);
+    entry.ready?.resolve(result);
+    entry.ready = null;
+    this.emit('presence', { room, members: [...entry.members.values()], diff: null });
+    if (entry.presenceState) void this.request('presence:update', { room, state: entry.presenceState }).catch(() => {});
+  }
+
+  private dispatch(entry: Room, event: FluxoEvent): void {
+    for (const handler of [...entry.handlers]) {
+      try {
+        handler(event);
+      } catch (err) {
+        setTimeout(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  private seen(id: number): void {
+    if (this.highWater === undefined || id > this.highWater) this.highWater = id;
+  }
+
+  /** The connection is gone: acks in flight will not come, presence is void. */
+  private dropped(): void {
+    for (const entry of this.rooms.values()) entry.stream.interrupted();
+  }
+
+  private scheduleReconnect(minDelayMs = 0): void {
+    if (this.closed) return;
+    clearTimeout(this.retryTimer);
+    const delayMs = Math.max(minDelayMs, backoffDelay(this.attempt, this.opts.backoff));
+    this.attempt++;
+    if (this.attempt > (this.opts.offlineAfterAttempts ?? 3)) {
+      if (this.current.state !== 'offline') this.setStatus({ state: 'offline', reason: 'unreachable', retrying: true });
+    } else {
+      this.setStatus({ state: 'reconnecting', attempt: this.attempt, delayMs });
+    }
+    this.retryTimer = setTimeout(() => {
+      if (!this.closed && !this.socket.connected) this.socket.connect();
+    }, delayMs);
+  }
+
+  private async refreshThenReconnect(): Promise<void> {
+    if (!this.opts.getToken) {
+      const error = new FluxoError('token_expired', 'The token expired and no getToken callback was given.');
+      this.setStatus({ state: 'offline', reason: 'token_expired', error, retrying: false });
+      return;
+    }
+    try {
+      this.token = await this.opts.getToken();
+      this.expired = false;
+    } catch (err) {
+      this.emit('error', new FluxoError('token_expired', `getToken failed: ${String(err)}`));
+    }
+    this.scheduleReconnect();
+  }
+
+  /** Fetches a new token and hands it to the live connection (`auth:refresh`). */
+  refreshToken(): Promise<void> {
+    if (!this.opts.getToken) return Promise.resolve();
+    this.refreshing ??= (async () => {
+      try {
+        const token = await this.opts.getToken!();
+        this.token = token;
+        const { exp } = await this.request('auth:refresh', { token });
+        if (this.sessionInfo) this.sessionInfo = { ...this.sessionInfo, exp };
+        this.emit('token', { exp });
+      } catch (err) {
+        this.emit('error', err instanceof FluxoError ? err : new FluxoError('token_expired', `token refresh failed: ${String(err)}`));
+      } finally {
+        this.refreshing = null;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /** Emits with an ack; resolves with `data`, rejects with a FluxoError. */
+  private request<E extends keyof ClientToServerEvents>(
+    event: E,
+    payload: Parameters<ClientToServerEvents[E]>[0],
+  ): Promise<AckData<ClientToServerEvents[E]>> {
+    if (this.closed) return Promise.reject(new FluxoError('closed', 'The client is closed.'));
+    if (!this.socket.connected) return Promise.reject(new FluxoError('disconnected', 'Not connected.'));
+    const timeoutMs = this.opts.ackTimeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      const onDisconnect = () => finish(() => reject(new FluxoError('disconnected', `Disconnected before "${event}" was answered.`)));
+      const timer = setTimeout(
+        () => finish(() => reject(new FluxoError('timeout', `No answer to "${event}" in ${timeoutMs} ms.`))),
+        timeoutMs,
+      );
+      let done = false;
+      const finish = (fn: () => void) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.socket.off('disconnect', onDisconnect);
+        fn();
+      };
+      this.socket.once('disconnect', onDisconnect);
+      const emit = this.socket.emit as (e: string, p: unknown, ack: (r: Ack<unknown>) => void) => void;
+      emit.call(this.socket, event, payload, (response) =>
+        finish(() => ('data' in response ? resolve(response.data as never) : reject(FluxoError.fromBody(response.error)))),
+      );
+    });
+  }
+
+  private setStatus(status: ConnectionStatus): void {
+    this.current = status;
+    this.emit('state', status);
+  }
+}
+
+type AckData<F> = F extends (req: never, ack: (r: Ack<infer T>) => void) => void ? T : never;
+
+function randomId(): string {
+  // randomUUID exists in Node and in secure browser contexts; plain-HTTP pages on a LAN host are not secure.
+  const c = (globalThis as { crypto?: { randomUUID?: () => string } }).crypto;
+  if (c?.randomUUID) return c.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+}
+
+/** Opens a Fluxo connection. */
+export function connect(opts: ConnectOptions): FluxoClient {
+  return new FluxoClient(opts);
+}
