@@ -1,0 +1,56 @@
+/** The part of autocannon's (untyped) API the load tools use. */
+declare module 'autocannon' {
+  export interface Request {
+    method?: string;
+    path?: string;
+    body?: string;
+    headers?: Record<string, string>;
+    setupRequest?: (req: Request, context: Record<string, unknown>) => Request;
+    onResponse?: (status: number, body: string, context: Record<string, unknown>) => void;
+  }
+  export interface Client {
+    setHeaders(headers: Record<string, string>): void;
+    setRequests(requests: Request[]): void;
+  }
+  export interface Options {
+    url: string;
+    connections?: number;
+    duration?: number;
+    amount?: number;
+    overallRate?: number;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    requests?: Request[];
+    setupClient?: (client: Client) => void;
+    timeout?: number;
+  }
+  export interface Stat {
+    average: number;
+    mean: number;
+    min: number;
+    max: number;
+    p50: number;
+    p90: number;
+    p99: number;
+    total: number;
+    [key: string]: number;
+  }
+  export interface Result {
+    requests: Stat;
+    latency: Stat;
+    duration: number;
+    errors: number;
+    timeouts: number;
+    non2xx: number;
+    statusCodeStats: Record<string, { count: number }>;
+  }
+  export interface Instance extends Promise<Result> {
+    stop(): void;
+  }
+  function autocannon(opts: Options): Instance;
+  namespace autocannon {
+    function track(instance: Instance, opts?: { renderProgressBar?: boolean; renderResultsTable?: boolean }): void;
+  }
+  export default autocannon;
+}

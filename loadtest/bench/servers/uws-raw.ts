@@ -1,0 +1,26 @@
+import uWS from 'uWebSockets.js';
+import { benchEvent, HOST, listenPublisher, PORT } from './event.js';
+
+/**
+ * Near-limit reference: raw uWebSockets.js pub/sub with a JSON protocol. A client sends
+ * `{"subscribe":"room"}` and gets `{"subscribed":"room"}`; events arrive as the bare event JSON.
+ */
+const app = uWS.App();
+app.ws('/ws', {
+  maxPayloadLength: 64 * 1024,
+  idleTimeout: 120,
+  message: (ws, msg) => {
+    const req = JSON.parse(Buffer.from(msg).toString()) as { subscribe?: string };
+    if (req.subscribe) {
+      ws.subscribe(req.subscribe);
+      ws.send(JSON.stringify({ subscribed: req.subscribe }));
+    }
+  },
+});
+app.get('/health', (res) => void res.end('ok'));
+await listenPublisher((body) => {
+  for (let i = 0; i < (body.count ?? 1); i++) app.publish(body.room, JSON.stringify(benchEvent(body.room, body.data)));
+});
+app.listen(HOST, PORT, (ok) => {
+  if (!ok) process.exit(1);
+});

@@ -1,0 +1,112 @@
+import { LeanClient } from './lean-client.js';
+import { mint, newRunId, runTenant, serverRss, sleep, sourceAddresses } from './setup.js';
+import { type LatencySummary, newHistogram, nowMs, recordUs, summarize } from './stats.js';
+
+/**
+ * Connection capacity: opens N idle authenticated sockets at a given rate, holds them, and reads
+ * the server's RSS from /metrics before and after. One process holds at most ~19,000 sockets
+ * (20,000 open files here); for more, run several and add up, or raise `ulimit -n`.
+ */
+export interface ConnectionsOptions {
+  url: string;
+  secret: string;
+  count: number;
+  /** New connections per second. */
+  rate: number;
+  holdS: number;
+  /** Distinct loopback source addresses (127.0.X.1); more than one also spreads the per-IP handshake limit. */
+  sourceAddresses: number;
+  /** Subscribe each socket to its tenant room after connecting (an idle but realistic client). */
+  subscribe?: boolean;
+  progress?: boolean;
+}
+
+export interface ConnectionsResult {
+  scenario: 'connections';
+  options: Omit<ConnectionsOptions, 'secret'>;
+  attempted: number;
+  connected: number;
+  successRate: number;
+  connectPerS: number;
+  timeMs: LatencySummary;
+  errors: Record<string, number>;
+  /** Still connected at the end of the hold. */
+  heldToEnd: number;
+  rssBeforeBytes: number | null;
+  rssAfterBytes: number | null;
+  /** (after − before) / connected. */
+  rssPerConnectionBytes: number | null;
+}
+
+export async function runConnections(o: ConnectionsOptions): Promise<ConnectionsResult> {
+  const tenant = runTenant(newRunId(), 0);
+  // One token for all: minting thousands adds nothing the fan-out run does not already measure.
+  const token = await mint(o.secret, 'lt-idle', tenant, 'viewer', Math.max(3600, o.holdS * 2 + 600));
+  const addrs = o.sourceAddresses > 0 ? sourceAddresses(o.sourceAddresses) : [];
+  const rssBefore = await serverRss(o.url);
+  const hist = newHistogram();
+  const errors: Record<string, number> = {};
+  const clients: LeanClient[] = [];
+  let dropped = 0;
+  const t0 = nowMs();
+  const gap = 1000 / Math.max(1, o.rate);
+  const progress = o.progress
+    ? setInterval(
+        () =>
+          process.stderr.write(
+            `\r[connections] ${clients.length}/${o.count} open, ${Object.values(errors).reduce((a, b) => a + b, 0)} failed   `,
+          ),
+        1000,
+      )
+    : undefined;
+  await Promise.all(
+    Array.from({ length: o.count }, async (_, i) => {
+      const wait = t0 + i * gap - nowMs();
+      if (wait > 0) await sleep(wait);
+      const began = nowMs();
+      try {
+        const c = await LeanClient.connect({ url: o.url, token, ...(addrs.length ? { localAddress: addrs[i % addrs.length]! } : {}) });
+        if (o.subscribe) await c.request('subscribe', { room: 'tenant' });
+        c.onClose = () => dropped++;
+        recordUs(hist, (nowMs() - began) * 1000);
+        clients.push(c);
+      } catch (err) {
+        const key = err instanceof Error ? err.message.slice(0, 120) : String(err);
+        errors[key] = (errors[key] ?? 0) + 1;
+      }
+    }),
+  );
+  const openedS = (nowMs() - t0) / 1000;
+  await sleep(o.holdS * 1000);
+  // Give the server a moment to settle allocations before sampling RSS.
+  const rssAfter = await serverRss(o.url);
+  clearInterval(progress);
+  if (o.progress) process.stderr.write('\n');
+  for (const c of clients) c.terminate();
+  const { secret: _s, ...shown } = o;
+  return {
+    scenario: 'connections',
+    options: shown,
+    attempted: o.count,
+    connected: clients.length,
+    successRate: o.count ? clients.length / o.count : 1,
+    connectPerS: Math.round(clients.length / Math.max(0.001, openedS)),
+    timeMs: summarize(hist),
+    errors,
+    heldToEnd: clients.length - dropped,
+    rssBeforeBytes: rssBefore,
+    rssAfterBytes: rssAfter,
+    rssPerConnectionBytes:
+      rssBefore !== null && rssAfter !== null && clients.length ? Math.round((rssAfter - rssBefore) / clients.length) : null,
+  };
+}
+
+export function formatConnections(r: ConnectionsResult): string {
+  const kb = (b: number | null) => (b === null ? 'n/a' : `${(b / 1024).toFixed(1)} KiB`);
+  return [
+    `connected   ${r.connected}/${r.attempted} (${(r.successRate * 100).toFixed(2)} %) at ${r.connectPerS}/s, ${r.heldToEnd} held to the end`,
+    `connect     p50 ${r.timeMs.p50} ms  p99 ${r.timeMs.p99} ms  max ${r.timeMs.max} ms`,
+    `server RSS  ${kb(r.rssBeforeBytes)} → ${kb(r.rssAfterBytes)}: ${kb(r.rssPerConnectionBytes)} per connection`,
+    ...Object.entries(r.errors).map(([k, v]) => `error       ${v} × ${k}`),
+  ].join('\n');
+}

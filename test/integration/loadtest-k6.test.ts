@@ -1,0 +1,23 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { transform } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+
+// k6 is not installable here: CI at least proves the scripts parse and keep their thresholds.
+const dir = new URL('../../loadtest/k6/', import.meta.url);
+const scripts = readdirSync(dir).filter((f) => f.endsWith('.js'));
+
+describe('k6 scripts', () => {
+  it('exist', () => expect(scripts.length).toBeGreaterThanOrEqual(4));
+
+  it.each(scripts)('%s parses as an ES module', async (file) => {
+    const source = readFileSync(new URL(file, dir), 'utf8');
+    await expect(transform(source, { loader: 'js', format: 'esm', target: 'es2020' })).resolves.toBeDefined();
+    for (const [, spec] of source.matchAll(/from '([^']+)'/g)) expect(spec).toMatch(/^(k6(\/[a-z]+)?|\.\/lib\.js)$/);
+  });
+
+  it.each(scripts.filter((f) => f.startsWith('http-')))('%s has the latency and error-rate thresholds', (file) => {
+    const source = readFileSync(new URL(file, dir), 'utf8');
+    expect(source).toContain("http_req_duration: ['p(95)<500'");
+    expect(source).toContain("http_req_failed: ['rate<0.01']");
+  });
+});
