@@ -48,6 +48,16 @@ export class WorkflowService {
     return at !== undefined && Date.now() - at < this.readYourWritesMs;
   }
 
+  /**
+   * A read by id: a replica that has not replayed someone else's fresh insert answers "none", so
+   * a miss is confirmed on the primary before it becomes not_found.
+   */
+  private async pointRead<T>(p: Principal, read: (opts: { fresh: boolean }) => Promise<T | null>): Promise<T | null> {
+    const fresh = this.fresh(p);
+    const found = await read({ fresh });
+    return found ?? (fresh ? null : read({ fresh: true }));
+  }
+
   private async write<T>(op: string, p: Principal | null, fn: () => Promise<T>): Promise<T> {
     this.inFlight++;
     const end = this.metrics.dbDuration.startTimer({ op });
@@ -85,7 +95,7 @@ export class WorkflowService {
   }
 
   async getWorkflow(p: Principal, id: string): Promise<Workflow> {
-    const wf = await this.store.getWorkflow(p.tenant, id, { fresh: this.fresh(p) });
+    const wf = await this.pointRead(p, (opts) => this.store.getWorkflow(p.tenant, id, opts));
     if (!wf) throw new AppError('not_found', 'No such workflow.');
     return wf;
   }
@@ -100,7 +110,7 @@ export class WorkflowService {
   }
 
   async getProcess(p: Principal, id: string): Promise<Process> {
-    const proc = await this.store.getProcess(p.tenant, id, { fresh: this.fresh(p) });
+    const proc = await this.pointRead(p, (opts) => this.store.getProcess(p.tenant, id, opts));
     if (!proc) throw new AppError('not_found', 'No such process.');
     return proc;
   }
@@ -146,11 +156,11 @@ export class WorkflowService {
         if (parsed.id !== p.userId) throw new AppError('forbidden', 'You may only subscribe to your own user room.');
         return parsed.name;
       case 'workflow':
-        if (!(await this.store.getWorkflow(p.tenant, parsed.id, { fresh: this.fresh(p) })))
+        if (!(await this.pointRead(p, (opts) => this.store.getWorkflow(p.tenant, parsed.id, opts))))
           throw new AppError('not_found', 'No such workflow.');
         return parsed.name;
       case 'process':
-        if (!(await this.store.getProcess(p.tenant, parsed.id, { fresh: this.fresh(p) })))
+        if (!(await this.pointRead(p, (opts) => this.store.getProcess(p.tenant, parsed.id, opts))))
           throw new AppError('not_found', 'No such process.');
         return parsed.name;
     }

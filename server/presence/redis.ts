@@ -105,9 +105,11 @@ export class RedisPresence implements PresenceStore {
     const local: LocalConn = { room, userId: conn.userId, name: conn.name, state: null };
     this.#local.set(this.#localKey(room, conn.connId), local);
     try {
+      // The room is recorded under this node first, so that if the node dies right after the join,
+      // a survivor still finds the entry.
+      await this.#track(this.#redis.sadd(this.#key(`nrooms:${this.#node}`), room));
       const row = await this.#track(this.#joinRow(room, conn.connId, local));
       if (!row) return NONE;
-      this.#track(this.#redis.sadd(this.#key(`nrooms:${this.#node}`), room)).catch((err) => this.#onError(err, 'join'));
       return row[1] === 1 ? { joins: [view(row)], leaves: [], updates: [] } : { joins: [], leaves: [], updates: [view(row)] };
     } catch (err) {
       this.#onError(err, 'join');

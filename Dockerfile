@@ -1,0 +1,21 @@
+# One Fluxo node. Runs the TypeScript sources with tsx (no separate emit step): what runs is what
+# the tests ran. uWebSockets.js ships a native binary that needs glibc ≥ 2.36 (bookworm).
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+# Dev dependencies too: tsx runs the server. --ignore-scripts: nothing here needs install scripts.
+RUN npm ci --no-audit --no-fund --ignore-scripts --include=dev && npm cache clean --force
+COPY tsconfig.json ./
+COPY server ./server
+COPY shared ./shared
+COPY migrations ./migrations
+COPY scripts ./scripts
+COPY web ./web
+# The dashboard page (web/dist), bundled with esbuild.
+RUN node --import tsx scripts/build-web.ts
+USER node
+EXPOSE 8080
+# SIGTERM drains (SHUTDOWN_GRACE_MS); give `docker stop` longer than that.
+STOPSIGNAL SIGTERM
+CMD ["node", "--import", "tsx", "server/main.ts"]

@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FluxoEvent, PresenceDiff } from '../../shared/protocol.js';
+import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
+import { createBoard, createProcess } from '../harness/fixtures.js';
+import { type Client, client, eventually, request, token } from '../harness/node.js';
+
+const TTL_MS = 3000;
+let cluster: ClusterHandle;
+const open: Client[] = [];
+const connect = async (url: string, tok: string) => {
+  const s = await client(url, { token: tok });
+  open.push(s);
+  return s;
+};
+const two = () => {
+  const [n1, n2] = cluster.nodes;
+  if (!n1 || !n2) throw new Error('cluster has fewer than two nodes');
+  return [n1, n2] as const;
+};
+
+beforeAll(async () => {
+  requireBinaries();
+  cluster = await startCluster({ nodes: 2, env: { PRESENCE_TTL_MS: String(TTL_MS), LOG_LEVEL: 'warn' } });
+}, 60_000);
+afterAll(async () => {
+  for (const s of open) s.close();
+  await cluster?.stop();
+});
+
+/** A client that does what the SDK does on `resync`: replays each room from its last event id, dropping repeats by id. */
+async function replayingClient(url: string, tok: string, room: string) {
+  const s = await connect(url, tok);
+  const events = new Map<number, FluxoEvent>();
+  const state = { resyncs: 0, disconnects: 0 };
+  const add = (e: FluxoEvent) => events.set(e.id, e);
+  s.on('event', add);
+  s.on('disconnect', () => state.disconnects++);
+  const subscribe = async () => {
+    const after = Math.max(0, ...events.keys());
+    const ack = await request(s, 'subscribe', { room, after });
+    if (!('data' in ack)) throw new Error(JSON.stringify(ack));
+    for (const e of ack.data.events) add(e);
+  };
+  s.on('resync', (info) => {
+    state.resyncs++;
+    if (info.rooms.includes(room)) void subscribe();
+  });
+  await subscribe();
+  return { events, state };
+}
+
+describe('failures in a two-node cluster', () => {
+  it('keeps sockets up through a Redis restart, tells clients to resync, and no committed event goes missing', async () => {
+    const [n1, n2] = two();
+    const admin = await token({ sub: 'boss', tid: 'blink', role: 'admin' });
+    const board = await createBoard(n1.url, admin);
+    const room = `workflow:${board.id}`;
+    const reader = await token({ sub: 'reader', tid: 'blink' });
+    const clients = [await replayingClient(n1.url, reader, room), await replayingClient(n2.url, reader, room)];
+
+    const created: string[] = [];
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        try {
+          created.push((await createProcess(n2.url, admin, board.id, `w${created.length}`)).id);
+        } catch {
+          // A write that failed was not committed; nobody must receive it.
+        }
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 400));
+    await cluster.redis?.restart();
+    await new Promise((r) => setTimeout(r, 1500));
+    writing = false;
+    await writer;
+    expect(created.length).toBeGreaterThan(10);
+
+    for (const c of clients) {
+      await eventually(() => expect(c.state.resyncs).toBeGreaterThan(0), 10_000);
+      await eventually(() => {
+        const seen = [...c.events.values()].filter((e) => e.type === 'process.created').map((e) => JSON.stringify(e));
+        for (const id of created)
+          expect(
+            seen.filter((s) => s.includes(id)),
+            `event for ${id}`,
+          ).toHaveLength(1);
+      }, 10_000);
+      expect(c.state.disconnects).toBe(0);
+    }
+    // Ready again once every Redis connection is back.
+    await eventually(async () => expect((await fetch(`${n1.url}/ready`)).status).toBe(200), 10_000);
+  });
+
+  it('reports not ready while Redis is down, keeps its sockets, and is ready again (with a resync) when it returns', async () => {
+    const [n1] = two();
+    const s = await connect(n1.url, await token({ sub: 'patient', tid: 'down' }));
+    await request(s, 'subscribe', { room: 'tenant' });
+    const resync = new Promise<{ rooms: string[] }>((resolve) => s.once('resync', resolve));
+    let disconnects = 0;
+    s.on('disconnect', () => disconnects++);
+    await cluster.redis?.stop();
+    await eventually(async () => {
+      const res = await fetch(`${n1.url}/ready`);
+      expect(res.status).toBe(503);
+      expect(await res.text()).toContain('redis not connected');
+    }, 5000);
+    await cluster.redis?.restart();
+    expect(await resync).toEqual({ rooms: ['tenant'] });
+    await eventually(async () => expect((await fetch(`${n1.url}/ready`)).status).toBe(200), 10_000);
+    expect(disconnects).toBe(0);
+  });
+
+  it(`removes a kill -9'd node's presence on the survivor within PRESENCE_TTL_MS (${TTL_MS} ms), with a leave diff`, async () => {
+    const [n1, n2] = two();
+    const watcher = await connect(n1.url, await token({ sub: 'watcher', tid: 'crash' }));
+    const diffs: (PresenceDiff & { at: number })[] = [];
+    watcher.on('presence', (d) => diffs.push({ ...d, at: Date.now() }));
+    await request(watcher, 'subscribe', { room: 'tenant' });
+    const ghost = await connect(n2.url, await token({ sub: 'ghost', tid: 'crash' }));
+    await request(ghost, 'subscribe', { room: 'tenant' });
+    await eventually(() => expect(diffs.some((d) => d.joins.some((j) => j.userId === 'ghost'))).toBe(true));
+
+    const killedAt = Date.now();
+    await n2.kill9();
+    await eventually(() => expect(diffs.some((d) => d.leaves.includes('ghost'))).toBe(true), TTL_MS + 2000, 50);
+    const leftAt = diffs.find((d) => d.leaves.includes('ghost'))?.at ?? Number.POSITIVE_INFINITY;
+    expect(leftAt - killedAt).toBeLessThanOrEqual(TTL_MS);
+
+    const again = await request(watcher, 'subscribe', { room: 'tenant' });
+    if (!('data' in again)) throw new Error(JSON.stringify(again));
+    expect(again.data.presence.map((m) => m.userId)).toEqual(['watcher']);
+  });
+});

@@ -1,0 +1,57 @@
+import { Cluster } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PresenceDiff, Workflow } from '../../shared/protocol.js';
+import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
+import { createBoard, createProcess } from '../harness/fixtures.js';
+import { type Client, client, eventually, request, token } from '../harness/node.js';
+
+let cluster: ClusterHandle;
+const open: Client[] = [];
+
+beforeAll(async () => {
+  requireBinaries();
+  cluster = await startCluster({ nodes: 2, redisCluster: true, env: { LOG_LEVEL: 'warn' } });
+}, 60_000);
+afterAll(async () => {
+  for (const s of open) s.close();
+  await cluster?.stop();
+});
+
+describe('on a 3-master Redis Cluster (sharded adapter, SSUBSCRIBE)', () => {
+  it('fans out across nodes for rooms whose channels live on different shards, and shares presence', async () => {
+    const [n1, n2] = cluster.nodes;
+    if (!n1 || !n2 || !cluster.redisCluster) throw new Error('cluster not started');
+    const admin = await token({ sub: 'boss', tid: 'shard', role: 'admin' });
+    const boards: Workflow[] = [];
+    for (let i = 0; i < 6; i++) boards.push(await createBoard(n2.url, admin));
+
+    // The adapter's channel per room: <prefix>:sio#/#<internal room>#. Show they spread over shards.
+    const redis = new Cluster(cluster.redisCluster.nodes);
+    try {
+      await new Promise<void>((r) => redis.once('ready', () => r()));
+      const slots = await Promise.all(boards.map((b) => redis.cluster('KEYSLOT', `fluxo:sio#/#t:shard:workflow:${b.id}#`)));
+      const ranges = await redis.cluster('SLOTS');
+      const shardOf = (slot: number) => ranges.find(([lo, hi]) => slot >= lo && slot <= hi)?.[2]?.[1];
+      expect(new Set(slots.map((s) => shardOf(Number(s)))).size).toBeGreaterThan(1);
+    } finally {
+      redis.disconnect();
+    }
+
+    const watcher = await client(n1.url, { token: await token({ sub: 'w', tid: 'shard' }) });
+    open.push(watcher);
+    const seen = new Set<string>();
+    watcher.on('event', (e) => seen.add(e.rooms.find((r) => r.startsWith('workflow:')) ?? ''));
+    for (const b of boards) expect(await request(watcher, 'subscribe', { room: `workflow:${b.id}` })).toHaveProperty('data');
+    for (const b of boards) await createProcess(n2.url, admin, b.id);
+    await eventually(() => expect([...seen].sort()).toEqual(boards.map((b) => `workflow:${b.id}`).sort()));
+
+    // Presence goes through the same Cluster (hash-tagged keys per room).
+    const diffs: PresenceDiff[] = [];
+    watcher.on('presence', (d) => diffs.push(d));
+    await request(watcher, 'subscribe', { room: 'tenant' });
+    const other = await client(n2.url, { token: await token({ sub: 'o', tid: 'shard' }) });
+    open.push(other);
+    await request(other, 'subscribe', { room: 'tenant' });
+    await eventually(() => expect(diffs.some((d) => d.joins.some((j) => j.userId === 'o'))).toBe(true));
+  });
+});
