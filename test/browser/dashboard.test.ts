@@ -86,7 +86,9 @@ describe('dashboard in a real browser', () => {
     await eve.page.locator('#viewers [data-user="eve"]').waitFor();
     await expect(eve.page.locator('#viewers .avatar').count()).resolves.toBe(1);
     // Presence avatars only: the demo sign-in picker (hidden once signed in) also carries data-user.
-    await expect(eve.page.locator('#viewers [data-user="ada"], #viewers [data-user="bob"], .card-viewers [data-user]').count()).resolves.toBe(0);
+    await expect(
+      eve.page.locator('#viewers [data-user="ada"], #viewers [data-user="bob"], .card-viewers [data-user]').count(),
+    ).resolves.toBe(0);
     for (const c of cards) await expect(card(eve.page, c.id).count()).resolves.toBe(0);
     await expect(eve.page.locator('.card-title').allTextContents()).resolves.toEqual(['Globex secret']);
     await expect(eve.page.locator('#feed li').count()).resolves.toBe(0);
