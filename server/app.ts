@@ -58,8 +58,12 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       poolSize: config.poolSize,
       // Read-your-writes is per user and decided by WorkflowService (it passes `fresh`).
       readYourWritesMs: 0,
+      replicaMaxLagMs: config.replicaMaxLagMs,
       logger: log,
     }));
+  const lagTimer = setInterval(() => {
+    for (const r of store.replicaLag()) metrics.replicaLag.set({ replica: String(r.replica) }, r.seconds ?? -1);
+  }, 1000).unref();
   if (config.migrateOnStart) await store.migrate();
   const maintain = async () => {
     try {
@@ -166,6 +170,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     await new Promise((r) => setTimeout(r, Math.min(250, config.shutdownGraceMs)));
     io.disconnectSockets(true);
     clearInterval(maintenanceTimer);
+    clearInterval(lagTimer);
     await new Promise<void>((resolve) => io.close(() => resolve()));
     uws.close();
     await (cluster ? cluster.close() : presence.close());

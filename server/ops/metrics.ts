@@ -35,6 +35,12 @@ export function createMetrics(nodeId: string) {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    replicaLag: new Gauge({
+      name: 'db_replica_lag_seconds',
+      help: 'Replay lag of each streaming replica as last measured (-1: unreachable or not yet measured)',
+      labelNames: ['replica'] as const,
+      registers: [registry],
+    }),
     dbDuration: new Histogram({
       name: 'db_query_duration_seconds',
       help: 'Store operation duration by operation',

@@ -24,6 +24,10 @@ export interface CreateStoreOptions {
   logger?: StoreLogger;
   /** Directory of the SQL migrations. @default <repo>/migrations */
   migrationsDir?: string;
+  /** See SqlStoreOptions.replicaMaxLagMs. */
+  replicaMaxLagMs?: number;
+  /** See SqlStoreOptions.lagProbeMs. @default 1000 */
+  lagProbeMs?: number;
   /** Seconds postgres.js waits for a connection: small, so a down primary fails fast. @default 5 */
   connectTimeoutS?: number;
 }
@@ -31,7 +35,13 @@ export interface CreateStoreOptions {
 /** Builds the store for the configured backend. Does not migrate: call `store.migrate()` (or `npm run migrate`). */
 export async function createStore(opts: CreateStoreOptions = {}): Promise<SqlStore & Store> {
   const backend = opts.databaseUrl ? postgresBackend(opts.databaseUrl, opts) : await pgliteBackend(opts.pgliteDir);
-  return new SqlStore(backend, { readYourWritesMs: opts.readYourWritesMs, logger: opts.logger, migrationsDir: opts.migrationsDir });
+  return new SqlStore(backend, {
+    readYourWritesMs: opts.readYourWritesMs,
+    logger: opts.logger,
+    migrationsDir: opts.migrationsDir,
+    replicaMaxLagMs: opts.replicaMaxLagMs,
+    lagProbeMs: opts.lagProbeMs,
+  });
 }
 
 async function pgliteBackend(dir: string | undefined): Promise<Backend> {

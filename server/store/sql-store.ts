@@ -50,7 +50,18 @@ export interface SqlStoreOptions {
   logger?: StoreLogger;
   /** Directory of the SQL migrations. @default <repo>/migrations */
   migrationsDir?: string;
+  /**
+   * A replica whose replay lags more than this is skipped (reads go to the primary). Unset: lag is
+   * not probed.
+   */
+  replicaMaxLagMs?: number;
+  /** How often each replica's lag is measured. @default 1000 */
+  lagProbeMs?: number;
 }
+
+/** Replay lag as the replica sees it: 0 when it has replayed all it received. */
+const REPLICA_LAG_SQL = sql`SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+  ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS lag`;
 
 /** How long a replica that failed with a connection error is skipped. */
 const REPLICA_COOLDOWN_MS = 5_000;
@@ -93,6 +104,9 @@ export class SqlStore implements Store {
   private readonly readYourWritesMs: number;
   private readonly log: StoreLogger;
   private lastPrune = 0;
+  /** Seconds of replay lag per replica; null until measured or while unreachable. */
+  private readonly replicaLagS: (number | null)[];
+  private lagTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly backend: Backend,
@@ -102,6 +116,11 @@ export class SqlStore implements Store {
     this.primary = backend.primary;
     this.replicas = backend.replicas;
     this.replicaDownUntil = backend.replicas.map(() => 0);
+    this.replicaLagS = backend.replicas.map(() => null);
+    if (this.replicas.length > 0 && opts.replicaMaxLagMs !== undefined) {
+      void this.probeLag();
+      this.lagTimer = setInterval(() => void this.probeLag(), opts.lagProbeMs ?? 1000).unref();
+    }
     this.readYourWritesMs = opts.readYourWritesMs ?? 0;
     this.log = opts.logger ?? silentLogger;
   }
@@ -157,7 +176,9 @@ export class SqlStore implements Store {
     const now = Date.now();
     for (let i = 0; i < this.replicas.length; i++) {
       const index = (this.nextReplica + i) % this.replicas.length;
-      if ((this.replicaDownUntil[index] ?? 0) <= now) {
+      const lag = this.replicaLagS[index];
+      const lagging = lag != null && this.opts.replicaMaxLagMs !== undefined && lag * 1000 > this.opts.replicaMaxLagMs;
+      if ((this.replicaDownUntil[index] ?? 0) <= now && !lagging) {
         this.nextReplica = index + 1;
         return index;
       }
@@ -555,7 +576,28 @@ export class SqlStore implements Store {
     await this.query(sql`SELECT 1`);
   }
 
+  /** Measures every replica's replay lag; an unreachable one is skipped like a failed read would. */
+  private async probeLag(): Promise<void> {
+    await Promise.all(
+      this.replicas.map(async (db, index) => {
+        try {
+          const lag = Number(rowsOf(await db.execute(REPLICA_LAG_SQL))[0]?.lag ?? 0);
+          this.replicaLagS[index] = lag;
+        } catch {
+          this.replicaLagS[index] = null;
+          this.replicaDownUntil[index] = Date.now() + REPLICA_COOLDOWN_MS;
+        }
+      }),
+    );
+  }
+
+  /** Last measured replay lag of each replica, for the `db_replica_lag_seconds` gauge. */
+  replicaLag(): { replica: number; seconds: number | null }[] {
+    return this.replicaLagS.map((seconds, replica) => ({ replica, seconds }));
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.lagTimer);
     await this.backend.close();
   }
 }

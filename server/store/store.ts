@@ -67,6 +67,8 @@ export interface Store {
   /** Durable token revocation until `expiresAt`. Idempotent. */
   revokeToken(key: string, expiresAt: Date): Promise<void>;
   isRevoked(key: string): Promise<boolean>;
+  /** Last measured replay lag per replica (seconds; null while unknown or unreachable). */
+  replicaLag(): { replica: number; seconds: number | null }[];
   /** Cheap liveness check of the primary. */
   ping(): Promise<void>;
   close(): Promise<void>;

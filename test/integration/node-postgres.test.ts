@@ -46,6 +46,13 @@ describe('a node on Postgres with a replica', () => {
     }
   });
 
+  it('exports the replica lag as db_replica_lag_seconds', async () => {
+    await eventually(async () => {
+      const m = await api<string>(node.url, 'GET', '/metrics');
+      expect(m.body).toMatch(/db_replica_lag_seconds\{[^}]*replica="0"[^}]*\} \d/);
+    });
+  });
+
   it('lets a user read their own writes at once, even though lists come from the replica', async () => {
     const wf = await createBoard(node.url, admin);
     // Create and list straight away, many times: a lagging replica read would miss the new process.

@@ -1,3 +1,4 @@
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../server/errors.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
@@ -58,6 +59,41 @@ describe('store with a streaming replica', () => {
       expect(await ryw.readIsFromReplica('t3')).toBe(true);
     } finally {
       await ryw.close();
+    }
+  });
+
+  it('skips a replica lagging past replicaMaxLagMs and returns to it once it catches up', async () => {
+    const lagged = await createStore({ databaseUrl: pg.url, replicaUrls: [pg.replicaUrl!], replicaMaxLagMs: 300, lagProbeMs: 100 });
+    const replica = postgres(pg.replicaUrl!, { max: 1, onnotice: () => {} });
+    try {
+      await eventually(
+        () => lagged.readIsFromReplica('t4'),
+        (r) => r,
+      );
+      // Freeze replay on the replica while the primary keeps writing: the replica falls behind.
+      await replica`SELECT pg_wal_replay_pause()`;
+      for (let i = 0; i < 5; i++) {
+        await lagged.createWorkflow('t4', { name: `L${i}`, stages: ['a'], transitions: {} });
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      await eventually(
+        () => lagged.readIsFromReplica('t4'),
+        (r) => !r,
+      );
+      expect(await lagged.readIsFromReplica('t4')).toBe(false);
+      expect(lagged.replicaLag()[0]?.seconds).toBeGreaterThan(0.3);
+      await replica`SELECT pg_wal_replay_resume()`;
+      expect(
+        await eventually(
+          () => lagged.readIsFromReplica('t4'),
+          (r) => r,
+        ),
+      ).toBe(true);
+      expect(lagged.replicaLag()[0]?.seconds).toBeLessThanOrEqual(0.3);
+    } finally {
+      await replica`SELECT pg_wal_replay_resume()`.catch(() => {});
+      await replica.end();
+      await lagged.close();
     }
   });
 
