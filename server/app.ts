@@ -69,6 +69,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     try {
       // The store logs what it creates.
       await store.ensurePartitions(new Date());
+      metrics.partitionsAhead.set(await store.partitionsAhead(new Date()));
       if (config.eventRetentionMonths > 0) {
         const dropped = await store.dropExpiredPartitions(new Date(), config.eventRetentionMonths);
         if (dropped.length) log.info({ dropped }, 'event-log partitions dropped by retention');

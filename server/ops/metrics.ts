@@ -35,6 +35,11 @@ export function createMetrics(nodeId: string) {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    partitionsAhead: new Gauge({
+      name: 'db_event_partitions_ahead',
+      help: 'Months after the current one that already have an event-log partition',
+      registers: [registry],
+    }),
     replicaLag: new Gauge({
       name: 'db_replica_lag_seconds',
       help: 'Replay lag of each streaming replica as last measured (-1: unreachable or not yet measured)',

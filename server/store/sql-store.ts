@@ -238,6 +238,17 @@ export class SqlStore implements Store {
    * `events_default` already holds rows of such a month (written while it was missing), plain
    * CREATE … PARTITION OF would fail; those rows are moved into a new table that is then attached.
    */
+  async partitionsAhead(now: Date, max = 24): Promise<number> {
+    let n = 0;
+    while (n < max) {
+      const name = partitionName(monthStart(now, n + 1));
+      const exists = await this.query(sql`SELECT to_regclass(${name}) IS NOT NULL AS e`);
+      if (exists[0]?.e !== true) break;
+      n++;
+    }
+    return n;
+  }
+
   async ensurePartitions(now: Date, ahead = 3): Promise<string[]> {
     const created: string[] = [];
     for (let i = 0; i <= ahead; i++) {

@@ -40,6 +40,8 @@ export interface Store {
   migrate(): Promise<void>;
   /** Creates monthly partitions of the event log for the month of `now` and the next `ahead` months. Returns the names created. */
   ensurePartitions(now: Date, ahead?: number): Promise<string[]>;
+  /** How many consecutive months after the month of `now` already have a partition (for alerting). */
+  partitionsAhead(now: Date): Promise<number>;
   /** Detaches and drops partitions whose whole range is older than `retentionMonths` before `now`. Returns the names dropped. */
   dropExpiredPartitions(now: Date, retentionMonths: number): Promise<string[]>;
 

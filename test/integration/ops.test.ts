@@ -22,6 +22,8 @@ describe('operations', () => {
         expect(m.body).toContain(name);
       }
       expect(m.body).toMatch(/ws_connections_active\{[^}]*\} 1/);
+      // Created at start: the current month and three ahead.
+      expect(m.body).toMatch(/db_event_partitions_ahead\{[^}]*\} 3/);
       s.close();
     } finally {
       await node.shutdown();
