@@ -76,6 +76,12 @@ export interface SubscribeResult {
   events: FluxoEvent[];
   /** True when more than the replay limit were missed: page through GET /api/events. */
   truncated: boolean;
+  /**
+   * The tenant's latest committed event id, read after joining the room: every later event of
+   * the room reaches this socket live. A client that has seen no event yet resubscribes with
+   * `after: cursor` to catch up on what it missed while disconnected.
+   */
+  cursor: number;
 }
 export interface TransitionRequest {
   processId: string;

@@ -137,6 +137,11 @@ export class WorkflowService {
     return event;
   }
 
+  /** Read after joining a room: what the subscriber can resume from. */
+  latestEventId(p: Principal): Promise<number> {
+    return this.store.latestEventId(p.tenant);
+  }
+
   async eventsAfter(p: Principal, room: string, after: number, limit: number): Promise<FluxoEvent[]> {
     await this.authorizeRoom(p, room);
     return this.store.eventsAfter(p.tenant, room, after, limit, { fresh: this.fresh(p) });

@@ -101,11 +101,12 @@ export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
         await presence.join(internal, { connId: socket.id, userId: data.principal.userId, name: data.principal.name }),
       );
     }
-    const [members, events] = await Promise.all([
+    const [members, events, cursor] = await Promise.all([
       presence.snapshot(internal),
       after === undefined ? [] : service.eventsAfter(data.principal, name, after, REPLAY_LIMIT),
+      service.latestEventId(data.principal),
     ]);
-    return { room: name, presence: members, events, truncated: events.length === REPLAY_LIMIT };
+    return { room: name, presence: members, events, truncated: events.length === REPLAY_LIMIT, cursor };
   });
 
   handle('unsubscribe', unsubscribeSchema, async ({ room }) => {

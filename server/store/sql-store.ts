@@ -196,6 +196,13 @@ export class SqlStore implements Store {
     return Number(row!.id);
   }
 
+  async latestEventId(tenant: string): Promise<number> {
+    return this.write(null, async (db) => {
+      const [row] = await db.select({ id: tenantCursors.lastEventId }).from(tenantCursors).where(eq(tenantCursors.tenantId, tenant));
+      return Number(row?.id ?? 0);
+    });
+  }
+
   /** Takes the tenant's next event id and writes the event: the last step before commit. */
   private async insertEvent(tx: Db, tenant: string, values: Omit<typeof events.$inferInsert, 'tenantId' | 'id'>): Promise<FluxoEvent> {
     const id = await this.nextEventId(tx, tenant);

@@ -66,6 +66,9 @@ export interface Store {
    */
   eventsAfter(tenant: string, room: string, after: number, limit: number, opts?: ReadOptions): Promise<FluxoEvent[]>;
 
+  /** The tenant's latest committed event id (0 before its first event), read on the primary. */
+  latestEventId(tenant: string): Promise<number>;
+
   /** Durable token revocation until `expiresAt`. Idempotent. */
   revokeToken(key: string, expiresAt: Date): Promise<void>;
   isRevoked(key: string): Promise<boolean>;

@@ -98,6 +98,12 @@ interface Room {
   ready: { resolve: (r: SubscribeResult) => void; reject: (e: FluxoError) => void } | null;
   /** Settles with the first subscribe ack; shared by every handler of the room. */
   firstAck: Promise<SubscribeResult>;
+  /**
+   * Where to resume when no event of the room has been seen yet: the server's cursor from the
+   * last subscribe ack. Not used to drop live events (one committed just before the ack may still
+   * be on its way).
+   */
+  resumeFrom: number | undefined;
 }
 
 /** Auth failures that another attempt with the same credentials cannot fix. */
@@ -174,6 +180,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
         presenceState: null,
         ready: null,
         firstAck: Promise.resolve(null as never),
+        resumeFrom: undefined,
       };
       created.firstAck = new Promise<SubscribeResult>((resolve, reject) => {
         created.ready = { resolve, reject };
@@ -326,7 +333,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
     let result: SubscribeResult;
     try {
       const events: FluxoEvent[] = [];
-      let after = entry.stream.cursor;
+      let after = entry.stream.cursor ?? entry.resumeFrom;
       for (;;) {
         result = await this.request('subscribe', { room, ...(after !== undefined ? { after } : {}) });
         events.push(...result.events);
@@ -347,6 +354,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
     if (this.rooms.get(room) !== entry) return; // unsubscribed meanwhile
     entry.members = new Map(result.presence.map((m) => [m.userId, m]));
     entry.stream.endSync(result.events);
+    if (entry.stream.cursor === undefined && !result.truncated) entry.resumeFrom = Math.max(entry.resumeFrom ?? 0, result.cursor);
     entry.ready?.resolve(result);
     entry.ready = null;
     this.emit('presence', { room, members: [...entry.members.values()], diff: null });
