@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { type Client, client } from './node.js';
 import { type PostgresHandle, startPostgres } from './postgres.js';
 import { freePort, type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from './redis.js';
 
@@ -307,4 +308,26 @@ function portIsFree(port: number): Promise<boolean> {
     srv.once('error', () => resolve(false));
     srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
   });
+}
+
+/** Clients that a test file opens and closes together in afterAll. */
+export function clientPool(): { connect: (url: string, token: string) => Promise<Client>; closeAll: () => void } {
+  const open: Client[] = [];
+  return {
+    connect: async (url, tok) => {
+      const s = await client(url, { token: tok });
+      open.push(s);
+      return s;
+    },
+    closeAll: () => {
+      for (const s of open.splice(0)) s.close();
+    },
+  };
+}
+
+/** The first two nodes of a cluster, or a clear failure. */
+export function firstTwo(cluster: ClusterHandle): readonly [SpawnedNode, SpawnedNode] {
+  const [n1, n2] = cluster.nodes;
+  if (!n1 || !n2) throw new Error('cluster has fewer than two nodes');
+  return [n1, n2] as const;
 }

@@ -1,29 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FluxoEvent, PresenceDiff } from '../../shared/protocol.js';
-import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
+import { type ClusterHandle, clientPool, firstTwo, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { type Client, client, eventually, request, token } from '../harness/node.js';
+import { eventually, request, token } from '../harness/node.js';
 
 const TTL_MS = 3000;
 let cluster: ClusterHandle;
-const open: Client[] = [];
-const connect = async (url: string, tok: string) => {
-  const s = await client(url, { token: tok });
-  open.push(s);
-  return s;
-};
-const two = () => {
-  const [n1, n2] = cluster.nodes;
-  if (!n1 || !n2) throw new Error('cluster has fewer than two nodes');
-  return [n1, n2] as const;
-};
+const { connect, closeAll } = clientPool();
+const two = () => firstTwo(cluster);
 
 beforeAll(async () => {
   requireBinaries();
   cluster = await startCluster({ nodes: 2, env: { PRESENCE_TTL_MS: String(TTL_MS), LOG_LEVEL: 'warn' } });
 }, 60_000);
 afterAll(async () => {
-  for (const s of open) s.close();
+  closeAll();
   await cluster?.stop();
 });
 

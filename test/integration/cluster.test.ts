@@ -2,23 +2,14 @@ import { Emitter } from '@socket.io/redis-emitter';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PresenceDiff } from '../../shared/protocol.js';
-import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
+import { type ClusterHandle, clientPool, firstTwo, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, type Client, client, collect, eventually, helloOf, request, token } from '../harness/node.js';
+import { api, client, collect, eventually, helloOf, request, token } from '../harness/node.js';
 
 let cluster: ClusterHandle;
-const open: Client[] = [];
-const connect = async (url: string, tok: string) => {
-  const s = await client(url, { token: tok });
-  open.push(s);
-  return s;
-};
+const { connect, closeAll } = clientPool();
 
-const two = () => {
-  const [n1, n2] = cluster.nodes;
-  if (!n1 || !n2) throw new Error('cluster has fewer than two nodes');
-  return [n1, n2] as const;
-};
+const two = () => firstTwo(cluster);
 
 beforeAll(async () => {
   requireBinaries();
@@ -26,7 +17,7 @@ beforeAll(async () => {
   cluster = await startCluster({ nodes: 2, replica: true, env: { RATE_LIMITS: 'subscribe=4/60', LOG_LEVEL: 'warn' } });
 }, 60_000);
 afterAll(async () => {
-  for (const s of open) s.close();
+  closeAll();
   await cluster?.stop();
 });
 
