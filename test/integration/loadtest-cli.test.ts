@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,7 +24,10 @@ beforeAll(async () => {
     RATE_LIMITS: 'handshake=100000/1,process:transition=100000/1,http:write=100000/1,http:read=100000/1',
   });
 });
-afterAll(() => node?.shutdown());
+afterAll(async () => {
+  await node?.shutdown();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 // `npm run loadtest` end to end, briefly, so the entry point cannot rot.
 describe('npm run loadtest', () => {
