@@ -21,6 +21,7 @@ import type { PresenceStore } from './presence/presence.js';
 import type { FluxoServer } from './realtime/deps.js';
 import { createFanout } from './realtime/fanout.js';
 import { createIo, installRealtime } from './realtime/io.js';
+import { PresenceDiffs } from './realtime/presence-diffs.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
 import { type HttpResponse, UwsServer } from './transport/uws.js';
@@ -106,7 +107,8 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   const io = createIo(config);
   await cluster?.attach(io, revocations);
   const service = new WorkflowService(store, createFanout(io, metrics), metrics, config.readYourWritesMs);
-  installRealtime({ io, config, service, presence, limits, verifier, metrics, log });
+  const presenceDiffs = new PresenceDiffs(io);
+  installRealtime({ io, config, service, presence, limits, verifier, metrics, log, presenceDiffs });
 
   let draining = false;
   const router = new Router<HttpResponse>();

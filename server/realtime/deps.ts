@@ -8,6 +8,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { PresenceStore } from '../presence/presence.js';
 import type { SocketData } from './handlers.js';
+import type { PresenceDiffs } from './presence-diffs.js';
 
 export type FluxoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
@@ -20,4 +21,6 @@ export interface RealtimeDeps {
   verifier: TokenVerifier;
   metrics: Metrics;
   log: Logger;
+  /** Coalesced presence broadcasts (built by installRealtime). */
+  presenceDiffs: PresenceDiffs;
 }

@@ -6,7 +6,7 @@ import { internalRoom } from '../../shared/rooms.js';
 import { presenceUpdateSchema, refreshSchema, subscribeSchema, transitionSchema, unsubscribeSchema } from '../../shared/schemas.js';
 import type { Principal } from '../auth/types.js';
 import { AppError, toErrorBody } from '../errors.js';
-import { isEmptyChange, type PresenceChange } from '../presence/presence.js';
+import type { PresenceChange } from '../presence/presence.js';
 import type { RealtimeDeps } from './deps.js';
 
 export interface SocketData {
@@ -84,8 +84,7 @@ export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
   }
 
   const broadcastPresence = (room: string, change: PresenceChange) => {
-    if (isEmptyChange(change)) return;
-    socket.to(internalRoom(data.principal.tenant, room)).emit('presence', { room, ...change });
+    deps.presenceDiffs.push(internalRoom(data.principal.tenant, room), room, change);
   };
 
   handle('subscribe', subscribeSchema, async ({ room, after }) => {
@@ -120,9 +119,8 @@ export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
   handle('presence:update', presenceUpdateSchema, async ({ room, state }) => {
     if (!data.rooms.has(room)) throw new AppError('invalid_room', 'Subscribe to the room first.');
     const internal = internalRoom(data.principal.tenant, room);
-    const change = await presence.update(internal, socket.id, state as PresenceState);
     // The sender sees its own update too: it is the confirmation that others see it.
-    if (!isEmptyChange(change)) deps.io.to(internal).emit('presence', { room, ...change });
+    broadcastPresence(room, await presence.update(internal, socket.id, state as PresenceState));
     return { room };
   });
 
@@ -145,12 +143,9 @@ export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
     clearTimeout(data.expiryTimer);
     clearTimeout(data.warnTimer);
     for (const room of data.rooms) {
-      const internal = internalRoom(data.principal.tenant, room);
       presence
-        .leave(internal, socket.id)
-        .then((change) => {
-          if (!isEmptyChange(change)) deps.io.to(internal).emit('presence', { room, ...change });
-        })
+        .leave(internalRoom(data.principal.tenant, room), socket.id)
+        .then((change) => broadcastPresence(room, change))
         .catch((err) => log.warn({ err }, 'presence leave failed'));
     }
   });

@@ -35,7 +35,7 @@ describe('presence', () => {
 
       await request(tab1, 'presence:update', { room: 'tenant', state: { status: 'editing' } });
       await eventually(() =>
-        expect(diffs.some((d) => d.updates.some((u) => u.userId === 'ada' && u.state?.status === 'editing'))).toBe(true),
+        expect(diffs.some((d) => [...d.joins, ...d.updates].some((u) => u.userId === 'ada' && u.state?.status === 'editing'))).toBe(true),
       );
 
       tab1.close();
