@@ -78,7 +78,6 @@ export async function runConnections(o: ConnectionsOptions): Promise<Connections
   );
   const openedS = (nowMs() - t0) / 1000;
   await sleep(o.holdS * 1000);
-  // Give the server a moment to settle allocations before sampling RSS.
   const rssAfter = await serverRss(o.url);
   clearInterval(progress);
   if (o.progress) process.stderr.write('\n');
@@ -96,9 +95,18 @@ export async function runConnections(o: ConnectionsOptions): Promise<Connections
     heldToEnd: clients.length - dropped,
     rssBeforeBytes: rssBefore,
     rssAfterBytes: rssAfter,
-    rssPerConnectionBytes:
-      rssBefore !== null && rssAfter !== null && clients.length ? Math.round((rssAfter - rssBefore) / clients.length) : null,
+    rssPerConnectionBytes: perConnection(rssBefore, rssAfter, clients.length),
   };
+}
+
+/**
+ * A server that frees start-up memory during the run (GC, a warmed-up embedded database) can end
+ * below its starting RSS; then the sockets' share cannot be told apart and no figure is given
+ * (compare two runs with different --count instead, on a server that has served traffic first).
+ */
+function perConnection(before: number | null, after: number | null, n: number): number | null {
+  if (before === null || after === null || n === 0 || after < before) return null;
+  return Math.round((after - before) / n);
 }
 
 export function formatConnections(r: ConnectionsResult): string {
@@ -106,7 +114,11 @@ export function formatConnections(r: ConnectionsResult): string {
   return [
     `connected   ${r.connected}/${r.attempted} (${(r.successRate * 100).toFixed(2)} %) at ${r.connectPerS}/s, ${r.heldToEnd} held to the end`,
     `connect     p50 ${r.timeMs.p50} ms  p99 ${r.timeMs.p99} ms  max ${r.timeMs.max} ms`,
-    `server RSS  ${kb(r.rssBeforeBytes)} → ${kb(r.rssAfterBytes)}: ${kb(r.rssPerConnectionBytes)} per connection`,
+    `server RSS  ${kb(r.rssBeforeBytes)} → ${kb(r.rssAfterBytes)}: ${
+      r.rssPerConnectionBytes === null
+        ? 'n/a per connection (RSS fell during the run: compare two runs with different --count on a warmed-up server)'
+        : `${kb(r.rssPerConnectionBytes)} per connection`
+    }`,
     ...Object.entries(r.errors).map(([k, v]) => `error       ${v} × ${k}`),
   ].join('\n');
 }
