@@ -31,6 +31,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port for a Redis Cluster node: Redis also binds port + 10000 for the cluster bus, so an
+ * OS-picked ephemeral port (up to 60999) can put the bus past 65535 or onto a taken port.
+ */
+export async function freeClusterPort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 25_000);
+    if ((await isFree(port)) && (await isFree(port + 10_000))) return port;
+  }
+  throw new Error('no free port pair (port, port + 10000) for a Redis Cluster node');
+}
+
 function missingBinary(name: string): Error {
   return new Error(`${name} is not installed or not on PATH; install it with: apt-get install -y redis-server`);
 }
@@ -123,7 +144,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   };
   try {
     for (let i = 0; i < masters; i++) {
-      const port = await freePort();
+      const port = await freeClusterPort();
       ports.push(port);
       children.push(await spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`], dir));
     }
