@@ -84,8 +84,9 @@ export function fanoutHtml(r: FanoutResult): string {
 ${lineChart(
   'Latency over time',
   [
-    { name: 'p50', color: '#1f77b4', points: s.map((x) => [x.t, x.p50]) },
-    { name: 'p99', color: '#d62728', points: s.map((x) => [x.t, x.p99]) },
+    // A window in which nothing arrived has no latency: leave it out rather than draw 0 ms.
+    { name: 'p50', color: '#1f77b4', points: s.filter((x) => x.deliveredPerS > 0).map((x) => [x.t, x.p50]) },
+    { name: 'p99', color: '#d62728', points: s.filter((x) => x.deliveredPerS > 0).map((x) => [x.t, x.p99]) },
   ],
   'seconds',
   'ms',
