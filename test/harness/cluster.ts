@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { type Client, client } from './node.js';
+import { freePort } from './ports.js';
 import { type PostgresHandle, startPostgres } from './postgres.js';
-import { freePort, type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from './redis.js';
+import { type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from './redis.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');

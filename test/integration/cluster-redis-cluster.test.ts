@@ -1,19 +1,19 @@
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PresenceDiff, Workflow } from '../../shared/protocol.js';
-import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
+import { type ClusterHandle, clientPool, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { type Client, client, eventually, request, token } from '../harness/node.js';
+import { eventually, request, token } from '../harness/node.js';
 
 let cluster: ClusterHandle;
-const open: Client[] = [];
+const { connect, closeAll } = clientPool();
 
 beforeAll(async () => {
   requireBinaries();
   cluster = await startCluster({ nodes: 2, redisCluster: true, env: { LOG_LEVEL: 'warn' } });
 }, 60_000);
 afterAll(async () => {
-  for (const s of open) s.close();
+  closeAll();
   await cluster?.stop();
 });
 
@@ -37,8 +37,7 @@ describe('on a 3-master Redis Cluster (sharded adapter, SSUBSCRIBE)', () => {
       redis.disconnect();
     }
 
-    const watcher = await client(n1.url, { token: await token({ sub: 'w', tid: 'shard' }) });
-    open.push(watcher);
+    const watcher = await connect(n1.url, await token({ sub: 'w', tid: 'shard' }));
     const seen = new Set<string>();
     watcher.on('event', (e) => seen.add(e.rooms.find((r) => r.startsWith('workflow:')) ?? ''));
     for (const b of boards) expect(await request(watcher, 'subscribe', { room: `workflow:${b.id}` })).toHaveProperty('data');
@@ -49,8 +48,7 @@ describe('on a 3-master Redis Cluster (sharded adapter, SSUBSCRIBE)', () => {
     const diffs: PresenceDiff[] = [];
     watcher.on('presence', (d) => diffs.push(d));
     await request(watcher, 'subscribe', { room: 'tenant' });
-    const other = await client(n2.url, { token: await token({ sub: 'o', tid: 'shard' }) });
-    open.push(other);
+    const other = await connect(n2.url, await token({ sub: 'o', tid: 'shard' }));
     await request(other, 'subscribe', { room: 'tenant' });
     await eventually(() => expect(diffs.some((d) => d.joins.some((j) => j.userId === 'o'))).toBe(true));
   });

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { client, eventually, TEST_SECRET, token } from '../harness/node.js';
-import { freePort } from '../harness/redis.js';
+import { freePort } from '../harness/ports.js';
 
 describe('graceful shutdown of a real process', () => {
   it('on SIGTERM tells clients to reconnect and exits 0 within SHUTDOWN_GRACE_MS', async () => {
