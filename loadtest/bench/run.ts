@@ -1,306 +1,92 @@
-import { type ChildProcess, execSync, fork } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import { newRunId, sleep } from '../setup.js';
-import { decodeHistogram, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
-import type { BenchFromWorker, BenchToWorker } from './client-worker.js';
-import { type BenchContext, cpuMicros, ENGINES, type Engine, type EngineId } from './engines.js';
-import { type Measurement, markdown, type Phase, table } from './targets.js';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { SuiteResult } from './suite.js';
+import { SUITES } from './suites.js';
 
 /**
- * `npm run bench [-- --quick]`: one-node fan-out, Fluxo vs its baselines, each a separate server
- * process, measured in alternation under the same lean load generator. Ratios taken within one
- * run hold on a noisy machine where absolute figures do not.
+ * `npm run bench [-- <suite>…] [--quick] [suite flags]`: runs the named suites (all when none is
+ * named), writes each result to <results>/<suite>.json, then renders bench/RESULTS.md from every
+ * JSON there — so re-running one suite keeps the others' committed figures.
  */
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    subscribers: { type: 'string' },
-    rounds: { type: 'string' },
-    window: { type: 'string' },
-    rate: { type: 'string' },
-    engines: { type: 'string' },
-    inflight: { type: 'string', default: '4' },
-    processes: { type: 'string', default: '2' },
-    batch: { type: 'string' },
-    out: { type: 'string', default: 'bench/results/latest.json' },
-    md: { type: 'string', default: 'bench/RESULTS.md' },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+const argv = process.argv.slice(2);
+const names = SUITES.map((s) => s.name);
+const chosen = argv.filter((a) => names.includes(a));
+const rest = argv.filter((a) => !names.includes(a));
+const flag = (name: string) => {
+  const i = rest.indexOf(name);
+  if (i < 0) return undefined;
+  const v = rest[i + 1];
+  rest.splice(i, 2);
+  return v;
+};
+const quick = rest.includes('--quick');
+const help = rest.includes('--help') || rest.includes('-h');
+const resultsDir = flag('--results') ?? 'bench/results';
+const mdFile = flag('--md') ?? 'bench/RESULTS.md';
+const suiteArgv = rest.filter((a) => a !== '--quick');
 
-if (values.help) {
-  process.stdout.write(`Usage: npm run bench [-- options]
-  --quick              ~100 subscribers, 1 s windows, 1 round (CI smoke)
-  --subscribers N      subscribers in the one room (default 1000; quick 100)
-  --rounds N           alternations of all engines; the median is reported (default 3; quick 1)
-  --window S           measured seconds per phase (default 3; quick 1)
-  --rate N             offered events/s of the fixed-rate phase (default 100; quick 50)
-  --engines a,b        subset of ${Object.keys(ENGINES).join(', ')}
-  --inflight N         publish requests in flight, flat out (default 4)
-  --processes N        client processes (default 2)
-  --batch N            events per publish request, flat out, where the engine allows it
-                       (default 2000/subscribers, at least 1; Fluxo's full path is always 1)
-  --out FILE           JSON (default bench/results/latest.json)   --md FILE  (default bench/RESULTS.md)
-`);
+if (help) {
+  const lines = [
+    'Usage: npm run bench [-- <suite>…] [--quick] [--results DIR] [--md FILE] [suite flags]',
+    '  no suite named: all of them, in order',
+    '  --quick          seconds per suite, small numbers (the CI smoke)',
+    '  --results DIR    where each suite writes <suite>.json (default bench/results)',
+    '  --md FILE        the report rendered from every JSON in DIR (default bench/RESULTS.md)',
+    '',
+    'Suites:',
+    ...SUITES.map((s) => `  ${s.name.padEnd(12)} ${s.summary}`),
+    '',
+    ...SUITES.map((s) => `npm run bench -- ${s.usage}`),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
   process.exit(0);
 }
 
-const quick = values.quick;
-const subscribers = Number(values.subscribers ?? (quick ? 100 : 1000));
-const rounds = Number(values.rounds ?? (quick ? 1 : 3));
-const windowS = Number(values.window ?? (quick ? 1 : 3));
-const rate = Number(values.rate ?? (quick ? 50 : 100));
-const inflight = Number(values.inflight);
-const processes = Number(values.processes);
-// Flat out, the publisher must outrun the server: with few subscribers one HTTP request per event
-// would measure the publisher instead. The baselines accept `count`; it does not change per-delivery work.
-const batch = Number(values.batch ?? Math.max(1, Math.round(2000 / subscribers)));
-const engineIds = (values.engines?.split(',') ?? Object.keys(ENGINES)) as EngineId[];
-for (const id of engineIds) if (!ENGINES[id]) throw new Error(`unknown engine ${id}`);
-
-const ctx: BenchContext = {
-  secret: 'bench-secret-that-is-long-enough-for-hs256!!',
-  publishKey: 'bench-publish-key-0123456789',
-  tenant: `bench-${newRunId()}`,
-  // ~100 bytes of event data.
-  payload: { pad: 'x'.repeat(90) },
-};
-
-interface Worker {
-  child: ChildProcess;
-  /** Latest unsolicited count: events received since connect. */
-  received: number;
-  next(): Promise<BenchFromWorker>;
-}
-
-function spawnWorker(): Worker {
-  const child = fork(fileURLToPath(new URL('./client-worker.ts', import.meta.url)), [], {
-    execArgv: ['--import', tsxImport()],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const queue: BenchFromWorker[] = [];
-  const waiting: ((m: BenchFromWorker) => void)[] = [];
-  child.on('message', (m: BenchFromWorker) => {
-    if (m.type === 'count') {
-      worker.received = m.received;
-      return;
-    }
-    const w = waiting.shift();
-    if (w) w(m);
-    else queue.push(m);
-  });
-  const worker: Worker = {
-    child,
-    received: 0,
-    next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r))),
-  };
-  return worker;
-}
-
-async function ask(workers: Worker[], msg: BenchToWorker | ((i: number) => BenchToWorker)): Promise<BenchFromWorker[]> {
-  workers.forEach((w, i) => {
-    w.child.send(typeof msg === 'function' ? msg(i) : msg);
-  });
-  return Promise.all(workers.map((w) => w.next()));
-}
-
-/**
- * Keeps `lanes` publish requests going (flat out) or fires on a fixed schedule, until stopped.
- * Flat out is bounded by `mayPublish`: without it the server would queue (uWS buffers up to its
- * backpressure limit, then drops), and the run would measure queue growth, not throughput.
- */
-function publishLoop(
-  publish: (count: number) => Promise<void>,
-  offered: number,
-  count: number,
-  mayPublish: () => boolean,
-): { stop(): Promise<void>; errors: () => number } {
-  let running = true;
-  let errors = 0;
-  const one = () => publish(count).catch(() => void errors++);
-  const lanes = offered > 0 ? Math.max(1, Math.min(inflight, Math.ceil(offered / 50))) : inflight;
-  const gap = offered > 0 ? (1000 * lanes) / offered : 0;
-  const t0 = nowMs();
-  const done = Promise.all(
-    Array.from({ length: lanes }, async (_, lane) => {
-      let next = t0 + (gap * lane) / lanes;
-      while (running) {
-        while (running && !gap && !mayPublish()) await sleep(1);
-        if (gap) {
-          const wait = next - nowMs();
-          if (wait > 0) await sleep(wait);
-          next += gap;
-        }
-        await one();
-      }
-    }),
-  );
-  return {
-    stop: async () => {
-      running = false;
-      await done;
-    },
-    errors: () => errors,
-  };
-}
-
-async function measure(engine: Engine, workers: Worker[], round: number): Promise<Measurement[]> {
-  const running = await engine.start(ctx);
-  try {
-    const per = Math.ceil(subscribers / workers.length);
-    const connected = await ask(workers, (i) => ({
-      type: 'connect',
-      url: running.url,
-      protocol: engine.protocol,
-      count: Math.max(0, Math.min(per, subscribers - i * per)),
-      room: engine.room,
-      connectRate: 1000,
-      ...(engine.auth ? { auth: { secret: ctx.secret, tenant: ctx.tenant } } : {}),
-    }));
-    const ok = connected.reduce((n, m) => n + (m.type === 'connected' ? m.connected : 0), 0);
-    if (ok < subscribers) {
-      const errors = connected.flatMap((m) => (m.type === 'connected' ? Object.entries(m.errors) : []));
-      throw new Error(`${engine.id}: only ${ok}/${subscribers} subscribers connected: ${JSON.stringify(errors)}`);
-    }
-    // Let join-time traffic (Fluxo's presence diffs) settle before measuring.
-    await sleep(quick ? 300 : 1000);
-    const out: Measurement[] = [];
-    // Events every subscriber should get so far, against what the clients report having received.
-    let sent = 0;
-    const backlogEvents = Math.max(2 * batch, 50);
-    const mayPublish = () => sent * subscribers - workers.reduce((n, w) => n + w.received, 0) < backlogEvents * subscribers;
-    const counted = (count: number) => async (n: number) => {
-      await running.publish(n);
-      sent += count;
-    };
-    for (const phase of ['max', 'rate'] as Phase[]) {
-      const count = phase === 'max' && engine.id !== 'fluxo' ? batch : 1;
-      const loop = publishLoop(counted(count), phase === 'max' ? 0 : rate, count, mayPublish);
-      await sleep(quick ? 300 : 700);
-      const lost0 = (await ask(workers, { type: 'mark' })).reduce((n, m) => n + (m.type === 'mark' ? m.lost : 0), 0);
-      const cpu0 = cpuMicros(running.pid);
-      const t0 = nowMs();
-      await sleep(windowS * 1000);
-      const marks = await ask(workers, { type: 'mark' });
-      const cpu1 = cpuMicros(running.pid);
-      const t1 = nowMs();
-      await loop.stop();
-      // Every delivery in the window is one histogram entry.
-      const hist = newHistogram();
-      for (const m of marks) if (m.type === 'mark') hist.add(decodeHistogram(m.hist));
-      const delivered = hist.totalCount;
-      const lost = marks.reduce((n, m) => n + (m.type === 'mark' ? m.lost : 0), 0) - lost0;
-      const seconds = (t1 - t0) / 1000;
-      const lat = summarize(hist);
-      out.push({
-        engine: engine.id,
-        round,
-        phase,
-        deliveriesPerS: Math.round(delivered / seconds),
-        cpuUsPerDelivery: delivered ? Math.round(((cpu1 - cpu0) / delivered) * 1000) / 1000 : null,
-        serverCpuPct: Math.round(((cpu1 - cpu0) / (seconds * 1e6)) * 100),
-        p50Ms: lat.p50,
-        p99Ms: lat.p99,
-        publishErrors: loop.errors(),
-        lost,
-      });
-      // Let queued deliveries drain so the next phase starts clean.
-      await sleep(quick ? 200 : 1000);
-    }
-    return out;
-  } finally {
-    await ask(workers, { type: 'close' });
-    await running.stop();
-  }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
-}
+const log = (suite: string) => (line: string) => process.stderr.write(`[bench ${suite}] ${line}\n`);
 
 async function main(): Promise<void> {
-  const workers = Array.from({ length: processes }, spawnWorker);
-  const all: Measurement[] = [];
-  const started = Date.now();
-  try {
-    for (let round = 1; round <= rounds; round++) {
-      for (const id of engineIds) {
-        for (const m of await measure(ENGINES[id], workers, round)) {
-          all.push(m);
-          process.stderr.write(
-            `[bench] round ${round} ${id.padEnd(18)} ${m.phase.padEnd(4)} ${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  cpu ${m.serverCpuPct}%  lost ${m.lost}\n`,
-          );
-        }
-      }
-    }
-  } finally {
-    for (const w of workers) w.child.kill();
-  }
-  const medians: Measurement[] = engineIds.flatMap((engine) =>
-    (['max', 'rate'] as Phase[]).map((phase) => {
-      const ms = all.filter((m) => m.engine === engine && m.phase === phase);
-      const pick = (f: (m: Measurement) => number | null) => median(ms.map((m) => f(m) ?? 0));
-      return {
-        engine,
-        round: 0,
-        phase,
-        deliveriesPerS: pick((m) => m.deliveriesPerS),
-        cpuUsPerDelivery: pick((m) => m.cpuUsPerDelivery),
-        serverCpuPct: pick((m) => m.serverCpuPct),
-        p50Ms: pick((m) => m.p50Ms),
-        p99Ms: pick((m) => m.p99Ms),
-        publishErrors: ms.reduce((n, m) => n + m.publishErrors, 0),
-        lost: pick((m) => m.lost),
-      };
-    }),
-  );
-  const sha = (() => {
+  const run = chosen.length ? SUITES.filter((s) => chosen.includes(s.name)) : SUITES;
+  mkdirSync(resultsDir, { recursive: true });
+  let failed = 0;
+  for (const suite of run) {
     try {
-      return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
-        .toString()
-        .trim();
-    } catch {
-      return 'unknown';
+      const result = await suite.run({ quick, argv: suiteArgv, log: log(suite.name) });
+      process.stdout.write(`\n== ${suite.name} ==\n${suite.table(result)}\n`);
+      const file = join(resultsDir, `${suite.name}.json`);
+      writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+      process.stdout.write(`wrote ${file}\n`);
+    } catch (err) {
+      // One broken suite must not hide the others' figures, but the run still fails.
+      failed++;
+      process.stderr.write(`bench ${suite.name}: ${err instanceof Error ? err.stack : String(err)}\n`);
     }
-  })();
-  const machine = {
-    cpus: os.cpus().length,
-    cpuModel: os.cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    kernel: os.release(),
-    node: process.version,
-    /** 1/5/15-minute load averages at the end: above ~2 on 2 cores, other work shared the machine. */
-    loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
-  };
-  const config = { quick, subscribers, rounds, windowS, rate, inflight, processes, batch, payloadBytes: 100, engines: engineIds };
-  const result = {
-    date: new Date().toISOString(),
-    gitSha: sha,
-    machine,
-    config,
-    seconds: Math.round((Date.now() - started) / 1000),
-    medians,
-    runs: all,
-  };
-  process.stdout.write(`${table(medians, ENGINES)}\n`);
-  for (const [file, text] of [
-    [values.out, `${JSON.stringify(result, null, 2)}\n`],
-    [values.md, markdown(result, ENGINES)],
-  ] as const) {
-    mkdirSync(fileURLToPath(new URL('.', `file://${process.cwd()}/${file}`)), { recursive: true });
-    writeFileSync(file, text);
-    process.stdout.write(`wrote ${file}\n`);
   }
+  const sections = SUITES.flatMap((s) => {
+    const file = join(resultsDir, `${s.name}.json`);
+    if (!readdirSync(resultsDir).includes(`${s.name}.json`)) return [];
+    return [s.markdown(JSON.parse(readFileSync(file, 'utf8')) as SuiteResult)];
+  });
+  mkdirSync(dirname(mdFile), { recursive: true });
+  writeFileSync(
+    mdFile,
+    [
+      '# Benchmark results',
+      '',
+      'Rendered by `npm run bench` from the JSON files beside this report; each section says when and on',
+      'which commit it was measured. Targets are those of issue 4. What bounds a missed target is in',
+      '[NOTES.md](NOTES.md).',
+      '',
+      ...sections,
+    ].join('\n'),
+  );
+  process.stdout.write(`wrote ${mdFile}\n`);
+  if (failed) throw new Error(`${failed} suite(s) failed`);
 }
 
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   },
 );

@@ -1,0 +1,6 @@
+import { fanout } from './fanout.js';
+import type { Suite } from './suite.js';
+
+/** Every suite of `npm run bench`, in the order a full run takes them. */
+// biome-ignore lint/suspicious/noExplicitAny: each suite has its own result type
+export const SUITES: Suite<any>[] = [fanout];
