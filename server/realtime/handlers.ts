@@ -11,10 +11,10 @@ import type { RealtimeDeps } from './deps.js';
 
 export interface SocketData {
   principal: Principal;
-  /** Tenant-relative rooms this socket subscribed to. */
-  rooms: Set<string>;
+  /** Tenant-relative rooms this socket subscribed to; created on the first subscribe (most sockets of a big node sit idle). */
+  rooms?: Set<string>;
+  /** The one pending timer of armExpiry: the warning first, then the expiry. */
   expiryTimer?: NodeJS.Timeout;
-  warnTimer?: NodeJS.Timeout;
 }
 
 export type FluxoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -39,14 +39,18 @@ function parse<T>(schema: ZodType<T>, payload: unknown): T {
   return r.data;
 }
 
-/** Wires one authenticated socket: every event is validated, rate limited and answered with a typed ack. */
-export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
+/**
+ * Builds, once per node, the handlers every authenticated socket shares; the returned function wires
+ * one socket. The handlers read their socket from `this` (Socket.IO calls listeners with the socket
+ * as `this`) instead of closing over it: a set of closures per socket was a third of an idle
+ * socket's heap.
+ */
+export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => void {
   const { service, presence, limits, metrics, log, verifier, config } = deps;
-  const data = socket.data;
-  const subject = () => `${data.principal.tenant}:${data.principal.userId}`;
+  const subject = (socket: FluxoSocket) => `${socket.data.principal.tenant}:${socket.data.principal.userId}`;
 
   // Unknown events and oversized messages are answered here, before any handler runs.
-  socket.use((packet, next) => {
+  const screen = (packet: unknown[], next: (err?: Error) => void) => {
     const [event, ...args] = packet;
     const ack = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as (r: Ack<never>) => void) : null;
     if (!KNOWN.has(String(event))) {
@@ -60,42 +64,44 @@ export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
       return;
     }
     next();
-  });
+  };
 
-  function handle<T, R>(event: (typeof CLIENT_EVENTS)[number], schema: ZodType<T>, fn: (input: T) => Promise<R>) {
-    socket.on(
-      event as never,
-      (async (payload: unknown, ack: (r: Ack<R>) => void) => {
+  const listeners: [string, (this: FluxoSocket, ...args: never[]) => void][] = [];
+  function handle<T, R>(event: (typeof CLIENT_EVENTS)[number], schema: ZodType<T>, fn: (socket: FluxoSocket, input: T) => Promise<R>) {
+    listeners.push([
+      event,
+      async function (this: FluxoSocket, payload: unknown, ack: (r: Ack<R>) => void) {
+        const data = this.data;
         try {
-          await limits.consume(event === 'unsubscribe' ? 'subscribe' : event, subject());
-          ack({ data: await fn(parse(schema, payload)) });
+          await limits.consume(event === 'unsubscribe' ? 'subscribe' : event, subject(this));
+          ack({ data: await fn(this, parse(schema, payload)) });
         } catch (err) {
           const body = toErrorBody(err);
           if (body.code === 'rate_limited') metrics.rateLimited.inc({ event });
           if (body.code === 'internal')
-            log.error(
-              { err, event, socket: socket.id, tenant: data.principal.tenant, user: data.principal.userId },
-              'socket handler failed',
-            );
+            log.error({ err, event, socket: this.id, tenant: data.principal.tenant, user: data.principal.userId }, 'socket handler failed');
           ack({ error: body });
         }
-      }) as never,
-    );
+      },
+    ]);
   }
 
-  const broadcastPresence = (room: string, change: PresenceChange) => {
-    deps.presenceDiffs.push(internalRoom(data.principal.tenant, room), room, change);
+  const broadcastPresence = (socket: FluxoSocket, room: string, change: PresenceChange) => {
+    deps.presenceDiffs.push(internalRoom(socket.data.principal.tenant, room), room, change);
   };
 
-  handle('subscribe', subscribeSchema, async ({ room, after }) => {
+  handle('subscribe', subscribeSchema, async (socket, { room, after }) => {
+    const data = socket.data;
     const name = await service.authorizeRoom(data.principal, room);
     const internal = internalRoom(data.principal.tenant, name);
     // Join before reading the replay so nothing committed in between is lost; the client drops duplicates by id.
     socket.join(internal);
+    data.rooms ??= new Set();
     const first = !data.rooms.has(name);
     data.rooms.add(name);
     if (first) {
       broadcastPresence(
+        socket,
         name,
         await presence.join(internal, { connId: socket.id, userId: data.principal.userId, name: data.principal.name }),
       );
@@ -108,25 +114,27 @@ export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
     return { room: name, presence: members, events, truncated: events.length === REPLAY_LIMIT, cursor };
   });
 
-  handle('unsubscribe', unsubscribeSchema, async ({ room }) => {
-    if (!data.rooms.delete(room)) throw new AppError('invalid_room', 'Not subscribed to this room.');
+  handle('unsubscribe', unsubscribeSchema, async (socket, { room }) => {
+    const data = socket.data;
+    if (!data.rooms?.delete(room)) throw new AppError('invalid_room', 'Not subscribed to this room.');
     const internal = internalRoom(data.principal.tenant, room);
     socket.leave(internal);
-    broadcastPresence(room, await presence.leave(internal, socket.id));
+    broadcastPresence(socket, room, await presence.leave(internal, socket.id));
     return { room };
   });
 
-  handle('presence:update', presenceUpdateSchema, async ({ room, state }) => {
-    if (!data.rooms.has(room)) throw new AppError('invalid_room', 'Subscribe to the room first.');
-    const internal = internalRoom(data.principal.tenant, room);
+  handle('presence:update', presenceUpdateSchema, async (socket, { room, state }) => {
+    if (!socket.data.rooms?.has(room)) throw new AppError('invalid_room', 'Subscribe to the room first.');
+    const internal = internalRoom(socket.data.principal.tenant, room);
     // The sender sees its own update too: it is the confirmation that others see it.
-    broadcastPresence(room, await presence.update(internal, socket.id, state as PresenceState));
+    broadcastPresence(socket, room, await presence.update(internal, socket.id, state as PresenceState));
     return { room };
   });
 
-  handle('process:transition', transitionSchema, (req) => service.transition(data.principal, req));
+  handle('process:transition', transitionSchema, (socket, req) => service.transition(socket.data.principal, req));
 
-  handle('auth:refresh', refreshSchema, async ({ token }) => {
+  handle('auth:refresh', refreshSchema, async (socket, { token }) => {
+    const data = socket.data;
     const next = await verifier.verify(token);
     if (next.userId !== data.principal.userId || next.tenant !== data.principal.tenant) {
       throw new AppError('forbidden', 'A refreshed token must be for the same user and tenant.');
@@ -138,37 +146,46 @@ export function attachHandlers(socket: FluxoSocket, deps: RealtimeDeps): void {
     return { exp: next.exp };
   });
 
-  socket.on('disconnect', () => {
+  function onDisconnect(this: FluxoSocket) {
+    const data = this.data;
     metrics.wsConnections.dec();
     clearTimeout(data.expiryTimer);
-    clearTimeout(data.warnTimer);
-    for (const room of data.rooms) {
+    for (const room of data.rooms ?? []) {
       presence
-        .leave(internalRoom(data.principal.tenant, room), socket.id)
-        .then((change) => broadcastPresence(room, change))
+        .leave(internalRoom(data.principal.tenant, room), this.id)
+        .then((change) => broadcastPresence(this, room, change))
         .catch((err) => log.warn({ err }, 'presence leave failed'));
     }
-  });
+  }
+
+  return (socket) => {
+    socket.use(screen as never);
+    for (const [event, listener] of listeners) socket.on(event as never, listener as never);
+    socket.on('disconnect', onDisconnect);
+  };
 }
 
 /** Warns a minute ahead, then tells the client and disconnects at `exp` unless a refresh re-armed it. */
 export function armExpiry(socket: FluxoSocket): void {
-  const data = socket.data;
-  clearTimeout(data.expiryTimer);
-  clearTimeout(data.warnTimer);
-  const inMs = data.principal.exp * 1000 - Date.now();
-  if (inMs > MAX_TIMER_MS) {
-    data.expiryTimer = setTimeout(() => armExpiry(socket), MAX_TIMER_MS);
+  clearTimeout(socket.data.expiryTimer);
+  const inMs = socket.data.principal.exp * 1000 - Date.now();
+  // One timer per socket, with a shared callback and the socket as its argument: no closure per socket.
+  const phase = inMs > MAX_TIMER_MS ? 'rearm' : inMs > 60_000 ? 'warn' : 'expire';
+  const delay = phase === 'rearm' ? MAX_TIMER_MS : phase === 'warn' ? inMs - 60_000 : Math.max(0, inMs);
+  socket.data.expiryTimer = setTimeout(onExpiryTimer, delay, socket, phase);
+}
+
+function onExpiryTimer(socket: FluxoSocket, phase: 'rearm' | 'warn' | 'expire'): void {
+  const { exp } = socket.data.principal;
+  if (phase === 'expire') {
+    socket.emit('auth:expired', { exp });
+    socket.disconnect(true);
     return;
   }
-  if (inMs > 60_000) {
-    data.warnTimer = setTimeout(() => socket.emit('auth:expiring', { exp: data.principal.exp, inMs: 60_000 }), inMs - 60_000);
+  if (phase === 'rearm') {
+    armExpiry(socket);
+    return;
   }
-  data.expiryTimer = setTimeout(
-    () => {
-      socket.emit('auth:expired', { exp: data.principal.exp });
-      socket.disconnect(true);
-    },
-    Math.max(0, inMs),
-  );
+  socket.emit('auth:expiring', { exp, inMs: 60_000 });
+  socket.data.expiryTimer = setTimeout(onExpiryTimer, Math.max(0, exp * 1000 - Date.now()), socket, 'expire');
 }

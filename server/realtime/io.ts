@@ -5,7 +5,7 @@ import { bearerToken, clientIp, isOriginAllowed, parseCookies } from '../auth/to
 import type { Config } from '../config/index.js';
 import { AppError, toErrorBody } from '../errors.js';
 import type { FluxoServer, RealtimeDeps } from './deps.js';
-import { armExpiry, attachHandlers, type FluxoSocket, revocationRoom } from './handlers.js';
+import { armExpiry, type FluxoSocket, revocationRoom, socketHandlers } from './handlers.js';
 
 type ConnectError = Error & { data?: { code: ErrorCode; message: string; retryAfterMs?: number } };
 
@@ -67,7 +67,9 @@ export function installRealtime(deps: RealtimeDeps): void {
       }
       if (!token) throw new AppError('unauthorized');
       socket.data.principal = await verifier.verify(token);
-      socket.data.rooms = new Set();
+      // A credential has no business staying in memory for the socket's life (and it is the largest
+      // string an idle socket would keep).
+      if (auth && typeof auth.token === 'string') delete auth.token;
       next();
     } catch (err) {
       if (!(err instanceof AppError)) log.error({ err }, 'handshake failed');
@@ -76,11 +78,12 @@ export function installRealtime(deps: RealtimeDeps): void {
     }
   });
 
+  const attachHandlers = socketHandlers(deps);
   io.on('connection', (socket: FluxoSocket) => {
     metrics.wsConnections.inc();
     const p = socket.data.principal;
     socket.join(revocationRoom(p.revocationKey));
-    attachHandlers(socket, deps);
+    attachHandlers(socket);
     armExpiry(socket);
     socket.emit('hello', { nodeId: config.nodeId, userId: p.userId, tenant: p.tenant, role: p.role, exp: p.exp });
   });
