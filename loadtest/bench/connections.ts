@@ -1,0 +1,410 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type * as hdr from 'hdr-histogram-js';
+import { mint, newRunId, sleep, sourceAddresses } from '../setup.js';
+import { decodeHistogram, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
+import type { ConnectionsFromWorker, ConnectionsToWorker } from './connections-worker.js';
+import { type BenchContext, ENGINES, type Engine, type EngineId, type RunningEngine } from './engines.js';
+import { bytesPerSocket, GC_HOOK_NODE_OPTIONS, settledRss } from './rss.js';
+import { check, envelope, mdTable, provenance, type Suite, type SuiteResult, type TargetCheck, targetLines, textTable } from './suite.js';
+
+/**
+ * Idle sockets on one node: Fluxo (authenticated) vs plain Socket.IO vs bare Socket.IO on uWS.
+ * Per engine one server process takes a warm-up wave, then ramps to each count; RSS is read after
+ * forced GC at every level and a socket's share is the slope above the first level (see rss.ts).
+ */
+const ENGINE_IDS = ['fluxo', 'socketio-ws', 'socketio-uws'] as const;
+type ConnEngineId = (typeof ENGINE_IDS)[number];
+
+const USAGE = `connections [options]
+  --counts a,b         socket counts reported on one node (default 10000,15000; quick 1000)
+  --steps N            RSS readings between the first level and the largest count (default 6; quick 3)
+  --rate N             new sockets per second, all workers together (default 2000)
+  --engines a,b        subset of ${ENGINE_IDS.join(', ')}
+  --processes N        client processes (default: enough for ≤ 8,000 sockets each, at least 2)
+  --sources N          loopback source addresses 127.0.X.1 (default: one per 20,000 sockets)
+  --room NAME          also subscribe every socket to this room (default: connected and idle only)`;
+
+/** Issue 4's idle-socket figures, in KB as the issue gives them. */
+const ISSUE_KB: Partial<Record<ConnEngineId, number>> = { 'socketio-ws': 14.6, 'socketio-uws': 9.8 };
+const TARGET_KIB = 8;
+const TARGET_SOCKETS = 15_000;
+/** Sockets per client process: well under the 20,000 open files a process may have here. */
+const PER_PROCESS = 8000;
+
+interface Options {
+  counts: number[];
+  steps: number;
+  rate: number;
+  engineIds: ConnEngineId[];
+  processes: number;
+  sources: number;
+  room: string | undefined;
+  quick: boolean;
+}
+
+export interface Level {
+  /** Sockets the ramp aimed at. */
+  target: number;
+  attempted: number;
+  connected: number;
+  /** Still open when RSS was read (the server closed none of them). */
+  held: number;
+  /** Of this level's new sockets: opened per second, and time to connect. */
+  connectPerS: number;
+  connectP50Ms: number;
+  connectP99Ms: number;
+  rssBytes: number;
+  rssSpreadBytes: number;
+  /** V8 heap in use after GC (null if the GC hook did not answer). */
+  heapUsedBytes: number | null;
+  /** (RSS − RSS at the first level) / (sockets − sockets at the first level); null at the first level. */
+  bytesPerSocket: number | null;
+  errors: Record<string, number>;
+}
+
+export interface EngineRun {
+  engine: ConnEngineId;
+  label: string;
+  /** Least-squares slope of RSS over every level. */
+  bytesPerSocket: number | null;
+  /** The same slope of the V8 heap in use: the part of a socket that lives in JS objects. */
+  heapBytesPerSocket: number | null;
+  /** The figure compared with the target: see countedBytes(). */
+  countedBytesPerSocket: number | null;
+  levels: Level[];
+}
+
+export interface ConnectionsResult extends SuiteResult {
+  runs: EngineRun[];
+  method: string;
+}
+
+const METHOD =
+  'Each engine is its own process, started with --expose-gc and a SIGUSR2 hook that runs gc(). A warm-up wave of ' +
+  'sockets (as many as the first level) is opened and closed, then the ramp opens sockets level by level. At each ' +
+  'level: two forced GCs, 600 ms for V8 to return pages, then the median of 5 VmRSS readings from /proc/<pid>/status ' +
+  '(and process.memoryUsage() from the hook). Bytes per socket = least-squares slope of RSS over sockets held, ' +
+  'across all levels; start-up memory (tsx, PGlite, JIT) lies below the first level and falls out of the slope. ' +
+  'The figure counted against the target is the RSS slope, or the V8 heap slope when that is larger (then the ' +
+  'sockets filled pages already resident from start-up and RSS under-reads them). Connect figures are over the whole ramp. Clients are lean Socket.IO clients in separate processes.';
+
+function options(argv: string[], quick: boolean): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: false,
+    options: {
+      counts: { type: 'string' },
+      steps: { type: 'string' },
+      rate: { type: 'string' },
+      engines: { type: 'string' },
+      processes: { type: 'string' },
+      sources: { type: 'string' },
+      room: { type: 'string' },
+    },
+  });
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const counts = (str('counts')?.split(',').map(Number) ?? (quick ? [1000] : [10_000, 15_000])).sort((a, b) => a - b);
+  if (counts.some((c) => !Number.isInteger(c) || c < 10)) throw new Error('--counts: integers ≥ 10');
+  const engineIds = (str('engines')?.split(',') ?? [...ENGINE_IDS]) as ConnEngineId[];
+  for (const id of engineIds) if (!ENGINE_IDS.includes(id)) throw new Error(`unknown engine ${id}`);
+  const max = counts[counts.length - 1]!;
+  return {
+    counts,
+    steps: Number(str('steps') ?? (quick ? 3 : 6)),
+    rate: Number(str('rate') ?? 2000),
+    engineIds,
+    processes: Number(str('processes') ?? Math.max(2, Math.ceil(max / PER_PROCESS))),
+    // Each source address has ~28,000 ephemeral ports towards one server port.
+    sources: Number(str('sources') ?? Math.ceil(max / 20_000)),
+    room: str('room'),
+    quick,
+  };
+}
+
+/** The first level: far enough above zero to leave start-up behind, low enough to leave a long slope. */
+export function anchorLevel(counts: readonly number[]): number {
+  return Math.max(10, Math.round(counts[0]! / 5));
+}
+
+/**
+ * Socket counts at which RSS is read: the first level, the reported counts, and `steps` even steps up
+ * to the largest — one step's jump (a hash table doubling, a fresh heap page) then bends the slope
+ * instead of making it.
+ */
+export function rampLevels(counts: readonly number[], steps: number): number[] {
+  const first = anchorLevel(counts);
+  const max = counts[counts.length - 1]!;
+  const even = Array.from({ length: steps }, (_, k) => Math.round(first + ((k + 1) * (max - first)) / steps));
+  return [...new Set([first, ...counts, ...even])].filter((n) => n >= first).sort((a, b) => a - b);
+}
+
+interface Worker {
+  child: ChildProcess;
+  next(): Promise<ConnectionsFromWorker>;
+}
+
+function spawnWorker(): Worker {
+  const child = fork(fileURLToPath(new URL('./connections-worker.ts', import.meta.url)), [], {
+    execArgv: ['--import', tsxImport()],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const queue: ConnectionsFromWorker[] = [];
+  const waiting: ((m: ConnectionsFromWorker) => void)[] = [];
+  child.on('message', (m: ConnectionsFromWorker) => {
+    const w = waiting.shift();
+    if (w) w(m);
+    else queue.push(m);
+  });
+  return { child, next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r))) };
+}
+
+function ask(workers: Worker[], msg: (i: number) => ConnectionsToWorker): Promise<ConnectionsFromWorker[]> {
+  workers.forEach((w, i) => {
+    w.child.send(msg(i));
+  });
+  return Promise.all(workers.map((w) => w.next()));
+}
+
+/** Starts an engine with the GC hook: engines.ts passes the bench's environment on to the server it spawns. */
+async function startWithGcHook(engine: Engine, ctx: BenchContext): Promise<RunningEngine> {
+  const before = process.env.NODE_OPTIONS;
+  process.env.NODE_OPTIONS = [before, GC_HOOK_NODE_OPTIONS].filter(Boolean).join(' ');
+  try {
+    return await engine.start(ctx);
+  } finally {
+    if (before === undefined) delete process.env.NODE_OPTIONS;
+    else process.env.NODE_OPTIONS = before;
+  }
+}
+
+interface Wave {
+  attempted: number;
+  connected: number;
+  dropped: number;
+  seconds: number;
+  hist: hdr.Histogram;
+  errors: Record<string, number>;
+}
+
+async function openWave(workers: Worker[], url: string, count: number, o: Options, token?: string): Promise<Wave> {
+  const per = Math.ceil(count / workers.length);
+  const share = (i: number) => Math.max(0, Math.min(per, count - i * per));
+  const addrs = o.sources > 1 ? sourceAddresses(o.sources) : [];
+  const t0 = nowMs();
+  const replies = await ask(workers, (i) => ({
+    type: 'open',
+    url,
+    count: share(i),
+    rate: (o.rate * share(i)) / count,
+    localAddresses: addrs,
+    ...(token ? { token } : {}),
+    ...(o.room ? { room: o.room } : {}),
+  }));
+  const seconds = (nowMs() - t0) / 1000;
+  const hist = newHistogram();
+  const errors: Record<string, number> = {};
+  let connected = 0;
+  let dropped = 0;
+  for (const r of replies) {
+    if (r.type !== 'opened') continue;
+    hist.add(decodeHistogram(r.hist));
+    connected += r.connected;
+    dropped += r.dropped;
+    for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+  }
+  return { attempted: count, connected, dropped, seconds, hist, errors };
+}
+
+async function measureEngine(
+  id: ConnEngineId,
+  workers: Worker[],
+  ctx: BenchContext,
+  o: Options,
+  log: (l: string) => void,
+): Promise<EngineRun> {
+  const engine = ENGINES[id as EngineId];
+  const running = await startWithGcHook(engine, ctx);
+  // One token for all: verifying it is per handshake anyway, and minting thousands adds nothing.
+  const token = engine.auth ? await mint(ctx.secret, 'bench-idle', ctx.tenant, 'viewer', 3600) : undefined;
+  const anchor = anchorLevel(o.counts);
+  const levels: Level[] = [];
+  try {
+    // Warm-up: JIT, the allocator's arenas and the database connection see sockets before the first reading.
+    await openWave(workers, running.url, anchor, o, token);
+    await ask(workers, () => ({ type: 'close' }));
+    await sleep(1000);
+    let attempted = 0;
+    let connected = 0;
+    let seconds = 0;
+    // Connect figures are over the whole ramp so far: a step between two levels may be a few sockets.
+    const hist = newHistogram();
+    const errors: Record<string, number> = {};
+    for (const target of rampLevels(o.counts, o.steps)) {
+      const wave = await openWave(workers, running.url, target - attempted, o, token);
+      attempted += wave.attempted;
+      connected += wave.connected;
+      seconds += wave.seconds;
+      hist.add(wave.hist);
+      for (const [k, v] of Object.entries(wave.errors)) errors[k] = (errors[k] ?? 0) + v;
+      const rss = await settledRss(running.pid);
+      const lat = summarize(hist);
+      const base = levels[0];
+      const held = connected - wave.dropped;
+      levels.push({
+        target,
+        attempted,
+        connected,
+        held,
+        connectPerS: Math.round(connected / Math.max(0.001, seconds)),
+        connectP50Ms: lat.p50,
+        connectP99Ms: lat.p99,
+        rssBytes: rss.bytes,
+        rssSpreadBytes: rss.spreadBytes,
+        heapUsedBytes: rss.heapUsedBytes,
+        bytesPerSocket: base && held > base.held ? Math.round((rss.bytes - base.rssBytes) / (held - base.held)) : null,
+        errors: { ...errors },
+      });
+      const heap = rss.heapUsedBytes === null ? '' : `  heap ${(rss.heapUsedBytes / 2 ** 20).toFixed(1)} MiB`;
+      log(
+        `${id.padEnd(13)} ${held}/${attempted} held  ${levels.at(-1)!.connectPerS}/s  p99 ${lat.p99} ms  RSS ${(rss.bytes / 2 ** 20).toFixed(1)} MiB ±${(rss.spreadBytes / 1024).toFixed(0)} KiB${heap}`,
+      );
+    }
+  } finally {
+    await ask(workers, () => ({ type: 'close' }));
+    await running.stop();
+  }
+  const slope = bytesPerSocket(levels.map((l) => ({ sockets: l.held, rssBytes: l.rssBytes })));
+  const heap = levels.every((l) => l.heapUsedBytes !== null)
+    ? bytesPerSocket(levels.map((l) => ({ sockets: l.held, rssBytes: l.heapUsedBytes! })))
+    : null;
+  const round = (x: number | null) => (x === null ? null : Math.round(x));
+  return {
+    engine: id,
+    label: engine.label,
+    bytesPerSocket: round(slope),
+    heapBytesPerSocket: round(heap),
+    countedBytesPerSocket: round(countedBytes(slope, heap)),
+    levels,
+  };
+}
+
+/**
+ * RSS slope, unless the V8 heap grew faster: then the sockets filled pages the process had already
+ * made resident (Fluxo's start-up leaves hundreds of MiB behind, PGlite's among them), RSS
+ * under-reads them, and the heap slope is the honest lower bound.
+ */
+export function countedBytes(rssSlope: number | null, heapSlope: number | null): number | null {
+  if (rssSlope === null) return heapSlope;
+  return heapSlope === null ? rssSlope : Math.max(rssSlope, heapSlope);
+}
+
+function checkTargets(runs: EngineRun[], quick: boolean): TargetCheck[] {
+  const fluxo = runs.find((r) => r.engine === 'fluxo');
+  if (!fluxo) return [];
+  const checks: TargetCheck[] = [];
+  if (fluxo.countedBytesPerSocket !== null) {
+    checks.push(check('fluxo', 'memory per idle socket above baseline', fluxo.countedBytesPerSocket / 1024, TARGET_KIB, { unit: 'KiB' }));
+  }
+  if (!quick) {
+    const held = Math.max(0, ...fluxo.levels.map((l) => l.held));
+    checks.push(check('fluxo', 'idle sockets held on one node', held, TARGET_SOCKETS, { atLeast: true, unit: 'sockets' }));
+  }
+  return checks;
+}
+
+const kib = (b: number | null) => (b === null ? '-' : (b / 1024).toFixed(2));
+
+/** The first level and the reported counts; every level is in the JSON. */
+function shownLevels(r: ConnectionsResult, run: EngineRun): Level[] {
+  const counts = r.config.counts as number[];
+  return run.levels.filter((l, i) => i === 0 || counts.includes(l.target));
+}
+
+function rows(r: ConnectionsResult): string[][] {
+  const uws = r.runs.find((x) => x.engine === 'socketio-uws')?.countedBytesPerSocket ?? null;
+  return r.runs.flatMap((run) => {
+    const shown = shownLevels(r, run);
+    return shown.map((l, i) => {
+      const last = i === shown.length - 1;
+      return [
+        run.engine,
+        `${l.held.toLocaleString('en')}/${l.attempted.toLocaleString('en')}`,
+        String(l.connectPerS),
+        String(l.connectP50Ms),
+        String(l.connectP99Ms),
+        (l.rssBytes / 2 ** 20).toFixed(1),
+        i === 0 ? 'first level' : kib(l.bytesPerSocket),
+        last ? kib(run.bytesPerSocket) : '',
+        last ? kib(run.heapBytesPerSocket) : '',
+        last ? kib(run.countedBytesPerSocket) : '',
+        last && uws && run.countedBytesPerSocket !== null ? `${(run.countedBytesPerSocket / uws).toFixed(2)}×` : '',
+        last ? String(ISSUE_KB[run.engine] ?? '-') : '',
+      ];
+    });
+  });
+}
+
+const HEAD = [
+  'engine',
+  'held/attempted',
+  'connect/s',
+  'p50 ms',
+  'p99 ms',
+  'RSS MiB',
+  'KiB/socket from first level',
+  'KiB/socket (RSS slope)',
+  'V8 heap slope',
+  'KiB/socket counted',
+  'vs SIO-uWS',
+  'issue KB',
+];
+
+function errorLines(r: ConnectionsResult): string[] {
+  return r.runs.flatMap((run) => Object.entries(run.levels.at(-1)?.errors ?? {}).map(([k, v]) => `${run.engine}: ${v} × ${k}`));
+}
+
+export const connections: Suite<ConnectionsResult> = {
+  name: 'connections',
+  summary: 'idle authenticated sockets on one node (10k, 15k): RSS per socket and connect rate, Fluxo vs Socket.IO on ws / on uWS',
+  usage: USAGE,
+  async run(args) {
+    const o = options(args.argv, args.quick);
+    const started = Date.now();
+    const ctx: BenchContext = {
+      secret: 'bench-secret-that-is-long-enough-for-hs256!!',
+      publishKey: 'bench-publish-key-0123456789',
+      tenant: `bench-${newRunId()}`,
+      payload: { pad: '' },
+    };
+    const workers = Array.from({ length: o.processes }, spawnWorker);
+    const runs: EngineRun[] = [];
+    try {
+      for (const id of o.engineIds) runs.push(await measureEngine(id, workers, ctx, o, args.log));
+    } finally {
+      for (const w of workers) w.child.kill();
+    }
+    const { engineIds, ...rest } = o;
+    const config = { ...rest, engines: engineIds, firstLevel: anchorLevel(o.counts) };
+    return { ...envelope('connections', config, started, checkTargets(runs, o.quick)), runs, method: METHOD };
+  },
+  table(r) {
+    return [textTable(HEAD, rows(r)), ...errorLines(r), '', 'Targets:', ...targetLines(r.targets, 'text')].join('\n');
+  },
+  markdown(r) {
+    return [
+      '## Connections: idle sockets on one node',
+      '',
+      provenance(r),
+      '',
+      mdTable(HEAD, rows(r)),
+      '',
+      `How RSS was measured: ${r.method}`,
+      '',
+      ...errorLines(r).map((l) => `- error: ${l}`),
+      ...targetLines(r.targets, 'md'),
+      '',
+    ].join('\n');
+  },
+};
