@@ -5,7 +5,8 @@ import type * as hdr from 'hdr-histogram-js';
 import { mint, newRunId, sleep, sourceAddresses } from '../setup.js';
 import { decodeHistogram, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
 import type { ConnectionsFromWorker, ConnectionsToWorker } from './connections-worker.js';
-import { type BenchContext, ENGINES, type Engine, type EngineId, type RunningEngine } from './engines.js';
+import { startWithEnv } from './engine-env.js';
+import { type BenchContext, ENGINES, type EngineId } from './engines.js';
 import { bytesPerSocket, GC_HOOK_NODE_OPTIONS, settledRss } from './rss.js';
 import { check, envelope, mdTable, provenance, type Suite, type SuiteResult, type TargetCheck, targetLines, textTable } from './suite.js';
 
@@ -167,18 +168,6 @@ function ask(workers: Worker[], msg: (i: number) => ConnectionsToWorker): Promis
   return Promise.all(workers.map((w) => w.next()));
 }
 
-/** Starts an engine with the GC hook: engines.ts passes the bench's environment on to the server it spawns. */
-async function startWithGcHook(engine: Engine, ctx: BenchContext): Promise<RunningEngine> {
-  const before = process.env.NODE_OPTIONS;
-  process.env.NODE_OPTIONS = [before, GC_HOOK_NODE_OPTIONS].filter(Boolean).join(' ');
-  try {
-    return await engine.start(ctx);
-  } finally {
-    if (before === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = before;
-  }
-}
-
 interface Wave {
   attempted: number;
   connected: number;
@@ -225,7 +214,8 @@ async function measureEngine(
   log: (l: string) => void,
 ): Promise<EngineRun> {
   const engine = ENGINES[id as EngineId];
-  const running = await startWithGcHook(engine, ctx);
+  const nodeOptions = [process.env.NODE_OPTIONS, GC_HOOK_NODE_OPTIONS].filter(Boolean).join(' ');
+  const running = await startWithEnv(engine, ctx, { NODE_OPTIONS: nodeOptions });
   // One token for all: verifying it is per handshake anyway, and minting thousands adds nothing.
   const token = engine.auth ? await mint(ctx.secret, 'bench-idle', ctx.tenant, 'viewer', 3600) : undefined;
   const anchor = anchorLevel(o.counts);

@@ -1,7 +1,8 @@
 import { connections } from './connections.js';
 import { fanout } from './fanout.js';
+import { replay } from './replay.js';
 import type { Suite } from './suite.js';
 
 /** Every suite of `npm run bench`, in the order a full run takes them. */
 // biome-ignore lint/suspicious/noExplicitAny: each suite has its own result type
-export const SUITES: Suite<any>[] = [fanout, connections];
+export const SUITES: Suite<any>[] = [fanout, connections, replay];
