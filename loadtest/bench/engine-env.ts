@@ -17,3 +17,14 @@ export async function startWithEnv(engine: Engine, ctx: BenchContext, env: Recor
     }
   }
 }
+
+/**
+ * NODE_OPTIONS that CPU-profile a server into `dir` (a .cpuprofile per process, for Chrome DevTools
+ * or speedscope). Node refuses --cpu-prof in NODE_OPTIONS, so an --import hook starts the profiler
+ * through the inspector and writes it on exit; a main-thread inspector session answers
+ * synchronously, which an exit handler needs.
+ */
+export function cpuProfileNodeOptions(dir: string): string {
+  const hook = `Promise.all([import('node:inspector'),import('node:fs')]).then(([{Session},fs])=>{const s=new Session();s.connect();s.post('Profiler.enable');s.post('Profiler.start');process.on('exit',()=>s.post('Profiler.stop',(e,r)=>{if(!e)fs.writeFileSync(${JSON.stringify(dir)}+'/'+process.pid+'.cpuprofile',JSON.stringify(r.profile))}))})`;
+  return `--import=data:text/javascript,${encodeURIComponent(hook)}`;
+}

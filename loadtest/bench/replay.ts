@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Ack, FluxoEvent, SubscribeResult } from '../../shared/protocol.js';
 import { connect } from '../../shared/sdk/index.js';
@@ -6,7 +7,7 @@ import { type PostgresHandle, startPostgres } from '../../test/harness/postgres.
 import { LeanClient } from '../lean-client.js';
 import { mint, newRunId } from '../setup.js';
 import { nowMs } from '../stats.js';
-import { startWithEnv } from './engine-env.js';
+import { cpuProfileNodeOptions, startWithEnv } from './engine-env.js';
 import { type BenchContext, ENGINES, type RunningEngine } from './engines.js';
 import {
   check,
@@ -216,7 +217,8 @@ async function measureStore(
       Object.assign(env, { DATABASE_URL: pg.url, MIGRATE_ON_START: 'true' });
     }
     if (o.cpuProfDir) {
-      env.NODE_OPTIONS = [process.env.NODE_OPTIONS, '--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`].filter(Boolean).join(' ');
+      mkdirSync(o.cpuProfDir, { recursive: true });
+      env.NODE_OPTIONS = [process.env.NODE_OPTIONS, cpuProfileNodeOptions(resolve(o.cpuProfDir))].filter(Boolean).join(' ');
     }
     running = await startWithEnv(ENGINES.fluxo, ctx, env);
     const max = o.events[o.events.length - 1]!;
