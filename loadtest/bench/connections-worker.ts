@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import { LeanClient } from '../lean-client.js';
 import { encodeHistogram, newHistogram, nowMs, recordUs } from '../stats.js';
 
@@ -18,6 +19,8 @@ export type ConnectionsToWorker =
       room?: string;
       /** Loopback source addresses to spread sockets over (more than ~28,000 per address exhaust the ephemeral ports). */
       localAddresses: string[];
+      /** Handshakes in flight at most: past it the rate gives way (see open()). */
+      maxInflight: number;
     }
   | { type: 'close' };
 
@@ -44,10 +47,26 @@ async function open(m: Extract<ConnectionsToWorker, { type: 'open' }>): Promise<
   const gap = 1000 / Math.max(1, m.rate);
   const t0 = nowMs();
   let connected = 0;
+  // A late timer tick releases hundreds of due connects at once; past the server's accept backlog
+  // the kernel drops SYNs and the client retries after 1 s, then 3 s — connect p99 would then
+  // measure SYN retransmits. Bounding the handshakes in flight turns an overload into a lower rate.
+  let inflight = 0;
+  const slots: (() => void)[] = [];
+  const acquire = (): Promise<void> => {
+    if (inflight >= m.maxInflight) return new Promise((r) => slots.push(r));
+    inflight++;
+    return Promise.resolve();
+  };
+  const release = () => {
+    const next = slots.shift();
+    if (next) next();
+    else inflight--;
+  };
   await Promise.all(
     Array.from({ length: m.count }, async (_, i) => {
       const wait = t0 + i * gap - nowMs();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      await acquire();
       const began = nowMs();
       const localAddress = m.localAddresses.length ? m.localAddresses[opened++ % m.localAddresses.length] : undefined;
       try {
@@ -71,10 +90,23 @@ async function open(m: Extract<ConnectionsToWorker, { type: 'open' }>): Promise<
       } catch (err) {
         const key = err instanceof Error ? err.message.slice(0, 100) : String(err);
         errors[key] = (errors[key] ?? 0) + 1;
+      } finally {
+        release();
       }
     }),
   );
   send({ type: 'opened', connected, errors, hist: encodeHistogram(hist), dropped });
+}
+
+/**
+ * Closes with a TCP RST. A normal close leaves the client side in TIME_WAIT for 60 s; after a few
+ * runs ~30,000 of them made connect()'s ephemeral-port search spin in the kernel (the machine went
+ * to ~80 % system time and every engine's connect rate halved). LeanClient keeps its socket private.
+ */
+function reset(c: LeanClient): void {
+  const socket = (c as unknown as { ws: { _socket?: Socket } | null }).ws?._socket;
+  if (socket) socket.resetAndDestroy();
+  else c.terminate();
 }
 
 process.on('message', (m: ConnectionsToWorker) => {
@@ -82,7 +114,7 @@ process.on('message', (m: ConnectionsToWorker) => {
   else if (m.type === 'close') {
     for (const c of clients) {
       c.onClose = null;
-      c.terminate();
+      reset(c);
     }
     clients = [];
     dropped = 0;
