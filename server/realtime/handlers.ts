@@ -19,7 +19,7 @@ export interface SocketData {
 
 export type FluxoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
-/** Most replayed events a subscribe ack carries; beyond it the client pages with GET /api/events. */
+/** Most replayed events a subscribe ack carries; beyond it (`truncated`) the SDK subscribes again from the last id it got. */
 export const REPLAY_LIMIT = 1000;
 const KNOWN = new Set<string>(CLIENT_EVENTS);
 /** Tokens living longer than this (setTimeout's limit) are re-armed instead of firing early. */
