@@ -20,7 +20,7 @@ type ConnEngineId = (typeof ENGINE_IDS)[number];
 
 const USAGE = `connections [options]
   --counts a,b         socket counts reported on one node (default 10000,15000; quick 1000)
-  --steps N            RSS readings between the first level and the largest count (default 6; quick 3)
+  --steps N            RSS readings between the first level and the largest count (default 6; quick 2)
   --rate N             new sockets per second, all workers together (default 2000)
   --engines a,b        subset of ${ENGINE_IDS.join(', ')}
   --processes N        client processes (default: enough for ≤ 8,000 sockets each, at least 2)
@@ -118,7 +118,7 @@ function options(argv: string[], quick: boolean): Options {
   const max = counts[counts.length - 1]!;
   return {
     counts,
-    steps: Number(str('steps') ?? (quick ? 3 : 6)),
+    steps: Number(str('steps') ?? (quick ? 2 : 6)),
     rate: Number(str('rate') ?? 2000),
     engineIds,
     processes: Number(str('processes') ?? Math.max(2, Math.ceil(max / PER_PROCESS))),
