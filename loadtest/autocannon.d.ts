@@ -47,6 +47,10 @@ declare module 'autocannon' {
   }
   export interface Instance extends Promise<Result> {
     stop(): void;
+    /** Each response, as it arrives (`ms`: its latency). */
+    on(event: 'response', listener: (client: Client, status: number, bytes: number, ms: number) => void): this;
+    /** A socket error or timeout. */
+    on(event: 'reqError', listener: (err: Error) => void): this;
   }
   function autocannon(opts: Options): Instance;
   namespace autocannon {
