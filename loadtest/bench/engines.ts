@@ -52,7 +52,7 @@ export function freePort(): Promise<number> {
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
-async function launch(script: string, env: Record<string, string>, healthUrl: string): Promise<ChildProcess> {
+export async function launch(script: string, env: Record<string, string>, healthUrl: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', tsxImport(), script], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
@@ -72,7 +72,7 @@ async function launch(script: string, env: Record<string, string>, healthUrl: st
   }
 }
 
-function stopper(child: ChildProcess): () => Promise<void> {
+export function stopper(child: ChildProcess): () => Promise<void> {
   return () =>
     new Promise((resolve) => {
       if (child.exitCode !== null) return resolve();

@@ -1,11 +1,17 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { newRunId, sleep } from '../setup.js';
-import { decodeHistogram, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
-import type { BenchFromWorker, BenchToWorker } from './client-worker.js';
 import { type BenchContext, cpuMicros, ENGINES, type Engine, type EngineId } from './engines.js';
 import { checkTargets, type FanoutResult, type Measurement, markdown, type Phase, table } from './fanout-report.js';
+import {
+  cpuPercent,
+  cpuPerDelivery,
+  eventsPerRequest,
+  Session,
+  spawnWorkers,
+  subscribeAll,
+  unsubscribeAll,
+  type Worker,
+} from './measure.js';
 import { envelope, median, type Suite } from './suite.js';
 
 /**
@@ -79,150 +85,50 @@ const ctx: BenchContext = {
 
 let o: Options;
 
-interface Worker {
-  child: ChildProcess;
-  /** Latest unsolicited count: events received since connect. */
-  received: number;
-  next(): Promise<BenchFromWorker>;
-}
-
-function spawnWorker(): Worker {
-  const child = fork(fileURLToPath(new URL('./client-worker.ts', import.meta.url)), [], {
-    execArgv: ['--import', tsxImport()],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const queue: BenchFromWorker[] = [];
-  const waiting: ((m: BenchFromWorker) => void)[] = [];
-  child.on('message', (m: BenchFromWorker) => {
-    if (m.type === 'count') {
-      worker.received = m.received;
-      return;
-    }
-    const w = waiting.shift();
-    if (w) w(m);
-    else queue.push(m);
-  });
-  const worker: Worker = {
-    child,
-    received: 0,
-    next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r))),
-  };
-  return worker;
-}
-
-async function ask(workers: Worker[], msg: BenchToWorker | ((i: number) => BenchToWorker)): Promise<BenchFromWorker[]> {
-  workers.forEach((w, i) => {
-    w.child.send(typeof msg === 'function' ? msg(i) : msg);
-  });
-  return Promise.all(workers.map((w) => w.next()));
-}
-
-/**
- * Keeps `lanes` publish requests going (flat out) or fires on a fixed schedule, until stopped.
- * Flat out is bounded by `mayPublish`: without it the server would queue (uWS buffers up to its
- * backpressure limit, then drops), and the run would measure queue growth, not throughput.
- */
-function publishLoop(
-  publish: (count: number) => Promise<void>,
-  offered: number,
-  count: number,
-  mayPublish: () => boolean,
-): { stop(): Promise<void>; errors: () => number } {
-  let running = true;
-  let errors = 0;
-  const one = () => publish(count).catch(() => void errors++);
-  const lanes = offered > 0 ? Math.max(1, Math.min(o.inflight, Math.ceil(offered / 50))) : o.inflight;
-  const gap = offered > 0 ? (1000 * lanes) / offered : 0;
-  const t0 = nowMs();
-  const done = Promise.all(
-    Array.from({ length: lanes }, async (_, lane) => {
-      let next = t0 + (gap * lane) / lanes;
-      while (running) {
-        while (running && !gap && !mayPublish()) await sleep(1);
-        if (gap) {
-          const wait = next - nowMs();
-          if (wait > 0) await sleep(wait);
-          next += gap;
-        }
-        await one();
-      }
-    }),
-  );
-  return {
-    stop: async () => {
-      running = false;
-      await done;
-    },
-    errors: () => errors,
-  };
-}
-
 async function measure(engine: Engine, workers: Worker[], round: number): Promise<Measurement[]> {
   const running = await engine.start(ctx);
   try {
-    const per = Math.ceil(o.subscribers / workers.length);
-    const connected = await ask(workers, (i) => ({
-      type: 'connect',
+    await subscribeAll(workers, {
       url: running.url,
       protocol: engine.protocol,
-      count: Math.max(0, Math.min(per, o.subscribers - i * per)),
       room: engine.room,
+      subscribers: o.subscribers,
       connectRate: 1000,
+      label: engine.id,
       ...(engine.auth ? { auth: { secret: ctx.secret, tenant: ctx.tenant } } : {}),
-    }));
-    const ok = connected.reduce((n, m) => n + (m.type === 'connected' ? m.connected : 0), 0);
-    if (ok < o.subscribers) {
-      const errors = connected.flatMap((m) => (m.type === 'connected' ? Object.entries(m.errors) : []));
-      throw new Error(`${engine.id}: only ${ok}/${o.subscribers} o.subscribers connected: ${JSON.stringify(errors)}`);
-    }
+    });
     // Let join-time traffic (Fluxo's presence diffs) settle before measuring.
     await sleep(o.quick ? 300 : 1000);
+    const session = new Session(workers, o.subscribers);
     const out: Measurement[] = [];
-    // Events every subscriber should get so far, against what the clients report having received.
-    let sent = 0;
-    const backlogEvents = Math.max(2 * o.batch, 50);
-    const mayPublish = () => sent * o.subscribers - workers.reduce((n, w) => n + w.received, 0) < backlogEvents * o.subscribers;
-    const counted = (count: number) => async (n: number) => {
-      await running.publish(n);
-      sent += count;
-    };
     for (const phase of ['max', 'rate'] as Phase[]) {
-      const count = phase === 'max' && engine.id !== 'fluxo' ? o.batch : 1;
-      const loop = publishLoop(counted(count), phase === 'max' ? 0 : o.rate, count, mayPublish);
-      await sleep(o.quick ? 300 : 700);
-      const lost0 = (await ask(workers, { type: 'mark' })).reduce((n, m) => n + (m.type === 'mark' ? m.lost : 0), 0);
-      const cpu0 = cpuMicros(running.pid);
-      const t0 = nowMs();
-      await sleep(o.windowS * 1000);
-      const marks = await ask(workers, { type: 'mark' });
-      const cpu1 = cpuMicros(running.pid);
-      const t1 = nowMs();
-      await loop.stop();
-      // Every delivery in the window is one histogram entry.
-      const hist = newHistogram();
-      for (const m of marks) if (m.type === 'mark') hist.add(decodeHistogram(m.hist));
-      const delivered = hist.totalCount;
-      const lost = marks.reduce((n, m) => n + (m.type === 'mark' ? m.lost : 0), 0) - lost0;
-      const seconds = (t1 - t0) / 1000;
-      const lat = summarize(hist);
+      const w = await session.phase({
+        publish: (n) => running.publish(n),
+        count: phase === 'max' ? eventsPerRequest(engine.id, o.batch) : 1,
+        offered: phase === 'max' ? 0 : o.rate,
+        inflight: o.inflight,
+        backlogEvents: Math.max(2 * o.batch, 50),
+        warmupMs: o.quick ? 300 : 700,
+        windowMs: o.windowS * 1000,
+        drainMs: o.quick ? 200 : 1000,
+        cpu: { server: () => cpuMicros(running.pid) },
+      });
       out.push({
         engine: engine.id,
         round,
         phase,
-        deliveriesPerS: Math.round(delivered / seconds),
-        cpuUsPerDelivery: delivered ? Math.round(((cpu1 - cpu0) / delivered) * 1000) / 1000 : null,
-        serverCpuPct: Math.round(((cpu1 - cpu0) / (seconds * 1e6)) * 100),
-        p50Ms: lat.p50,
-        p99Ms: lat.p99,
-        publishErrors: loop.errors(),
-        lost,
+        deliveriesPerS: w.deliveriesPerS,
+        cpuUsPerDelivery: cpuPerDelivery(w),
+        serverCpuPct: cpuPercent(w),
+        p50Ms: w.latency.p50,
+        p99Ms: w.latency.p99,
+        publishErrors: w.publishErrors,
+        lost: w.lost,
       });
-      // Let queued deliveries drain so the next phase starts clean.
-      await sleep(o.quick ? 200 : 1000);
     }
     return out;
   } finally {
-    await ask(workers, { type: 'close' });
+    await unsubscribeAll(workers);
     await running.stop();
   }
 }
@@ -235,7 +141,7 @@ export const fanout: Suite<FanoutResult> = {
   markdown,
   async run(args) {
     o = options(args.argv, args.quick);
-    const workers = Array.from({ length: o.processes }, spawnWorker);
+    const { workers, close } = spawnWorkers(o.processes);
     const all: Measurement[] = [];
     const started = Date.now();
     try {
@@ -250,7 +156,7 @@ export const fanout: Suite<FanoutResult> = {
         }
       }
     } finally {
-      for (const w of workers) w.child.kill();
+      close();
     }
     const medians: Measurement[] = o.engineIds.flatMap((engine) =>
       (['max', 'rate'] as Phase[]).map((phase) => {

@@ -1,0 +1,336 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import postgres from 'postgres';
+import { type PostgresHandle, startPostgres } from '../../test/harness/postgres.js';
+import { type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from '../../test/harness/redis.js';
+import { newRunId, sleep } from '../setup.js';
+import {
+  CROSS_ENGINES,
+  type CrossEngine,
+  type CrossId,
+  type CrossMeasurement,
+  type CrossResult,
+  checkTargets,
+  markdown,
+  type Phase,
+  SERVER_PARTS,
+  table,
+} from './cross-node-report.js';
+import { startWithEnv } from './engine-env.js';
+import { type BenchContext, cpuMicros, ENGINES, freePort, launch, stopper } from './engines.js';
+import {
+  cpuPercent,
+  cpuPerDelivery,
+  eventsPerRequest,
+  onInterrupt,
+  Session,
+  spawnWorkers,
+  subscribeAll,
+  treeCpuMicros,
+  unsubscribeAll,
+} from './measure.js';
+import { envelope, median, type Suite } from './suite.js';
+
+/**
+ * Fan-out across nodes: the publisher on node A, every subscriber on node B, so each event crosses
+ * Redis once and is delivered by B. Server CPU is node A + node B + Redis (every redis-server of a
+ * cluster); Postgres, which only the full path uses, is reported beside it.
+ */
+const USAGE = `cross-node [options]
+  --subscribers N      subscribers in one room, all on node B (default 1000; quick 100)
+  --rounds N           alternations of all engines; the median is reported (default 3; quick 1)
+  --window S           measured seconds per phase (default 3; quick 1)
+  --rate N             offered events/s of the fixed-rate phase (default 100; quick 50)
+  --engines a,b        subset of ${Object.keys(CROSS_ENGINES).join(', ')}
+                       (quick: fluxo, fluxo-fanout-only, socketio-uws, fluxo-sharded)
+  --inflight N         publish requests in flight, flat out (default 4)
+  --processes N        client processes (default 2)
+  --batch N            events per publish request flat out, where the engine takes several (default 2000/subscribers)
+  --backlog N          flat out: events per subscriber published but not yet received (default 50)`;
+
+interface Options {
+  quick: boolean;
+  subscribers: number;
+  rounds: number;
+  windowS: number;
+  rate: number;
+  inflight: number;
+  processes: number;
+  batch: number;
+  backlog: number;
+  engineIds: CrossId[];
+}
+
+const QUICK_ENGINES: CrossId[] = ['fluxo', 'fluxo-fanout-only', 'socketio-uws', 'fluxo-sharded'];
+
+function options(argv: string[], quick: boolean): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: false,
+    options: Object.fromEntries(
+      ['subscribers', 'rounds', 'window', 'rate', 'engines', 'inflight', 'processes', 'batch', 'backlog'].map((k) => [
+        k,
+        { type: 'string' },
+      ]),
+    ),
+  });
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const num = (k: string, dflt: number) => {
+    const v = Number(str(k) ?? dflt);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k}: a positive number`);
+    return v;
+  };
+  const subscribers = num('subscribers', quick ? 100 : 1000);
+  const engineIds = (str('engines')?.split(',') ?? (quick ? QUICK_ENGINES : Object.keys(CROSS_ENGINES))) as CrossId[];
+  for (const id of engineIds) if (!CROSS_ENGINES[id]) throw new Error(`unknown engine ${id}`);
+  return {
+    quick,
+    subscribers,
+    rounds: num('rounds', quick ? 1 : 3),
+    windowS: num('window', quick ? 1 : 3),
+    rate: num('rate', quick ? 50 : 100),
+    inflight: num('inflight', 4),
+    processes: num('processes', 2),
+    // As in the fanout suite: with few subscribers one request per event would measure the publisher.
+    batch: num('batch', Math.max(1, Math.round(2000 / subscribers))),
+    backlog: num('backlog', 50),
+    engineIds,
+  };
+}
+
+/** What the engines run on; started once per suite, only what the chosen engines need. */
+interface Infra {
+  postgres?: { handle: PostgresHandle; postmaster: number };
+  redis?: { handle: RedisInstance; pids: number[] };
+  cluster?: { handle: RedisCluster; pids: number[] };
+}
+
+async function redisPid(port: number): Promise<number> {
+  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    const m = /process_id:(\d+)/.exec(await r.info('server'));
+    if (!m) throw new Error(`redis on ${port}: no process_id in INFO`);
+    return Number(m[1]);
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** The postmaster's pid, from the data directory the server itself reports. */
+async function postmasterPid(url: string): Promise<number> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [row] = await sql<{ data_directory: string }[]>`show data_directory`;
+    return Number(readFileSync(`${row!.data_directory}/postmaster.pid`, 'utf8').split('\n')[0]);
+  } finally {
+    await sql.end();
+  }
+}
+
+async function startInfra(engines: CrossEngine[], infra: Infra, log: (l: string) => void): Promise<void> {
+  if (engines.some((e) => e.server !== 'socketio-uws')) {
+    const handle = await startPostgres();
+    infra.postgres = { handle, postmaster: 0 };
+    infra.postgres.postmaster = await postmasterPid(handle.url);
+    log(`postgres ${handle.url} (postmaster ${infra.postgres.postmaster})`);
+  }
+  if (engines.some((e) => e.redis === 'single')) {
+    const handle = await startRedis();
+    infra.redis = { handle, pids: [] };
+    infra.redis.pids = [await redisPid(handle.port)];
+    log(`redis ${handle.url}`);
+  }
+  if (engines.some((e) => e.redis === 'cluster')) {
+    const handle = await startRedisCluster();
+    infra.cluster = { handle, pids: [] };
+    infra.cluster.pids = await Promise.all(handle.nodes.map((n) => redisPid(n.port)));
+    log(`redis cluster ${handle.nodes.map((n) => n.port).join(', ')}`);
+  }
+}
+
+async function stopInfra(infra: Infra): Promise<void> {
+  await Promise.allSettled([infra.postgres?.handle.stop(), infra.redis?.handle.stop(), infra.cluster?.handle.stop()]);
+}
+
+interface Node {
+  pid: number;
+  url: string;
+  /** Publishes `count` events through this node. */
+  publish(count: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function startNode(engine: CrossEngine, ctx: BenchContext, infra: Infra, env: Record<string, string>): Promise<Node> {
+  const redisEnv: Record<string, string> =
+    engine.redis === 'cluster'
+      ? { REDIS_CLUSTER_NODES: infra.cluster!.handle.nodes.map((n) => `${n.host}:${n.port}`).join(',') }
+      : { REDIS_URL: infra.redis!.handle.url };
+  if (engine.server === 'socketio-uws') {
+    const [port, side] = [await freePort(), await freePort()];
+    const url = `http://127.0.0.1:${port}`;
+    const script = fileURLToPath(new URL('servers/socketio-uws-redis.ts', import.meta.url));
+    const child = await launch(script, { ...redisEnv, PORT: String(port), SIDE_PORT: String(side) }, `${url}/health`);
+    const publish = async (count: number) => {
+      const res = await fetch(`http://127.0.0.1:${side}/`, {
+        method: 'POST',
+        body: JSON.stringify({ room: 'bench', data: ctx.payload, count }),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 201) throw new Error(`publish: HTTP ${res.status}`);
+    };
+    return { pid: child.pid!, url, publish, stop: stopper(child) };
+  }
+  return startWithEnv(ENGINES[engine.server], ctx, { ...redisEnv, DATABASE_URL: infra.postgres!.handle.url, ...env });
+}
+
+let o: Options;
+
+async function measure(
+  engine: CrossEngine,
+  ctx: BenchContext,
+  infra: Infra,
+  workers: ReturnType<typeof spawnWorkers>['workers'],
+  round: number,
+): Promise<CrossMeasurement[]> {
+  const nodes: Node[] = [];
+  try {
+    // A first, alone: it applies the migrations B would otherwise race it for.
+    const id = `${engine.id}-${round}`;
+    const a = await startNode(engine, ctx, infra, { NODE_ID: `${id}-a`, MIGRATE_ON_START: 'true' });
+    nodes.push(a);
+    const b = await startNode(engine, ctx, infra, { NODE_ID: `${id}-b`, MIGRATE_ON_START: 'false' });
+    nodes.push(b);
+    const base = ENGINES[engine.server];
+    await subscribeAll(workers, {
+      url: b.url,
+      protocol: base.protocol,
+      room: base.room,
+      subscribers: o.subscribers,
+      connectRate: 1000,
+      label: engine.id,
+      ...(base.auth ? { auth: { secret: ctx.secret, tenant: ctx.tenant } } : {}),
+    });
+    // Join-time traffic (Fluxo's presence diffs, which cross Redis too) settles first.
+    await sleep(o.quick ? 300 : 1000);
+    const redisPids = (engine.redis === 'cluster' ? infra.cluster : infra.redis)!.pids;
+    const pg = engine.server === 'socketio-uws' ? undefined : infra.postgres!.postmaster;
+    const session = new Session(workers, o.subscribers);
+    const out: CrossMeasurement[] = [];
+    for (const phase of ['max', 'rate'] as Phase[]) {
+      const w = await session.phase({
+        publish: (n) => a.publish(n),
+        count: phase === 'max' ? eventsPerRequest(engine.server, o.batch) : 1,
+        offered: phase === 'max' ? 0 : o.rate,
+        inflight: o.inflight,
+        backlogEvents: o.backlog,
+        warmupMs: o.quick ? 300 : 700,
+        windowMs: o.windowS * 1000,
+        drainMs: o.quick ? 200 : 1000,
+        cpu: {
+          'node A': () => cpuMicros(a.pid),
+          'node B': () => cpuMicros(b.pid),
+          redis: () => redisPids.reduce((n, pid) => n + cpuMicros(pid), 0),
+          ...(pg ? { postgres: () => treeCpuMicros(pg) } : {}),
+        },
+      });
+      const per = (k: string) => (k in w.cpuUs ? cpuPerDelivery(w, [k]) : null);
+      out.push({
+        engine: engine.id,
+        round,
+        phase,
+        deliveriesPerS: w.deliveriesPerS,
+        eventsPerS: Math.round(w.deliveriesPerS / o.subscribers),
+        cpuUsPerDelivery: cpuPerDelivery(w, SERVER_PARTS),
+        nodeAUs: per('node A'),
+        nodeBUs: per('node B'),
+        redisUs: per('redis'),
+        serverCpuPct: cpuPercent(w, SERVER_PARTS),
+        postgresUs: per('postgres'),
+        postgresCpuPct: pg ? cpuPercent(w, ['postgres']) : null,
+        p50Ms: w.latency.p50,
+        p99Ms: w.latency.p99,
+        publishErrors: w.publishErrors,
+        lost: w.lost,
+      });
+    }
+    return out;
+  } finally {
+    await unsubscribeAll(workers);
+    for (const n of nodes.reverse()) await n.stop();
+  }
+}
+
+export const crossNode: Suite<CrossResult> = {
+  name: 'cross-node',
+  summary: 'fan-out across 2 nodes + Redis (and a 3-master Redis Cluster): publisher on A, 1,000 subscribers on B',
+  usage: USAGE,
+  table,
+  markdown,
+  async run(args) {
+    o = options(args.argv, args.quick);
+    const engines = o.engineIds.map((id) => CROSS_ENGINES[id]);
+    const ctx: BenchContext = {
+      secret: 'bench-secret-that-is-long-enough-for-hs256!!',
+      publishKey: 'bench-publish-key-0123456789',
+      tenant: `bench-${newRunId()}`,
+      // ~100 bytes of event data.
+      payload: { pad: 'x'.repeat(90) },
+    };
+    const infra: Infra = {};
+    const { workers, close } = spawnWorkers(o.processes);
+    const cleanup = async () => {
+      close();
+      await stopInfra(infra);
+    };
+    const offInterrupt = onInterrupt(cleanup);
+    const all: CrossMeasurement[] = [];
+    const started = Date.now();
+    try {
+      await startInfra(engines, infra, args.log);
+      for (let round = 1; round <= o.rounds; round++) {
+        for (const engine of engines) {
+          for (const m of await measure(engine, ctx, infra, workers, round)) {
+            all.push(m);
+            args.log(
+              `round ${round} ${engine.id.padEnd(26)} ${m.phase.padEnd(4)} ${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery (A ${m.nodeAUs} B ${m.nodeBUs} redis ${m.redisUs}; postgres ${m.postgresUs ?? '-'})  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  lost ${m.lost}`,
+            );
+          }
+        }
+      }
+    } finally {
+      offInterrupt();
+      await cleanup();
+    }
+    const medians = o.engineIds.flatMap((engine) =>
+      (['max', 'rate'] as Phase[]).map((phase): CrossMeasurement => {
+        const ms = all.filter((m) => m.engine === engine && m.phase === phase);
+        const pick = (f: (m: CrossMeasurement) => number | null) => median(ms.map((m) => f(m) ?? 0));
+        const pickOrNull = (f: (m: CrossMeasurement) => number | null) => (ms.some((m) => f(m) === null) ? null : pick(f));
+        return {
+          engine,
+          round: 0,
+          phase,
+          deliveriesPerS: pick((m) => m.deliveriesPerS),
+          eventsPerS: pick((m) => m.eventsPerS),
+          cpuUsPerDelivery: pickOrNull((m) => m.cpuUsPerDelivery),
+          nodeAUs: pickOrNull((m) => m.nodeAUs),
+          nodeBUs: pickOrNull((m) => m.nodeBUs),
+          redisUs: pickOrNull((m) => m.redisUs),
+          serverCpuPct: pick((m) => m.serverCpuPct),
+          postgresUs: pickOrNull((m) => m.postgresUs),
+          postgresCpuPct: pickOrNull((m) => m.postgresCpuPct),
+          p50Ms: pick((m) => m.p50Ms),
+          p99Ms: pick((m) => m.p99Ms),
+          publishErrors: ms.reduce((n, m) => n + m.publishErrors, 0),
+          lost: pick((m) => m.lost),
+        };
+      }),
+    );
+    const { engineIds, ...rest } = o;
+    const config = { ...rest, payloadBytes: 100, engines: engineIds };
+    return { ...envelope('cross-node', config, started, checkTargets(medians, o.subscribers)), medians, runs: all };
+  },
+};

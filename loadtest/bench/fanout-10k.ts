@@ -1,0 +1,280 @@
+import { parseArgs } from 'node:util';
+import { newRunId, sleep } from '../setup.js';
+import { type BenchContext, cpuMicros, ENGINES, type EngineId } from './engines.js';
+import { cpuPercent, cpuPerDelivery, onInterrupt, Session, spawnWorkers, subscribeAll, unsubscribeAll, type Worker } from './measure.js';
+import {
+  check,
+  envelope,
+  mdTable,
+  median,
+  provenance,
+  type Suite,
+  type SuiteResult,
+  type TargetCheck,
+  targetLines,
+  textTable,
+} from './suite.js';
+
+/**
+ * 10,000 subscribers in one room of one node, 10 events/s: 100,000 deliveries/s offered. Every event
+ * is a burst of 10,000 sends, so the tail latency is how long the last subscriber of a burst waits.
+ */
+const USAGE = `fanout-10k [options]
+  --subscribers N      subscribers in the one room (default 10000; quick 1000)
+  --rate N             offered events/s (default 10)
+  --rounds N           alternations of all engines; the median is reported (default 3; quick 1)
+  --window S           measured seconds (default 10; quick 2)
+  --engines a,b        subset of ${Object.keys(ENGINES).join(', ')} (default fluxo, socketio-ws, socketio-uws)
+  --processes N        client processes, each below the open-files limit (default 4; quick 2)
+  --connect-rate N     connects per second per client process (default 1000)`;
+
+const DEFAULT_ENGINES: EngineId[] = ['fluxo', 'socketio-ws', 'socketio-uws'];
+const TARGET_P99_MS = 250;
+/** Issue 4's p99 with 10,000 subscribers at 100k deliveries/s (plain Socket.IO / on uWS / raw uWS). */
+const ISSUE_P99_MS: Partial<Record<EngineId, number>> = { 'socketio-ws': 1949, 'socketio-uws': 233, 'uws-raw': 124 };
+/** Sockets per client process: the open-files limit here is 20,000, and a process needs a few more. */
+const MAX_PER_PROCESS = 19_000;
+
+interface Options {
+  quick: boolean;
+  subscribers: number;
+  rate: number;
+  rounds: number;
+  windowS: number;
+  processes: number;
+  connectRate: number;
+  engineIds: EngineId[];
+}
+
+export interface TenKMeasurement {
+  engine: EngineId;
+  /** 0 for medians. */
+  round: number;
+  offeredPerS: number;
+  deliveriesPerS: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  lost: number;
+  /** Server utime+stime over the window, per delivery; and in % of one core. */
+  cpuUsPerDelivery: number | null;
+  serverCpuPct: number;
+  publishErrors: number;
+}
+
+export interface TenKResult extends SuiteResult {
+  medians: TenKMeasurement[];
+  runs: TenKMeasurement[];
+}
+
+function options(argv: string[], quick: boolean): Options {
+  const { values } = parseArgs({
+    args: argv,
+    strict: false,
+    options: Object.fromEntries(
+      ['subscribers', 'rate', 'rounds', 'window', 'engines', 'processes', 'connect-rate'].map((k) => [k, { type: 'string' }]),
+    ),
+  });
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const num = (k: string, dflt: number) => {
+    const v = Number(str(k) ?? dflt);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k}: a positive number`);
+    return v;
+  };
+  const engineIds = (str('engines')?.split(',') ?? DEFAULT_ENGINES) as EngineId[];
+  for (const id of engineIds) if (!ENGINES[id]) throw new Error(`unknown engine ${id}`);
+  const o: Options = {
+    quick,
+    subscribers: num('subscribers', quick ? 1000 : 10_000),
+    rate: num('rate', 10),
+    rounds: num('rounds', quick ? 1 : 3),
+    windowS: num('window', quick ? 2 : 10),
+    processes: num('processes', quick ? 2 : 4),
+    connectRate: num('connect-rate', 1000),
+    engineIds,
+  };
+  if (o.subscribers / o.processes > MAX_PER_PROCESS) {
+    throw new Error(
+      `${o.subscribers} subscribers over ${o.processes} processes exceeds ${MAX_PER_PROCESS} sockets each: raise --processes`,
+    );
+  }
+  return o;
+}
+
+async function measure(o: Options, ctx: BenchContext, id: EngineId, workers: Worker[], round: number): Promise<TenKMeasurement> {
+  const engine = ENGINES[id];
+  const running = await engine.start(ctx);
+  try {
+    await subscribeAll(workers, {
+      url: running.url,
+      protocol: engine.protocol,
+      room: engine.room,
+      subscribers: o.subscribers,
+      connectRate: o.connectRate,
+      label: id,
+      ...(engine.auth ? { auth: { secret: ctx.secret, tenant: ctx.tenant } } : {}),
+    });
+    // 10,000 joins leave presence diffs and GC behind them: let them pass before measuring.
+    await sleep(o.quick ? 500 : 2000);
+    const w = await new Session(workers, o.subscribers).phase({
+      publish: (n) => running.publish(n),
+      count: 1,
+      offered: o.rate,
+      inflight: 4,
+      backlogEvents: Number.POSITIVE_INFINITY,
+      warmupMs: o.quick ? 500 : 1000,
+      windowMs: o.windowS * 1000,
+      drainMs: o.quick ? 300 : 1000,
+      cpu: { server: () => cpuMicros(running.pid) },
+    });
+    return {
+      engine: id,
+      round,
+      offeredPerS: o.rate * o.subscribers,
+      deliveriesPerS: w.deliveriesPerS,
+      p50Ms: w.latency.p50,
+      p99Ms: w.latency.p99,
+      p999Ms: w.latency.p999,
+      maxMs: w.latency.max,
+      lost: w.lost,
+      cpuUsPerDelivery: cpuPerDelivery(w),
+      serverCpuPct: cpuPercent(w),
+      publishErrors: w.publishErrors,
+    };
+  } finally {
+    await unsubscribeAll(workers);
+    await running.stop();
+  }
+}
+
+function checkTargets(medians: TenKMeasurement[], subscribers: number): TargetCheck[] {
+  return medians
+    .filter((m) => m.engine === 'fluxo')
+    .map((m) =>
+      check(
+        `fluxo, ${subscribers.toLocaleString('en')} subscribers at ${m.offeredPerS.toLocaleString('en')} deliveries/s offered`,
+        'p99',
+        m.p99Ms,
+        TARGET_P99_MS,
+        { unit: 'ms' },
+      ),
+    );
+}
+
+const HEAD = [
+  'engine',
+  'offered/s',
+  'deliveries/s',
+  'p50 ms',
+  'p99 ms',
+  'p99.9 ms',
+  'max ms',
+  'lost',
+  'µs CPU/deliv',
+  'server CPU',
+  'issue p99',
+];
+const rows = (medians: TenKMeasurement[]) =>
+  medians.map((m) => [
+    m.engine,
+    m.offeredPerS.toLocaleString('en'),
+    m.deliveriesPerS.toLocaleString('en'),
+    String(m.p50Ms),
+    String(m.p99Ms),
+    String(m.p999Ms),
+    String(m.maxMs),
+    m.lost.toLocaleString('en'),
+    m.cpuUsPerDelivery === null ? '-' : m.cpuUsPerDelivery.toFixed(2),
+    `${m.serverCpuPct} %`,
+    ISSUE_P99_MS[m.engine] ? `${ISSUE_P99_MS[m.engine]} ms` : '',
+  ]);
+const legend = (r: TenKResult) => r.medians.map((m) => `${m.engine}: ${ENGINES[m.engine].label}`);
+
+export const fanout10k: Suite<TenKResult> = {
+  name: 'fanout-10k',
+  summary: 'one node, 10,000 subscribers in one room at 100,000 deliveries/s offered: latency tail',
+  usage: USAGE,
+  async run(args) {
+    const o = options(args.argv, args.quick);
+    const ctx: BenchContext = {
+      secret: 'bench-secret-that-is-long-enough-for-hs256!!',
+      publishKey: 'bench-publish-key-0123456789',
+      tenant: `bench-${newRunId()}`,
+      // ~100 bytes of event data.
+      payload: { pad: 'x'.repeat(90) },
+    };
+    const { workers, close } = spawnWorkers(o.processes);
+    const offInterrupt = onInterrupt(async () => close());
+    const all: TenKMeasurement[] = [];
+    const started = Date.now();
+    try {
+      for (let round = 1; round <= o.rounds; round++) {
+        for (const id of o.engineIds) {
+          const m = await measure(o, ctx, id, workers, round);
+          all.push(m);
+          args.log(
+            `round ${round} ${id.padEnd(18)} ${String(m.deliveriesPerS).padStart(7)}/s  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  p99.9 ${m.p999Ms} ms  lost ${m.lost}  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  cpu ${m.serverCpuPct}%`,
+          );
+        }
+      }
+    } finally {
+      offInterrupt();
+      close();
+    }
+    const medians = o.engineIds.map((engine): TenKMeasurement => {
+      const ms = all.filter((m) => m.engine === engine);
+      const pick = (f: (m: TenKMeasurement) => number | null) => median(ms.map((m) => f(m) ?? 0));
+      return {
+        engine,
+        round: 0,
+        offeredPerS: o.rate * o.subscribers,
+        deliveriesPerS: pick((m) => m.deliveriesPerS),
+        p50Ms: pick((m) => m.p50Ms),
+        p99Ms: pick((m) => m.p99Ms),
+        p999Ms: pick((m) => m.p999Ms),
+        maxMs: pick((m) => m.maxMs),
+        lost: pick((m) => m.lost),
+        cpuUsPerDelivery: ms.some((m) => m.cpuUsPerDelivery === null) ? null : pick((m) => m.cpuUsPerDelivery),
+        serverCpuPct: pick((m) => m.serverCpuPct),
+        publishErrors: ms.reduce((n, m) => n + m.publishErrors, 0),
+      };
+    });
+    const { engineIds, ...rest } = o;
+    const config = { ...rest, payloadBytes: 100, engines: engineIds };
+    return { ...envelope('fanout-10k', config, started, checkTargets(medians, o.subscribers)), medians, runs: all };
+  },
+  table(r) {
+    return [
+      textTable(HEAD, rows(r.medians)),
+      '',
+      'engines:',
+      ...legend(r).map((l) => `  ${l}`),
+      '',
+      'targets:',
+      ...targetLines(r.targets, 'text'),
+    ].join('\n');
+  },
+  markdown(r) {
+    return [
+      '## Fan-out to 10,000 subscribers, one node',
+      '',
+      provenance(r),
+      '',
+      'One room on one server process, events published at a fixed rate (one request per event), the same lean',
+      "load generator spread over several client processes. Latency is from the event's `at` (set by the server",
+      'when it accepted the event) to receipt, over every delivery of the measured window; each event is a burst',
+      'to the whole room, so p99 is how long the slowest 1 % of a burst waits. Server CPU is utime+stime of the',
+      'server process from /proc over the window, per delivery. Medians over rounds.',
+      '',
+      mdTable(HEAD, rows(r.medians)),
+      '',
+      ...legend(r).map((l) => `- ${l}`),
+      '',
+      '### Targets (issue 4)',
+      '',
+      ...targetLines(r.targets, 'md'),
+      '',
+    ].join('\n');
+  },
+};

@@ -1,0 +1,311 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { sleep } from '../setup.js';
+import { decodeHistogram, type LatencySummary, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
+import type { BenchFromWorker, BenchToWorker, Protocol } from './client-worker.js';
+import type { EngineId } from './engines.js';
+
+/**
+ * What the fan-out suites share: client worker processes holding the subscribers, a publish loop
+ * (flat out with a bounded backlog, or at a fixed rate) and one measured window — deliveries,
+ * latency, lost ids and the CPU time of whichever server processes a suite names.
+ */
+
+export interface Worker {
+  child: ChildProcess;
+  /** Latest unsolicited count: events received since connect. */
+  received: number;
+  next(): Promise<BenchFromWorker>;
+}
+
+export function spawnWorker(): Worker {
+  const child = fork(fileURLToPath(new URL('./client-worker.ts', import.meta.url)), [], {
+    execArgv: ['--import', tsxImport()],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const queue: BenchFromWorker[] = [];
+  const waiting: ((m: BenchFromWorker) => void)[] = [];
+  child.on('message', (m: BenchFromWorker) => {
+    if (m.type === 'count') {
+      worker.received = m.received;
+      return;
+    }
+    const w = waiting.shift();
+    if (w) w(m);
+    else queue.push(m);
+  });
+  const worker: Worker = {
+    child,
+    received: 0,
+    next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r))),
+  };
+  return worker;
+}
+
+/**
+ * `n` client processes, killed by `close()` — and by the process exiting on an error or Ctrl-C,
+ * since a forked child dies with its IPC channel (client-worker exits on disconnect).
+ */
+export function spawnWorkers(n: number): { workers: Worker[]; close(): void } {
+  const workers = Array.from({ length: n }, spawnWorker);
+  return {
+    workers,
+    close: () => {
+      for (const w of workers) if (w.child.exitCode === null) w.child.kill();
+    },
+  };
+}
+
+export async function ask(workers: Worker[], msg: BenchToWorker | ((i: number) => BenchToWorker)): Promise<BenchFromWorker[]> {
+  workers.forEach((w, i) => {
+    w.child.send(typeof msg === 'function' ? msg(i) : msg);
+  });
+  return Promise.all(workers.map((w) => w.next()));
+}
+
+export interface Subscribe {
+  url: string;
+  protocol: Protocol;
+  room: string;
+  subscribers: number;
+  /** Connects per second per worker. */
+  connectRate: number;
+  auth?: { secret: string; tenant: string };
+  /** Names the engine in the error when some did not connect. */
+  label: string;
+}
+
+/** Spreads the subscribers over the workers; fails unless every one of them connected and subscribed. */
+export async function subscribeAll(workers: Worker[], s: Subscribe): Promise<void> {
+  const per = Math.ceil(s.subscribers / workers.length);
+  const connected = await ask(workers, (i) => ({
+    type: 'connect',
+    url: s.url,
+    protocol: s.protocol,
+    count: Math.max(0, Math.min(per, s.subscribers - i * per)),
+    room: s.room,
+    connectRate: s.connectRate,
+    ...(s.auth ? { auth: s.auth } : {}),
+  }));
+  const ok = connected.reduce((n, m) => n + (m.type === 'connected' ? m.connected : 0), 0);
+  if (ok < s.subscribers) {
+    const errors = connected.flatMap((m) => (m.type === 'connected' ? Object.entries(m.errors) : []));
+    throw new Error(`${s.label}: only ${ok}/${s.subscribers} subscribers connected: ${JSON.stringify(errors)}`);
+  }
+}
+
+export async function unsubscribeAll(workers: Worker[]): Promise<void> {
+  await ask(workers, { type: 'close' });
+}
+
+/**
+ * Keeps `lanes` publish requests going (flat out) or fires on a fixed schedule, until stopped.
+ * Flat out is bounded by `mayPublish`: without it the server would queue (uWS buffers up to its
+ * backpressure limit, then drops), and the run would measure queue growth, not throughput.
+ */
+export function publishLoop(
+  publish: () => Promise<void>,
+  offered: number,
+  inflight: number,
+  mayPublish: () => boolean,
+): { stop(): Promise<void>; errors: () => number } {
+  let running = true;
+  let errors = 0;
+  const one = () => publish().catch(() => void errors++);
+  const lanes = offered > 0 ? Math.max(1, Math.min(inflight, Math.ceil(offered / 50))) : inflight;
+  const gap = offered > 0 ? (1000 * lanes) / offered : 0;
+  const t0 = nowMs();
+  const done = Promise.all(
+    Array.from({ length: lanes }, async (_, lane) => {
+      let next = t0 + (gap * lane) / lanes;
+      while (running) {
+        while (running && !gap && !mayPublish()) await sleep(1);
+        if (gap) {
+          const wait = next - nowMs();
+          if (wait > 0) await sleep(wait);
+          next += gap;
+        }
+        await one();
+      }
+    }),
+  );
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+    },
+    errors: () => errors,
+  };
+}
+
+/**
+ * Events per publish request, flat out. Fluxo's publish API takes one event per request (the batch
+ * form is not in yet), so its full path always sends 1; the other engines take `count` at once.
+ */
+export function eventsPerRequest(engine: EngineId, batch: number): number {
+  return engine === 'fluxo' ? 1 : batch;
+}
+
+/**
+ * Runs `cleanup` on Ctrl-C or SIGTERM before exiting: Postgres (started through pg_ctl) and temp
+ * dirs would otherwise outlive the bench. Returns the function that removes the handlers again.
+ */
+export function onInterrupt(cleanup: () => Promise<void>): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\n${signal}: stopping what the bench started…\n`);
+    cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
+/** CPU time (µs) of one part of the system under test, read at the window's edges. */
+export type CpuProbe = () => number;
+
+export interface PhaseOptions {
+  /** Publishes `count` events (one request); resolves when the server answered. */
+  publish(count: number): Promise<void>;
+  /** Events per publish request. */
+  count: number;
+  /** Events/s; 0 = flat out, bounded by `backlogEvents`. */
+  offered: number;
+  inflight: number;
+  /** Flat out: at most this many events per subscriber published but not yet received. */
+  backlogEvents: number;
+  warmupMs: number;
+  windowMs: number;
+  /** After the window, so the next phase starts with nothing queued. */
+  drainMs: number;
+  /** Named CPU probes, e.g. { server: … } or { 'node A': …, 'node B': …, redis: … }. */
+  cpu: Record<string, CpuProbe>;
+}
+
+export interface Window {
+  delivered: number;
+  seconds: number;
+  deliveriesPerS: number;
+  /** CPU µs spent in the window, per probe name. */
+  cpuUs: Record<string, number>;
+  latency: LatencySummary;
+  /** Events a client never received although it received a later one (id gaps) during the window. */
+  lost: number;
+  publishErrors: number;
+}
+
+/**
+ * Publishes to subscribers already connected through `workers` and measures one window. A session
+ * spans the phases of one engine: `sent` and the workers' counts both run from connect, so the
+ * backlog bound stays right from one phase to the next.
+ */
+export class Session {
+  private sent = 0;
+
+  constructor(
+    private readonly workers: Worker[],
+    private readonly subscribers: number,
+  ) {}
+
+  private backlog(): number {
+    return this.sent * this.subscribers - this.workers.reduce((n, w) => n + w.received, 0);
+  }
+
+  async phase(o: PhaseOptions): Promise<Window> {
+    const mayPublish = () => this.backlog() < o.backlogEvents * this.subscribers;
+    const loop = publishLoop(
+      async () => {
+        await o.publish(o.count);
+        this.sent += o.count;
+      },
+      o.offered,
+      o.inflight,
+      mayPublish,
+    );
+    try {
+      await sleep(o.warmupMs);
+      const lost0 = sumLost(await ask(this.workers, { type: 'mark' }));
+      const cpu0 = readProbes(o.cpu);
+      const t0 = nowMs();
+      await sleep(o.windowMs);
+      const marks = await ask(this.workers, { type: 'mark' });
+      const cpu1 = readProbes(o.cpu);
+      const t1 = nowMs();
+      // Every delivery in the window is one histogram entry.
+      const hist = newHistogram();
+      for (const m of marks) if (m.type === 'mark') hist.add(decodeHistogram(m.hist));
+      const seconds = (t1 - t0) / 1000;
+      return {
+        delivered: hist.totalCount,
+        seconds,
+        deliveriesPerS: Math.round(hist.totalCount / seconds),
+        cpuUs: Object.fromEntries(Object.keys(o.cpu).map((k) => [k, cpu1[k]! - cpu0[k]!])),
+        latency: summarize(hist),
+        lost: sumLost(marks) - lost0,
+        publishErrors: loop.errors(),
+      };
+    } finally {
+      await loop.stop();
+      await sleep(o.drainMs);
+    }
+  }
+}
+
+const sumLost = (marks: BenchFromWorker[]) => marks.reduce((n, m) => n + (m.type === 'mark' ? m.lost : 0), 0);
+const readProbes = (cpu: Record<string, CpuProbe>) => Object.fromEntries(Object.entries(cpu).map(([k, f]) => [k, f()]));
+
+/** CPU µs per delivery of a window, over the named probes (all of them when none is named). */
+export function cpuPerDelivery(w: Window, probes: string[] = Object.keys(w.cpuUs)): number | null {
+  if (!w.delivered) return null;
+  const us = probes.reduce((n, k) => n + (w.cpuUs[k] ?? 0), 0);
+  return Math.round((us / w.delivered) * 1000) / 1000;
+}
+
+/** Share of one core the named probes used in the window, in percent. */
+export function cpuPercent(w: Window, probes: string[] = Object.keys(w.cpuUs)): number {
+  const us = probes.reduce((n, k) => n + (w.cpuUs[k] ?? 0), 0);
+  return Math.round((us / (w.seconds * 1e6)) * 100);
+}
+
+/** Kernel clock ticks per second: 100 on every Linux the bench runs on (USER_HZ). */
+const CLOCK_TICKS = 100;
+
+/** Fields of /proc/<pid>/stat after the command name; index 0 is field 3 (state). */
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * utime + stime of a process and all its descendants, plus what its children that already exited
+ * had used (cutime + cstime): Postgres forks a backend per connection, and one that ends inside the
+ * window must still count.
+ */
+export function treeCpuMicros(root: number): number {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(Number(name));
+    if (f) parent.set(Number(name), Number(f[1]));
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) if (p === root) return true;
+    return false;
+  };
+  const rootStat = statFields(root);
+  if (!rootStat) throw new Error(`process ${root} is gone`);
+  let ticks = Number(rootStat[13]) + Number(rootStat[14]);
+  for (const pid of parent.keys()) {
+    if (!inTree(pid)) continue;
+    const f = statFields(pid);
+    if (f) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks * 1_000_000) / CLOCK_TICKS;
+}
