@@ -13,17 +13,22 @@ interface Line {
 const W = 640;
 const H = 220;
 const PAD = 44;
+/**
+ * Right margin: the last x tick label is centred on the plot's right edge, and half of the widest one
+ * ("p99.99" at 11 px sans-serif, ~36 px) must still fit inside the SVG.
+ */
+const RIGHT = 24;
 
 function axis(maxX: number, maxY: number, xLabel: string, yLabel: string): string {
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   const y = ticks
     .map((f) => {
       const py = H - PAD - f * (H - 2 * PAD);
-      return `<line x1="${PAD}" x2="${W - 10}" y1="${py}" y2="${py}" stroke="#eee"/><text x="${PAD - 4}" y="${py + 4}" text-anchor="end">${+(f * maxY).toPrecision(3)}</text>`;
+      return `<line x1="${PAD}" x2="${W - RIGHT}" y1="${py}" y2="${py}" stroke="#eee"/><text x="${PAD - 4}" y="${py + 4}" text-anchor="end">${+(f * maxY).toPrecision(3)}</text>`;
     })
     .join('');
   const x = ticks
-    .map((f) => `<text x="${PAD + f * (W - PAD - 10)}" y="${H - PAD + 16}" text-anchor="middle">${+(f * maxX).toPrecision(3)}</text>`)
+    .map((f) => `<text x="${PAD + f * (W - PAD - RIGHT)}" y="${H - PAD + 16}" text-anchor="middle">${+(f * maxX).toPrecision(3)}</text>`)
     .join('');
   return `${y}${x}<text x="${W / 2}" y="${H - 6}" text-anchor="middle">${esc(xLabel)}</text><text x="12" y="${H / 2}" transform="rotate(-90 12 ${H / 2})" text-anchor="middle">${esc(yLabel)}</text>`;
 }
@@ -33,7 +38,7 @@ function lineChart(title: string, lines: Line[], xLabel: string, yLabel: string,
   const all = lines.flatMap((l) => l.points);
   const maxX = Math.max(1e-9, ...all.map((p) => fx(p[0])));
   const maxY = Math.max(1e-9, ...all.map((p) => p[1])) * 1.05;
-  const sx = (v: number) => PAD + (fx(v) / maxX) * (W - PAD - 10);
+  const sx = (v: number) => PAD + (fx(v) / maxX) * (W - PAD - RIGHT);
   const sy = (v: number) => H - PAD - (v / maxY) * (H - 2 * PAD);
   const paths = lines
     .map((l) => {
