@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -18,7 +19,7 @@ import {
   SERVER_PARTS,
   table,
 } from './cross-node-report.js';
-import { startWithEnv } from './engine-env.js';
+import { cpuProfileNodeOptions, startWithEnv } from './engine-env.js';
 import { type BenchContext, cpuMicros, ENGINES, freePort, launch, stopper } from './engines.js';
 import {
   cpuPercent,
@@ -48,7 +49,8 @@ const USAGE = `cross-node [options]
   --inflight N         publish requests in flight, flat out (default 4)
   --processes N        client processes (default 2)
   --batch N            events per publish request flat out, where the engine takes several (default 2000/subscribers)
-  --backlog N          flat out: events per subscriber published but not yet received (default 50)`;
+  --backlog N          flat out: events per subscriber published but not yet received (default 50)
+  --cpu-prof DIR       CPU-profile every node: DIR/<engine>-<round>-<a|b>/<pid>.cpuprofile`;
 
 interface Options {
   quick: boolean;
@@ -61,6 +63,7 @@ interface Options {
   batch: number;
   backlog: number;
   engineIds: CrossId[];
+  cpuProfDir: string | undefined;
 }
 
 const QUICK_ENGINES: CrossId[] = ['fluxo', 'fluxo-fanout-only', 'socketio-uws', 'fluxo-sharded'];
@@ -70,7 +73,7 @@ function options(argv: string[], quick: boolean): Options {
     args: argv,
     strict: false,
     options: Object.fromEntries(
-      ['subscribers', 'rounds', 'window', 'rate', 'engines', 'inflight', 'processes', 'batch', 'backlog'].map((k) => [
+      ['subscribers', 'rounds', 'window', 'rate', 'engines', 'inflight', 'processes', 'batch', 'backlog', 'cpu-prof'].map((k) => [
         k,
         { type: 'string' },
       ]),
@@ -97,6 +100,7 @@ function options(argv: string[], quick: boolean): Options {
     batch: num('batch', Math.max(1, Math.round(2000 / subscribers))),
     backlog: num('backlog', 50),
     engineIds,
+    cpuProfDir: str('cpu-prof'),
   };
 }
 
@@ -164,6 +168,11 @@ interface Node {
 }
 
 async function startNode(engine: CrossEngine, ctx: BenchContext, infra: Infra, env: Record<string, string>): Promise<Node> {
+  if (o.cpuProfDir) {
+    const dir = resolve(o.cpuProfDir, env.NODE_ID!);
+    mkdirSync(dir, { recursive: true });
+    env.NODE_OPTIONS = [process.env.NODE_OPTIONS, cpuProfileNodeOptions(dir)].filter(Boolean).join(' ');
+  }
   const redisEnv: Record<string, string> =
     engine.redis === 'cluster'
       ? { REDIS_CLUSTER_NODES: infra.cluster!.handle.nodes.map((n) => `${n.host}:${n.port}`).join(',') }
@@ -172,7 +181,7 @@ async function startNode(engine: CrossEngine, ctx: BenchContext, infra: Infra, e
     const [port, side] = [await freePort(), await freePort()];
     const url = `http://127.0.0.1:${port}`;
     const script = fileURLToPath(new URL('servers/socketio-uws-redis.ts', import.meta.url));
-    const child = await launch(script, { ...redisEnv, PORT: String(port), SIDE_PORT: String(side) }, `${url}/health`);
+    const child = await launch(script, { ...env, ...redisEnv, PORT: String(port), SIDE_PORT: String(side) }, `${url}/health`);
     const publish = async (count: number) => {
       const res = await fetch(`http://127.0.0.1:${side}/`, {
         method: 'POST',
@@ -329,7 +338,7 @@ export const crossNode: Suite<CrossResult> = {
         };
       }),
     );
-    const { engineIds, ...rest } = o;
+    const { engineIds, cpuProfDir: _dir, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };
     return { ...envelope('cross-node', config, started, checkTargets(medians, o.subscribers)), medians, runs: all };
   },
