@@ -1,10 +1,28 @@
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, errors, type JWTVerifyGetKey, type JWTVerifyOptions, jwtVerify } from 'jose';
 import { AppError } from '../errors.js';
-import { fluxoClaimsSchema } from './claims.js';
+import { type FluxoClaims, fluxoClaimsSchema } from './claims.js';
 import type { Principal, TokenVerifier } from './types.js';
 
 const HMAC_ALGS = new Set(['HS256', 'HS384', 'HS512']);
+
+/**
+ * A token verified here is not verified again for this long: the same bytes verify the same way,
+ * and every HTTP request re-sends its bearer token (the signature check was ~7 % of a node's CPU
+ * in the write-path bench, through WebCrypto's thread pool). Short, so that a signing key removed
+ * from a JWKS stops being honoured soon (jose itself keeps fetched keys for 10 minutes).
+ * Expiry and revocation are still checked on every call.
+ */
+const VERIFIED_CACHE_MS = 30_000;
+/** Bounds the cache's memory (a token is a few hundred bytes); the oldest entry goes first. */
+const VERIFIED_CACHE_MAX = 10_000;
+
+interface Verified {
+  claims: FluxoClaims;
+  revocationKey: string;
+  /** Date.now() after which the signature is checked again. */
+  until: number;
+}
 const ASYMMETRIC_ALGS = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
 
 export interface TokenVerifierOptions {
@@ -44,27 +62,37 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
     ...(opts.audience ? { audience: opts.audience } : {}),
   };
 
+  const verified = new VerifiedCache();
+  async function verifyFully(token: string): Promise<Verified> {
+    let payload: unknown;
+    try {
+      payload = (typeof key === 'function' ? await jwtVerify(token, key, verifyOptions) : await jwtVerify(token, key, verifyOptions))
+        .payload;
+    } catch (err) {
+      throw mapJoseError(err);
+    }
+    const parsed = fluxoClaimsSchema.safeParse(payload);
+    if (!parsed.success) {
+      const claim = parsed.error.issues[0]?.path[0];
+      throw new AppError('token_invalid', `The token's ${typeof claim === 'string' ? `"${claim}" ` : ''}claim is not valid.`);
+    }
+    const claims = parsed.data;
+    const entry = {
+      claims,
+      revocationKey: claims.jti ?? createHash('sha256').update(token).digest('hex'),
+      until: Date.now() + VERIFIED_CACHE_MS,
+    };
+    verified.set(token, entry);
+    return entry;
+  }
+
   return {
     async verify(token: string): Promise<Principal> {
       if (typeof token !== 'string' || token.length === 0) throw new AppError('token_invalid', 'No token was given.');
       // A JWT this large is not one we issued; refuse before any parsing work.
       if (token.length > 8192) throw new AppError('token_invalid', 'The token is too large.');
 
-      let payload: unknown;
-      try {
-        payload = (typeof key === 'function' ? await jwtVerify(token, key, verifyOptions) : await jwtVerify(token, key, verifyOptions))
-          .payload;
-      } catch (err) {
-        throw mapJoseError(err);
-      }
-
-      const parsed = fluxoClaimsSchema.safeParse(payload);
-      if (!parsed.success) {
-        const claim = parsed.error.issues[0]?.path[0];
-        throw new AppError('token_invalid', `The token's ${typeof claim === 'string' ? `"${claim}" ` : ''}claim is not valid.`);
-      }
-      const claims = parsed.data;
-      const revocationKey = claims.jti ?? createHash('sha256').update(token).digest('hex');
+      const { claims, revocationKey } = verified.get(token, Date.now(), opts.clockToleranceS) ?? (await verifyFully(token));
       if (opts.isRevoked && (await opts.isRevoked(revocationKey))) throw new AppError('token_revoked');
 
       return {
@@ -77,6 +105,35 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
       };
     },
   };
+}
+
+/** Tokens whose signature and claims passed, by the token's exact text. */
+class VerifiedCache {
+  private readonly map = new Map<string, Verified>();
+
+  /** The entry, unless it is stale; throws token_expired as jose would once `exp` has passed. */
+  get(token: string, nowMs: number, toleranceS: number): Verified | undefined {
+    const hit = this.map.get(token);
+    if (!hit) return undefined;
+    if (hit.until <= nowMs) {
+      this.map.delete(token);
+      return undefined;
+    }
+    // jose: expired when exp <= now - tolerance, in whole seconds.
+    if (hit.claims.exp <= Math.floor(nowMs / 1000) - toleranceS) {
+      this.map.delete(token);
+      throw new AppError('token_expired');
+    }
+    return hit;
+  }
+
+  set(token: string, entry: Verified): void {
+    if (this.map.size >= VERIFIED_CACHE_MAX) {
+      const oldest = this.map.keys().next();
+      if (!oldest.done) this.map.delete(oldest.value);
+    }
+    this.map.set(token, entry);
+  }
 }
 
 function resolveKey(opts: TokenVerifierOptions): { key: Uint8Array | JWTVerifyGetKey; algorithms: string[] } {

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mintToken } from '../../server/auth/mint.js';
 import { createTokenVerifier } from '../../server/auth/verifier.js';
 import { AppError } from '../../server/errors.js';
@@ -201,5 +201,48 @@ describe('createTokenVerifier with asymmetric keys', () => {
     const v = createTokenVerifier({ keySet: createLocalJWKSet(jwks as never), clockToleranceS: 0 });
     const token = await new SignJWT(good).setProtectedHeader({ alg: 'RS256', kid: 'rsa' }).sign(stranger.privateKey);
     expect((await rejection(v.verify(token))).code).toBe('token_invalid');
+  });
+});
+
+describe('a token verified before', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('is not checked again within 30 s, then is', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    let checks = 0;
+    // The key resolver runs once per signature check.
+    const keySet = async () => {
+      checks++;
+      return publicKey;
+    };
+    const v = createTokenVerifier({ keySet, algorithms: ['ES256'], clockToleranceS: 0 });
+    const token = await new SignJWT(good).setProtectedHeader({ alg: 'ES256' }).sign(privateKey);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    await v.verify(token);
+    await v.verify(token);
+    expect(checks).toBe(1);
+    vi.setSystemTime(Date.now() + 31_000);
+    await v.verify(token);
+    expect(checks).toBe(2);
+  });
+
+  it('is still refused with token_expired once exp has passed', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const v = createTokenVerifier({ secret: SECRET, clockToleranceS: 1 });
+    const token = await sign({ ...good, exp: now() + 2 });
+    await v.verify(token);
+    vi.setSystemTime(Date.now() + 3_000);
+    expect((await rejection(v.verify(token))).code).toBe('token_expired');
+  });
+
+  it('is still refused with token_revoked once revoked', async () => {
+    let revoked = false;
+    const v = createTokenVerifier({ secret: SECRET, clockToleranceS: 0, isRevoked: () => revoked });
+    const token = await sign(good);
+    await v.verify(token);
+    revoked = true;
+    expect((await rejection(v.verify(token))).code).toBe('token_revoked');
   });
 });
