@@ -307,6 +307,8 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
   return { ...envelope('write-path', config, started, targets), levels };
 }
 
+const ms = (x: number) => x.toFixed(1);
+
 function rows(r: WritePathResult): { head: string[]; body: string[][] } {
   const head = [
     'nodes',
@@ -326,12 +328,12 @@ function rows(r: WritePathResult): { head: string[]; body: string[][] } {
     String(l.nodes),
     l.committedPerS.toLocaleString('en'),
     l.fannedOutPerS.toLocaleString('en'),
-    String(l.latencyMs.p50),
-    String(l.latencyMs.p99),
-    String(l.latencyMs.max),
+    ms(l.latencyMs.p50),
+    ms(l.latencyMs.p99),
+    ms(l.latencyMs.max),
     l.perNode.map((p) => p.requests).join(' / '),
     l.subscribers.map((s) => s.missing).join(' / '),
-    l.subscribers.map((s) => s.lagMs.p99).join(' / '),
+    l.subscribers.map((s) => ms(s.lagMs.p99)).join(' / '),
     Object.entries(l.statuses)
       .filter(([k]) => k !== '200')
       .map(([k, v]) => `${k}: ${v}`)
