@@ -25,6 +25,7 @@ import {
   cpuPercent,
   cpuPerDelivery,
   eventsPerRequest,
+  LiveServers,
   onInterrupt,
   Session,
   spawnWorkers,
@@ -167,6 +168,8 @@ interface Node {
   stop(): Promise<void>;
 }
 
+const live = new LiveServers();
+
 async function startNode(engine: CrossEngine, ctx: BenchContext, infra: Infra, env: Record<string, string>): Promise<Node> {
   if (o.cpuProfDir) {
     const dir = resolve(o.cpuProfDir, env.NODE_ID!);
@@ -190,9 +193,10 @@ async function startNode(engine: CrossEngine, ctx: BenchContext, infra: Infra, e
       await res.arrayBuffer();
       if (res.status !== 201) throw new Error(`publish: HTTP ${res.status}`);
     };
-    return { pid: child.pid!, url, publish, stop: stopper(child) };
+    return { pid: child.pid!, url, publish, stop: live.track(stopper(child)) };
   }
-  return startWithEnv(ENGINES[engine.server], ctx, { ...redisEnv, DATABASE_URL: infra.postgres!.handle.url, ...env });
+  const node = await startWithEnv(ENGINES[engine.server], ctx, { ...redisEnv, DATABASE_URL: infra.postgres!.handle.url, ...env });
+  return { ...node, stop: live.track(node.stop) };
 }
 
 let o: Options;
@@ -291,6 +295,7 @@ export const crossNode: Suite<CrossResult> = {
     const infra: Infra = {};
     const { workers, close } = spawnWorkers(o.processes);
     const cleanup = async () => {
+      await live.stopAll();
       close();
       await stopInfra(infra);
     };

@@ -1,7 +1,17 @@
 import { parseArgs } from 'node:util';
 import { newRunId, sleep } from '../setup.js';
 import { type BenchContext, cpuMicros, ENGINES, type EngineId } from './engines.js';
-import { cpuPercent, cpuPerDelivery, onInterrupt, Session, spawnWorkers, subscribeAll, unsubscribeAll, type Worker } from './measure.js';
+import {
+  cpuPercent,
+  cpuPerDelivery,
+  LiveServers,
+  onInterrupt,
+  Session,
+  spawnWorkers,
+  subscribeAll,
+  unsubscribeAll,
+  type Worker,
+} from './measure.js';
 import {
   check,
   envelope,
@@ -105,6 +115,7 @@ function options(argv: string[], quick: boolean): Options {
 async function measure(o: Options, ctx: BenchContext, id: EngineId, workers: Worker[], round: number): Promise<TenKMeasurement> {
   const engine = ENGINES[id];
   const running = await engine.start(ctx);
+  const stop = live.track(running.stop);
   try {
     await subscribeAll(workers, {
       url: running.url,
@@ -144,9 +155,11 @@ async function measure(o: Options, ctx: BenchContext, id: EngineId, workers: Wor
     };
   } finally {
     await unsubscribeAll(workers);
-    await running.stop();
+    await stop();
   }
 }
+
+const live = new LiveServers();
 
 function checkTargets(medians: TenKMeasurement[], subscribers: number): TargetCheck[] {
   return medians
@@ -205,7 +218,10 @@ export const fanout10k: Suite<TenKResult> = {
       payload: { pad: 'x'.repeat(90) },
     };
     const { workers, close } = spawnWorkers(o.processes);
-    const offInterrupt = onInterrupt(async () => close());
+    const offInterrupt = onInterrupt(async () => {
+      await live.stopAll();
+      close();
+    });
     const all: TenKMeasurement[] = [];
     const started = Date.now();
     try {

@@ -24,6 +24,7 @@ export function spawnWorker(): Worker {
     execArgv: ['--import', tsxImport()],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
+  child.on('error', (err) => process.stderr.write(`client worker ${child.pid}: ${err.message}\n`));
   const queue: BenchFromWorker[] = [];
   const waiting: ((m: BenchFromWorker) => void)[] = [];
   child.on('message', (m: BenchFromWorker) => {
@@ -59,7 +60,8 @@ export function spawnWorkers(n: number): { workers: Worker[]; close(): void } {
 
 export async function ask(workers: Worker[], msg: BenchToWorker | ((i: number) => BenchToWorker)): Promise<BenchFromWorker[]> {
   workers.forEach((w, i) => {
-    w.child.send(typeof msg === 'function' ? msg(i) : msg);
+    // After Ctrl-C the workers may be gone while the suite is still stopping: nothing to ask then.
+    if (w.child.connected) w.child.send(typeof msg === 'function' ? msg(i) : msg);
   });
   return Promise.all(workers.map((w) => w.next()));
 }
@@ -162,6 +164,26 @@ export function onInterrupt(cleanup: () => Promise<void>): () => void {
     process.off('SIGINT', handler);
     process.off('SIGTERM', handler);
   };
+}
+
+/** Servers running right now, so that an interrupt stops them too (a Fluxo node outlives its Redis). */
+export class LiveServers {
+  private readonly stops = new Set<() => Promise<void>>();
+
+  /** Returns `stop` that also forgets the server. */
+  track(stop: () => Promise<void>): () => Promise<void> {
+    this.stops.add(stop);
+    return async () => {
+      this.stops.delete(stop);
+      await stop();
+    };
+  }
+
+  async stopAll(): Promise<void> {
+    const all = [...this.stops];
+    this.stops.clear();
+    await Promise.allSettled(all.map((s) => s()));
+  }
 }
 
 /** CPU time (µs) of one part of the system under test, read at the window's edges. */
