@@ -17,7 +17,7 @@ import { type LatencySummary, newHistogram, nowMs, recordUs, summarize } from '.
  * client's `_connect` (also used on reconnect) is wrapped so that, during that synchronous call,
  * `net.connect` binds `localAddress`. Only this client's connects are affected.
  */
-function bindClient(client: Client, localAddress: string): void {
+export function bindClient(client: Client, localAddress: string): void {
   const c = client as unknown as { _connect(): void };
   const original = Object.getPrototypeOf(c)._connect as () => void;
   c._connect = function (this: unknown) {
