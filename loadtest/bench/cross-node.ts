@@ -30,9 +30,9 @@ import {
   Session,
   spawnWorkers,
   subscribeAll,
-  treeCpuMicros,
   unsubscribeAll,
 } from './measure.js';
+import { treeCpuMicros } from './proc-cpu.js';
 import { envelope, median, type Suite } from './suite.js';
 
 /**
@@ -246,7 +246,7 @@ async function measure(
           'node A': () => cpuMicros(a.pid),
           'node B': () => cpuMicros(b.pid),
           redis: () => redisPids.reduce((n, pid) => n + cpuMicros(pid), 0),
-          ...(pg ? { postgres: () => treeCpuMicros(pg) } : {}),
+          ...(pg ? { postgres: () => treeCpuMicros({ pg }).pg! } : {}),
         },
       });
       const per = (k: string) => (k in w.cpuUs ? cpuPerDelivery(w, [k]) : null);

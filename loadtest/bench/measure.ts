@@ -1,5 +1,4 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { sleep } from '../setup.js';
 import { decodeHistogram, type LatencySummary, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
@@ -290,44 +289,4 @@ export function cpuPerDelivery(w: Window, probes: string[] = Object.keys(w.cpuUs
 export function cpuPercent(w: Window, probes: string[] = Object.keys(w.cpuUs)): number {
   const us = probes.reduce((n, k) => n + (w.cpuUs[k] ?? 0), 0);
   return Math.round((us / (w.seconds * 1e6)) * 100);
-}
-
-/** Kernel clock ticks per second: 100 on every Linux the bench runs on (USER_HZ). */
-const CLOCK_TICKS = 100;
-
-/** Fields of /proc/<pid>/stat after the command name; index 0 is field 3 (state). */
-function statFields(pid: number): string[] | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
-/**
- * utime + stime of a process and all its descendants, plus what its children that already exited
- * had used (cutime + cstime): Postgres forks a backend per connection, and one that ends inside the
- * window must still count.
- */
-export function treeCpuMicros(root: number): number {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const f = statFields(Number(name));
-    if (f) parent.set(Number(name), Number(f[1]));
-  }
-  const inTree = (pid: number): boolean => {
-    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) if (p === root) return true;
-    return false;
-  };
-  const rootStat = statFields(root);
-  if (!rootStat) throw new Error(`process ${root} is gone`);
-  let ticks = Number(rootStat[13]) + Number(rootStat[14]);
-  for (const pid of parent.keys()) {
-    if (!inTree(pid)) continue;
-    const f = statFields(pid);
-    if (f) ticks += Number(f[11]) + Number(f[12]);
-  }
-  return (ticks * 1_000_000) / CLOCK_TICKS;
 }
