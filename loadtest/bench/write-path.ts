@@ -332,7 +332,8 @@ function rows(r: WritePathResult): { head: string[]; body: string[][] } {
     'per node',
     'missing',
     'fan-out p99 ms',
-    'errors',
+    '409 conflicts',
+    'failures',
     'µs CPU/tr',
     'CPU % (load gen)',
   ];
@@ -346,10 +347,13 @@ function rows(r: WritePathResult): { head: string[]; body: string[][] } {
     l.perNode.map((p) => p.requests).join(' / '),
     l.subscribers.map((s) => s.missing).join(' / '),
     l.subscribers.map((s) => ms(s.lagMs.p99)).join(' / '),
-    Object.entries(l.statuses)
-      .filter(([k]) => k !== '200')
-      .map(([k, v]) => `${k}: ${v}`)
-      .join(', ') || '0',
+    String(l.conflicts),
+    l.failures
+      ? Object.entries(l.statuses)
+          .filter(([k]) => k !== '200' && k !== '409')
+          .map(([k, v]) => `${k}: ${v}`)
+          .join(', ')
+      : '0',
     String(l.cpu.usPerTransition),
     `${Object.entries(l.cpu.corePct)
       .map(([k, v]) => `${k} ${v}`)
