@@ -110,11 +110,12 @@ export function publishLoop(
   offered: number,
   inflight: number,
   mayPublish: () => boolean,
+  rateLanes?: number,
 ): { stop(): Promise<void>; errors: () => number } {
   let running = true;
   let errors = 0;
   const one = () => publish().catch(() => void errors++);
-  const lanes = offered > 0 ? Math.max(1, Math.min(inflight, Math.ceil(offered / 50))) : inflight;
+  const lanes = offered > 0 ? (rateLanes ?? Math.max(1, Math.min(inflight, Math.ceil(offered / 50)))) : inflight;
   const gap = offered > 0 ? (1000 * lanes) / offered : 0;
   const t0 = nowMs();
   const done = Promise.all(
@@ -196,6 +197,11 @@ export interface PhaseOptions {
   /** Events/s; 0 = flat out, bounded by `backlogEvents`. */
   offered: number;
   inflight: number;
+  /**
+   * At a fixed rate, requests that may be in flight at once (default: one per 50 events/s). Each lane
+   * waits for its answer, so a server slower to answer than the gap between events needs more.
+   */
+  rateLanes?: number;
   /** Flat out: at most this many events per subscriber published but not yet received. */
   backlogEvents: number;
   warmupMs: number;
@@ -210,6 +216,8 @@ export interface Window {
   delivered: number;
   seconds: number;
   deliveriesPerS: number;
+  /** Events whose publish was answered during the window, per second: what was really offered. */
+  publishedPerS: number;
   /** CPU µs spent in the window, per probe name. */
   cpuUs: Record<string, number>;
   latency: LatencySummary;
@@ -245,15 +253,18 @@ export class Session {
       o.offered,
       o.inflight,
       mayPublish,
+      o.rateLanes,
     );
     try {
       await sleep(o.warmupMs);
       const lost0 = sumLost(await ask(this.workers, { type: 'mark' }));
       const cpu0 = readProbes(o.cpu);
+      const sent0 = this.sent;
       const t0 = nowMs();
       await sleep(o.windowMs);
       const marks = await ask(this.workers, { type: 'mark' });
       const cpu1 = readProbes(o.cpu);
+      const sent1 = this.sent;
       const t1 = nowMs();
       // Every delivery in the window is one histogram entry.
       const hist = newHistogram();
@@ -263,6 +274,7 @@ export class Session {
         delivered: hist.totalCount,
         seconds,
         deliveriesPerS: Math.round(hist.totalCount / seconds),
+        publishedPerS: Math.round((sent1 - sent0) / seconds),
         cpuUs: Object.fromEntries(Object.keys(o.cpu).map((k) => [k, cpu1[k]! - cpu0[k]!])),
         latency: summarize(hist),
         lost: sumLost(marks) - lost0,
