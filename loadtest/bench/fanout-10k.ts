@@ -44,6 +44,8 @@ const TARGET_P99_MS = 250;
 const ISSUE_P99_MS: Partial<Record<EngineId, number>> = { 'socketio-ws': 1949, 'socketio-uws': 233, 'uws-raw': 124 };
 /** Sockets per client process: the open-files limit here is 20,000, and a process needs a few more. */
 const MAX_PER_PROCESS = 19_000;
+/** Share of the offered events/s that must have been published for a window to count as at that load. */
+const REACHED = 0.95;
 
 interface Options {
   quick: boolean;
@@ -167,18 +169,18 @@ async function measure(o: Options, ctx: BenchContext, id: EngineId, workers: Wor
 
 const live = new LiveServers();
 
-function checkTargets(medians: TenKMeasurement[], subscribers: number): TargetCheck[] {
+function checkTargets(medians: TenKMeasurement[], o: Options): TargetCheck[] {
+  const subject = `fluxo, ${o.subscribers.toLocaleString('en')} subscribers at ${(o.rate * o.subscribers).toLocaleString('en')} deliveries/s offered`;
   return medians
     .filter((m) => m.engine === 'fluxo')
-    .map((m) =>
-      check(
-        `fluxo, ${subscribers.toLocaleString('en')} subscribers at ${m.offeredPerS.toLocaleString('en')} deliveries/s offered`,
-        'p99',
-        m.p99Ms,
-        TARGET_P99_MS,
-        { unit: 'ms' },
-      ),
-    );
+    .flatMap((m) => [
+      check(subject, 'p99', m.p99Ms, TARGET_P99_MS, { unit: 'ms' }),
+      // A p99 measured while the server could not take the offered rate is not the target's p99.
+      check(subject, 'events/s published (the offered load was reached)', m.publishedPerS, o.rate * REACHED, {
+        atLeast: true,
+        unit: 'events/s',
+      }),
+    ]);
 }
 
 const HEAD = [
@@ -193,7 +195,7 @@ const HEAD = [
   'lost',
   'µs CPU/deliv',
   'server CPU',
-  'issue p99',
+  'issue p99 at 10k',
 ];
 const rows = (medians: TenKMeasurement[]) =>
   medians.map((m) => [
@@ -210,7 +212,11 @@ const rows = (medians: TenKMeasurement[]) =>
     `${m.serverCpuPct} %`,
     ISSUE_P99_MS[m.engine] ? `${ISSUE_P99_MS[m.engine]} ms` : '',
   ]);
-const legend = (r: TenKResult) => r.medians.map((m) => `${m.engine}: ${ENGINES[m.engine].label}`);
+const legend = (r: TenKResult) =>
+  r.medians.map(
+    (m) =>
+      `${m.engine}: ${ENGINES[m.engine].label}${m.publishedPerS < Number(r.config.rate) * REACHED ? ' — SATURATED: the offered rate was not reached, its latency is at a lower load' : ''}`,
+  );
 
 export const fanout10k: Suite<TenKResult> = {
   name: 'fanout-10k',
@@ -267,7 +273,7 @@ export const fanout10k: Suite<TenKResult> = {
     });
     const { engineIds, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };
-    return { ...envelope('fanout-10k', config, started, checkTargets(medians, o.subscribers)), medians, runs: all };
+    return { ...envelope('fanout-10k', config, started, checkTargets(medians, o)), medians, runs: all };
   },
   table(r) {
     return [
