@@ -41,6 +41,8 @@ export async function createStore(opts: CreateStoreOptions = {}): Promise<SqlSto
     migrationsDir: opts.migrationsDir,
     replicaMaxLagMs: opts.replicaMaxLagMs,
     lagProbeMs: opts.lagProbeMs,
+    // PGlite runs one query at a time; a Postgres pool can build the next batch while one commits.
+    commitConcurrency: backend.kind === 'postgres' ? 2 : 1,
   });
 }
 

@@ -5,7 +5,9 @@ import type { FluxoEvent, Process, TransitionRequest, TransitionResult, Workflow
 import { parseRoom } from '../../shared/rooms.js';
 import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
 import { AppError } from '../errors.js';
+import { commitBatch, type ResolvedAppend, type WriteItem, type WriteResult } from './batch-commit.js';
 import { isConnectionError, toStoreError } from './errors.js';
+import { GroupCommit, type Outcome } from './group-commit.js';
 import { type MigrationClient, runMigrations } from './migrator.js';
 import {
   decodeCursor,
@@ -18,7 +20,7 @@ import {
   toProcess,
   toWorkflow,
 } from './rows.js';
-import { events, idempotencyKeys, processes, revokedTokens, type Schema, tenantCursors, workflows } from './schema.js';
+import { events, processes, revokedTokens, type Schema, tenantCursors, workflows } from './schema.js';
 import type { Actor, CustomEventInput, Page, ReadOptions, Store } from './store.js';
 
 /** Both drizzle-orm/pglite and drizzle-orm/postgres-js databases (and their transactions) are this. */
@@ -57,6 +59,13 @@ export interface SqlStoreOptions {
   replicaMaxLagMs?: number;
   /** How often each replica's lag is measured. @default 1000 */
   lagProbeMs?: number;
+  /**
+   * Write batches committing at once (group commit). One suits PGlite, which runs one query at a
+   * time anyway; a Postgres pool can overlap a commit with the next batch's statements. @default 1
+   */
+  commitConcurrency?: number;
+  /** Writes per batch, at most. @default 256 */
+  maxBatch?: number;
 }
 
 /** Replay lag as the replica sees it: 0 when it has replayed all it received. */
@@ -69,8 +78,6 @@ const REPLICA_COOLDOWN_MS = 5_000;
 const PRUNE_EVERY_MS = 60_000;
 /** Serialises partition maintenance of several nodes (advisory lock key). */
 const PARTITION_LOCK_KEY = 7_357_002;
-
-type StoredResult = Omit<TransitionResult, 'replayed'>;
 
 const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
 
@@ -107,6 +114,7 @@ export class SqlStore implements Store {
   /** Seconds of replay lag per replica; null until measured or while unreachable. */
   private readonly replicaLagS: (number | null)[];
   private lagTimer: NodeJS.Timeout | undefined;
+  private readonly group: GroupCommit<WriteItem, WriteResult>;
 
   constructor(
     private readonly backend: Backend,
@@ -123,6 +131,10 @@ export class SqlStore implements Store {
     }
     this.readYourWritesMs = opts.readYourWritesMs ?? 0;
     this.log = opts.logger ?? silentLogger;
+    this.group = new GroupCommit((items) => this.commitGroup(items), {
+      maxBatch: opts.maxBatch,
+      maxInFlight: opts.commitConcurrency,
+    });
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -440,93 +452,71 @@ export class SqlStore implements Store {
 
   /**
    * Idempotency: the request id is claimed FIRST with an insert of a placeholder row. A concurrent
-   * duplicate blocks on that key until the first commits (then it reads and returns the stored
-   * result) or rolls back (then it proceeds as the first). Reusing a request id for another
-   * process returns the first result too.
+   * duplicate (another node) blocks on that key until the first commits (then it reads and returns
+   * the stored result) or releases it. Reusing a request id for another process returns the first
+   * result too. Goes through group commit (see batch-commit.ts).
    */
   async transition(actor: Actor, req: TransitionRequest): Promise<TransitionResult> {
-    const tenant = actor.tenant;
-    return this.write(tenant, (db) =>
-      db.transaction(async (tx): Promise<TransitionResult> => {
-        if (req.requestId) {
-          const claimed = await tx
-            .insert(idempotencyKeys)
-            .values({ tenantId: tenant, requestId: req.requestId, result: null })
-            .onConflictDoNothing()
-            .returning({ requestId: idempotencyKeys.requestId });
-          if (claimed.length === 0) {
-            const [stored] = await tx
-              .select({ result: idempotencyKeys.result })
-              .from(idempotencyKeys)
-              .where(and(eq(idempotencyKeys.tenantId, tenant), eq(idempotencyKeys.requestId, req.requestId)));
-            if (!stored?.result) throw new AppError('conflict', 'A request with this requestId is still in progress.');
-            return { ...(stored.result as StoredResult), replayed: true };
-          }
-        }
-        const [row] = await tx
-          .select()
-          .from(processes)
-          .where(and(eq(processes.tenantId, tenant), eq(processes.id, req.processId)))
-          .for('update');
-        if (!row) throw new AppError('not_found', 'No such process.');
-        if (req.expectedVersion !== undefined && req.expectedVersion !== row.version) {
-          throw new AppError('version_conflict', undefined, { current: toProcess(row) });
-        }
-        const [wf] = await tx
-          .select({ transitions: workflows.transitions })
-          .from(workflows)
-          .where(and(eq(workflows.tenantId, tenant), eq(workflows.id, row.workflowId)));
-        if (!wf) throw new AppError('not_found', 'No such workflow.');
-        if (!(wf.transitions[row.stage] ?? []).includes(req.to)) {
-          throw new AppError('invalid_transition', `The workflow does not allow ${row.stage} → ${req.to}.`);
-        }
-        const [updated] = await tx
-          .update(processes)
-          .set({ stage: req.to, version: row.version + 1, data: { ...row.data, ...(req.data ?? {}) }, updatedAt: new Date() })
-          .where(and(eq(processes.tenantId, tenant), eq(processes.id, row.id)))
-          .returning();
-        const process = toProcess(updated!);
-        // Last steps: take the id, write the event (and the result), commit.
-        const event = await this.insertEvent(tx, tenant, {
-          type: 'process.transitioned',
-          processId: process.id,
-          workflowId: process.workflowId,
-          rooms: roomsOf(process.id, process.workflowId),
-          fromStage: row.stage,
-          toStage: req.to,
-          version: process.version,
-          actor: actor.userId,
-          data: req.data ?? {},
-        });
-        const result: StoredResult = { process, event };
-        if (req.requestId) {
-          await tx
-            .update(idempotencyKeys)
-            .set({ result })
-            .where(and(eq(idempotencyKeys.tenantId, tenant), eq(idempotencyKeys.requestId, req.requestId)));
-        }
-        return { ...result, replayed: false };
-      }),
-    );
+    const out = await this.submit(actor.tenant, { kind: 'transition', actor, req });
+    if (out.kind !== 'transition') throw new Error('group commit: wrong result kind');
+    return out.result;
   }
 
   // ---------------------------------------------------------------- events
 
   async appendEvent(input: CustomEventInput): Promise<FluxoEvent> {
-    const room = parseRoom(input.room);
-    if (!room) throw new AppError('invalid_room');
-    return this.write(input.tenant, (db) =>
-      db.transaction((tx) =>
-        this.insertEvent(tx, input.tenant, {
-          type: input.type,
-          processId: room.kind === 'process' ? room.id : null,
-          workflowId: room.kind === 'workflow' ? room.id : null,
-          rooms: [room.name],
-          actor: input.actor,
-          data: input.data,
-        }),
-      ),
-    );
+    const [event] = await this.appendEvents(input.tenant, [input]);
+    return event!;
+  }
+
+  /** Several custom events of one tenant, committed together, with consecutive ids in order. */
+  async appendEvents(tenant: string, inputs: Omit<CustomEventInput, 'tenant'>[]): Promise<FluxoEvent[]> {
+    if (inputs.length === 0) return [];
+    const resolved: ResolvedAppend[] = inputs.map((input) => {
+      const room = parseRoom(input.room);
+      if (!room) throw new AppError('invalid_room');
+      return {
+        ...input,
+        room: room.name,
+        processId: room.kind === 'process' ? room.id : null,
+        workflowId: room.kind === 'workflow' ? room.id : null,
+      };
+    });
+    const out = await this.submit(tenant, { kind: 'append', tenant, inputs: resolved });
+    if (out.kind !== 'append') throw new Error('group commit: wrong result kind');
+    return out.events;
+  }
+
+  private submit(tenant: string, item: WriteItem): Promise<WriteResult> {
+    const touch = () => {
+      if (this.readYourWritesMs > 0) this.lastWrite.set(tenant, Date.now());
+    };
+    touch();
+    return this.group.submit(item).finally(touch);
+  }
+
+  /**
+   * One transaction for the batch. If it throws for another reason than an unreachable database
+   * (one item's odd input, a deadlock between nodes), every item is retried alone so one bad write
+   * cannot fail the others.
+   */
+  private async commitGroup(items: WriteItem[]): Promise<Outcome<WriteResult>[]> {
+    try {
+      return await this.write(null, (db) => db.transaction((tx) => commitBatch(tx, items)));
+    } catch (err) {
+      const error = toStoreError(err);
+      const unavailable = error instanceof AppError && error.code === 'store_unavailable';
+      if (items.length === 1 || unavailable) return items.map(() => ({ ok: false, error }));
+      this.log.warn({ err: (err as Error).message, items: items.length }, 'batch commit failed; retrying its writes one by one');
+      const outcomes: Outcome<WriteResult>[] = [];
+      for (const item of items) outcomes.push(...(await this.commitGroup([item])));
+      return outcomes;
+    }
+  }
+
+  /** Batches committed and the writes they carried, for the batch-size metric. */
+  get commitStats(): { batches: number; items: number } {
+    return this.group.stats;
   }
 
   /**

@@ -60,6 +60,8 @@ export interface Store {
   transition(actor: Actor, req: TransitionRequest): Promise<TransitionResult>;
   /** Persists a custom event (publish API) to one room. */
   appendEvent(input: CustomEventInput): Promise<FluxoEvent>;
+  /** Several custom events of one tenant, committed together, with consecutive ids in the given order. */
+  appendEvents(tenant: string, inputs: Omit<CustomEventInput, 'tenant'>[]): Promise<FluxoEvent[]>;
   /**
    * Events of `room` (tenant-relative) with id > after, in id order, at most `limit`.
    * Safe under concurrent commits: ids of a tenant become visible in order.

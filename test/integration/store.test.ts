@@ -254,6 +254,95 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     await store.ping();
   });
 
+  it('commits concurrent writes in one batch, each decided against the ones before it', async () => {
+    const { actor, process, wf } = await setup();
+    const other = (await store.createProcess(actor, { workflowId: wf.id, title: 'Other' })).process;
+    const before = { ...store.commitStats };
+    // Issued in the same tick: they queue behind each other and commit together.
+    const settled = await Promise.allSettled([
+      store.transition(actor, { processId: process.id, to: 'review', expectedVersion: 1, requestId: 'b-1' }),
+      store.transition(actor, { processId: process.id, to: 'done', expectedVersion: 2 }),
+      store.transition(actor, { processId: process.id, to: 'draft', expectedVersion: 2 }), // stale: the previous one moved it
+      store.transition(actor, { processId: other.id, to: 'done' }), // not allowed from draft
+      store.transition(actor, { processId: 'missing', to: 'review' }),
+      store.transition(actor, { processId: process.id, to: 'review', expectedVersion: 1, requestId: 'b-1' }), // duplicate in-batch
+      store.appendEvent({ tenant: actor.tenant, room: 'tenant', type: 'note', actor: 'api', data: { n: 1 } }),
+    ]);
+    const batches = store.commitStats.batches - before.batches;
+    expect(store.commitStats.items - before.items).toBe(7);
+    expect(batches).toBe(1);
+    const [a, b, c, d, e, f, g] = settled;
+    expect(a).toMatchObject({ status: 'fulfilled', value: { replayed: false, process: { stage: 'review', version: 2 } } });
+    expect(b).toMatchObject({ status: 'fulfilled', value: { replayed: false, process: { stage: 'done', version: 3 } } });
+    expect(c.status === 'rejected' && (c.reason as AppError).code).toBe('version_conflict');
+    expect(c.status === 'rejected' && (c.reason as AppError).toBody().current).toMatchObject({ stage: 'done', version: 3 });
+    expect(d.status === 'rejected' && (d.reason as AppError).code).toBe('invalid_transition');
+    expect(e.status === 'rejected' && (e.reason as AppError).code).toBe('not_found');
+    expect(f.status === 'fulfilled' && a.status === 'fulfilled' && f.value).toEqual(
+      a.status === 'fulfilled' && { ...a.value, replayed: true },
+    );
+    expect(g.status).toBe('fulfilled');
+    // Stored state is the last accepted move; ids are consecutive, in arrival order.
+    expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'done', version: 3 });
+    expect(await store.getProcess(actor.tenant, other.id)).toMatchObject({ stage: 'draft', version: 1 });
+    const evs = await store.eventsAfter(actor.tenant, 'tenant', 2, 100);
+    expect(evs.map((x) => [x.id, x.type, x.toStage])).toEqual([
+      [3, 'process.transitioned', 'review'],
+      [4, 'process.transitioned', 'done'],
+      [5, 'note', null],
+    ]);
+    // The duplicate's key holds the committed result; a later retry replays it.
+    const again = await store.transition(actor, { processId: process.id, to: 'review', requestId: 'b-1' });
+    expect(again.replayed).toBe(true);
+    expect(again.event.id).toBe(3);
+  });
+
+  it('releases the request id of a write that failed inside a batch', async () => {
+    const { actor, process } = await setup();
+    const [bad, good] = await Promise.allSettled([
+      store.transition(actor, { processId: process.id, to: 'review', expectedVersion: 7, requestId: 'r-bad' }),
+      store.transition(actor, { processId: process.id, to: 'review', requestId: 'r-good' }),
+    ]);
+    expect(bad.status === 'rejected' && (bad.reason as AppError).code).toBe('version_conflict');
+    expect(good.status).toBe('fulfilled');
+    const retry = await store.transition(actor, { processId: process.id, to: 'done', requestId: 'r-bad' });
+    expect(retry).toMatchObject({ replayed: false, process: { stage: 'done', version: 3 } });
+  });
+
+  it('keeps the other writes of a batch when one of them makes the database refuse the batch', async () => {
+    const { actor, process, wf } = await setup();
+    const other = (await store.createProcess(actor, { workflowId: wf.id, title: 'Other' })).process;
+    // jsonb cannot hold U+0000: Postgres refuses the whole statement, so the batch is retried one by one.
+    const [ok1, poison, ok2] = await Promise.allSettled([
+      store.transition(actor, { processId: other.id, to: 'review' }),
+      store.transition(actor, { processId: process.id, to: 'review', data: { bad: 'a\u0000b' } }),
+      store.appendEvent({ tenant: actor.tenant, room: 'tenant', type: 'note', actor: 'api', data: {} }),
+    ]);
+    expect(poison.status).toBe('rejected');
+    expect(ok1).toMatchObject({ status: 'fulfilled', value: { process: { stage: 'review', version: 2 } } });
+    expect(ok2.status).toBe('fulfilled');
+    expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'draft', version: 1 });
+    const evs = await store.eventsAfter(actor.tenant, 'tenant', 0, 100);
+    expect(evs.map((e) => e.id)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('appends several events of one request with consecutive ids', async () => {
+    const { actor } = await setup();
+    const evs = await store.appendEvents(actor.tenant, [
+      { room: 'tenant', type: 'a', actor: 'api', data: {} },
+      { room: 'user:bob', type: 'b', actor: 'api', data: { x: 1 } },
+      { room: 'tenant', type: 'c', actor: 'api', data: {} },
+    ]);
+    expect(evs.map((e) => [e.id, e.type, e.rooms])).toEqual([
+      [2, 'a', ['tenant']],
+      [3, 'b', ['user:bob']],
+      [4, 'c', ['tenant']],
+    ]);
+    await expect(store.appendEvents(actor.tenant, [{ room: 'nope:x', type: 'a', actor: 'api', data: {} }])).rejects.toMatchObject({
+      code: 'invalid_room',
+    });
+  });
+
   it.runIf(name === 'postgres')(
     'assigns event ids so that paging "after last seen id" never misses one under concurrent commits',
     async () => {
