@@ -105,5 +105,7 @@ export const publishSchema = z
   })
   .strict();
 export type PublishInput = z.infer<typeof publishSchema>;
+/** Up to 1,000 events in one call, committed together, ids in the order given. */
+export const publishBatchSchema = z.object({ events: z.array(publishSchema).min(1).max(1000) }).strict();
 
 export const sessionSchema = z.object({ token: z.string().min(1).max(8192) }).strict();

@@ -137,6 +137,34 @@ export class WorkflowService {
     return event;
   }
 
+  /**
+   * Several events at once: one group-commit item per tenant, submitted in the same tick, so they
+   * normally share one transaction; each tenant's events get consecutive ids in the given order.
+   */
+  async publishMany(inputs: PublishInput[]): Promise<FluxoEvent[]> {
+    const byTenant = new Map<string, { index: number; input: PublishInput }[]>();
+    inputs.forEach((input, index) => {
+      if (!parseRoom(input.room)) throw new AppError('invalid_room', `events.${index}.room is not a room.`);
+      byTenant.set(input.tenant, [...(byTenant.get(input.tenant) ?? []), { index, input }]);
+    });
+    const out: FluxoEvent[] = new Array(inputs.length);
+    await this.write('publish', null, () =>
+      Promise.all(
+        [...byTenant].map(async ([tenant, list]) => {
+          const events = await this.store.appendEvents(
+            tenant,
+            list.map(({ input }) => ({ room: input.room, type: input.type, actor: 'api', data: input.data })),
+          );
+          events.forEach((event, n) => {
+            out[list[n]!.index] = event;
+          });
+        }),
+      ),
+    );
+    for (const [i, event] of out.entries()) this.emit(inputs[i]!.tenant, event);
+    return out;
+  }
+
   /** Read after joining a room: what the subscriber can resume from. */
   latestEventId(p: Principal): Promise<number> {
     return this.store.latestEventId(p.tenant);

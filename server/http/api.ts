@@ -4,6 +4,7 @@ import {
   createWorkflowSchema,
   eventsQuery,
   listProcessesQuery,
+  publishBatchSchema,
   publishSchema,
   sessionSchema,
   transitionBodySchema,
@@ -19,7 +20,7 @@ import type { FluxoServer } from '../realtime/deps.js';
 import { revocationRoom } from '../realtime/handlers.js';
 import { cookieOrigins } from '../realtime/io.js';
 import type { HttpRequest, HttpResponse } from '../transport/uws.js';
-import { json, queryObject, readBody, validate } from './respond.js';
+import { json, queryObject, readBody, readJson, validate } from './respond.js';
 import type { RouteContext, Router } from './router.js';
 
 export interface ApiDeps {
@@ -151,8 +152,17 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
       if (!config.publishApiKey) throw new AppError('not_found', 'The publish API is disabled (set PUBLISH_API_KEY).');
       const key = bearerToken(req.headers.authorization);
       if (!key || !safeEqual(key, config.publishApiKey)) throw new AppError('unauthorized', 'A valid publish API key is required.');
-      await limits.consume('publish', 'api');
-      return json(201, { data: await service.publish(readBody(req, publishSchema)) });
+      const raw = readJson(req);
+      // A batch is told apart by its `events` key, so each form gets its own, readable, errors.
+      if (raw === null || typeof raw !== 'object' || !('events' in raw)) {
+        const one = validate(publishSchema, raw);
+        await limits.consume('publish', 'api');
+        return json(201, { data: await service.publish(one) });
+      }
+      const { events } = validate(publishBatchSchema, raw);
+      // Each event of a batch counts against the publish budget.
+      await limits.consume('publish', 'api', events.length);
+      return json(201, { data: await service.publishMany(events) });
     });
 }
 

@@ -2,6 +2,9 @@ import type { ZodType } from 'zod';
 import { ERRORS, type ErrorBody } from '../../shared/errors.js';
 import { AppError } from '../errors.js';
 import type { HttpRequest, HttpResponse } from '../transport/uws.js';
+import { validate } from '../validate.js';
+
+export { validate };
 
 const JSON_TYPE: [string, string] = ['Content-Type', 'application/json; charset=utf-8'];
 
@@ -17,26 +20,19 @@ export function errorResponse(body: ErrorBody): HttpResponse {
 }
 
 /** Parses and validates a JSON body; every failure is a typed 4xx. */
-export function readBody<T>(req: HttpRequest, schema: ZodType<T>): T {
+/** The JSON body of a request (415 unless it says application/json, 400 when it does not parse). */
+export function readJson(req: HttpRequest): unknown {
   const type = req.headers['content-type'] ?? '';
   if (!type.toLowerCase().startsWith('application/json')) throw new AppError('unsupported_media_type');
-  let value: unknown;
   try {
-    value = JSON.parse(req.body?.toString('utf8') || '');
+    return JSON.parse(req.body?.toString('utf8') || '');
   } catch {
     throw new AppError('invalid_json');
   }
-  return validate(schema, value);
 }
 
-export function validate<T>(schema: ZodType<T>, value: unknown): T {
-  const r = schema.safeParse(value);
-  if (!r.success) {
-    throw new AppError('validation_failed', undefined, {
-      issues: r.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })),
-    });
-  }
-  return r.data;
+export function readBody<T>(req: HttpRequest, schema: ZodType<T>): T {
+  return validate(schema, readJson(req));
 }
 
 /** Query string as a plain object (last value wins), for schema validation. */

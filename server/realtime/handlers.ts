@@ -7,6 +7,7 @@ import { presenceUpdateSchema, refreshSchema, subscribeSchema, transitionSchema,
 import type { Principal } from '../auth/types.js';
 import { AppError, toErrorBody } from '../errors.js';
 import type { PresenceChange } from '../presence/presence.js';
+import { validate } from '../validate.js';
 import type { RealtimeDeps } from './deps.js';
 
 export interface SocketData {
@@ -37,16 +38,6 @@ const REPLAY_AHEAD_MS = 5000;
 
 export function revocationRoom(key: string): string {
   return `rk:${key}`;
-}
-
-function parse<T>(schema: ZodType<T>, payload: unknown): T {
-  const r = schema.safeParse(payload);
-  if (!r.success) {
-    throw new AppError('validation_failed', undefined, {
-      issues: r.error.issues.slice(0, 10).map((i) => ({ path: i.path.join('.'), message: i.message })),
-    });
-  }
-  return r.data;
 }
 
 /**
@@ -84,7 +75,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
         const data = this.data;
         try {
           await limits.consume(event === 'unsubscribe' ? 'subscribe' : event, subject(this));
-          ack({ data: await fn(this, parse(schema, payload)) });
+          ack({ data: await fn(this, validate(schema, payload)) });
         } catch (err) {
           const body = toErrorBody(err);
           if (body.code === 'rate_limited') metrics.rateLimited.inc({ event });

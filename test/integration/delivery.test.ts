@@ -186,6 +186,51 @@ describe('real-time delivery', () => {
       );
       // Someone else's user room is not subscribable.
       expect(await request(watcher, 'subscribe', { room: 'user:ada' })).toMatchObject({ error: { code: 'forbidden' } });
+
+      // A batch: one call, consecutive ids in the order given, each delivered once.
+      const batch = await api<{ data: FluxoEvent[] }>(n.url, 'POST', '/api/publish', {
+        token: 'publish-key-0123456789',
+        body: { events: [1, 2, 3].map((k) => ({ tenant: 'acme', room: 'user:bob', type: 'note', data: { k } })) },
+      });
+      expect(batch.status).toBe(201);
+      const ids = batch.body.data.map((e) => e.id);
+      expect(ids).toEqual([ok.body.data.id + 1, ok.body.data.id + 2, ok.body.data.id + 3]);
+      await eventually(() => expect(seen.events.map((e) => e.id)).toEqual([ok.body.data.id, ...ids]));
+      expect(seen.events.slice(1).map((e) => e.data)).toEqual([{ k: 1 }, { k: 2 }, { k: 3 }]);
+
+      // Bad batches are refused whole, with the failing field named.
+      const bad = await api<{ error: { code: string; issues: { path: string }[] } }>(n.url, 'POST', '/api/publish', {
+        token: 'publish-key-0123456789',
+        body: {
+          events: [
+            { tenant: 'acme', room: 'user:bob', type: 'note', data: {} },
+            { tenant: 'acme', room: 'user:bob', type: 'bad type!' },
+          ],
+        },
+      });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error.issues[0]?.path).toBe('events.1.type');
+      const empty = await api(n.url, 'POST', '/api/publish', { token: 'publish-key-0123456789', body: { events: [] } });
+      expect(empty.status).toBe(400);
+      const badRoom = await api<{ error: { code: string } }>(n.url, 'POST', '/api/publish', {
+        token: 'publish-key-0123456789',
+        body: {
+          events: [
+            { tenant: 'acme', room: 'user:bob', type: 'a' },
+            { tenant: 'acme', room: 'nowhere', type: 'a' },
+          ],
+        },
+      });
+      expect(badRoom.body.error.code).toBe('invalid_room');
+      // Postgres cannot store U+0000: refused up front as a validation error, not a failed write.
+      const nul = await api<{ error: { code: string; issues: { path: string }[] } }>(n.url, 'POST', '/api/publish', {
+        token: 'publish-key-0123456789',
+        body: { tenant: 'acme', room: 'user:bob', type: 'note', data: { text: 'a\u0000b' } },
+      });
+      expect(nul.status).toBe(400);
+      expect(nul.body.error.issues[0]?.path).toBe('data.text');
+      const after = await api<{ data: FluxoEvent[] }>(n.url, 'GET', `/api/events?room=user:bob&after=${ids[2]}`, { token: editor });
+      expect(after.body.data).toEqual([]);
     } finally {
       watcher.close();
       await n.shutdown();
