@@ -21,17 +21,7 @@ import {
 } from './cross-node-report.js';
 import { cpuProfileNodeOptions, startWithEnv } from './engine-env.js';
 import { type BenchContext, cpuMicros, ENGINES, freePort, launch, stopper } from './engines.js';
-import {
-  cpuPercent,
-  cpuPerDelivery,
-  eventsPerRequest,
-  LiveServers,
-  onInterrupt,
-  Session,
-  spawnWorkers,
-  subscribeAll,
-  unsubscribeAll,
-} from './measure.js';
+import { cpuPercent, cpuPerDelivery, LiveServers, onInterrupt, Session, spawnWorkers, subscribeAll, unsubscribeAll } from './measure.js';
 import { treeCpuMicros } from './proc-cpu.js';
 import { envelope, median, type Suite } from './suite.js';
 
@@ -235,7 +225,7 @@ async function measure(
     for (const phase of ['max', 'rate'] as Phase[]) {
       const w = await session.phase({
         publish: (n) => a.publish(n),
-        count: phase === 'max' ? eventsPerRequest(engine.server, o.batch) : 1,
+        count: phase === 'max' ? o.batch : 1,
         offered: phase === 'max' ? 0 : o.rate,
         inflight: o.inflight,
         backlogEvents: o.backlog,

@@ -31,8 +31,8 @@ export interface RunningEngine {
   pid: number;
   url: string;
   /**
-   * Publishes `count` events in one request (baselines and fan-out-only; Fluxo's publish API takes
-   * one event per call, so the full path always sends 1); resolves when the server answered.
+   * Publishes `count` events in one request (Fluxo's full path: the publish API's `{events: [...]}`
+   * form, one commit); resolves when the server answered.
    */
   publish(count: number): Promise<void>;
   stop(): Promise<void>;
@@ -133,7 +133,7 @@ function baseline(id: EngineId, label: string, protocol: Protocol, script: strin
 export const ENGINES: Record<EngineId, Engine> = {
   fluxo: {
     id: 'fluxo',
-    label: 'Fluxo full path (auth, tenant rooms, limits, metrics; each event committed to PGlite)',
+    label: 'Fluxo full path (auth, tenant rooms, limits, metrics; every event committed to PGlite before fan-out)',
     protocol: 'socket.io',
     room: 'tenant',
     auth: true,
@@ -141,8 +141,11 @@ export const ENGINES: Record<EngineId, Engine> = {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
       const child = await launch(fileURLToPath(new URL('server/main.ts', `file://${repoRoot}`)), fluxoEnv(ctx, port), `${url}/health`);
-      const body = { tenant: ctx.tenant, room: 'tenant', type: 'bench', data: ctx.payload };
-      return { pid: child.pid!, url, publish: () => post(`${url}/api/publish`, body, ctx.publishKey), stop: stopper(child) };
+      const one = { tenant: ctx.tenant, room: 'tenant', type: 'bench', data: ctx.payload };
+      // Several events go as one `{events: [...]}` call: one commit for all of them, as a backend would send them.
+      const publish = (count: number) =>
+        post(`${url}/api/publish`, count === 1 ? one : { events: Array.from({ length: count }, () => one) }, ctx.publishKey);
+      return { pid: child.pid!, url, publish, stop: stopper(child) };
     },
   },
   'fluxo-fanout-only': {

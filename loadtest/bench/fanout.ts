@@ -2,16 +2,7 @@ import { parseArgs } from 'node:util';
 import { newRunId, sleep } from '../setup.js';
 import { type BenchContext, cpuMicros, ENGINES, type Engine, type EngineId } from './engines.js';
 import { checkTargets, type FanoutResult, type Measurement, markdown, type Phase, table } from './fanout-report.js';
-import {
-  cpuPercent,
-  cpuPerDelivery,
-  eventsPerRequest,
-  Session,
-  spawnWorkers,
-  subscribeAll,
-  unsubscribeAll,
-  type Worker,
-} from './measure.js';
+import { cpuPercent, cpuPerDelivery, Session, spawnWorkers, subscribeAll, unsubscribeAll, type Worker } from './measure.js';
 import { envelope, median, type Suite } from './suite.js';
 
 /**
@@ -104,7 +95,7 @@ async function measure(engine: Engine, workers: Worker[], round: number): Promis
     for (const phase of ['max', 'rate'] as Phase[]) {
       const w = await session.phase({
         publish: (n) => running.publish(n),
-        count: phase === 'max' ? eventsPerRequest(engine.id, o.batch) : 1,
+        count: phase === 'max' ? o.batch : 1,
         offered: phase === 'max' ? 0 : o.rate,
         inflight: o.inflight,
         backlogEvents: Math.max(2 * o.batch, 50),

@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import { sleep } from '../setup.js';
 import { decodeHistogram, type LatencySummary, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
 import type { BenchFromWorker, BenchToWorker, Protocol } from './client-worker.js';
-import type { EngineId } from './engines.js';
 
 /**
  * What the fan-out suites share: client worker processes holding the subscribers, a publish loop
@@ -139,14 +138,6 @@ export function publishLoop(
     },
     errors: () => errors,
   };
-}
-
-/**
- * Events per publish request, flat out. Fluxo's publish API takes one event per request (the batch
- * form is not in yet), so its full path always sends 1; the other engines take `count` at once.
- */
-export function eventsPerRequest(engine: EngineId, batch: number): number {
-  return engine === 'fluxo' ? 1 : batch;
 }
 
 /**
