@@ -62,8 +62,13 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       replicaMaxLagMs: config.replicaMaxLagMs,
       logger: log,
     }));
+  let committed = { batches: 0, items: 0 };
   const lagTimer = setInterval(() => {
     for (const r of store.replicaLag()) metrics.replicaLag.set({ replica: String(r.replica) }, r.seconds ?? -1);
+    const now = { ...store.commitStats };
+    metrics.writeBatches.inc(now.batches - committed.batches);
+    metrics.batchedWrites.inc(now.items - committed.items);
+    committed = now;
   }, 1000).unref();
   if (config.migrateOnStart) await store.migrate();
   const maintain = async () => {
@@ -75,6 +80,9 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
         const dropped = await store.dropExpiredPartitions(new Date(), config.eventRetentionMonths);
         if (dropped.length) log.info({ dropped }, 'event-log partitions dropped by retention');
       }
+      // A retry of a transition is answered from its stored result for at least a day, then forgotten.
+      const pruned = await store.pruneIdempotencyKeys(new Date(Date.now() - DAY_MS));
+      if (pruned > 0) log.info({ pruned }, 'old idempotency keys deleted');
     } catch (err) {
       log.error({ err }, 'partition maintenance failed');
     }

@@ -46,6 +46,16 @@ export function createMetrics(nodeId: string) {
       labelNames: ['replica'] as const,
       registers: [registry],
     }),
+    writeBatches: new Counter({
+      name: 'db_write_batches_total',
+      help: 'Group-commit transactions (rate(db_batched_writes_total) / rate(this) is the mean batch size)',
+      registers: [registry],
+    }),
+    batchedWrites: new Counter({
+      name: 'db_batched_writes_total',
+      help: 'Transitions and publish calls committed through group commit',
+      registers: [registry],
+    }),
     dbDuration: new Histogram({
       name: 'db_query_duration_seconds',
       help: 'Store operation duration by operation',

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, arrayContains, asc, desc, eq, gt, type SQL, sql } from 'drizzle-orm';
+import { and, arrayContains, asc, desc, eq, gt, lt, type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { FluxoEvent, Process, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
 import { parseRoom } from '../../shared/rooms.js';
@@ -20,7 +20,7 @@ import {
   toProcess,
   toWorkflow,
 } from './rows.js';
-import { events, processes, revokedTokens, type Schema, tenantCursors, workflows } from './schema.js';
+import { events, idempotencyKeys, processes, revokedTokens, type Schema, tenantCursors, workflows } from './schema.js';
 import type { Actor, CustomEventInput, Page, ReadOptions, Store } from './store.js';
 
 /** Both drizzle-orm/pglite and drizzle-orm/postgres-js databases (and their transactions) are this. */
@@ -542,6 +542,16 @@ export class SqlStore implements Store {
         .orderBy(asc(events.id))
         .limit(limit);
       return rows.map(toEvent);
+    });
+  }
+
+  async pruneIdempotencyKeys(before: Date): Promise<number> {
+    return this.write(null, async (db) => {
+      const gone = await db
+        .delete(idempotencyKeys)
+        .where(lt(idempotencyKeys.createdAt, before))
+        .returning({ requestId: idempotencyKeys.requestId });
+      return gone.length;
     });
   }
 

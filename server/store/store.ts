@@ -71,9 +71,17 @@ export interface Store {
   /** The tenant's latest committed event id (0 before its first event), read on the primary. */
   latestEventId(tenant: string): Promise<number>;
 
+  /**
+   * Forgets request ids claimed before `before` (their transitions stay in the log); a retry after
+   * that is a new request. Returns how many were deleted.
+   */
+  pruneIdempotencyKeys(before: Date): Promise<number>;
+
   /** Durable token revocation until `expiresAt`. Idempotent. */
   revokeToken(key: string, expiresAt: Date): Promise<void>;
   isRevoked(key: string): Promise<boolean>;
+  /** Group-commit transactions so far and the writes they carried (for metrics). */
+  readonly commitStats: { batches: number; items: number };
   /** Last measured replay lag per replica (seconds; null while unknown or unreachable). */
   replicaLag(): { replica: number; seconds: number | null }[];
   /** Cheap liveness check of the primary. */

@@ -22,6 +22,32 @@ describe('operations', () => {
         expect(m.body).toContain(name);
       }
       expect(m.body).toMatch(/ws_connections_active\{[^}]*\} 1/);
+      // Group commit: three transitions issued at once are counted as writes, in fewer transactions.
+      const admin = await token({ sub: 'a', tid: 'acme', role: 'admin' });
+      const wf = await api<{ data: { id: string } }>(node.url, 'POST', '/api/workflows', {
+        token: admin,
+        body: { name: 'W', stages: ['a', 'b'], transitions: { a: ['b'], b: ['a'] } },
+      });
+      const procs = await Promise.all(
+        [1, 2, 3].map((n) =>
+          api<{ data: { id: string } }>(node.url, 'POST', '/api/processes', {
+            token: admin,
+            body: { workflowId: wf.body.data.id, title: `p${n}` },
+          }),
+        ),
+      );
+      const moved = await Promise.all(
+        procs.map((p) => api(node.url, 'POST', `/api/processes/${p.body.data.id}/transition`, { token: admin, body: { to: 'b' } })),
+      );
+      expect(moved.map((r) => r.status)).toEqual([200, 200, 200]);
+      const counter = async (name: string) => {
+        const body = (await api<string>(node.url, 'GET', '/metrics')).body;
+        return Number(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'm').exec(body)?.[1] ?? Number.NaN);
+      };
+      // The counters follow the store once a second.
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await counter('db_batched_writes_total')).toBeGreaterThanOrEqual(3);
+      expect(await counter('db_write_batches_total')).toBeGreaterThanOrEqual(1);
       // Created at start: the current month and three ahead.
       expect(m.body).toMatch(/db_event_partitions_ahead\{[^}]*\} 3/);
       s.close();

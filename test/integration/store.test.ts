@@ -326,6 +326,16 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect(evs.map((e) => e.id)).toEqual([1, 2, 3, 4]);
   });
 
+  it('forgets request ids older than the cut-off, so a retry after that is a new request', async () => {
+    const { actor, process } = await setup();
+    await store.transition(actor, { processId: process.id, to: 'review', requestId: 'old-1' });
+    expect(await store.pruneIdempotencyKeys(new Date(Date.now() - 60_000))).toBe(0);
+    expect((await store.transition(actor, { processId: process.id, to: 'review', requestId: 'old-1' })).replayed).toBe(true);
+    expect(await store.pruneIdempotencyKeys(new Date(Date.now() + 60_000))).toBeGreaterThanOrEqual(1);
+    const again = await store.transition(actor, { processId: process.id, to: 'done', requestId: 'old-1' });
+    expect(again).toMatchObject({ replayed: false, process: { stage: 'done', version: 3 } });
+  });
+
   it('appends several events of one request with consecutive ids', async () => {
     const { actor } = await setup();
     const evs = await store.appendEvents(actor.tenant, [
