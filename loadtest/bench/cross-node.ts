@@ -1,7 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { type PostgresHandle, startPostgres } from '../../test/harness/postgres.js';
@@ -21,7 +20,19 @@ import {
 } from './cross-node-report.js';
 import { cpuProfileNodeOptions, startWithEnv } from './engine-env.js';
 import { type BenchContext, cpuMicros, ENGINES, freePort, launch, stopper } from './engines.js';
-import { cpuPercent, cpuPerDelivery, LiveServers, onInterrupt, Session, spawnWorkers, subscribeAll, unsubscribeAll } from './measure.js';
+import {
+  cpuPercent,
+  cpuPerDelivery,
+  type FanoutOptions,
+  fanoutOptions,
+  fanoutUsage,
+  LiveServers,
+  onInterrupt,
+  Session,
+  spawnWorkers,
+  subscribeAll,
+  unsubscribeAll,
+} from './measure.js';
 import { treeCpuMicros } from './proc-cpu.js';
 import { envelope, median, type Suite } from './suite.js';
 
@@ -31,69 +42,13 @@ import { envelope, median, type Suite } from './suite.js';
  * cluster); Postgres, which only the full path uses, is reported beside it.
  */
 const USAGE = `cross-node [options]
-  --subscribers N      subscribers in one room, all on node B (default 1000; quick 100)
-  --rounds N           alternations of all engines; the median is reported (default 3; quick 1)
-  --window S           measured seconds per phase (default 3; quick 1)
-  --rate N             offered events/s of the fixed-rate phase (default 100; quick 50)
-  --engines a,b        subset of ${Object.keys(CROSS_ENGINES).join(', ')}
-                       (quick: fluxo, fluxo-fanout-only, socketio-uws, fluxo-sharded)
-  --inflight N         publish requests in flight, flat out (default 4)
-  --processes N        client processes (default 2)
-  --batch N            events per publish request flat out, where the engine takes several (default 2000/subscribers)
-  --backlog N          flat out: events per subscriber published but not yet received (default 50)
+${fanoutUsage(Object.keys(CROSS_ENGINES))}
+  (--quick runs fluxo, fluxo-fanout-only, socketio-uws, fluxo-sharded unless --engines says otherwise)
   --cpu-prof DIR       CPU-profile every node: DIR/<engine>-<round>-<a|b>/<pid>.cpuprofile`;
 
-interface Options {
-  quick: boolean;
-  subscribers: number;
-  rounds: number;
-  windowS: number;
-  rate: number;
-  inflight: number;
-  processes: number;
-  batch: number;
-  backlog: number;
-  engineIds: CrossId[];
-  cpuProfDir: string | undefined;
-}
+type Options = FanoutOptions<CrossId>;
 
 const QUICK_ENGINES: CrossId[] = ['fluxo', 'fluxo-fanout-only', 'socketio-uws', 'fluxo-sharded'];
-
-function options(argv: string[], quick: boolean): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: false,
-    options: Object.fromEntries(
-      ['subscribers', 'rounds', 'window', 'rate', 'engines', 'inflight', 'processes', 'batch', 'backlog', 'cpu-prof'].map((k) => [
-        k,
-        { type: 'string' },
-      ]),
-    ),
-  });
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  const num = (k: string, dflt: number) => {
-    const v = Number(str(k) ?? dflt);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k}: a positive number`);
-    return v;
-  };
-  const subscribers = num('subscribers', quick ? 100 : 1000);
-  const engineIds = (str('engines')?.split(',') ?? (quick ? QUICK_ENGINES : Object.keys(CROSS_ENGINES))) as CrossId[];
-  for (const id of engineIds) if (!CROSS_ENGINES[id]) throw new Error(`unknown engine ${id}`);
-  return {
-    quick,
-    subscribers,
-    rounds: num('rounds', quick ? 1 : 3),
-    windowS: num('window', quick ? 1 : 3),
-    rate: num('rate', quick ? 50 : 100),
-    inflight: num('inflight', 4),
-    processes: num('processes', 2),
-    // As in the fanout suite: with few subscribers one request per event would measure the publisher.
-    batch: num('batch', Math.max(1, Math.round(2000 / subscribers))),
-    backlog: num('backlog', 50),
-    engineIds,
-    cpuProfDir: str('cpu-prof'),
-  };
-}
 
 /** What the engines run on; started once per suite, only what the chosen engines need. */
 interface Infra {
@@ -161,8 +116,8 @@ interface Node {
 const live = new LiveServers();
 
 async function startNode(engine: CrossEngine, ctx: BenchContext, infra: Infra, env: Record<string, string>): Promise<Node> {
-  if (o.cpuProfDir) {
-    const dir = resolve(o.cpuProfDir, env.NODE_ID!);
+  if (o.extra['cpu-prof']) {
+    const dir = resolve(o.extra['cpu-prof'], env.NODE_ID!);
     mkdirSync(dir, { recursive: true });
     env.NODE_OPTIONS = [process.env.NODE_OPTIONS, cpuProfileNodeOptions(dir)].filter(Boolean).join(' ');
   }
@@ -273,7 +228,7 @@ export const crossNode: Suite<CrossResult> = {
   table,
   markdown,
   async run(args) {
-    o = options(args.argv, args.quick);
+    o = fanoutOptions(args.argv, args.quick, { all: Object.keys(CROSS_ENGINES) as CrossId[], quick: QUICK_ENGINES }, ['cpu-prof']);
     const engines = o.engineIds.map((id) => CROSS_ENGINES[id]);
     const ctx: BenchContext = {
       secret: 'bench-secret-that-is-long-enough-for-hs256!!',
@@ -333,7 +288,7 @@ export const crossNode: Suite<CrossResult> = {
         };
       }),
     );
-    const { engineIds, cpuProfDir: _dir, ...rest } = o;
+    const { engineIds, extra: _extra, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };
     return { ...envelope('cross-node', config, started, checkTargets(medians, o.subscribers)), medians, runs: all };
   },

@@ -1,8 +1,18 @@
-import { parseArgs } from 'node:util';
 import { newRunId, sleep } from '../setup.js';
 import { type BenchContext, cpuMicros, ENGINES, type Engine, type EngineId } from './engines.js';
 import { checkTargets, type FanoutResult, type Measurement, markdown, type Phase, table } from './fanout-report.js';
-import { cpuPercent, cpuPerDelivery, Session, spawnWorkers, subscribeAll, unsubscribeAll, type Worker } from './measure.js';
+import {
+  cpuPercent,
+  cpuPerDelivery,
+  type FanoutOptions,
+  fanoutOptions,
+  fanoutUsage,
+  Session,
+  spawnWorkers,
+  subscribeAll,
+  unsubscribeAll,
+  type Worker,
+} from './measure.js';
 import { envelope, median, type Suite } from './suite.js';
 
 /**
@@ -11,60 +21,9 @@ import { envelope, median, type Suite } from './suite.js';
  * machine where absolute figures do not.
  */
 const USAGE = `fanout [options]
-  --subscribers N      subscribers in the one room (default 1000; quick 100)
-  --rounds N           alternations of all engines; the median is reported (default 3; quick 1)
-  --window S           measured seconds per phase (default 3; quick 1)
-  --rate N             offered events/s of the fixed-rate phase (default 100; quick 50)
-  --engines a,b        subset of ${Object.keys(ENGINES).join(', ')}
-  --inflight N         publish requests in flight, flat out (default 4)
-  --processes N        client processes (default 2)
-  --batch N            events per publish request, flat out (default 2000/subscribers, at least 1)`;
+${fanoutUsage(Object.keys(ENGINES))}`;
 
-interface Options {
-  quick: boolean;
-  subscribers: number;
-  rounds: number;
-  windowS: number;
-  rate: number;
-  inflight: number;
-  processes: number;
-  batch: number;
-  engineIds: EngineId[];
-}
-
-function options(argv: string[], quick: boolean): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: false,
-    options: {
-      subscribers: { type: 'string' },
-      rounds: { type: 'string' },
-      window: { type: 'string' },
-      rate: { type: 'string' },
-      engines: { type: 'string' },
-      inflight: { type: 'string', default: '4' },
-      processes: { type: 'string', default: '2' },
-      batch: { type: 'string' },
-    },
-  });
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  const subscribers = Number(str('subscribers') ?? (quick ? 100 : 1000));
-  const engineIds = (str('engines')?.split(',') ?? Object.keys(ENGINES)) as EngineId[];
-  for (const id of engineIds) if (!ENGINES[id]) throw new Error(`unknown engine ${id}`);
-  return {
-    quick,
-    subscribers,
-    rounds: Number(str('rounds') ?? (quick ? 1 : 3)),
-    windowS: Number(str('window') ?? (quick ? 1 : 3)),
-    rate: Number(str('rate') ?? (quick ? 50 : 100)),
-    inflight: Number(str('inflight') ?? 4),
-    processes: Number(str('processes') ?? 2),
-    // Flat out, the publisher must outrun the server: with few subscribers one HTTP request per
-    // event would measure the publisher instead. It does not change the per-delivery work.
-    batch: Number(str('batch') ?? Math.max(1, Math.round(2000 / subscribers))),
-    engineIds,
-  };
-}
+type Options = FanoutOptions<EngineId>;
 
 const ctx: BenchContext = {
   secret: 'bench-secret-that-is-long-enough-for-hs256!!',
@@ -98,7 +57,7 @@ async function measure(engine: Engine, workers: Worker[], round: number): Promis
         count: phase === 'max' ? o.batch : 1,
         offered: phase === 'max' ? 0 : o.rate,
         inflight: o.inflight,
-        backlogEvents: Math.max(2 * o.batch, 50),
+        backlogEvents: Math.max(2 * o.batch, o.backlog),
         warmupMs: o.quick ? 300 : 700,
         windowMs: o.windowS * 1000,
         drainMs: o.quick ? 200 : 1000,
@@ -131,7 +90,7 @@ export const fanout: Suite<FanoutResult> = {
   table,
   markdown,
   async run(args) {
-    o = options(args.argv, args.quick);
+    o = fanoutOptions(args.argv, args.quick, { all: Object.keys(ENGINES) as EngineId[] });
     const { workers, close } = spawnWorkers(o.processes);
     const all: Measurement[] = [];
     const started = Date.now();
@@ -167,7 +126,7 @@ export const fanout: Suite<FanoutResult> = {
         };
       }),
     );
-    const { engineIds, ...rest } = o;
+    const { engineIds, extra: _extra, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };
     return { ...envelope('fanout', config, started, checkTargets(medians)), medians, runs: all };
   },

@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { sleep } from '../setup.js';
 import { decodeHistogram, type LatencySummary, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
 import type { BenchFromWorker, BenchToWorker, Protocol } from './client-worker.js';
@@ -292,4 +293,70 @@ export function cpuPerDelivery(w: Window, probes: string[] = Object.keys(w.cpuUs
 export function cpuPercent(w: Window, probes: string[] = Object.keys(w.cpuUs)): number {
   const us = probes.reduce((n, k) => n + (w.cpuUs[k] ?? 0), 0);
   return Math.round((us / (w.seconds * 1e6)) * 100);
+}
+
+/** Flags the flat-out / fixed-rate fan-out suites share (fanout, cross-node). */
+export interface FanoutOptions<E extends string> {
+  quick: boolean;
+  subscribers: number;
+  rounds: number;
+  windowS: number;
+  rate: number;
+  inflight: number;
+  processes: number;
+  batch: number;
+  backlog: number;
+  engineIds: E[];
+  /** The suite's own string flags, as given. */
+  extra: Record<string, string | undefined>;
+}
+
+export function fanoutUsage(engines: string[]): string {
+  return `  --subscribers N      subscribers in the one room (default 1000; quick 100)
+  --rounds N           alternations of all engines; the median is reported (default 3; quick 1)
+  --window S           measured seconds per phase (default 3; quick 1)
+  --rate N             offered events/s of the fixed-rate phase (default 100; quick 50)
+  --engines a,b        subset of ${engines.join(', ')}
+  --inflight N         publish requests in flight, flat out (default 4)
+  --processes N        client processes (default 2)
+  --batch N            events per publish request, flat out (default 2000/subscribers, at least 1)
+  --backlog N          flat out: events per subscriber published but not yet received (default 50)`;
+}
+
+export function fanoutOptions<E extends string>(
+  argv: string[],
+  quick: boolean,
+  engines: { all: readonly E[]; quick?: readonly E[] },
+  extraFlags: string[] = [],
+): FanoutOptions<E> {
+  const flags = ['subscribers', 'rounds', 'window', 'rate', 'engines', 'inflight', 'processes', 'batch', 'backlog', ...extraFlags];
+  const { values } = parseArgs({
+    args: argv,
+    strict: false,
+    options: Object.fromEntries(flags.map((k) => [k, { type: 'string' as const }])),
+  });
+  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const num = (k: string, dflt: number) => {
+    const v = Number(str(k) ?? dflt);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k}: a positive number`);
+    return v;
+  };
+  const subscribers = num('subscribers', quick ? 100 : 1000);
+  const engineIds = (str('engines')?.split(',') ?? [...((quick && engines.quick) || engines.all)]) as E[];
+  for (const id of engineIds) if (!engines.all.includes(id)) throw new Error(`unknown engine ${id}`);
+  return {
+    quick,
+    subscribers,
+    rounds: num('rounds', quick ? 1 : 3),
+    windowS: num('window', quick ? 1 : 3),
+    rate: num('rate', quick ? 50 : 100),
+    inflight: num('inflight', 4),
+    processes: num('processes', 2),
+    // Flat out, the publisher must outrun the server: with few subscribers one HTTP request per
+    // event would measure the publisher instead. It does not change the per-delivery work.
+    batch: num('batch', Math.max(1, Math.round(2000 / subscribers))),
+    backlog: num('backlog', 50),
+    engineIds,
+    extra: Object.fromEntries(extraFlags.map((k) => [k, str(k)])),
+  };
 }
