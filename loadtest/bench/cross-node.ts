@@ -34,7 +34,7 @@ import {
   unsubscribeAll,
 } from './measure.js';
 import { treeCpuMicros } from './proc-cpu.js';
-import { envelope, median, type Suite } from './suite.js';
+import { envelope, medianRow, type Suite } from './suite.js';
 
 /**
  * Fan-out across nodes: the publisher on node A, every subscriber on node B, so each event crosses
@@ -264,29 +264,12 @@ export const crossNode: Suite<CrossResult> = {
       await cleanup();
     }
     const medians = o.engineIds.flatMap((engine) =>
-      (['max', 'rate'] as Phase[]).map((phase): CrossMeasurement => {
-        const ms = all.filter((m) => m.engine === engine && m.phase === phase);
-        const pick = (f: (m: CrossMeasurement) => number | null) => median(ms.map((m) => f(m) ?? 0));
-        const pickOrNull = (f: (m: CrossMeasurement) => number | null) => (ms.some((m) => f(m) === null) ? null : pick(f));
-        return {
-          engine,
-          round: 0,
-          phase,
-          deliveriesPerS: pick((m) => m.deliveriesPerS),
-          eventsPerS: pick((m) => m.eventsPerS),
-          cpuUsPerDelivery: pickOrNull((m) => m.cpuUsPerDelivery),
-          nodeAUs: pickOrNull((m) => m.nodeAUs),
-          nodeBUs: pickOrNull((m) => m.nodeBUs),
-          redisUs: pickOrNull((m) => m.redisUs),
-          serverCpuPct: pick((m) => m.serverCpuPct),
-          postgresUs: pickOrNull((m) => m.postgresUs),
-          postgresCpuPct: pickOrNull((m) => m.postgresCpuPct),
-          p50Ms: pick((m) => m.p50Ms),
-          p99Ms: pick((m) => m.p99Ms),
-          publishErrors: ms.reduce((n, m) => n + m.publishErrors, 0),
-          lost: pick((m) => m.lost),
-        };
-      }),
+      (['max', 'rate'] as Phase[]).map((phase) =>
+        medianRow(
+          all.filter((m) => m.engine === engine && m.phase === phase),
+          ['publishErrors'],
+        ),
+      ),
     );
     const { engineIds, extra: _extra, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };

@@ -16,7 +16,7 @@ import {
   check,
   envelope,
   mdTable,
-  median,
+  medianRow,
   provenance,
   type Suite,
   type SuiteResult,
@@ -252,25 +252,12 @@ export const fanout10k: Suite<TenKResult> = {
       offInterrupt();
       close();
     }
-    const medians = o.engineIds.map((engine): TenKMeasurement => {
-      const ms = all.filter((m) => m.engine === engine);
-      const pick = (f: (m: TenKMeasurement) => number | null) => median(ms.map((m) => f(m) ?? 0));
-      return {
-        engine,
-        round: 0,
-        offeredPerS: o.rate * o.subscribers,
-        publishedPerS: pick((m) => m.publishedPerS),
-        deliveriesPerS: pick((m) => m.deliveriesPerS),
-        p50Ms: pick((m) => m.p50Ms),
-        p99Ms: pick((m) => m.p99Ms),
-        p999Ms: pick((m) => m.p999Ms),
-        maxMs: pick((m) => m.maxMs),
-        lost: pick((m) => m.lost),
-        cpuUsPerDelivery: ms.some((m) => m.cpuUsPerDelivery === null) ? null : pick((m) => m.cpuUsPerDelivery),
-        serverCpuPct: pick((m) => m.serverCpuPct),
-        publishErrors: ms.reduce((n, m) => n + m.publishErrors, 0),
-      };
-    });
+    const medians = o.engineIds.map((engine) =>
+      medianRow(
+        all.filter((m) => m.engine === engine),
+        ['publishErrors'],
+      ),
+    );
     const { engineIds, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };
     return { ...envelope('fanout-10k', config, started, checkTargets(medians, o)), medians, runs: all };

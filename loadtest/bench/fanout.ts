@@ -13,7 +13,7 @@ import {
   unsubscribeAll,
   type Worker,
 } from './measure.js';
-import { envelope, median, type Suite } from './suite.js';
+import { envelope, medianRow, type Suite } from './suite.js';
 
 /**
  * One-node fan-out: Fluxo vs its baselines, each a separate server process, measured in
@@ -109,22 +109,12 @@ export const fanout: Suite<FanoutResult> = {
       close();
     }
     const medians: Measurement[] = o.engineIds.flatMap((engine) =>
-      (['max', 'rate'] as Phase[]).map((phase) => {
-        const ms = all.filter((m) => m.engine === engine && m.phase === phase);
-        const pick = (f: (m: Measurement) => number | null) => median(ms.map((m) => f(m) ?? 0));
-        return {
-          engine,
-          round: 0,
-          phase,
-          deliveriesPerS: pick((m) => m.deliveriesPerS),
-          cpuUsPerDelivery: pick((m) => m.cpuUsPerDelivery),
-          serverCpuPct: pick((m) => m.serverCpuPct),
-          p50Ms: pick((m) => m.p50Ms),
-          p99Ms: pick((m) => m.p99Ms),
-          publishErrors: ms.reduce((n, m) => n + m.publishErrors, 0),
-          lost: pick((m) => m.lost),
-        };
-      }),
+      (['max', 'rate'] as Phase[]).map((phase) =>
+        medianRow(
+          all.filter((m) => m.engine === engine && m.phase === phase),
+          ['publishErrors'],
+        ),
+      ),
     );
     const { engineIds, extra: _extra, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };

@@ -155,3 +155,20 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
 }
+
+/**
+ * One row of medians over rounds: every numeric field by its median (null when a round had none),
+ * the `sum` fields summed, anything else from the first round, and `round` 0.
+ */
+export function medianRow<T extends { round: number }>(rows: T[], sum: (keyof T)[] = []): T {
+  const first = rows[0];
+  if (!first) throw new Error('medianRow: no rounds');
+  const out: Record<string, unknown> = { ...first };
+  for (const k of Object.keys(first) as (keyof T & string)[]) {
+    const values = rows.map((r) => r[k] as unknown);
+    if (!values.every((v) => v === null || typeof v === 'number')) continue;
+    if (sum.includes(k)) out[k] = values.reduce((n: number, v) => n + ((v as number | null) ?? 0), 0);
+    else out[k] = values.some((v) => v === null) ? null : median(values as number[]);
+  }
+  return { ...(out as T), round: 0 };
+}
