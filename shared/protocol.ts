@@ -27,6 +27,44 @@ export interface Process {
 
 export type FluxoEventType = 'process.created' | 'process.transitioned' | 'custom';
 
+/**
+ * ## Room streams: how a client gets every event of a room exactly once and in order
+ *
+ * Each room is a stream. Every event carries, for each room it belongs to, its **offset** in that
+ * room: `offsets[i]` is its position in `rooms[i]` — 1 for the room's first event, then +1 for
+ * each next one, with no hole, assigned in the committing transaction and stored in the event log.
+ * Event `id`s are per tenant: a room sees only some of them, so ids tell order, never gaps;
+ * offsets tell both.
+ *
+ * Live events may arrive out of order (commits on several nodes are published independently) and
+ * may be missing (a Redis outage, a node that died between commit and publish). The rules, which
+ * the SDK (shared/sdk) follows and a plain socket.io-client user should too, per room:
+ * 1. Keep the room's position: the `offset` and `id` of the last event applied, and the `epoch`.
+ * 2. An event whose offset is ≤ the position: a repeat (a socket in two of its rooms gets it once
+ *    per room; replay and live overlap) — drop it.
+ * 3. Offset = position + 1: apply it, then any held events that follow on.
+ * 4. Offset > position + 1: a gap. Hold the event; if the gap is still open after a short wait
+ *    (the SDK waits 500 ms), subscribe again with `after` = the position's `id`: the ack replays
+ *    every stored event of the room after it, in order.
+ * 5. On every (re)subscribe ack: if `position.epoch` differs from yours, your position means
+ *    nothing in this log (it was recreated or restored): reload the room's state from the HTTP API
+ *    and go on from `position`. If the replay's first event is not at your offset + 1, or the
+ *    replay is empty while `position.offset` is beyond yours, the events in between were removed
+ *    by retention (EVENT_RETENTION_MONTHS): reload likewise. Otherwise nothing was lost.
+ * 6. Resubscribe after every reconnect and on `resync`, from the position of rule 1 — never from
+ *    a position moved forward past a gap.
+ */
+
+/** Where a room's stream stands. */
+export interface RoomPosition {
+  /** Offset of the last event (0: none yet). */
+  offset: number;
+  /** Id of the event at `offset` (0: none yet): pass it as `after` to resume after it. */
+  id: number;
+  /** The event log's epoch: positions of another epoch cannot be resumed. */
+  epoch: string;
+}
+
 /** One committed state change, as delivered to subscribers and replayed from the log. */
 export interface FluxoEvent {
   /** Monotonic per tenant; events of a tenant become visible in id order. */
@@ -34,6 +72,8 @@ export interface FluxoEvent {
   type: FluxoEventType | string;
   /** Tenant-relative rooms the event was sent to. */
   rooms: string[];
+  /** `offsets[i]` is this event's offset in `rooms[i]` (see "Room streams" above). */
+  offsets: number[];
   processId: string | null;
   workflowId: string | null;
   fromStage: string | null;
@@ -66,22 +106,21 @@ export type AckFn<T> = (response: Ack<T>) => void;
 
 export interface SubscribeRequest {
   room: string;
-  /** Replay stored events with an id greater than this before live ones. */
+  /** Replay the room's stored events with an id greater than this (the `id` of your position). */
   after?: number;
 }
 export interface SubscribeResult {
   room: string;
   presence: PresenceMember[];
-  /** Replayed events (empty without `after`), in id order. */
+  /** Replayed events of the room (empty without `after`), in id and offset order, read after `position`. */
   events: FluxoEvent[];
-  /** True when more than the replay limit were missed: page through GET /api/events. */
+  /** True when more than the replay limit were missed: subscribe again with `after` = the last replayed id. */
   truncated: boolean;
   /**
-   * The tenant's latest committed event id, read after joining the room: every later event of
-   * the room reaches this socket live. A client that has seen no event yet resubscribes with
-   * `after: cursor` to catch up on what it missed while disconnected.
+   * The room's head, read after joining the room and before the replay: every later event of the
+   * room reaches this socket live. Without `after`, start from here.
    */
-  cursor: number;
+  position: RoomPosition;
 }
 export interface TransitionRequest {
   processId: string;

@@ -1,4 +1,4 @@
-import type { FluxoEvent, Process, Role, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
+import type { FluxoEvent, Process, Role, RoomPosition, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
 import { parseRoom } from '../../shared/rooms.js';
 import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery, PublishInput } from '../../shared/schemas.js';
 import type { Principal } from '../auth/types.js';
@@ -165,9 +165,9 @@ export class WorkflowService {
     return out;
   }
 
-  /** Read after joining a room: what the subscriber can resume from. */
-  latestEventId(p: Principal): Promise<number> {
-    return this.store.latestEventId(p.tenant);
+  /** Read after joining a room (already authorized): where its stream stands. */
+  roomPosition(p: Principal, room: string): Promise<RoomPosition> {
+    return this.store.roomPosition(p.tenant, room);
   }
 
   async eventsAfter(p: Principal, room: string, after: number, limit: number): Promise<FluxoEvent[]> {

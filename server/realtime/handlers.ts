@@ -107,14 +107,17 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
         await presence.join(internal, { connId: socket.id, userId: data.principal.userId, name: data.principal.name }),
       );
     }
-    const [members, events, cursor] = await Promise.all([
+    // The head first, then the replay: a client tells retention's cuts from the two (protocol.ts, rule 5).
+    const [members, { position, events }] = await Promise.all([
       presence.snapshot(internal),
-      after === undefined ? [] : replayPage(socket, name, after),
-      service.latestEventId(data.principal),
+      service.roomPosition(data.principal, name).then(async (position) => ({
+        position,
+        events: after === undefined ? [] : await replayPage(socket, name, after),
+      })),
     ]);
     const truncated = events.length === REPLAY_LIMIT;
     if (truncated) readAhead(socket, name, events[events.length - 1]!.id);
-    return { room: name, presence: members, events, truncated, cursor };
+    return { room: name, presence: members, events, truncated, position };
   });
 
   /** The page the client asks for: read ahead when it is the one after the last truncated page, else read now. */
@@ -122,7 +125,9 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
     const ahead = socket.data.replayAhead;
     socket.data.replayAhead = undefined;
     const read = () => service.eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT);
-    return ahead && ahead.room === room && ahead.after === after ? ahead.events.catch(read) : read();
+    if (!ahead || ahead.room !== room || ahead.after !== after) return read();
+    // A page read ahead came before the head was read: only a non-empty one is sure to be current.
+    return ahead.events.then((events) => (events.length > 0 ? events : read()), read);
   }
 
   /**

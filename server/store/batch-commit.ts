@@ -2,9 +2,10 @@ import { and, asc, eq, inArray, or, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { FluxoEvent, TransitionRequest, TransitionResult } from '../../shared/protocol.js';
 import { AppError } from '../errors.js';
+import { type EventDraft, stampEvents } from './event-stamps.js';
 import type { Outcome } from './group-commit.js';
 import { toEvent, toProcess } from './rows.js';
-import { events, idempotencyKeys, processes, tenantCursors, workflows } from './schema.js';
+import { events, idempotencyKeys, processes, workflows } from './schema.js';
 import type { Db } from './sql-store.js';
 import type { Actor, CustomEventInput } from './store.js';
 
@@ -23,7 +24,6 @@ export type WriteResult = { kind: 'append'; events: FluxoEvent[] } | { kind: 'tr
 
 type StoredResult = Omit<TransitionResult, 'replayed'>;
 type ProcessRow = typeof processes.$inferSelect;
-type EventInsert = typeof events.$inferInsert;
 
 const key = (tenant: string, id: string) => `${tenant}\0${id}`;
 
@@ -138,7 +138,7 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
 
   // 3. Decide, in arrival order, against the state left by earlier items of the batch.
   const now = new Date();
-  const pending: { index: number; tenant: string; values: Omit<EventInsert, 'tenantId' | 'id'>; process?: ProcessRow }[] = [];
+  const pending: { index: number; tenant: string; values: EventDraft; process?: ProcessRow }[] = [];
   const dirty = new Set<string>();
   for (const [i, item] of items.entries()) {
     if (outcomes[i] !== undefined || isFollower.has(i)) continue;
@@ -209,31 +209,13 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
       WHERE p.tenant_id = v.tenant_id AND p.id = v.id`);
   }
 
-  // 5. Last: ids for every tenant in one upsert (tenants in order), then all events.
+  // 5. Last: ids and room offsets (see event-stamps.ts), then all events in one insert.
   const inserted: FluxoEvent[] = [];
   if (pending.length > 0) {
-    const counts = new Map<string, number>();
-    for (const p of pending) counts.set(p.tenant, (counts.get(p.tenant) ?? 0) + 1);
-    const tenants = [...counts.keys()].sort();
-    const tops = await tx
-      .insert(tenantCursors)
-      .values(tenants.map((t) => ({ tenantId: t, lastEventId: counts.get(t)! })))
-      .onConflictDoUpdate({
-        target: tenantCursors.tenantId,
-        set: { lastEventId: sql`${tenantCursors.lastEventId} + excluded.last_event_id` },
-      })
-      .returning({ tenantId: tenantCursors.tenantId, last: tenantCursors.lastEventId });
-    const next = new Map(tops.map((t) => [t.tenantId, Number(t.last) - counts.get(t.tenantId)! + 1]));
-    const rowsToInsert = pending.map((p) => {
-      const id = next.get(p.tenant)!;
-      next.set(p.tenant, id + 1);
-      return { ...p.values, tenantId: p.tenant, id };
-    });
+    const rowsToInsert = await stampEvents(tx, pending);
     const back = await tx.insert(events).values(rowsToInsert).returning();
     const byKey = new Map(back.map((r) => [key(r.tenantId, String(r.id)), toEvent(r)]));
-    rowsToInsert.forEach((r) => {
-      inserted.push(byKey.get(key(r.tenantId, String(r.id)))!);
-    });
+    for (const r of rowsToInsert) inserted.push(byKey.get(key(r.tenantId, String(r.id)))!);
   }
 
   // 6. Results: appends get their events in order; transitions their own process version.

@@ -25,6 +25,7 @@ export function toEvent(row: typeof events.$inferSelect): FluxoEvent {
     id: Number(row.id),
     type: row.type,
     rooms: row.rooms,
+    offsets: row.offsets.map(Number),
     processId: row.processId,
     workflowId: row.workflowId,
     fromStage: row.fromStage,

@@ -61,6 +61,8 @@ export const events = pgTable(
     processId: text('process_id'),
     workflowId: text('workflow_id'),
     rooms: text('rooms').array().notNull(),
+    /** offsets[i]: the event's position in rooms[i] (migrations/0002_room_streams.sql). */
+    offsets: bigint('offsets', { mode: 'number' }).array().notNull(),
     fromStage: text('from_stage'),
     toStage: text('to_stage'),
     version: integer('version'),
@@ -73,6 +75,21 @@ export const events = pgTable(
     index('events_tenant_workflow_id').on(t.tenantId, t.workflowId, t.id),
   ],
 );
+
+/** Head of each room's stream: its last offset and the id of the event at it. */
+export const roomHeads = pgTable(
+  'room_heads',
+  {
+    tenantId: text('tenant_id').notNull(),
+    room: text('room').notNull(),
+    lastOffset: bigint('last_offset', { mode: 'number' }).notNull(),
+    lastId: bigint('last_id', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.room] })],
+);
+
+/** One row: the epoch of this event log (positions of another epoch mean nothing here). */
+export const streamEpoch = pgTable('stream_epoch', { epoch: text('epoch').notNull() });
 
 export const idempotencyKeys = pgTable(
   'idempotency_keys',
@@ -95,5 +112,5 @@ export const revokedTokens = pgTable(
   (t) => [index('revoked_tokens_expires').on(t.expiresAt)],
 );
 
-export const schema = { workflows, processes, tenantCursors, events, idempotencyKeys, revokedTokens };
+export const schema = { workflows, processes, tenantCursors, events, roomHeads, streamEpoch, idempotencyKeys, revokedTokens };
 export type Schema = typeof schema;

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { and, arrayContains, asc, desc, eq, gt, lt, type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import type { FluxoEvent, Process, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
+import type { FluxoEvent, Process, RoomPosition, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
 import { parseRoom } from '../../shared/rooms.js';
 import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
 import { AppError } from '../errors.js';
 import { commitBatch, type ResolvedAppend, type WriteItem, type WriteResult } from './batch-commit.js';
 import { isConnectionError, toStoreError } from './errors.js';
+import { type EventDraft, stampEvents } from './event-stamps.js';
 import { GroupCommit, type Outcome } from './group-commit.js';
 import { type MigrationClient, runMigrations } from './migrator.js';
 import {
@@ -20,7 +21,7 @@ import {
   toProcess,
   toWorkflow,
 } from './rows.js';
-import { events, idempotencyKeys, processes, revokedTokens, type Schema, tenantCursors, workflows } from './schema.js';
+import { events, idempotencyKeys, processes, revokedTokens, roomHeads, type Schema, streamEpoch, workflows } from './schema.js';
 import type { Actor, CustomEventInput, Page, ReadOptions, Store } from './store.js';
 
 /** Both drizzle-orm/pglite and drizzle-orm/postgres-js databases (and their transactions) are this. */
@@ -198,30 +199,25 @@ export class SqlStore implements Store {
     return -1;
   }
 
-  /** Next event id of `tenant`; call it as late as possible in the transaction (see class comment). */
-  private async nextEventId(tx: Db, tenant: string): Promise<number> {
-    const [row] = await tx
-      .insert(tenantCursors)
-      .values({ tenantId: tenant, lastEventId: 1 })
-      .onConflictDoUpdate({ target: tenantCursors.tenantId, set: { lastEventId: sql`${tenantCursors.lastEventId} + 1` } })
-      .returning({ id: tenantCursors.lastEventId });
-    return Number(row!.id);
-  }
-
-  async latestEventId(tenant: string): Promise<number> {
+  /**
+   * The room's head: its last offset and the id of the event at it (0 and 0 before its first event),
+   * with the log's epoch. Read on the primary, like the replay that follows it.
+   */
+  async roomPosition(tenant: string, room: string): Promise<RoomPosition> {
     return this.write(null, async (db) => {
-      const [row] = await db.select({ id: tenantCursors.lastEventId }).from(tenantCursors).where(eq(tenantCursors.tenantId, tenant));
-      return Number(row?.id ?? 0);
+      const [row] = await db
+        .select({ epoch: streamEpoch.epoch, offset: roomHeads.lastOffset, id: roomHeads.lastId })
+        .from(streamEpoch)
+        .leftJoin(roomHeads, and(eq(roomHeads.tenantId, tenant), eq(roomHeads.room, room)));
+      if (!row) throw new Error('stream_epoch has no row: run the migrations');
+      return { offset: Number(row.offset ?? 0), id: Number(row.id ?? 0), epoch: row.epoch };
     });
   }
 
-  /** Takes the tenant's next event id and writes the event: the last step before commit. */
-  private async insertEvent(tx: Db, tenant: string, values: Omit<typeof events.$inferInsert, 'tenantId' | 'id'>): Promise<FluxoEvent> {
-    const id = await this.nextEventId(tx, tenant);
-    const [ev] = await tx
-      .insert(events)
-      .values({ ...values, tenantId: tenant, id })
-      .returning();
+  /** Takes the tenant's next event id and room offsets and writes the event: the last step before commit. */
+  private async insertEvent(tx: Db, tenant: string, values: EventDraft): Promise<FluxoEvent> {
+    const rows = await stampEvents(tx, [{ tenant, values }]);
+    const [ev] = await tx.insert(events).values(rows).returning();
     return toEvent(ev!);
   }
 

@@ -1,4 +1,4 @@
-import type { FluxoEvent, Process, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
+import type { FluxoEvent, Process, RoomPosition, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
 import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
 
 /** Who performs a write; `actor` is the user id recorded in the event log. */
@@ -68,8 +68,8 @@ export interface Store {
    */
   eventsAfter(tenant: string, room: string, after: number, limit: number, opts?: ReadOptions): Promise<FluxoEvent[]>;
 
-  /** The tenant's latest committed event id (0 before its first event), read on the primary. */
-  latestEventId(tenant: string): Promise<number>;
+  /** The head of a room's stream (offset and id 0 before its first event) and the log's epoch, read on the primary. */
+  roomPosition(tenant: string, room: string): Promise<RoomPosition>;
 
   /**
    * Forgets request ids claimed before `before` (their transitions stay in the log); a retry after

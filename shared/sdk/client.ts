@@ -7,6 +7,7 @@ import type {
   PresenceMember,
   PresenceState,
   Role,
+  RoomPosition,
   ServerToClientEvents,
   SubscribeResult,
   TransitionResult,
@@ -14,7 +15,7 @@ import type {
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { FluxoError } from './errors.js';
-import { RoomStream } from './room-stream.js';
+import { type RoomGap, RoomStream } from './room-stream.js';
 
 export type FluxoSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -34,6 +35,11 @@ export interface ConnectOptions {
   offlineAfterAttempts?: number;
   /** How long a request waits for its ack, in ms. @default 10000 */
   ackTimeoutMs?: number;
+  /**
+   * How long an event that arrived ahead of its room's order waits for the ones before it (they
+   * may be on their way through another node) before the room is fetched from the log. @default 500
+   */
+  gapWaitMs?: number;
   /** @default ['websocket', 'polling'] (WebSocket first, long-polling when it cannot be opened) */
   transports?: ('websocket' | 'polling')[];
   /** Socket.IO path. @default '/socket.io/' */
@@ -70,8 +76,17 @@ export type ClientEvents = {
   state: (status: ConnectionStatus) => void;
   /** Presence of a subscribed room changed (diff is null for a fresh snapshot). */
   presence: (change: PresenceChange) => void;
-  /** A failure no request was waiting for: a subscription refused, a token refresh failed. */
+  /**
+   * A failure no request was waiting for: a subscription refused, a resubscribe still failing
+   * after three tries (it goes on retrying), a token refresh failed.
+   */
   error: (error: FluxoError) => void;
+  /**
+   * Events of a subscribed room that cannot be delivered because the log no longer has them
+   * (retention) or is another log (epoch). Reload the room's state from the HTTP API; delivery
+   * goes on after the gap.
+   */
+  gap: (gap: RoomGap) => void;
   /** The token was refreshed. */
   token: (info: { exp: number }) => void;
 };
@@ -98,12 +113,9 @@ interface Room {
   ready: { resolve: (r: SubscribeResult) => void; reject: (e: FluxoError) => void } | null;
   /** Settles with the first subscribe ack; shared by every handler of the room. */
   firstAck: Promise<SubscribeResult>;
-  /**
-   * Where to resume when no event of the room has been seen yet: the server's cursor from the
-   * last subscribe ack. Not used to drop live events (one committed just before the ack may still
-   * be on its way).
-   */
-  resumeFrom: number | undefined;
+  /** A (re)subscribe is in flight; another was asked for meanwhile (`rejoin`): run it after. */
+  joining: boolean;
+  rejoin: boolean;
 }
 
 /** Auth failures that another attempt with the same credentials cannot fix. */
@@ -131,8 +143,6 @@ export class FluxoClient extends Emitter<ClientEvents> {
   private closed = false;
   private expired = false;
   private refreshing: Promise<void> | null = null;
-  /** Highest event id seen anywhere: ids are per tenant, so it is a safe start for a new room. */
-  private highWater: number | undefined;
 
   constructor(opts: ConnectOptions) {
     super();
@@ -167,20 +177,33 @@ export class FluxoClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Delivers the events of `room` to `handler`, once each and in id order, across reconnects.
-   * @param opts.after replay stored events after this id first (e.g. the last id the app has seen)
+   * Delivers the events of `room` to `handler`, each exactly once and in the room's order, across
+   * reconnects, node deaths and outages (see "Room streams" in shared/protocol.ts).
+   * Without options the room starts at its head when the first subscribe is answered.
+   * @param opts.position resume from a position saved earlier with `position(room)` (checks the epoch)
+   * @param opts.after replay stored events of the room after this event id first
    */
-  subscribe(room: string, handler: EventHandler, opts: { after?: number } = {}): Unsubscribe {
+  subscribe(room: string, handler: EventHandler, opts: { after?: number; position?: RoomPosition } = {}): Unsubscribe {
     let entry = this.rooms.get(room);
     if (!entry) {
       const created: Room = {
-        stream: new RoomStream((e) => this.dispatch(created, e), opts.after ?? this.highWater),
+        stream: new RoomStream(
+          room,
+          {
+            deliver: (e) => this.dispatch(created, e),
+            fetch: () => void this.join(room, created),
+            lost: (gap) => this.emit('gap', gap),
+          },
+          opts,
+          this.opts.gapWaitMs,
+        ),
         handlers: new Set(),
         members: new Map(),
         presenceState: null,
         ready: null,
         firstAck: Promise.resolve(null as never),
-        resumeFrom: undefined,
+        joining: false,
+        rejoin: false,
       };
       created.firstAck = new Promise<SubscribeResult>((resolve, reject) => {
         created.ready = { resolve, reject };
@@ -197,9 +220,15 @@ export class FluxoClient extends Emitter<ClientEvents> {
       target.handlers.delete(handler);
       if (target.handlers.size > 0 || this.rooms.get(room) !== target) return;
       this.rooms.delete(room);
+      target.stream.close();
       if (this.current.state === 'connected') await this.request('unsubscribe', { room }).catch(() => {});
     };
     return Object.assign(unsubscribe, { ready });
+  }
+
+  /** Where a subscribed room's stream stands (null before its first ack): save it to resume later. */
+  position(room: string): RoomPosition | null {
+    return this.rooms.get(room)?.stream.position ?? null;
   }
 
   /** Who is in a subscribed room now. */
@@ -231,9 +260,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
     };
     for (let tries = 0; ; tries++) {
       try {
-        const result = await this.request('process:transition', req);
-        this.seen(result.event.id);
-        return result;
+        return await this.request('process:transition', req);
       } catch (err) {
         const lost = err instanceof FluxoError && (err.code === 'timeout' || err.code === 'disconnected');
         if (!lost || tries >= 2 || this.closed) throw err;
@@ -246,6 +273,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    for (const entry of this.rooms.values()) entry.stream.close();
     this.socket.disconnect();
     this.setStatus({ state: 'offline', reason: 'closed', retrying: false });
   }
@@ -277,8 +305,8 @@ export class FluxoClient extends Emitter<ClientEvents> {
       for (const [room, entry] of this.rooms) void this.join(room, entry);
     });
     s.on('event', (event) => {
-      this.seen(event.id);
-      // Sent once per room it went to: give it to each subscribed room; repeats stop at the cursor.
+      // Sent once per room it went to: each subscribed room takes it once, by its offset there.
+      if (!Array.isArray(event?.rooms)) return;
       for (const room of event.rooms) this.rooms.get(room)?.stream.live(event);
     });
     s.on('presence', (diff) => {
@@ -300,13 +328,11 @@ export class FluxoClient extends Emitter<ClientEvents> {
     });
     s.on('server:reconnect', () => {
       // The node is draining: leave now and come back (through the load balancer) to another one.
-      this.dropped();
       s.disconnect();
       this.scheduleReconnect();
     });
     s.on('disconnect', (reason) => {
       if (this.closed || reason === 'io client disconnect') return;
-      this.dropped();
       if (this.expired) void this.refreshThenReconnect();
       else this.scheduleReconnect();
     });
@@ -327,38 +353,73 @@ export class FluxoClient extends Emitter<ClientEvents> {
     });
   }
 
-  /** (Re)subscribes a room from its cursor; pages on while the replay is truncated. */
+  /**
+   * (Re)subscribes a room from its position, one subscribe at a time per room (one asked for
+   * meanwhile runs after). A subscribe that times out or fails with a retryable error is retried
+   * with back-off while connected (the next connect resubscribes anyway); after three failures the
+   * error is also reported. A final refusal (forbidden, not_found, …) drops the room and reports it.
+   */
   private async join(room: string, entry: Room): Promise<void> {
-    entry.stream.beginSync();
-    let result: SubscribeResult;
-    try {
-      const events: FluxoEvent[] = [];
-      let after = entry.stream.cursor ?? entry.resumeFrom;
-      for (;;) {
-        result = await this.request('subscribe', { room, ...(after !== undefined ? { after } : {}) });
-        events.push(...result.events);
-        if (!result.truncated || result.events.length === 0) break;
-        after = result.events[result.events.length - 1]!.id;
-      }
-      result = { ...result, events };
-    } catch (err) {
-      const error = err instanceof FluxoError ? err : new FluxoError('internal', String(err));
-      if (error.code === 'disconnected' || error.code === 'timeout') return; // the next connect retries
-      entry.stream.endSync([]);
-      if (this.rooms.get(room) === entry) this.rooms.delete(room);
-      entry.ready?.reject(error);
-      entry.ready = null;
-      this.emit('error', error);
+    if (entry.joining) {
+      entry.rejoin = true;
       return;
     }
+    entry.joining = true;
+    try {
+      for (let attempt = 0; this.rooms.get(room) === entry && this.current.state === 'connected' && !this.closed; attempt++) {
+        try {
+          await this.syncRoom(room, entry);
+          return;
+        } catch (err) {
+          const error = err instanceof FluxoError ? err : new FluxoError('internal', String(err));
+          if (error.code === 'disconnected' || error.code === 'closed') return; // the next `hello` resubscribes
+          if (!error.retryable) {
+            this.dropRoom(room, entry, error);
+            return;
+          }
+          if (attempt === 2) this.emit('error', error);
+          await new Promise((r) => setTimeout(r, Math.max(error.retryAfterMs ?? 0, backoffDelay(attempt, this.opts.backoff))));
+        }
+      }
+    } finally {
+      entry.joining = false;
+      if (entry.rejoin && this.rooms.get(room) === entry) {
+        entry.rejoin = false;
+        void this.join(room, entry);
+      }
+    }
+  }
+
+  /** One subscribe of the room, paging on while the replay is truncated, then hands all to its stream. */
+  private async syncRoom(room: string, entry: Room): Promise<void> {
+    entry.rejoin = false;
+    const events: FluxoEvent[] = [];
+    let after = entry.stream.resumeAfter;
+    let first: SubscribeResult | undefined;
+    let last: SubscribeResult;
+    for (;;) {
+      last = await this.request('subscribe', { room, ...(after !== undefined ? { after } : {}) });
+      first ??= last;
+      events.push(...last.events);
+      if (!last.truncated || last.events.length === 0) break;
+      after = last.events[last.events.length - 1]!.id;
+    }
     if (this.rooms.get(room) !== entry) return; // unsubscribed meanwhile
-    entry.members = new Map(result.presence.map((m) => [m.userId, m]));
-    entry.stream.endSync(result.events);
-    if (entry.stream.cursor === undefined && !result.truncated) entry.resumeFrom = Math.max(entry.resumeFrom ?? 0, result.cursor);
-    entry.ready?.resolve(result);
+    entry.members = new Map(last.presence.map((m) => [m.userId, m]));
+    // The first page's head was read before any of the replay: that is what tells cuts apart.
+    entry.stream.synced(first.position, events);
+    entry.ready?.resolve({ ...last, events, position: first.position });
     entry.ready = null;
     this.emit('presence', { room, members: [...entry.members.values()], diff: null });
     if (entry.presenceState) void this.request('presence:update', { room, state: entry.presenceState }).catch(() => {});
+  }
+
+  private dropRoom(room: string, entry: Room, error: FluxoError): void {
+    entry.stream.close();
+    if (this.rooms.get(room) === entry) this.rooms.delete(room);
+    entry.ready?.reject(error);
+    entry.ready = null;
+    this.emit('error', error);
   }
 
   private dispatch(entry: Room, event: FluxoEvent): void {
@@ -371,15 +432,6 @@ export class FluxoClient extends Emitter<ClientEvents> {
         });
       }
     }
-  }
-
-  private seen(id: number): void {
-    if (this.highWater === undefined || id > this.highWater) this.highWater = id;
-  }
-
-  /** The connection is gone: acks in flight will not come, presence is void. */
-  private dropped(): void {
-    for (const entry of this.rooms.values()) entry.stream.interrupted();
   }
 
   private scheduleReconnect(minDelayMs = 0): void {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../server/errors.js';
@@ -55,7 +56,9 @@ describe.each(backends)('store on $name', ({ name, start }) => {
 
   it('records applied migrations once', async () => {
     const rows = await store.query(sql`SELECT name FROM fluxo_migrations ORDER BY name`);
-    expect(rows.map((r) => r.name)).toEqual(['0001_init.sql']);
+    const files = (await readdir(new URL('../../migrations/', import.meta.url))).filter((f) => f.endsWith('.sql')).sort();
+    expect(files.slice(0, 2)).toEqual(['0001_init.sql', '0002_room_streams.sql']);
+    expect(rows.map((r) => r.name)).toEqual(files);
     expect(store.kind).toBe(name);
   });
 
@@ -164,6 +167,30 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect((await rejection(store.eventsAfter(actor.tenant, 'bogus', 0, 10))).code).toBe('invalid_room');
   });
 
+  it("numbers each room's events 1, 2, 3… in id order, across writes of every kind, and reports the head", async () => {
+    const { actor, wf, process, event } = await setup();
+    expect(event.offsets).toEqual([1, 1, 1]); // process:, workflow:, tenant
+    const other = (await store.createProcess(actor, { workflowId: wf.id, title: 'Other' })).process;
+    const { event: moved } = await store.transition(actor, { processId: process.id, to: 'review' });
+    const batch = await store.appendEvents(actor.tenant, [
+      { room: `process:${other.id}`, type: 'note', actor: 'a', data: {} },
+      { room: 'tenant', type: 'note', actor: 'a', data: {} },
+      { room: `process:${other.id}`, type: 'note', actor: 'a', data: {} },
+    ]);
+    expect(moved.rooms).toEqual([`process:${process.id}`, `workflow:${wf.id}`, 'tenant']);
+    expect(moved.offsets).toEqual([2, 3, 3]);
+    expect(batch.map((e) => e.offsets)).toEqual([[2], [4], [3]]);
+    for (const room of [`process:${process.id}`, `process:${other.id}`, `workflow:${wf.id}`, 'tenant']) {
+      const events = await store.eventsAfter(actor.tenant, room, 0, 100);
+      const offsets = events.map((e) => e.offsets[e.rooms.indexOf(room)]);
+      expect(offsets, room).toEqual(events.map((_, i) => i + 1));
+      const head = await store.roomPosition(actor.tenant, room);
+      expect(head).toMatchObject({ offset: events.length, id: events[events.length - 1]!.id });
+      expect(head.epoch).toMatch(/^[0-9a-f]{16}$/);
+    }
+    expect(await store.roomPosition(actor.tenant, 'user:nobody')).toMatchObject({ offset: 0, id: 0 });
+  });
+
   it('lists processes with filters and keyset pagination', async () => {
     const { actor, wf, process } = await setup();
     const made = [process.id];
@@ -194,7 +221,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect(await store.ensurePartitions(new Date(Date.UTC(2031, 0, 10)), 2)).toEqual([]);
     const insert = (id: number, at: string) =>
       store.query(
-        sql`INSERT INTO events (tenant_id, id, occurred_at, type, rooms, actor, data) VALUES (${tenant}, ${id}, ${at}::timestamptz, 'x', ARRAY['tenant'], 'u', '{}'::jsonb)`,
+        sql`INSERT INTO events (tenant_id, id, occurred_at, type, rooms, offsets, actor, data) VALUES (${tenant}, ${id}, ${at}::timestamptz, 'x', ARRAY['tenant'], ARRAY[${id}::bigint], 'u', '{}'::jsonb)`,
       );
     await insert(1, '2031-01-31T23:59:59.999Z');
     await insert(2, '2031-02-01T00:00:00Z');
@@ -386,6 +413,14 @@ describe.each(backends)('store on $name', ({ name, start }) => {
       await reader;
       const total = 1 + writers + writers * perWriter;
       expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      // Every room's offsets run 1, 2, 3… in id order, though batches of several nodes interleaved.
+      for (const room of ['tenant', `workflow:${wf.id}`, ...procs.map((p) => `process:${p.id}`)]) {
+        const events = await store.eventsAfter(actor.tenant, room, 0, 1000);
+        expect(
+          events.map((e) => e.offsets[e.rooms.indexOf(room)]),
+          room,
+        ).toEqual(events.map((_, i) => i + 1));
+      }
     },
   );
 });
