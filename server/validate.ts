@@ -1,27 +1,28 @@
 import type { ZodType } from 'zod';
+import { MAX_JSON_DEPTH, type ScreenFinding, screenJson } from '../shared/json-screen.js';
 import { AppError } from './errors.js';
 
-/**
- * Path of the first string (or key) holding U+0000, which Postgres cannot store in text or jsonb:
- * caught here it is a 400 naming the field, later it would be a failed write.
- */
-export function nulPath(value: unknown, path: string[] = [], depth = 0): string | null {
-  if (typeof value === 'string') return value.includes('\0') ? path.join('.') : null;
-  if (depth > 32 || value === null || typeof value !== 'object') return null;
-  for (const [k, v] of Object.entries(value)) {
-    if (k.includes('\0')) return [...path, k].join('.');
-    const found = nulPath(v, [...path, k], depth + 1);
-    if (found !== null) return found;
+/** The typed error for what screenJson found. */
+export function screenError(finding: ScreenFinding, maxBytes?: number): AppError {
+  switch (finding.kind) {
+    case 'too_deep':
+      return new AppError('payload_too_deep');
+    case 'too_large':
+      return new AppError('payload_too_large', maxBytes === undefined ? undefined : `Messages are limited to ${maxBytes} bytes.`);
+    case 'forbidden_key':
+      return new AppError('validation_failed', undefined, {
+        issues: [{ path: finding.path, message: 'keys __proto__, constructor and prototype are not allowed' }],
+      });
+    case 'nul':
+      // Postgres cannot store U+0000 in text or jsonb: caught here it is a 400 naming the field.
+      return new AppError('validation_failed', undefined, { issues: [{ path: finding.path, message: 'text may not contain U+0000' }] });
   }
-  return null;
 }
 
-/** Client input (HTTP body or query, socket payload) through its schema, or `validation_failed` with the issues. */
+/** Client input (HTTP body or query, socket payload) screened, then through its schema; else a typed 4xx. */
 export function validate<T>(schema: ZodType<T>, value: unknown): T {
-  const nul = nulPath(value);
-  if (nul !== null) {
-    throw new AppError('validation_failed', undefined, { issues: [{ path: nul, message: 'text may not contain U+0000' }] });
-  }
+  const finding = screenJson(value, { maxDepth: MAX_JSON_DEPTH });
+  if (finding) throw screenError(finding);
   const r = schema.safeParse(value);
   if (!r.success) {
     throw new AppError('validation_failed', undefined, {

@@ -19,6 +19,7 @@ export const ERRORS = {
   version_conflict: { status: 409, retryable: false, message: 'The process has changed since that version.' },
   conflict: { status: 409, retryable: false, message: 'The resource already exists.' },
   payload_too_large: { status: 413, retryable: false, message: 'The payload exceeds MAX_PAYLOAD_BYTES.' },
+  payload_too_deep: { status: 400, retryable: false, message: 'The payload nests arrays and objects more than 32 deep.' },
   unsupported_media_type: { status: 415, retryable: false, message: 'Send application/json.' },
   invalid_transition: { status: 422, retryable: false, message: 'The workflow does not allow this transition.' },
   rate_limited: { status: 429, retryable: true, message: 'Too many requests; retry later.' },

@@ -1,22 +1,14 @@
 import { z } from 'zod';
+import { MAX_JSON_DEPTH, screenJson } from './json-screen.js';
 import { TENANT_ID } from './rooms.js';
 
-/** Small JSON objects only; keys that could reach a prototype are refused. */
-const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-function hasForbiddenKey(value: unknown, depth = 0): boolean {
-  if (depth > 20) return true;
-  if (Array.isArray(value)) return value.some((v) => hasForbiddenKey(v, depth + 1));
-  if (value !== null && typeof value === 'object') {
-    for (const key of Object.keys(value)) {
-      if (FORBIDDEN_KEYS.has(key) || hasForbiddenKey((value as Record<string, unknown>)[key], depth + 1)) return true;
-    }
-  }
-  return false;
-}
-// The check runs on the raw input: once parsed into a record, a `__proto__` key would already be gone.
+// The check runs on the raw input: once parsed into a record, a `__proto__` key would already be
+// gone. (The server screens every input the same way first, with the path in the error.)
 export const jsonObject = z
   .unknown()
-  .refine((v) => !hasForbiddenKey(v), { message: 'keys __proto__, constructor and prototype are not allowed' })
+  .refine((v) => screenJson(v, { maxDepth: MAX_JSON_DEPTH }) === null, {
+    message: `at most ${MAX_JSON_DEPTH} levels deep; no U+0000; keys __proto__, constructor and prototype are not allowed`,
+  })
   .pipe(z.record(z.string(), z.unknown()));
 
 const id = z

@@ -1,5 +1,6 @@
 import type { Socket } from 'socket.io';
 import type { ZodType } from 'zod';
+import { MAX_JSON_DEPTH, screenJson } from '../../shared/json-screen.js';
 import type { Ack, ClientToServerEvents, FluxoEvent, PresenceState, ServerToClientEvents } from '../../shared/protocol.js';
 import { CLIENT_EVENTS } from '../../shared/protocol.js';
 import { internalRoom } from '../../shared/rooms.js';
@@ -7,7 +8,7 @@ import { presenceUpdateSchema, refreshSchema, subscribeSchema, transitionSchema,
 import type { Principal } from '../auth/types.js';
 import { AppError, toErrorBody } from '../errors.js';
 import type { PresenceChange } from '../presence/presence.js';
-import { validate } from '../validate.js';
+import { screenError, validate } from '../validate.js';
 import type { RealtimeDeps } from './deps.js';
 
 export interface SocketData {
@@ -59,9 +60,10 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
       return;
     }
     if (!ack) return; // Every client event expects an ack; without one there is nobody to answer.
-    const size = Buffer.byteLength(JSON.stringify(args.slice(0, -1)) ?? '');
-    if (size > config.maxPayloadBytes) {
-      ack({ error: { code: 'payload_too_large', message: `Messages are limited to ${config.maxPayloadBytes} bytes.` } });
+    // Iterative: a recursive measure (JSON.stringify) of `[[[…]]]` 10,000 deep threw outside any try and killed the node.
+    const finding = screenJson(args.slice(0, -1), { maxDepth: MAX_JSON_DEPTH + 1, maxBytes: config.maxPayloadBytes });
+    if (finding) {
+      ack({ error: toErrorBody(screenError(finding, config.maxPayloadBytes)) });
       return;
     }
     next();
