@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_JSON_DEPTH, screenJson } from './json-screen.js';
+import { FORBIDDEN_KEYS, MAX_JSON_DEPTH, screenJson } from './json-screen.js';
 import { TENANT_ID } from './rooms.js';
 
 // The check runs on the raw input: once parsed into a record, a `__proto__` key would already be
@@ -11,12 +11,18 @@ export const jsonObject = z
   })
   .pipe(z.record(z.string(), z.unknown()));
 
-const id = z
+/** Ids of workflows, processes and users, in bodies, queries and paths. */
+export const id = z
   .string()
   .min(1)
   .max(128)
   .regex(/^[A-Za-z0-9_.@-]+$/, 'letters, digits and _ . @ - only');
-const stage = z.string().min(1).max(64);
+// A stage is also a key of `transitions`: names that reach a prototype are refused here too.
+const stage = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine((s) => !FORBIDDEN_KEYS.has(s), { message: 'stage names __proto__, constructor and prototype are not allowed' });
 
 export const createWorkflowSchema = z
   .object({

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, or, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { FluxoEvent, TransitionRequest, TransitionResult } from '../../shared/protocol.js';
+import { movesFrom } from '../../shared/workflow-moves.js';
 import { AppError } from '../errors.js';
 import { type EventDraft, stampEvents } from './event-stamps.js';
 import type { Outcome } from './group-commit.js';
@@ -167,7 +168,7 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
     else if (req.expectedVersion !== undefined && req.expectedVersion !== row.version) {
       fail(i, new AppError('version_conflict', undefined, { current: toProcess(row) }));
     } else if (!allowed) fail(i, new AppError('not_found', 'No such workflow.'));
-    else if (!(allowed[row.stage] ?? []).includes(req.to)) {
+    else if (!movesFrom(allowed, row.stage).includes(req.to)) {
       fail(i, new AppError('invalid_transition', `The workflow does not allow ${row.stage} → ${req.to}.`));
     }
     if (!row || outcomes[i] !== undefined) continue;

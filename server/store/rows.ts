@@ -47,11 +47,17 @@ export function encodeCursor(key: PageKey): string {
   return Buffer.from(JSON.stringify([key.createdAt, key.id])).toString('base64url');
 }
 
+const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** Process ids (randomUUID) and anything else a list may be keyed on: never U+0000. */
+const CURSOR_ID = /^[A-Za-z0-9_.@-]{1,128}$/;
+
 export function decodeCursor(cursor: string): PageKey {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    // Exactly what encodeCursor makes: Date.parse accepts strings Postgres refuses ("foo 2024", year +275760).
     if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') {
-      if (!Number.isNaN(Date.parse(value[0]))) return { createdAt: value[0], id: value[1] };
+      const [createdAt, id] = value as [string, string];
+      if (ISO_MS.test(createdAt) && new Date(createdAt).toISOString() === createdAt && CURSOR_ID.test(id)) return { createdAt, id };
     }
   } catch {
     // fall through: a cursor we did not make

@@ -63,6 +63,48 @@ describe('bad input over HTTP gets a typed error', () => {
       400,
       'validation_failed',
     ],
+    ['U+0000 in a process id path', () => api(node.url, 'GET', '/api/processes/a%00b', { token: admin }), 400, 'validation_failed'],
+    ['U+0000 in a workflow id path', () => api(node.url, 'GET', '/api/workflows/a%00b', { token: admin }), 400, 'validation_failed'],
+    [
+      'U+0000 in a transition path',
+      () => api(node.url, 'POST', '/api/processes/a%00b/transition', { token: admin, body: { to: 'doing' } }),
+      400,
+      'validation_failed',
+    ],
+    ...(
+      [
+        ['a cursor with a date JavaScript accepts and Postgres does not', ['foo 2024', 'x']],
+        ['a cursor with a year past 9999', ['+275760-09-13T00:00:00.000Z', 'x']],
+        ['a cursor with U+0000 in its id', ['2026-01-01T00:00:00.000Z', 'a\0b']],
+      ] as const
+    ).map(
+      ([what, key]) =>
+        [
+          what,
+          () => api(node.url, 'GET', `/api/processes?cursor=${Buffer.from(JSON.stringify(key)).toString('base64url')}`, { token: admin }),
+          400,
+          'bad_request',
+        ] as [string, () => Promise<{ status: number; body: unknown }>, number, string],
+    ),
+    ...['constructor', '__proto__', 'prototype'].map(
+      (name) =>
+        [
+          `a stage named ${name}`,
+          () =>
+            api(node.url, 'POST', '/api/workflows', {
+              token: admin,
+              body: { name: 'w', stages: ['a', name], transitions: { a: [name] } },
+            }),
+          400,
+          'validation_failed',
+        ] as [string, () => Promise<{ status: number; body: unknown }>, number, string],
+    ),
+    [
+      'a __proto__ key in transitions',
+      () => api(node.url, 'POST', '/api/workflows', { token: admin, raw: '{"name":"w","stages":["a"],"transitions":{"__proto__":["a"]}}' }),
+      400,
+      'validation_failed',
+    ],
   ];
   for (const [name, run, status, code] of cases) {
     it(`answers ${name} with ${status} ${code}`, async () => {
@@ -73,6 +115,25 @@ describe('bad input over HTTP gets a typed error', () => {
       expect(typeof (res.body as ErrBody).error.message).toBe('string');
     });
   }
+
+  it('moves a card between stages named like Object.prototype members (toString, hasOwnProperty, valueOf)', async () => {
+    const stages = ['toString', 'hasOwnProperty', 'valueOf'];
+    const wf = await api<{ data: { id: string } }>(node.url, 'POST', '/api/workflows', {
+      token: admin,
+      body: { name: 'Proto', stages, transitions: { toString: ['hasOwnProperty'] } },
+    });
+    expect(wf.status).toBe(201);
+    const proc = await api<{ data: { id: string } }>(node.url, 'POST', '/api/processes', {
+      token: admin,
+      body: { workflowId: wf.body.data.id, title: 'p' },
+    });
+    const move = (to: string) => api(node.url, 'POST', `/api/processes/${proc.body.data.id}/transition`, { token: admin, body: { to } });
+    expect((await move('hasOwnProperty')).status).toBe(200);
+    // No own key hasOwnProperty in transitions: not allowed (it used to be a TypeError and a 500).
+    const refused = await move('valueOf');
+    expect(refused.status).toBe(422);
+    expect((refused.body as ErrBody).error.code).toBe('invalid_transition');
+  });
 
   it('never pollutes Object.prototype and keeps serving', async () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();

@@ -1,5 +1,6 @@
 import type { FluxoEvent, PresenceMember, Process, Workflow } from '../../shared/protocol.js';
 import { type FluxoClient, FluxoError } from '../../shared/sdk/index.js';
+import { movesFrom } from '../../shared/workflow-moves.js';
 import { api } from './api.js';
 import { avatar, h } from './dom.js';
 
@@ -89,7 +90,7 @@ export class Board {
   private dragging: string | null = null;
 
   private canMove(p: Process | undefined, to: string): boolean {
-    return !!p && this.o.me.role !== 'viewer' && (this.o.workflow.transitions[p.stage] ?? []).includes(to);
+    return !!p && this.o.me.role !== 'viewer' && movesFrom(this.o.workflow.transitions, p.stage).includes(to);
   }
 
   private async loadMore(stage: string): Promise<void> {
@@ -204,7 +205,7 @@ export class Board {
   }
 
   private card(p: Process): HTMLElement {
-    const moves = this.o.me.role === 'viewer' ? [] : (this.o.workflow.transitions[p.stage] ?? []);
+    const moves = this.o.me.role === 'viewer' ? [] : movesFrom(this.o.workflow.transitions, p.stage);
     const li = h(
       'li',
       {
