@@ -19,6 +19,8 @@ export interface SocketData {
   expiryTimer?: NodeJS.Timeout;
   /** The replay page after a truncated one, read while the client is still receiving that one. */
   replayAhead?: ReplayAhead;
+  /** The last of this socket's events queued or running (see `enqueue`); unset when idle. */
+  queue?: Promise<void>;
 }
 
 interface ReplayAhead {
@@ -51,40 +53,66 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
   const { service, presence, limits, metrics, log, verifier, config } = deps;
   const subject = (socket: FluxoSocket) => `${socket.data.principal.tenant}:${socket.data.principal.userId}`;
 
-  // Unknown events and oversized messages are answered here, before any handler runs.
-  const screen = (packet: unknown[], next: (err?: Error) => void) => {
-    const [event, ...args] = packet;
-    const ack = typeof args[args.length - 1] === 'function' ? (args[args.length - 1] as (r: Ack<never>) => void) : null;
+  /**
+   * The events of one socket run one after another, in arrival order, each answered before the next
+   * starts (a subscribe and an unsubscribe sent in one long-polling batch used to interleave, and the
+   * unsubscribe was refused); different sockets still run concurrently. Jobs never reject.
+   */
+  function enqueue(socket: FluxoSocket, job: () => Promise<void> | void): void {
+    const data = socket.data;
+    const tail = (data.queue ?? Promise.resolve())
+      .then(job)
+      .catch((err: unknown) => log.warn({ err, socket: socket.id }, 'socket job failed'));
+    data.queue = tail;
+    void tail.then(() => {
+      if (data.queue === tail) data.queue = undefined;
+    });
+  }
+
+  // Unknown events are answered here (in their turn); packets without an ack have nobody to answer.
+  const screen = (socket: FluxoSocket, packet: unknown[], next: (err?: Error) => void) => {
+    const event = packet[0];
+    const last = packet[packet.length - 1];
+    const ack = packet.length > 1 && typeof last === 'function' ? (last as (r: Ack<never>) => void) : null;
+    if (!ack) return;
     if (!KNOWN.has(String(event))) {
-      ack?.({ error: { code: 'unknown_event', message: `Unknown event "${String(event).slice(0, 64)}".` } });
-      return;
-    }
-    if (!ack) return; // Every client event expects an ack; without one there is nobody to answer.
-    // Iterative: a recursive measure (JSON.stringify) of `[[[…]]]` 10,000 deep threw outside any try and killed the node.
-    const finding = screenJson(args.slice(0, -1), { maxDepth: MAX_JSON_DEPTH + 1, maxBytes: config.maxPayloadBytes });
-    if (finding) {
-      ack({ error: toErrorBody(screenError(finding, config.maxPayloadBytes)) });
+      enqueue(socket, () => ack({ error: { code: 'unknown_event', message: `Unknown event "${String(event).slice(0, 64)}".` } }));
       return;
     }
     next();
   };
 
-  const listeners: [string, (this: FluxoSocket, ...args: never[]) => void][] = [];
+  const listeners: [string, (this: FluxoSocket, ...args: unknown[]) => void][] = [];
   function handle<T, R>(event: (typeof CLIENT_EVENTS)[number], schema: ZodType<T>, fn: (socket: FluxoSocket, input: T) => Promise<R>) {
+    const run = async (socket: FluxoSocket, args: unknown[]) => {
+      // The screen let only packets whose last argument is an ack through.
+      const ack = args[args.length - 1] as (r: Ack<R>) => void;
+      const payloads = args.slice(0, -1);
+      try {
+        await limits.consume(event === 'unsubscribe' ? 'subscribe' : event, subject(socket));
+        if (payloads.length !== 1) {
+          throw new AppError('validation_failed', undefined, {
+            issues: [{ path: '', message: 'send exactly one payload before the ack' }],
+          });
+        }
+        // Iterative: a recursive measure (JSON.stringify) of `[[[…]]]` 10,000 deep threw outside any try and killed the node.
+        const finding = screenJson(payloads[0], { maxDepth: MAX_JSON_DEPTH, maxBytes: config.maxPayloadBytes });
+        if (finding) throw screenError(finding, config.maxPayloadBytes);
+        ack({ data: await fn(socket, validate(schema, payloads[0])) });
+      } catch (err) {
+        const body = toErrorBody(err);
+        if (body.code === 'rate_limited') metrics.rateLimited.inc({ event });
+        if (body.code === 'internal') {
+          const { tenant, userId } = socket.data.principal;
+          log.error({ err, event, socket: socket.id, tenant, user: userId }, 'socket handler failed');
+        }
+        ack({ error: body });
+      }
+    };
     listeners.push([
       event,
-      async function (this: FluxoSocket, payload: unknown, ack: (r: Ack<R>) => void) {
-        const data = this.data;
-        try {
-          await limits.consume(event === 'unsubscribe' ? 'subscribe' : event, subject(this));
-          ack({ data: await fn(this, validate(schema, payload)) });
-        } catch (err) {
-          const body = toErrorBody(err);
-          if (body.code === 'rate_limited') metrics.rateLimited.inc({ event });
-          if (body.code === 'internal')
-            log.error({ err, event, socket: this.id, tenant: data.principal.tenant, user: data.principal.userId }, 'socket handler failed');
-          ack({ error: body });
-        }
+      function (this: FluxoSocket, ...args: unknown[]) {
+        enqueue(this, () => run(this, args));
       },
     ]);
   }
@@ -194,7 +222,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
   }
 
   return (socket) => {
-    socket.use(screen as never);
+    socket.use((packet, next) => screen(socket, packet, next));
     for (const [event, listener] of listeners) socket.on(event as never, listener as never);
     socket.on('disconnect', onDisconnect);
   };

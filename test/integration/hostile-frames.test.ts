@@ -58,6 +58,33 @@ async function rawSocket(): Promise<{ ask: (frame: string) => Promise<string>; c
   };
 }
 
+/** An authenticated Engine.IO long-polling session, spoken by hand. */
+async function pollingSocket(): Promise<{ post: (body: string) => Promise<void>; acks: (n: number) => Promise<string[]> }> {
+  const base = `${node.url}/socket.io/?EIO=4&transport=polling`;
+  const open = await (await fetch(base)).text();
+  const url = `${base}&sid=${(JSON.parse(open.slice(1)) as { sid: string }).sid}`;
+  const post = async (body: string) => {
+    expect((await fetch(url, { method: 'POST', body })).status).toBe(200);
+  };
+  await post(`40${JSON.stringify({ token })}`);
+  const packets: string[] = [];
+  const poll = async () => {
+    for (const p of (await (await fetch(url)).text()).split('\x1e')) {
+      if (p === '2') await post('3');
+      else packets.push(p);
+    }
+  };
+  while (!packets.some((p) => p.startsWith('40'))) await poll();
+  return {
+    post,
+    acks: async (n) => {
+      const acks = () => packets.filter((p) => p.startsWith('43'));
+      while (acks().length < n) await poll();
+      return acks();
+    },
+  };
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'fluxo-hostile-'));
   node = await spawnNode({}, join(dir, 'node.log'));
@@ -91,17 +118,41 @@ describe('hostile socket frames', () => {
     await alive();
   });
 
+  it('answers extra arguments before the ack with validation_failed, not a crash', async () => {
+    const s = await rawSocket();
+    try {
+      expect(await s.ask('["subscribe",{"room":"tenant"},"x"]')).toContain('"validation_failed"');
+      expect(await s.ask('["presence:update",{"room":"tenant","state":{}},1,2,3]')).toContain('"validation_failed"');
+      expect(await s.ask('["subscribe"]')).toContain('"validation_failed"');
+    } finally {
+      s.close();
+    }
+    await alive();
+  });
+
   it('answers the same over long-polling', async () => {
-    const base = `${node.url}/socket.io/?EIO=4&transport=polling`;
-    const open = await (await fetch(base)).text();
-    const sid = JSON.parse(open.slice(1)).sid as string;
-    const url = `${base}&sid=${sid}`;
-    await fetch(url, { method: 'POST', body: `40${JSON.stringify({ token })}` });
-    expect(await (await fetch(url)).text()).toMatch(/^40/);
-    await fetch(url, { method: 'POST', body: `421["subscribe",${deep(10_000)}]` });
-    let got = '';
-    for (let i = 0; i < 5 && !got.includes('431['); i++) got += await (await fetch(url)).text();
-    expect(got).toContain('"payload_too_deep"');
+    const s = await pollingSocket();
+    await s.post(`421["subscribe",${deep(10_000)}]`);
+    expect((await s.acks(1))[0]).toContain('"payload_too_deep"');
+    await alive();
+  });
+
+  it('handles the events of one socket in arrival order: subscribe then unsubscribe in one polling batch', async () => {
+    for (let round = 0; round < 10; round++) {
+      const s = await pollingSocket();
+      // What python-socketio sends over long-polling: several packets in one POST (record separator).
+      await s.post(
+        ['421["subscribe",{"room":"tenant"}]', '422["unsubscribe",{"room":"tenant"}]', '423["unsubscribe",{"room":"tenant"}]'].join('\x1e'),
+      );
+      const acks = await s.acks(3);
+      expect(
+        acks.map((a) => a.slice(0, 3)),
+        `round ${round}`,
+      ).toEqual(['431', '432', '433']);
+      expect(acks[0]).toContain('"data"');
+      expect(acks[1]).toContain('"data"'); // the subscribe had run: it was subscribed
+      expect(acks[2]).toContain('"invalid_room"'); // and the unsubscribe had run: it no longer was
+    }
     await alive();
   });
 
