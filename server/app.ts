@@ -1,6 +1,7 @@
+import { Gauge } from 'prom-client';
 import { ERRORS } from '../shared/errors.js';
 import { DEV_JWT_SECRET } from './auth/dev-secret.js';
-import { Revocations } from './auth/revocations.js';
+import { REVOCATION_POLL_MS, Revocations } from './auth/revocations.js';
 import type { TokenVerifier } from './auth/types.js';
 import { createTokenVerifier } from './auth/verifier.js';
 import { createClusterParts } from './bus/index.js';
@@ -44,6 +45,9 @@ export interface AppParts {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** /ready's database probe: its bound, and how long its answer is reused. */
+const READY_DB_TIMEOUT_MS = 1000;
+const READY_CACHE_MS = 1000;
 
 /** The composition root: builds one node from its parts and starts listening. */
 export async function createApp(config: Config, parts: AppParts = {}): Promise<FluxoNode> {
@@ -61,6 +65,13 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       readYourWritesMs: 0,
       replicaMaxLagMs: config.replicaMaxLagMs,
       logger: log,
+      writeTimeoutMs: config.dbWriteTimeoutMs,
+      replicaTimeoutMs: config.dbReplicaTimeoutMs,
+      session: {
+        statementTimeoutMs: config.dbStatementTimeoutMs,
+        lockTimeoutMs: config.dbLockTimeoutMs,
+        idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+      },
     }));
   let committed = { batches: 0, items: 0 };
   const lagTimer = setInterval(() => {
@@ -90,12 +101,23 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   await maintain();
   const maintenanceTimer = setInterval(maintain, DAY_MS).unref();
 
-  // A "not revoked" answer is reused for up to 1 s so that a busy node does not ask the database on
-  // every request; revocations made on this node (and, with Redis, on any node) apply at once.
+  // Revoked tokens are held in memory and checked there: no database read per request, so
+  // authentication goes on while the primary is down. A revocation made on any node applies on every
+  // node within REVOCATION_POLL_MS (2 s) + replica lag (≤ REPLICA_MAX_LAG_MS), at once with Redis
+  // (see server/auth/revocations.ts).
   // With Redis (REDIS_URL or REDIS_CLUSTER_NODES) this node is one of many: shared fan-out,
   // presence, revocations and rate limits. Without it everything stays in this process.
   const cluster = await createClusterParts(config, { log, metrics, revocationStore: store });
-  const revocations = new Revocations({ store: cluster?.revocationStore ?? store, negativeCacheMs: 1000 });
+  const revocations = new Revocations({ store: cluster?.revocationStore ?? store, pollMs: REVOCATION_POLL_MS, logger: log });
+  new Gauge({
+    name: 'auth_revocations_age_seconds',
+    help: 'Seconds since this node last read token revocations from the database (-1 before the first read)',
+    registers: [metrics.registry],
+    collect() {
+      const age = revocations.ageMs;
+      this.set(age === null ? -1 : age / 1000);
+    },
+  });
   const verifier: TokenVerifier = createTokenVerifier({
     // With a JWKS URL the asymmetric keys win: an HMAC secret is never accepted for that issuer.
     secret: config.jwt.jwksUrl ? undefined : (config.jwt.secret ?? DEV_JWT_SECRET),
@@ -109,16 +131,34 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   if (!config.jwt.secret && !config.jwt.jwksUrl) {
     log.warn('JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can mint tokens. Never run this in production.');
   }
-  const limits: RateLimits = createRateLimits({ spec: config.rateLimits, redis: cluster?.bus.client('limiter') });
+  const limits: RateLimits = createRateLimits({
+    spec: config.rateLimits,
+    redis: cluster?.bus.client('limiter'),
+    redisAnswering: () => cluster?.bus.answering('limiter') ?? true,
+  });
   const presence: PresenceStore = cluster?.presence ?? new MemoryPresence();
 
   const io = createIo(config);
   await cluster?.attach(io, revocations);
+  // After subscribing to the broadcasts, so nothing falls between. The node starts either way; it is
+  // not ready (and refuses tokens with store_unavailable) until the first read succeeds.
+  if (!(await revocations.start())) log.warn('token revocations could not be read: not ready until they are');
   const service = new WorkflowService(store, createFanout(io, metrics), metrics, config.readYourWritesMs);
   const presenceDiffs = new PresenceDiffs(io);
   installRealtime({ io, config, service, presence, limits, verifier, metrics, log, presenceDiffs });
 
   let draining = false;
+  // A primary that stops answering (down, or frozen with its connections open) makes the node not
+  // ready within READY_DB_TIMEOUT_MS. /ready may be asked often: one probe at a time, its answer
+  // reused for READY_CACHE_MS.
+  const databaseProbe = reusedFor(READY_CACHE_MS, async () => {
+    try {
+      await withTimeout(store.ping(), READY_DB_TIMEOUT_MS);
+      return null;
+    } catch {
+      return 'database unreachable';
+    }
+  });
   const router = new Router<HttpResponse>();
   opsRoutes(router, {
     nodeId: config.nodeId,
@@ -126,14 +166,10 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     readiness: {
       check: async () => {
         if (draining) return 'draining';
+        if (!revocations.loaded) return 'token revocations not loaded';
         const redis = cluster?.bus.notReadyReason();
         if (redis) return redis;
-        try {
-          await withTimeout(store.ping(), 2000);
-          return null;
-        } catch {
-          return 'database unreachable';
-        }
+        return databaseProbe();
       },
     },
   });
@@ -173,19 +209,37 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     draining = true;
     log.info('draining');
     uws.stopListening();
-    io.emit('server:reconnect', { reason: 'shutdown', nodeId: config.nodeId });
+    // `io.local`: this node's clients only. Through the Redis adapter, `io.emit` and
+    // `io.disconnectSockets` reach the clients of every node: one node's SIGTERM would move them all.
+    io.local.emit('server:reconnect', { reason: 'shutdown', nodeId: config.nodeId });
     await withTimeout(service.waitForWrites(), config.shutdownGraceMs).catch(() =>
       log.warn('writes still in flight at the grace deadline'),
     );
     // Give clients a moment to act on server:reconnect before the sockets are cut.
     await new Promise((r) => setTimeout(r, Math.min(250, config.shutdownGraceMs)));
-    io.disconnectSockets(true);
+    io.local.disconnectSockets(true);
     clearInterval(maintenanceTimer);
     clearInterval(lagTimer);
+    // Each step is awaited and its failure logged, so that one cannot skip the others (nor fail the exit).
+    const step = async (what: string, fn: () => Promise<unknown> | undefined) => {
+      try {
+        await fn();
+      } catch (err) {
+        log.warn({ err, step: what }, 'shutdown step failed');
+      }
+    };
+    await step('revocations', () => revocations.stop());
+    // The sockets' disconnect handlers remove their presence (Redis calls that close() waits for) and
+    // queue leave diffs (one more turn of the loop for the last of them); those are sent now, while
+    // Redis is open — a publish after it closed is lost (and used to be an unhandled rejection).
+    await step('presence', () => presence.close());
+    await new Promise((r) => setImmediate(r));
+    presenceDiffs.flush();
     await new Promise<void>((resolve) => io.close(() => resolve()));
     uws.close();
-    await (cluster ? cluster.close() : presence.close());
-    await store.close();
+    // QUIT follows the publishes above on each connection, so they are delivered first.
+    await step('redis', () => cluster?.close());
+    await step('store', () => store.close());
     log.info('stopped');
   };
   let closing: Promise<void> | null = null;
@@ -195,6 +249,27 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   };
 
   return { config, port, url: `http://${host}:${port}`, io, store, log, metrics, shutdown };
+}
+
+/** `probe`, run at most once at a time; its result is reused for `ms` after it settles. */
+function reusedFor<T>(ms: number, probe: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: T } | null = null;
+  let running: Promise<T> | null = null;
+  return () => {
+    if (last && Date.now() - last.at < ms) return Promise.resolve(last.value);
+    running ??= probe().then(
+      (value) => {
+        last = { at: Date.now(), value };
+        running = null;
+        return value;
+      },
+      (err: unknown) => {
+        running = null;
+        throw err;
+      },
+    );
+    return running;
+  };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

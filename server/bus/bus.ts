@@ -13,8 +13,14 @@ export interface RedisBus {
   client(role: RedisRole): RedisClient;
   /** For `io.adapter(...)`: the classic adapter on one Redis, the sharded one on a cluster. */
   adapter(): ReturnType<typeof createAdapter>;
-  /** Null when every connection is up, else which are not (for /ready). */
+  /**
+   * Null when every connection is up and answered its last PING (one a second, each within the
+   * command timeout), else which are not (for /ready). A frozen Redis keeps its connections open:
+   * only the PING tells.
+   */
   notReadyReason(): string | null;
+  /** False while `role`'s connection is down or did not answer its last PING in time. */
+  answering(role: RedisRole): boolean;
   /**
    * Runs after Redis came back (every connection ready again after one dropped), in order of
    * registration; the bus then tells every local socket to `resync` its rooms.
@@ -24,6 +30,9 @@ export interface RedisBus {
   attachIo(io: FluxoServer): void;
   close(): Promise<void>;
 }
+
+/** How often each connection is PINGed (see notReadyReason). */
+const PROBE_EVERY_MS = 1000;
 
 /** Where Redis is, from the config; null without Redis (single node). */
 export function redisTarget(config: Config): RedisTarget | null {
@@ -36,7 +45,14 @@ export function redisTarget(config: Config): RedisTarget | null {
  * Opens the Redis connections (one per job), watches them (`redis_connected{role}`), and after an
  * outage re-runs the recovery hooks and asks clients to replay what they may have missed.
  */
-export async function createRedisBus(opts: { target: RedisTarget; prefix: string; log: Logger; metrics: Metrics }): Promise<RedisBus> {
+export async function createRedisBus(opts: {
+  target: RedisTarget;
+  prefix: string;
+  log: Logger;
+  metrics: Metrics;
+  /** REDIS_COMMAND_TIMEOUT_MS: every command's reply deadline, PINGs included. */
+  commandTimeoutMs?: number;
+}): Promise<RedisBus> {
   const { target, log, metrics } = opts;
   const connected = new Gauge({
     name: 'redis_connected',
@@ -52,6 +68,9 @@ export async function createRedisBus(opts: { target: RedisTarget; prefix: string
 
   const clients = new Map<RedisRole, RedisClient>();
   const down = new Set<RedisRole>(ROLES);
+  /** Connected, but the last PING got no answer within the command timeout. */
+  const silent = new Set<RedisRole>();
+  const probing = new Set<RedisRole>();
   let everReady = false;
   let outage = false;
   let closed = false;
@@ -90,7 +109,12 @@ export async function createRedisBus(opts: { target: RedisTarget; prefix: string
   };
 
   for (const role of ROLES) {
-    const client = connect(target, role);
+    const client = connect(target, role, opts.commandTimeoutMs);
+    // state-sub too: with the command timeout (connections.ts), ioredis' own resubscribe after a
+    // reconnect — unawaited — can reject as well.
+    if (role === 'adapter-pub' || role === 'adapter-sub' || role === 'state-sub') {
+      handleRejections(client, (err, command) => log.debug({ err: (err as Error).message, role, command }, 'redis command failed'));
+    }
     clients.set(role, client);
     connected.set({ role }, 0);
     client.on('error', (err: Error) => log.debug({ err: err.message, role }, 'redis error'));
@@ -103,6 +127,7 @@ export async function createRedisBus(opts: { target: RedisTarget; prefix: string
     });
     client.on('ready', () => {
       down.delete(role);
+      silent.delete(role);
       connected.set({ role }, 1);
       if (down.size > 0) return;
       if (!everReady) {
@@ -121,6 +146,28 @@ export async function createRedisBus(opts: { target: RedisTarget; prefix: string
   }
   everReady = true;
 
+  // Cheap (one PING per connection a second) and independent of how often /ready is asked.
+  const probe = () => {
+    for (const role of ROLES) {
+      const client = clients.get(role) as RedisClient;
+      if (closed || client.status !== 'ready' || probing.has(role)) continue;
+      probing.add(role);
+      client
+        .ping()
+        .then(
+          () => {
+            if (silent.delete(role)) log.info({ role }, 'redis answers again');
+          },
+          (err: Error) => {
+            if (!silent.has(role)) log.warn({ role, err: err.message }, 'redis not answering');
+            silent.add(role);
+          },
+        )
+        .finally(() => probing.delete(role));
+    }
+  };
+  const probeTimer = setInterval(probe, PROBE_EVERY_MS).unref();
+
   const get = (role: RedisRole) => clients.get(role) as RedisClient;
   return {
     target,
@@ -135,7 +182,12 @@ export async function createRedisBus(opts: { target: RedisTarget; prefix: string
             subscriptionMode: 'dynamic',
           }) as unknown as ReturnType<typeof createAdapter>)
         : createAdapter(get('adapter-pub'), get('adapter-sub'), { key: `${opts.prefix}:sio` }),
-    notReadyReason: () => (down.size === 0 ? null : `redis not connected (${[...down].join(', ')})`),
+    notReadyReason: () => {
+      if (down.size > 0) return `redis not connected (${[...down].join(', ')})`;
+      if (silent.size > 0) return `redis not answering (${[...silent].join(', ')})`;
+      return null;
+    },
+    answering: (role) => !down.has(role) && !silent.has(role),
     onRecovered: (fn) => {
       hooks.push(fn);
     },
@@ -144,15 +196,58 @@ export async function createRedisBus(opts: { target: RedisTarget; prefix: string
     },
     close: async () => {
       closed = true;
+      clearInterval(probeTimer);
       await recovering;
-      await Promise.all(
-        [...clients.values()].map((c) =>
-          c.quit().then(
-            () => undefined,
-            () => c.disconnect(),
-          ),
-        ),
-      );
+      await Promise.all([...clients.values()].map((c) => closeClient(c)));
     },
   };
+}
+
+/**
+ * QUIT, so that what was sent before it (a drain's last publishes) is delivered first. A connection
+ * that is not up is dropped at once: its QUIT would wait in the offline queue for a reconnect. A
+ * Redis that stopped answering is dropped after `ms`. Never rejects.
+ */
+async function closeClient(client: RedisClient, ms = 2000): Promise<void> {
+  if (client.status !== 'ready') {
+    client.disconnect();
+    return;
+  }
+  // Auto-pipelined commands (adapter-pub, limiter: see connections.ts) are written at the next
+  // setImmediate, QUIT at once: without this wait a publish issued just before close() follows the
+  // QUIT and fails with "Connection is closed." (seen: a drain's last presence diffs were lost).
+  for (let i = 0; i < 10 && client.autoPipelineQueueSize > 0; i++) await new Promise((resolve) => setImmediate(resolve));
+  let timer: NodeJS.Timeout | undefined;
+  const quit = client.quit().then(
+    () => true,
+    () => false,
+  );
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  const done = await Promise.race([quit, late]);
+  clearTimeout(timer);
+  if (!done) client.disconnect();
+}
+
+/** Commands the Socket.IO Redis adapters send without awaiting the promise ioredis returns. */
+const FIRE_AND_FORGET = ['publish', 'spublish', 'subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe'];
+
+/**
+ * The adapters publish on every emit and (un)subscribe in `close()` without awaiting: one of those
+ * rejected — Redis away, or the connection already closed by a drain ("Connection is closed.") — was
+ * an unhandled rejection, which ends the process with code 1. Each such promise gets a handler here
+ * (`onError`); a caller that does await it still sees the rejection.
+ */
+function handleRejections(client: RedisClient, onError: (err: unknown, command: string) => void): void {
+  const methods = client as unknown as Record<string, unknown>;
+  for (const name of FIRE_AND_FORGET) {
+    const original = methods[name];
+    if (typeof original !== 'function') continue;
+    methods[name] = function (this: unknown, ...args: unknown[]) {
+      const result: unknown = original.apply(this, args);
+      if (result instanceof Promise) result.catch((err: unknown) => onError(err, name));
+      return result;
+    };
+  }
 }

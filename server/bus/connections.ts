@@ -19,9 +19,23 @@ function offlineQueue(role: RedisRole): boolean {
   return role === 'adapter-pub' || role === 'adapter-sub' || role === 'state-sub';
 }
 
-export function connect(target: RedisTarget, role: RedisRole): RedisClient {
+/** Redis' reply deadline when none is configured (REDIS_COMMAND_TIMEOUT_MS). */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 500;
+
+/**
+ * `commandTimeoutMs` (ioredis `commandTimeout`) bounds every command of every role: a frozen Redis
+ * (connected but silent) would otherwise stall each caller forever, since the connection stays
+ * "ready". On subscriber connections it bounds the (un)subscribe commands only, never the wait for
+ * messages. A command that timed out is not withdrawn: one in the offline queue (adapter-pub,
+ * subscribers) is still sent on reconnect, as before. Commands sent without awaiting them (the
+ * Socket.IO adapter's publishes, ioredis' resubscribe after a reconnect) can now reject: bus.ts
+ * gives them a handler. Fluxo sends no blocking command (BLPOP, XREAD BLOCK…): the timeout would
+ * cut those too — run such a command on a connection of its own without it.
+ */
+export function connect(target: RedisTarget, role: RedisRole, commandTimeoutMs = DEFAULT_COMMAND_TIMEOUT_MS): RedisClient {
   const common: RedisOptions = {
     connectionName: `fluxo-${role}`,
+    commandTimeout: commandTimeoutMs,
     enableOfflineQueue: offlineQueue(role),
     // Keep retrying forever, at most every 2 s: Redis coming back must heal the node by itself.
     retryStrategy: (times) => Math.min(times * 100, 2000),

@@ -28,7 +28,13 @@ export async function createClusterParts(
   const target = redisTarget(config);
   if (!target) return null;
   const { log, metrics } = deps;
-  const bus = await createRedisBus({ target, prefix: config.redisKeyPrefix, log, metrics });
+  const bus = await createRedisBus({
+    target,
+    prefix: config.redisKeyPrefix,
+    log,
+    metrics,
+    commandTimeoutMs: config.redisCommandTimeoutMs,
+  });
   let io: FluxoServer | null = null;
   const presence = new RedisPresence({
     redis: bus.client('state'),

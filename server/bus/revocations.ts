@@ -13,7 +13,7 @@ interface RevokedMessage {
  * Revocations reach every node at once: the durable write goes to the store as before, then the
  * key is published on Redis and every other node calls `markRevoked`. (Their sockets are cut by
  * the logout route's `disconnectSockets`, which crosses nodes through the adapter; this makes a
- * *new* handshake with the token fail everywhere without waiting for a store lookup.)
+ * *new* handshake with the token fail everywhere without waiting for the next read of the store.)
  *
  * Returns the store to give `Revocations` (it publishes after each durable write) and `listen`,
  * to call once the `Revocations` exists.
@@ -21,12 +21,12 @@ interface RevokedMessage {
 export function broadcastRevocations(bus: RedisBus, store: RevocationStore, nodeId: string, log: Logger) {
   const channel = `${bus.prefix}:revoked`;
   const publishing: RevocationStore = {
-    isRevoked: (key) => store.isRevoked(key),
+    revokedSince: (since) => store.revokedSince(since),
     revokeToken: async (key, expiresAt) => {
       await store.revokeToken(key, expiresAt);
       const msg: RevokedMessage = { key, until: expiresAt.getTime(), from: nodeId };
       // Best effort: the store has it, so a node that misses the message still refuses the token
-      // once its 1 s "not revoked" cache entry runs out.
+      // after its next read of the store (within REVOCATION_POLL_MS plus replica lag).
       await bus
         .client('state')
         .publish(channel, JSON.stringify(msg))

@@ -10,11 +10,17 @@ export interface Config {
   databaseUrl: string | undefined;
   replicaUrls: string[];
   poolSize: number;
+  dbWriteTimeoutMs: number;
+  dbStatementTimeoutMs: number;
+  dbLockTimeoutMs: number;
+  dbIdleInTransactionTimeoutMs: number;
+  dbReplicaTimeoutMs: number;
   pgliteDir: string | undefined;
   redisUrl: string | undefined;
   /** REDIS_CLUSTER_NODES; non-empty means Redis Cluster (sharded adapter) and REDIS_URL is ignored. */
   redisClusterNodes: { host: string; port: number }[];
   redisKeyPrefix: string;
+  redisCommandTimeoutMs: number;
   presenceTtlMs: number;
   replicaMaxLagMs: number;
   jwt: {
@@ -68,6 +74,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: c.DATABASE_URL,
     replicaUrls: c.DATABASE_REPLICA_URLS,
     poolSize: c.DATABASE_POOL_SIZE,
+    dbWriteTimeoutMs: c.DB_WRITE_TIMEOUT_MS,
+    dbStatementTimeoutMs: c.DB_STATEMENT_TIMEOUT_MS,
+    dbLockTimeoutMs: c.DB_LOCK_TIMEOUT_MS,
+    dbIdleInTransactionTimeoutMs: c.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    dbReplicaTimeoutMs: c.DB_REPLICA_TIMEOUT_MS,
     pgliteDir: c.PGLITE_DIR,
     redisUrl: c.REDIS_URL,
     redisClusterNodes: c.REDIS_CLUSTER_NODES.map((hp) => {
@@ -75,6 +86,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
     }),
     redisKeyPrefix: c.REDIS_KEY_PREFIX,
+    redisCommandTimeoutMs: c.REDIS_COMMAND_TIMEOUT_MS,
     presenceTtlMs: c.PRESENCE_TTL_MS,
     replicaMaxLagMs: c.REPLICA_MAX_LAG_MS,
     jwt: {

@@ -23,6 +23,45 @@ export const configSchema = z.object({
   DATABASE_URL: z.string().url().optional().describe('Postgres primary (postgres.js). Unset: embedded PGlite.'),
   DATABASE_REPLICA_URLS: list.default([]).describe('Comma-separated streaming replicas for reads that may lag.'),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10).describe('Connections per Postgres pool.'),
+  DB_WRITE_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(60_000)
+    .default(2_000)
+    .describe(
+      'A call on the Postgres primary (a write, waiting for its group commit included) not answered by then gets 503 `store_unavailable`; the write may still have been applied, so retry with the same requestId.',
+    ),
+  DB_STATEMENT_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3_600_000)
+    .default(5_000)
+    .describe('Postgres `statement_timeout` of every session (0: none); partition and key maintenance run without it.'),
+  DB_LOCK_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(600_000)
+    .default(1_000)
+    .describe('Postgres `lock_timeout` of every session (0: none): a write waiting longer for a row lock gets 503 `store_unavailable`.'),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3_600_000)
+    .default(3_000)
+    .describe(
+      'Postgres `idle_in_transaction_session_timeout` (0: none): the transaction of a node frozen mid-transaction is ended, releasing its locks (by the server, or by the other nodes if it froze mid-statement).',
+    ),
+  DB_REPLICA_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(50)
+    .max(60_000)
+    .default(500)
+    .describe('A replica read not answered by then is served by the primary, and the replica is skipped for a while.'),
   PGLITE_DIR: z.string().optional().describe('Directory for embedded PGlite data; unset keeps it in memory.'),
   REDIS_URL: z
     .string()
@@ -38,6 +77,15 @@ export const configSchema = z.object({
     .regex(/^[A-Za-z0-9_.-]{1,32}$/)
     .default('fluxo')
     .describe('Prefix of every Redis key and channel Fluxo uses (several deployments can share one Redis).'),
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(50)
+    .max(60_000)
+    .default(500)
+    .describe(
+      'Every Redis command not answered by then fails (rate limits fall back to in-memory, presence to local); a Redis not answering PING within it makes /ready 503.',
+    ),
   PRESENCE_TTL_MS: z.coerce
     .number()
     .int()

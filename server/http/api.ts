@@ -94,8 +94,12 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
         throw err;
       }
       await deps.revocations.revoke(authed.principal);
-      // Adapter-wide: with Redis this reaches the token's sockets on every node.
-      deps.io.in(revocationRoom(authed.principal.revocationKey)).disconnectSockets(true);
+      // Adapter-wide on purpose: with Redis this reaches the token's sockets on every node. The Redis
+      // adapter cuts even this node's sockets only when its own request comes back from Redis, so
+      // they are cut here first (and are, while Redis is away).
+      const room = revocationRoom(authed.principal.revocationKey);
+      deps.io.local.in(room).disconnectSockets(true);
+      deps.io.in(room).disconnectSockets(true);
       return json(200, { data: { revoked: true } }, [clear]);
     })
     .add(

@@ -22,6 +22,11 @@ export interface RateLimitsOptions {
   /** @default 'fluxo:rl' */
   keyPrefix?: string;
   /**
+   * False while Redis is known not to answer (the bus' PING probe): budgets are then counted in
+   * memory at once, instead of each request first waiting for its command to time out.
+   */
+  redisAnswering?: () => boolean;
+  /**
    * Called when even the in-memory fallback fails (not expected); the request is then let
    * through rather than failing on a limiter fault.
    */
@@ -29,18 +34,26 @@ export interface RateLimitsOptions {
 }
 
 /**
- * One limiter per event. With Redis every node draws on the same budget; when Redis is down or
- * not ready, each node falls back to its own in-memory limiter with the same budget (so the
+ * One limiter per event. With Redis every node draws on the same budget; when Redis is down, not
+ * ready or silent, each node falls back to its own in-memory limiter with the same budget (so the
  * cluster-wide allowance is then up to N times higher for N nodes, but nothing stalls).
+ *
+ * rate-limiter-flexible hands a call to the insurance (memory) limiter whenever the Redis call
+ * rejects — not connected (`rejectIfRedisNotReady`) or not answered in time (the connection's
+ * command timeout, connections.ts). A frozen Redis keeps its connection "ready", so without that
+ * timeout every call would hang; with it the first calls wait for the timeout, and once the bus'
+ * probe has seen Redis silent (`redisAnswering`) calls go to memory at once.
  */
 export function createRateLimits(opts: RateLimitsOptions): RateLimits {
   const limits = resolveLimits(opts.spec);
   const prefix = opts.keyPrefix ?? 'fluxo:rl';
   const limiters = new Map<LimitEvent, RateLimiterAbstract>();
+  const memories = new Map<LimitEvent, RateLimiterAbstract>();
 
   for (const [event, { points, durationS }] of Object.entries(limits) as [LimitEvent, { points: number; durationS: number }][]) {
     const common = { points, duration: durationS, keyPrefix: `${prefix}:${event}` };
     const memory = new RateLimiterMemory(common);
+    memories.set(event, memory);
     limiters.set(
       event,
       opts.redis
@@ -56,7 +69,8 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
   }
 
   async function consume(event: LimitEvent, subject: string, points = 1): Promise<void> {
-    const limiter = limiters.get(event);
+    const silent = opts.redis !== undefined && opts.redisAnswering?.() === false;
+    const limiter = silent ? memories.get(event) : limiters.get(event);
     if (!limiter) throw new Error(`unknown rate-limit event: ${event}`);
     try {
       await limiter.consume(subject, points);

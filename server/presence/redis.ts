@@ -97,8 +97,9 @@ export class RedisPresence implements PresenceStore {
   async start(): Promise<void> {
     await this.#reap(this.#node).catch((err) => this.#onError(err, 'reap-self'));
     await this.#heartbeat();
-    this.#timers.push(setInterval(() => void this.#heartbeat(), Math.max(100, this.#ttlMs / 4)).unref());
-    this.#timers.push(setInterval(() => void this.#findDead(), Math.max(100, this.#ttlMs / 6)).unref());
+    // Tracked, so that close() waits for a beat or reap in progress instead of closing Redis under it.
+    this.#timers.push(setInterval(() => void this.#track(this.#heartbeat()), Math.max(100, this.#ttlMs / 4)).unref());
+    this.#timers.push(setInterval(() => void this.#track(this.#findDead()), Math.max(100, this.#ttlMs / 6)).unref());
   }
 
   async join(room: string, conn: PresenceConn): Promise<PresenceChange> {

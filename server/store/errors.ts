@@ -1,4 +1,5 @@
 import { AppError } from '../errors.js';
+import { DeadlineExceeded } from './deadline.js';
 
 /** Error codes of postgres.js and Node sockets that mean "the server could not be reached or went away". */
 const CONNECTION_CODES = new Set([
@@ -16,8 +17,17 @@ const CONNECTION_CODES = new Set([
   'CONNECTION_DESTROYED',
 ]);
 
-/** SQLSTATEs that mean the server is going away or not accepting connections. */
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/**
+ * SQLSTATEs that mean the server is going away or not accepting connections, or killed this
+ * session (25P03: idle_in_transaction_session_timeout, e.g. after this node was frozen).
+ */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '25P03']);
+/**
+ * The server gave up waiting for this statement: 55P03 lock_timeout (another session holds the
+ * row, e.g. a frozen node's transaction until the server kills it), 57014 statement_timeout or a
+ * cancel. The transaction rolled back; the same request may succeed later.
+ */
+const TIMEOUT_SQLSTATES = new Set(['55P03', '57014']);
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 /** drizzle wraps driver errors (DrizzleQueryError.cause); walk the chain, a few levels at most. */
@@ -49,10 +59,41 @@ export function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
-/** AppErrors pass through, connection failures become `store_unavailable`, anything else is rethrown as is. */
+/**
+ * True when a table or column is missing (42P01, 42703): on a replica, that is a replica that has
+ * not yet replayed a migration the primary just applied (a node starting after an upgrade).
+ */
+export function isMissingSchemaError(err: unknown): boolean {
+  const state = sqlState(err);
+  return state === '42P01' || state === '42703';
+}
+
+/** True when the database did not answer in time: our deadline, or the server's own timeouts. */
+export function isTimeoutError(err: unknown): boolean {
+  if (err instanceof DeadlineExceeded) return true;
+  const state = sqlState(err);
+  return state !== undefined && TIMEOUT_SQLSTATES.has(state);
+}
+
+/**
+ * What a client is told when the database did not answer within the deadline. Still
+ * `store_unavailable` (retryable): the write may or may not have been applied — a COMMIT may have
+ * been in flight — and a retry with the same requestId returns the first result if it was.
+ */
+const UNANSWERED = 'The database did not answer in time; a write may still have been applied. Retry it (with the same requestId).';
+
+/**
+ * AppErrors pass through; connection failures and timeouts (ours and the server's) become
+ * `store_unavailable`; anything else is rethrown as is.
+ */
 export function toStoreError(err: unknown): unknown {
   if (err instanceof AppError) return err;
-  if (isConnectionError(err)) {
+  if (err instanceof DeadlineExceeded) {
+    const unavailable = new AppError('store_unavailable', UNANSWERED);
+    Object.defineProperty(unavailable, 'cause', { value: err, enumerable: false });
+    return unavailable;
+  }
+  if (isConnectionError(err) || isTimeoutError(err)) {
     const unavailable = new AppError('store_unavailable');
     // Kept for logs; toBody() never sends it to clients.
     Object.defineProperty(unavailable, 'cause', { value: err, enumerable: false });

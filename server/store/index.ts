@@ -2,6 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { guardClient } from './deadline.js';
 import type { MigrationClient } from './migrator.js';
 import { schema } from './schema.js';
 import { type Backend, type Db, SqlStore, type StoreLogger } from './sql-store.js';
@@ -28,9 +29,41 @@ export interface CreateStoreOptions {
   replicaMaxLagMs?: number;
   /** See SqlStoreOptions.lagProbeMs. @default 1000 */
   lagProbeMs?: number;
-  /** Seconds postgres.js waits for a connection: small, so a down primary fails fast. @default 5 */
+  /**
+   * Seconds postgres.js waits for a connection: small, so a down primary fails fast.
+   * @default writeTimeoutMs / 1000, at least 1
+   */
   connectTimeoutS?: number;
+  /** See SqlStoreOptions.writeTimeoutMs (Postgres only). @default 2000 */
+  writeTimeoutMs?: number;
+  /** See SqlStoreOptions.replicaTimeoutMs. @default 500 */
+  replicaTimeoutMs?: number;
+  /** Session settings of every Postgres connection; 0 turns one off. */
+  session?: SessionTimeouts;
 }
+
+/** Server-side limits of each Postgres session (startup parameters; 0 = off). */
+export interface SessionTimeouts {
+  /** `statement_timeout`: a statement running longer is cancelled. @default 5000 */
+  statementTimeoutMs?: number;
+  /** `lock_timeout`: a statement waiting longer for a lock (a row another transaction holds) fails. @default 1000 */
+  lockTimeoutMs?: number;
+  /**
+   * `idle_in_transaction_session_timeout`: a session idle this long inside a transaction — its
+   * node frozen or cut off mid-transaction — is ended by the server, releasing its locks. Also the
+   * limit after which nodes end a session stuck mid-statement (SqlStore.endStuckSessions). @default 3000
+   */
+  idleInTransactionTimeoutMs?: number;
+}
+
+/** The defaults of createStore, the same as those of the environment (server/config/schema.ts). */
+export const STORE_DEFAULTS = {
+  writeTimeoutMs: 2000,
+  replicaTimeoutMs: 500,
+  statementTimeoutMs: 5000,
+  lockTimeoutMs: 1000,
+  idleInTransactionTimeoutMs: 3000,
+} as const;
 
 /** Builds the store for the configured backend. Does not migrate: call `store.migrate()` (or `npm run migrate`). */
 export async function createStore(opts: CreateStoreOptions = {}): Promise<SqlStore & Store> {
@@ -41,6 +74,11 @@ export async function createStore(opts: CreateStoreOptions = {}): Promise<SqlSto
     migrationsDir: opts.migrationsDir,
     replicaMaxLagMs: opts.replicaMaxLagMs,
     lagProbeMs: opts.lagProbeMs,
+    // Deadlines for Postgres only: an embedded PGlite cannot become unreachable.
+    writeTimeoutMs: backend.kind === 'postgres' ? (opts.writeTimeoutMs ?? STORE_DEFAULTS.writeTimeoutMs) : undefined,
+    replicaTimeoutMs: opts.replicaTimeoutMs ?? STORE_DEFAULTS.replicaTimeoutMs,
+    // The idle timeout's counterpart for sessions frozen mid-statement (see SqlStore.endStuckSessions).
+    stuckSessionMs: opts.session?.idleInTransactionTimeoutMs ?? STORE_DEFAULTS.idleInTransactionTimeoutMs,
     // PGlite runs one query at a time; a Postgres pool can build the next batch while one commits.
     commitConcurrency: backend.kind === 'postgres' ? 2 : 1,
   });
@@ -69,34 +107,58 @@ async function pgliteBackend(dir: string | undefined): Promise<Backend> {
   };
 }
 
+/**
+ * The postgres.js options of every Fluxo pool (exported for tests that need a session configured
+ * exactly like a node's).
+ */
+export function postgresOptions(opts: CreateStoreOptions = {}): postgres.Options<Record<string, never>> {
+  const session = opts.session ?? {};
+  const writeTimeoutMs = opts.writeTimeoutMs ?? STORE_DEFAULTS.writeTimeoutMs;
+  return {
+    max: opts.poolSize ?? 10,
+    connect_timeout: opts.connectTimeoutS ?? Math.max(1, writeTimeoutMs / 1000),
+    // postgres.js waits (0.5–1) × min(3^n / 100, 20) s before reconnecting after the n-th failed
+    // attempt in a row, and queries wait for that: up to 20 s after a primary came back. Capped at
+    // 1 s, a restarted primary is used again within a second.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, 1),
+    idle_timeout: 60,
+    onnotice: () => {},
+    // Startup parameters: set for the whole session by the server, on every connection.
+    connection: {
+      application_name: 'fluxo',
+      statement_timeout: session.statementTimeoutMs ?? STORE_DEFAULTS.statementTimeoutMs,
+      lock_timeout: session.lockTimeoutMs ?? STORE_DEFAULTS.lockTimeoutMs,
+      idle_in_transaction_session_timeout: session.idleInTransactionTimeoutMs ?? STORE_DEFAULTS.idleInTransactionTimeoutMs,
+    },
+  };
+}
+
 function postgresBackend(url: string, opts: CreateStoreOptions): Backend {
-  const connect = (u: string) =>
-    postgres(u, {
-      max: opts.poolSize ?? 10,
-      connect_timeout: opts.connectTimeoutS ?? 5,
-      idle_timeout: 60,
-      onnotice: () => {},
-      connection: { application_name: 'fluxo' },
-    });
+  const connect = (u: string) => postgres(u, postgresOptions(opts));
   const primary = connect(url);
   const replicas = (opts.replicaUrls ?? []).map(connect);
   const migrations: MigrationClient = {
     transaction: async (fn) =>
-      (await primary.begin((tx) =>
-        fn({
+      (await primary.begin(async (tx) => {
+        // A migration may rewrite a large table or wait for other nodes' migrations (advisory lock):
+        // the session limits, meant for requests, do not apply.
+        await tx.unsafe('SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0');
+        return fn({
           exec: async (script) => {
             await tx.unsafe(script);
           },
           query: async (text, params) => [...(await tx.unsafe(text, params as postgres.ParameterOrJSON<never>[]))],
-        }),
-      )) as Awaited<ReturnType<typeof fn>>,
+        });
+      })) as Awaited<ReturnType<typeof fn>>,
   };
   return {
     kind: 'postgres',
-    primary: drizzlePostgres({ client: primary, schema }) as unknown as Db,
+    // guardClient: a statement issued after its call's deadline (SqlStore.write) is refused, so a
+    // transaction whose caller was already answered rolls back instead of committing late.
+    primary: drizzlePostgres({ client: guardClient(primary), schema }) as unknown as Db,
     // Replicas are routed by SqlStore.read (health, fallback, read-your-writes) rather than drizzle's
     // withReplicas, which picks at random and cannot tell which replica failed.
-    replicas: replicas.map((client) => drizzlePostgres({ client, schema }) as unknown as Db),
+    replicas: replicas.map((client) => drizzlePostgres({ client: guardClient(client), schema }) as unknown as Db),
     migrations,
     close: async () => {
       await Promise.all([primary, ...replicas].map((c) => c.end({ timeout: 5 })));

@@ -108,8 +108,10 @@ export const revokedTokens = pgTable(
   {
     key: text('key').primaryKey(),
     expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    /** When it was recorded or extended (migrations/0003_revoked_at.sql); nodes read the changes since their last read. */
+    revokedAt: timestamp('revoked_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
-  (t) => [index('revoked_tokens_expires').on(t.expiresAt)],
+  (t) => [index('revoked_tokens_expires').on(t.expiresAt), index('revoked_tokens_revoked_at').on(t.revokedAt)],
 );
 
 export const schema = { workflows, processes, tenantCursors, events, roomHeads, streamEpoch, idempotencyKeys, revokedTokens };

@@ -6,7 +6,8 @@ import { parseRoom } from '../../shared/rooms.js';
 import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
 import { AppError } from '../errors.js';
 import { commitBatch, type ResolvedAppend, type WriteItem, type WriteResult } from './batch-commit.js';
-import { isConnectionError, toStoreError } from './errors.js';
+import { DeadlineExceeded, withDeadline } from './deadline.js';
+import { isConnectionError, isMissingSchemaError, isTimeoutError, toStoreError } from './errors.js';
 import { type EventDraft, stampEvents } from './event-stamps.js';
 import { GroupCommit, type Outcome } from './group-commit.js';
 import { type MigrationClient, runMigrations } from './migrator.js';
@@ -67,6 +68,22 @@ export interface SqlStoreOptions {
   commitConcurrency?: number;
   /** Writes per batch, at most. @default 256 */
   maxBatch?: number;
+  /**
+   * Every call on the primary answers within this many ms: past it the caller gets
+   * `store_unavailable` (see deadline.ts for what may still happen to the work). A write submitted
+   * to group commit counts from its submission, waiting for its batch included. Unset: no bound.
+   */
+  writeTimeoutMs?: number;
+  /**
+   * A replica read (or lag probe) not answered within this many ms goes to the primary and the
+   * replica is skipped as if unreachable. Unset: no bound.
+   */
+  replicaTimeoutMs?: number;
+  /**
+   * Postgres only: sessions of any node left mid-statement, waiting for their client, for longer
+   * than this are ended (see `endStuckSessions`). Unset or 0: not done.
+   */
+  stuckSessionMs?: number;
 }
 
 /** Replay lag as the replica sees it: 0 when it has replayed all it received. */
@@ -75,6 +92,13 @@ const REPLICA_LAG_SQL = sql`SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last
 
 /** How long a replica that failed with a connection error is skipped. */
 const REPLICA_COOLDOWN_MS = 5_000;
+/**
+ * Bound of partition and key maintenance, which may move or delete many rows: it runs without
+ * statement_timeout (see `maintenance`), but not forever.
+ */
+const MAINTENANCE_TIMEOUT_MS = 10 * 60_000;
+/** First statement of a maintenance transaction: lifts the session's statement_timeout for it. */
+const NO_STATEMENT_TIMEOUT = sql`SET LOCAL statement_timeout = 0`;
 /** Expired revocations are deleted at most this often (on revokeToken). */
 const PRUNE_EVERY_MS = 60_000;
 /** Serialises partition maintenance of several nodes (advisory lock key). */
@@ -85,6 +109,23 @@ const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
 function rowsOf(result: unknown): Record<string, unknown>[] {
   if (Array.isArray(result)) return result as Record<string, unknown>[];
   return ((result as { rows?: Record<string, unknown>[] }).rows ?? []) as Record<string, unknown>[];
+}
+
+/** `p`, or store_unavailable after `ms` if it has not settled by then. */
+function answerWithin<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(toStoreError(new DeadlineExceeded(ms))), ms);
+    p.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
 
 function roomsOf(processId: string, workflowId: string): string[] {
@@ -115,7 +156,12 @@ export class SqlStore implements Store {
   /** Seconds of replay lag per replica; null until measured or while unreachable. */
   private readonly replicaLagS: (number | null)[];
   private lagTimer: NodeJS.Timeout | undefined;
+  private stuckTimer: NodeJS.Timeout | undefined;
+  private endingStuck = false;
+  private stuckLookupFailing = false;
   private readonly group: GroupCommit<WriteItem, WriteResult>;
+  /** When each write submitted to group commit must be answered (writeTimeoutMs after submit). */
+  private readonly deadlines = new WeakMap<WriteItem, number>();
 
   constructor(
     private readonly backend: Backend,
@@ -130,6 +176,10 @@ export class SqlStore implements Store {
       void this.probeLag();
       this.lagTimer = setInterval(() => void this.probeLag(), opts.lagProbeMs ?? 1000).unref();
     }
+    const stuckMs = opts.stuckSessionMs ?? 0;
+    if (backend.kind === 'postgres' && stuckMs > 0) {
+      this.stuckTimer = setInterval(() => void this.endStuckSessions(stuckMs), Math.min(1000, Math.max(100, stuckMs / 3))).unref();
+    }
     this.readYourWritesMs = opts.readYourWritesMs ?? 0;
     this.log = opts.logger ?? silentLogger;
     this.group = new GroupCommit((items) => this.commitGroup(items), {
@@ -140,10 +190,13 @@ export class SqlStore implements Store {
 
   // ---------------------------------------------------------------- plumbing
 
-  /** Runs against the primary; connection failures become `store_unavailable`. */
-  private async write<T>(tenant: string | null, fn: (db: Db) => Promise<T>): Promise<T> {
+  /**
+   * Runs against the primary, within `timeoutMs` (default: writeTimeoutMs); connection failures and
+   * timeouts become `store_unavailable`.
+   */
+  private async write<T>(tenant: string | null, fn: (db: Db) => Promise<T>, timeoutMs = this.opts.writeTimeoutMs): Promise<T> {
     try {
-      return await fn(this.primary);
+      return await (timeoutMs === undefined ? fn(this.primary) : withDeadline(timeoutMs, () => fn(this.primary)));
     } catch (err) {
       throw toStoreError(err);
     } finally {
@@ -165,15 +218,30 @@ export class SqlStore implements Store {
     }
     try {
       this.stats.replicaReads++;
-      return await fn(replica);
+      return await this.onReplica(replica, fn);
     } catch (err) {
-      if (!isConnectionError(err)) throw toStoreError(err);
+      // Unreachable, or silent (frozen, restarting, its pool waiting to reconnect): skip it at once.
+      if (!isConnectionError(err) && !isTimeoutError(err)) throw toStoreError(err);
       this.replicaDownUntil[index] = Date.now() + REPLICA_COOLDOWN_MS;
       this.stats.replicaFallbacks++;
       this.log.warn({ replica: index, err: (err as Error).message }, 'replica unreachable; reading from the primary');
       this.stats.primaryReads++;
       return this.write(null, fn);
     }
+  }
+
+  private onReplica<T>(replica: Db, fn: (db: Db) => Promise<T>): Promise<T> {
+    const ms = this.opts.replicaTimeoutMs;
+    return ms === undefined ? fn(replica) : withDeadline(ms, () => fn(replica));
+  }
+
+  /**
+   * Partition and key maintenance on the primary, bounded by MAINTENANCE_TIMEOUT_MS rather than
+   * writeTimeoutMs; its transactions start with NO_STATEMENT_TIMEOUT (they may move or delete many
+   * rows). lock_timeout still applies: it must not queue every writer behind a lock it waits for.
+   */
+  private maintenance<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+    return this.write(null, fn, this.opts.writeTimeoutMs === undefined ? undefined : MAINTENANCE_TIMEOUT_MS);
   }
 
   private recentlyWrote(tenant: string): boolean {
@@ -272,8 +340,9 @@ export class SqlStore implements Store {
       const name = partitionName(from);
       const exists = await this.query(sql`SELECT to_regclass(${name}) IS NOT NULL AS e`);
       if (exists[0]?.e === true) continue;
-      const made = await this.write(null, (db) =>
+      const made = await this.maintenance((db) =>
         db.transaction(async (tx) => {
+          await tx.execute(NO_STATEMENT_TIMEOUT);
           await tx.execute(sql`SELECT pg_advisory_xact_lock(${PARTITION_LOCK_KEY})`);
           const again = rowsOf(await tx.execute(sql`SELECT to_regclass(${name}) IS NOT NULL AS e`));
           if (again[0]?.e === true) return false;
@@ -317,8 +386,9 @@ export class SqlStore implements Store {
       const name = String(row.name);
       const range = partitionRange(name);
       if (!range || range.to.getTime() > cutoff.getTime()) continue;
-      await this.write(null, (db) =>
+      await this.maintenance((db) =>
         db.transaction(async (tx) => {
+          await tx.execute(NO_STATEMENT_TIMEOUT);
           await tx.execute(sql`SELECT pg_advisory_xact_lock(${PARTITION_LOCK_KEY})`);
           await tx.execute(sql`ALTER TABLE events DETACH PARTITION ${sql.raw(name)}`);
           await tx.execute(sql`DROP TABLE ${sql.raw(name)}`);
@@ -488,7 +558,12 @@ export class SqlStore implements Store {
       if (this.readYourWritesMs > 0) this.lastWrite.set(tenant, Date.now());
     };
     touch();
-    return this.group.submit(item).finally(touch);
+    const ms = this.opts.writeTimeoutMs;
+    if (ms === undefined) return this.group.submit(item).finally(touch);
+    // Answered by its deadline even while it still waits for a batch: commitGroup then leaves it out
+    // (never applied), or its batch, bound by the earliest deadline in it, rolls back (deadline.ts).
+    this.deadlines.set(item, Date.now() + ms);
+    return answerWithin(this.group.submit(item), ms).finally(touch);
   }
 
   /**
@@ -497,8 +572,18 @@ export class SqlStore implements Store {
    * cannot fail the others.
    */
   private async commitGroup(items: WriteItem[]): Promise<Outcome<WriteResult>[]> {
+    const now = Date.now();
+    const due = items.map((item) => this.deadlines.get(item));
+    const late = due.map((d) => d !== undefined && d <= now);
+    if (late.includes(true)) {
+      // Their callers were answered store_unavailable while they waited: leave them out, unapplied.
+      const outcomes = await this.commitGroup(items.filter((_, i) => !late[i]));
+      return items.map((_, i) => (late[i] ? { ok: false, error: toStoreError(new DeadlineExceeded(0)) } : outcomes.shift()!));
+    }
+    if (items.length === 0) return [];
+    const deadline = due.every((d) => d !== undefined) ? Math.min(...(due as number[])) - now : undefined;
     try {
-      return await this.write(null, (db) => db.transaction((tx) => commitBatch(tx, items)));
+      return await this.write(null, (db) => db.transaction((tx) => commitBatch(tx, items)), deadline);
     } catch (err) {
       const error = toStoreError(err);
       const unavailable = error instanceof AppError && error.code === 'store_unavailable';
@@ -542,13 +627,16 @@ export class SqlStore implements Store {
   }
 
   async pruneIdempotencyKeys(before: Date): Promise<number> {
-    return this.write(null, async (db) => {
-      const gone = await db
-        .delete(idempotencyKeys)
-        .where(lt(idempotencyKeys.createdAt, before))
-        .returning({ requestId: idempotencyKeys.requestId });
-      return gone.length;
-    });
+    return this.maintenance((db) =>
+      db.transaction(async (tx) => {
+        await tx.execute(NO_STATEMENT_TIMEOUT);
+        const gone = await tx
+          .delete(idempotencyKeys)
+          .where(lt(idempotencyKeys.createdAt, before))
+          .returning({ requestId: idempotencyKeys.requestId });
+        return gone.length;
+      }),
+    );
   }
 
   // ---------------------------------------------------------------- revocations
@@ -557,10 +645,12 @@ export class SqlStore implements Store {
     await this.write(null, (db) =>
       db
         .insert(revokedTokens)
-        .values({ key, expiresAt })
+        // revoked_at: clock_timestamp() rather than the transaction's start, so that the stamp is
+        // as close to the commit as it can be (readers page by it: revokedSince).
+        .values({ key, expiresAt, revokedAt: sql`clock_timestamp()` })
         .onConflictDoUpdate({
           target: revokedTokens.key,
-          set: { expiresAt: sql`GREATEST(${revokedTokens.expiresAt}, excluded.expires_at)` },
+          set: { expiresAt: sql`GREATEST(${revokedTokens.expiresAt}, excluded.expires_at)`, revokedAt: sql`clock_timestamp()` },
         }),
     );
     if (Date.now() - this.lastPrune > PRUNE_EVERY_MS) {
@@ -586,16 +676,37 @@ export class SqlStore implements Store {
     });
   }
 
+  /**
+   * Unexpired revocations recorded (or extended) after `since` — all of them when null — for the
+   * in-memory set every node keeps (server/auth/revocations.ts). Not tenant-scoped; read on a
+   * healthy replica when there is one (so that authentication does not need the primary), else on
+   * the primary. `revokedAt` is the primary's clock.
+   */
+  async revokedSince(since: Date | null): Promise<{ key: string; expiresAt: Date; revokedAt: Date }[]> {
+    const unexpired = sql`${revokedTokens.expiresAt} > now()`;
+    const q = (db: Db) =>
+      db
+        .select({ key: revokedTokens.key, expiresAt: revokedTokens.expiresAt, revokedAt: revokedTokens.revokedAt })
+        .from(revokedTokens)
+        .where(since ? and(gt(revokedTokens.revokedAt, since), unexpired) : unexpired);
+    return this.read('', undefined, q).catch((err: unknown) => {
+      // A replica that has not replayed migration 0003 yet (a node starting right after the upgrade
+      // applied it) has no revoked_at: the primary has. Without this a new node stayed not ready.
+      if (isMissingSchemaError(err)) return this.write(null, q);
+      throw err;
+    });
+  }
+
   async ping(): Promise<void> {
     await this.query(sql`SELECT 1`);
   }
 
-  /** Measures every replica's replay lag; an unreachable one is skipped like a failed read would. */
+  /** Measures every replica's replay lag; an unreachable or silent one is skipped like a failed read would. */
   private async probeLag(): Promise<void> {
     await Promise.all(
       this.replicas.map(async (db, index) => {
         try {
-          const lag = Number(rowsOf(await db.execute(REPLICA_LAG_SQL))[0]?.lag ?? 0);
+          const lag = Number(rowsOf(await this.onReplica(db, (r) => r.execute(REPLICA_LAG_SQL)))[0]?.lag ?? 0);
           this.replicaLagS[index] = lag;
         } catch {
           this.replicaLagS[index] = null;
@@ -610,8 +721,43 @@ export class SqlStore implements Store {
     return this.replicaLagS.map((seconds, replica) => ({ replica, seconds }));
   }
 
+  /**
+   * Ends the sessions a frozen node left holding locks that Postgres itself never ends.
+   * idle_in_transaction_session_timeout ends a transaction whose node froze between two statements.
+   * But postgres.js sends each statement with parameters in two steps — Parse and Describe, then,
+   * once the parameter types are back, Bind, Execute and Sync — and a node frozen between them
+   * leaves its session "active" and reading from its client (wait event ClientRead), locks held.
+   * Postgres 15 applies neither statement_timeout nor the idle timeout to a session reading from its
+   * client (17 has transaction_timeout). A live client answers within a round trip, so any node ends
+   * Fluxo sessions found in that state for longer than `ms`.
+   */
+  private async endStuckSessions(ms: number): Promise<void> {
+    if (this.endingStuck) return;
+    this.endingStuck = true;
+    try {
+      const ended = await this.query(sql`SELECT pid, pg_terminate_backend(pid) AS ended FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = 'fluxo' AND pid <> pg_backend_pid()
+          AND state = 'active' AND wait_event_type = 'Client' AND wait_event = 'ClientRead'
+          AND state_change < clock_timestamp() - make_interval(secs => ${ms / 1000})`);
+      if (ended.length > 0) {
+        this.log.warn({ pids: ended.map((r) => r.pid) }, 'ended database sessions stuck mid-statement for their client (a frozen node?)');
+      }
+      this.stuckLookupFailing = false;
+    } catch (err) {
+      // Unreachable primary: /ready and the writes say so. Anything else (no permission to end
+      // another node's session?) is worth a warning, once.
+      if (!(err instanceof AppError) && !this.stuckLookupFailing) {
+        this.log.warn({ err: (err as Error).message }, 'could not look for stuck database sessions');
+      }
+      this.stuckLookupFailing = true;
+    } finally {
+      this.endingStuck = false;
+    }
+  }
+
   async close(): Promise<void> {
     clearInterval(this.lagTimer);
+    clearInterval(this.stuckTimer);
     await this.backend.close();
   }
 }

@@ -80,6 +80,11 @@ export interface Store {
   /** Durable token revocation until `expiresAt`. Idempotent. */
   revokeToken(key: string, expiresAt: Date): Promise<void>;
   isRevoked(key: string): Promise<boolean>;
+  /**
+   * Unexpired revocations recorded or extended after `since` (all when null), `revokedAt` by the
+   * primary's clock. Read on a healthy replica when there is one, else on the primary.
+   */
+  revokedSince(since: Date | null): Promise<{ key: string; expiresAt: Date; revokedAt: Date }[]>;
   /** Group-commit transactions so far and the writes they carried (for metrics). */
   readonly commitStats: { batches: number; items: number };
   /** Last measured replay lag per replica (seconds; null while unknown or unreachable). */
