@@ -18,6 +18,17 @@ const node = await createApp(config).catch((err: unknown) => {
   process.exit(1);
 });
 
+let draining = false;
+// Last line of defence, never the plan: every entry point (HTTP route, socket event, middleware)
+// catches its own errors and answers them. A stray rejection is a bug of Fluxo or of a library — it
+// is logged once, with its stack, and the node keeps serving its other clients instead of dropping
+// every one of them. While draining (a client being closed) it is expected and only a warning; the
+// drain test fails on that message.
+process.on('unhandledRejection', (err) => {
+  if (draining) node.log.warn({ err }, 'unhandled rejection while draining');
+  else node.log.error({ err }, 'unhandled rejection');
+});
+
 const stop = (signal: string) => {
   node.log.info({ signal }, 'shutdown requested');
   const hard = setTimeout(() => {
@@ -25,10 +36,7 @@ const stop = (signal: string) => {
     process.exit(1);
   }, config.shutdownGraceMs + 2000);
   hard.unref();
-  // Last resort while draining: a library's stray rejection (a client being closed) is logged
-  // instead of ending the drain with code 1. The drain itself handles every one it knows of; the
-  // drain test fails on this message.
-  process.on('unhandledRejection', (err) => node.log.warn({ err }, 'unhandled rejection while draining'));
+  draining = true;
   node.shutdown().then(
     () => process.exit(0),
     (err) => {
