@@ -76,6 +76,10 @@ export class Board {
       this.members = members;
       this.renderPresence();
     });
+    // History the log no longer has (retention) or a log that was replaced: the lists are the truth.
+    client.on('gap', ({ room }) => {
+      if (room === this.room) void this.reload();
+    });
     // Subscribe first, then load: an event committed while the pages load is applied on top (by version).
     const stop = client.subscribe(this.room, (event) => this.apply(event));
     this.stop = stop;
@@ -91,6 +95,17 @@ export class Board {
 
   private canMove(p: Process | undefined, to: string): boolean {
     return !!p && this.o.me.role !== 'viewer' && movesFrom(this.o.workflow.transitions, p.stage).includes(to);
+  }
+
+  /** Reloads every column from the API (after a gap in the room's stream). */
+  private async reload(): Promise<void> {
+    this.cards.clear();
+    for (const col of this.columns.values()) {
+      col.items = [];
+      col.cursor = null;
+    }
+    this.o.notify('Some updates could not be replayed; the board was reloaded.', 'info');
+    await Promise.all(this.o.workflow.stages.map((s) => this.loadMore(s)));
   }
 
   private async loadMore(stage: string): Promise<void> {
