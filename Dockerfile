@@ -4,8 +4,10 @@ FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-# Dev dependencies too: tsx runs the server. --ignore-scripts: nothing here needs install scripts.
-RUN npm ci --no-audit --no-fund --ignore-scripts --include=dev && npm cache clean --force
+COPY patches ./patches
+# Dev dependencies too: tsx runs the server. --ignore-scripts: no dependency's install script is
+# needed; ours (postinstall: patch-package) runs explicitly — patches/ fixes a postgres.js crash.
+RUN npm ci --no-audit --no-fund --ignore-scripts --include=dev && npx patch-package && npm cache clean --force
 COPY tsconfig.json ./
 COPY server ./server
 COPY shared ./shared
