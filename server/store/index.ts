@@ -2,7 +2,6 @@ import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { guardClient } from './deadline.js';
 import type { MigrationClient } from './migrator.js';
 import { schema } from './schema.js';
 import { type Backend, type Db, SqlStore, type StoreLogger } from './sql-store.js';
@@ -153,12 +152,10 @@ function postgresBackend(url: string, opts: CreateStoreOptions): Backend {
   };
   return {
     kind: 'postgres',
-    // guardClient: a statement issued after its call's deadline (SqlStore.write) is refused, so a
-    // transaction whose caller was already answered rolls back instead of committing late.
-    primary: drizzlePostgres({ client: guardClient(primary), schema }) as unknown as Db,
+    primary: drizzlePostgres({ client: primary, schema }) as unknown as Db,
     // Replicas are routed by SqlStore.read (health, fallback, read-your-writes) rather than drizzle's
     // withReplicas, which picks at random and cannot tell which replica failed.
-    replicas: replicas.map((client) => drizzlePostgres({ client: guardClient(client), schema }) as unknown as Db),
+    replicas: replicas.map((client) => drizzlePostgres({ client, schema }) as unknown as Db),
     migrations,
     close: async () => {
       await Promise.all([primary, ...replicas].map((c) => c.end({ timeout: 5 })));

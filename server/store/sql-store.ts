@@ -6,7 +6,7 @@ import { parseRoom } from '../../shared/rooms.js';
 import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
 import { AppError } from '../errors.js';
 import { commitBatch, type ResolvedAppend, type WriteItem, type WriteResult } from './batch-commit.js';
-import { DeadlineExceeded, withDeadline } from './deadline.js';
+import { type Deadline, DeadlineExceeded, transactionWithin, withDeadline } from './deadline.js';
 import { isConnectionError, isMissingSchemaError, isTimeoutError, toStoreError } from './errors.js';
 import { type EventDraft, stampEvents } from './event-stamps.js';
 import { GroupCommit, type Outcome } from './group-commit.js';
@@ -194,9 +194,13 @@ export class SqlStore implements Store {
    * Runs against the primary, within `timeoutMs` (default: writeTimeoutMs); connection failures and
    * timeouts become `store_unavailable`.
    */
-  private async write<T>(tenant: string | null, fn: (db: Db) => Promise<T>, timeoutMs = this.opts.writeTimeoutMs): Promise<T> {
+  private async write<T>(
+    tenant: string | null,
+    fn: (db: Db, deadline: Deadline | null) => Promise<T>,
+    timeoutMs = this.opts.writeTimeoutMs,
+  ): Promise<T> {
     try {
-      return await (timeoutMs === undefined ? fn(this.primary) : withDeadline(timeoutMs, () => fn(this.primary)));
+      return await (timeoutMs === undefined ? fn(this.primary, null) : withDeadline(timeoutMs, (d) => fn(this.primary, d)));
     } catch (err) {
       throw toStoreError(err);
     } finally {
@@ -240,7 +244,7 @@ export class SqlStore implements Store {
    * writeTimeoutMs; its transactions start with NO_STATEMENT_TIMEOUT (they may move or delete many
    * rows). lock_timeout still applies: it must not queue every writer behind a lock it waits for.
    */
-  private maintenance<T>(fn: (db: Db) => Promise<T>): Promise<T> {
+  private maintenance<T>(fn: (db: Db, deadline: Deadline | null) => Promise<T>): Promise<T> {
     return this.write(null, fn, this.opts.writeTimeoutMs === undefined ? undefined : MAINTENANCE_TIMEOUT_MS);
   }
 
@@ -340,8 +344,8 @@ export class SqlStore implements Store {
       const name = partitionName(from);
       const exists = await this.query(sql`SELECT to_regclass(${name}) IS NOT NULL AS e`);
       if (exists[0]?.e === true) continue;
-      const made = await this.maintenance((db) =>
-        db.transaction(async (tx) => {
+      const made = await this.maintenance((db, deadline) =>
+        transactionWithin(db, deadline, async (tx) => {
           await tx.execute(NO_STATEMENT_TIMEOUT);
           await tx.execute(sql`SELECT pg_advisory_xact_lock(${PARTITION_LOCK_KEY})`);
           const again = rowsOf(await tx.execute(sql`SELECT to_regclass(${name}) IS NOT NULL AS e`));
@@ -386,8 +390,8 @@ export class SqlStore implements Store {
       const name = String(row.name);
       const range = partitionRange(name);
       if (!range || range.to.getTime() > cutoff.getTime()) continue;
-      await this.maintenance((db) =>
-        db.transaction(async (tx) => {
+      await this.maintenance((db, deadline) =>
+        transactionWithin(db, deadline, async (tx) => {
           await tx.execute(NO_STATEMENT_TIMEOUT);
           await tx.execute(sql`SELECT pg_advisory_xact_lock(${PARTITION_LOCK_KEY})`);
           await tx.execute(sql`ALTER TABLE events DETACH PARTITION ${sql.raw(name)}`);
@@ -436,8 +440,8 @@ export class SqlStore implements Store {
 
   async createProcess(actor: Actor, input: CreateProcessInput): Promise<{ process: Process; event: FluxoEvent }> {
     const tenant = actor.tenant;
-    return this.write(tenant, (db) =>
-      db.transaction(async (tx) => {
+    return this.write(tenant, (db, deadline) =>
+      transactionWithin(db, deadline, async (tx) => {
         const [wf] = await tx
           .select({ stages: workflows.stages })
           .from(workflows)
@@ -583,7 +587,7 @@ export class SqlStore implements Store {
     if (items.length === 0) return [];
     const deadline = due.every((d) => d !== undefined) ? Math.min(...(due as number[])) - now : undefined;
     try {
-      return await this.write(null, (db) => db.transaction((tx) => commitBatch(tx, items)), deadline);
+      return await this.write(null, (db, d) => transactionWithin(db, d, (tx) => commitBatch(tx, items)), deadline);
     } catch (err) {
       const error = toStoreError(err);
       const unavailable = error instanceof AppError && error.code === 'store_unavailable';
@@ -627,8 +631,8 @@ export class SqlStore implements Store {
   }
 
   async pruneIdempotencyKeys(before: Date): Promise<number> {
-    return this.maintenance((db) =>
-      db.transaction(async (tx) => {
+    return this.maintenance((db, deadline) =>
+      transactionWithin(db, deadline, async (tx) => {
         await tx.execute(NO_STATEMENT_TIMEOUT);
         const gone = await tx
           .delete(idempotencyKeys)

@@ -1,18 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { DeadlineExceeded, guardClient, withDeadline } from '../../server/store/deadline.js';
+import { DeadlineExceeded, transactionWithin, withDeadline } from '../../server/store/deadline.js';
 
-/** The part of a postgres.js client the guard wraps, recording what it would send. */
-function fakeClient() {
+/** A database handle whose transactions record what they would send. */
+function fakeDb() {
   const sent: string[] = [];
   const tx = {
-    unsafe: (q: string) => {
+    run: (q: string) => {
       sent.push(q);
-      return Promise.resolve([]);
+      return Promise.resolve();
     },
   };
-  const client = {
-    unsafe: tx.unsafe,
-    begin: async (fn: (t: typeof tx) => Promise<unknown>) => {
+  const db = {
+    transaction: async <T>(fn: (t: typeof tx) => Promise<T>): Promise<T> => {
       sent.push('BEGIN');
       try {
         const result = await fn(tx);
@@ -24,7 +23,7 @@ function fakeClient() {
       }
     },
   };
-  return { client: guardClient(client), sent };
+  return { db, sent };
 }
 
 function gate(): { open: () => void; opened: Promise<void> } {
@@ -35,21 +34,21 @@ function gate(): { open: () => void; opened: Promise<void> } {
   return { open, opened };
 }
 
-describe('withDeadline and guardClient', () => {
-  it('pass everything through outside a deadline, or while it has not passed', async () => {
-    const { client, sent } = fakeClient();
-    await client.unsafe('SELECT 1');
-    await withDeadline(1000, () => client.begin((tx) => tx.unsafe('INSERT 1')));
-    expect(sent).toEqual(['SELECT 1', 'BEGIN', 'INSERT 1', 'COMMIT']);
+describe('withDeadline and transactionWithin', () => {
+  it('pass everything through without a deadline, or while it has not passed', async () => {
+    const { db, sent } = fakeDb();
+    await transactionWithin(db, null, (tx) => tx.run('INSERT 0'));
+    await withDeadline(1000, (d) => transactionWithin(db, d, (tx) => tx.run('INSERT 1')));
+    expect(sent).toEqual(['BEGIN', 'INSERT 0', 'COMMIT', 'BEGIN', 'INSERT 1', 'COMMIT']);
   });
 
   it('answer DeadlineExceeded at the deadline, and roll back a transaction that finishes after it', async () => {
-    const { client, sent } = fakeClient();
+    const { db, sent } = fakeDb();
     const { open, opened } = gate();
     let settled: Promise<unknown> = Promise.resolve();
-    const answer = withDeadline(30, () => {
-      settled = client.begin(async (tx) => {
-        await tx.unsafe('UPDATE 1');
+    const answer = withDeadline(30, (d) => {
+      settled = transactionWithin(db, d, async (tx) => {
+        await tx.run('UPDATE 1');
         await opened; // the database is slow to answer
         return 'done';
       });
@@ -61,21 +60,23 @@ describe('withDeadline and guardClient', () => {
     expect(sent).toEqual(['BEGIN', 'UPDATE 1', 'ROLLBACK']);
   });
 
-  it('refuse statements issued after the deadline, inside a transaction or not', async () => {
-    const { client, sent } = fakeClient();
+  it('start no transaction whose turn comes after the deadline', async () => {
+    const { db, sent } = fakeDb();
     const { open, opened } = gate();
     let late: Promise<unknown> = Promise.resolve();
-    let tx: Promise<unknown> = Promise.resolve();
-    const answer = withDeadline(30, () => {
-      late = opened.then(() => client.unsafe('INSERT late'));
-      // A BEGIN that only gets its connection after the deadline starts nothing.
-      tx = opened.then(() => client.begin((t) => t.unsafe('INSERT never')));
-      return Promise.all([late, tx]);
+    const answer = withDeadline(30, (d) => {
+      // Waiting for a connection until after the deadline.
+      late = opened.then(() => transactionWithin(db, d, (tx) => tx.run('INSERT never')));
+      return late;
     });
     await expect(answer).rejects.toBeInstanceOf(DeadlineExceeded);
     open();
     await expect(late).rejects.toBeInstanceOf(DeadlineExceeded);
-    await expect(tx).rejects.toBeInstanceOf(DeadlineExceeded);
     expect(sent).toEqual([]);
+  });
+
+  it('pass the work its own failure when it fails before the deadline', async () => {
+    const failure = new Error('refused');
+    await expect(withDeadline(1000, () => Promise.reject(failure))).rejects.toBe(failure);
   });
 });
