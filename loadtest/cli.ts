@@ -52,6 +52,7 @@ connections
 
 The server's rate limits apply to load tests too: raise them for the run, e.g.
   RATE_LIMITS=handshake=100000/1,publish=100000/1,process:transition=100000/1,http:write=100000/1,http:read=100000/1
+and, for many sockets of one user or one address, MAX_SOCKETS_PER_USER=100000 MAX_SOCKETS_PER_IP=100000
 `;
 
 const { values, positionals } = parseArgs({

@@ -2,6 +2,7 @@ import { Gauge } from 'prom-client';
 import { ERRORS } from '../shared/errors.js';
 import { DEV_JWT_SECRET } from './auth/dev-secret.js';
 import { REVOCATION_POLL_MS, Revocations } from './auth/revocations.js';
+import { clientIp } from './auth/token-source.js';
 import type { TokenVerifier } from './auth/types.js';
 import { createTokenVerifier } from './auth/verifier.js';
 import { createClusterParts } from './bus/index.js';
@@ -20,6 +21,8 @@ import { createMetrics, type Metrics } from './ops/metrics.js';
 import { MemoryPresence } from './presence/memory.js';
 import type { PresenceStore } from './presence/presence.js';
 import type { FluxoServer } from './realtime/deps.js';
+import { disconnectLocal } from './realtime/disconnects.js';
+import { installEngineLimits, meterOversizedFrames } from './realtime/engine-limits.js';
 import { createFanout } from './realtime/fanout.js';
 import { createIo, installRealtime } from './realtime/io.js';
 import { PresenceDiffs } from './realtime/presence-diffs.js';
@@ -118,6 +121,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       this.set(age === null ? -1 : age / 1000);
     },
   });
+  let keysWarnedAt = 0;
   const verifier: TokenVerifier = createTokenVerifier({
     // With a JWKS URL the asymmetric keys win: an HMAC secret is never accepted for that issuer.
     secret: config.jwt.jwksUrl ? undefined : (config.jwt.secret ?? DEV_JWT_SECRET),
@@ -127,14 +131,24 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     algorithms: config.jwt.algorithms,
     clockToleranceS: config.jwt.clockToleranceS,
     isRevoked: (key) => revocations.isRevoked(key),
+    // An identity-provider outage refuses every new session (auth_unavailable): tell operators, not once per handshake.
+    onKeysUnavailable: (err) => {
+      if (Date.now() - keysWarnedAt < 30_000) return;
+      keysWarnedAt = Date.now();
+      log.warn({ err, jwksUrl: config.jwt.jwksUrl }, 'the JWKS cannot be fetched: tokens are refused with auth_unavailable');
+    },
   });
   if (!config.jwt.secret && !config.jwt.jwksUrl) {
     log.warn('JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can mint tokens. Never run this in production.');
+  }
+  if (config.devLogin) {
+    log.warn('DEV_LOGIN is on: anyone who reaches this node can sign in as a demo user (POST /auth/dev-login).');
   }
   const limits: RateLimits = createRateLimits({
     spec: config.rateLimits,
     redis: cluster?.bus.client('limiter'),
     redisAnswering: () => cluster?.bus.answering('limiter') ?? true,
+    onRefused: (event) => metrics.limitRefusals.inc({ limit: event }),
   });
   const presence: PresenceStore = cluster?.presence ?? new MemoryPresence();
 
@@ -190,6 +204,9 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
         if ('methodNotAllowed' in match) throw new AppError('method_not_allowed');
         label = match.route.pattern;
         if (draining && req.path.startsWith('/api/') && req.method !== 'GET') throw new AppError('not_ready', 'The node is draining.');
+        // Sign-in routes (the demo sign-in included) are unauthenticated by nature: each costs its
+        // client IP a point of `auth` before it runs (the /api routes pay in `authenticate`).
+        if (label.startsWith('/auth/')) await limits.consume('auth', clientIp(req.peer, req.headers, config.trustProxy));
         res = await match.route.handler({ req, params: match.params });
       } catch (err) {
         const body = toErrorBody(err);
@@ -200,7 +217,9 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       return res;
     },
   });
+  meterOversizedFrames(uws.app, () => metrics.limitRefusals.inc({ limit: 'max_http_buffer_size' }));
   uws.attach(io);
+  installEngineLimits(io, { config, metrics });
   const port = await uws.listen(config.host, config.port);
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   log.info({ port, store: store.kind }, 'fluxo listening');
@@ -217,7 +236,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     );
     // Give clients a moment to act on server:reconnect before the sockets are cut.
     await new Promise((r) => setTimeout(r, Math.min(250, config.shutdownGraceMs)));
-    io.local.disconnectSockets(true);
+    disconnectLocal(io, null, 'not_ready', 'The node is draining: reconnect.');
     clearInterval(maintenanceTimer);
     clearInterval(lagTimer);
     // Each step is awaited and its failure logged, so that one cannot skip the others (nor fail the exit).

@@ -1,4 +1,4 @@
-import type { ErrorBody } from './errors.js';
+import type { ErrorBody, ErrorCode } from './errors.js';
 
 export type Role = 'viewer' | 'editor' | 'admin';
 export const ROLES: readonly Role[] = ['viewer', 'editor', 'admin'];
@@ -136,6 +136,19 @@ export interface TransitionResult {
   replayed: boolean;
 }
 
+/**
+ * Why the server is about to disconnect a socket; the disconnect follows at once. `code` is from
+ * the error catalog: `token_revoked` (the token was logged out: do not reconnect with it),
+ * `token_expired` (get a fresh token, then reconnect), `not_ready` (the node is draining: reconnect,
+ * the load balancer picks another node), `rate_limited` (over a limit: reconnect after
+ * `retryAfterMs`). Retry or not as the catalog's `retryable` says.
+ */
+export interface ServerDisconnect {
+  code: ErrorCode;
+  message: string;
+  retryAfterMs?: number;
+}
+
 export interface ClientToServerEvents {
   subscribe: (req: SubscribeRequest, ack: AckFn<SubscribeResult>) => void;
   unsubscribe: (req: { room: string }, ack: AckFn<{ room: string }>) => void;
@@ -153,6 +166,8 @@ export interface ServerToClientEvents {
   'auth:expiring': (info: { exp: number; inMs: number }) => void;
   /** The node is draining: reconnect (the load balancer sends you elsewhere). */
   'server:reconnect': (info: { reason: 'shutdown'; nodeId: string }) => void;
+  /** Sent just before the server disconnects this socket, saying why (see ServerDisconnect). */
+  'server:disconnect': (info: ServerDisconnect) => void;
   /** Live delivery had a gap for these rooms: replay from your last event id. */
   resync: (info: { rooms: string[] }) => void;
   /** Sent once after connect. */

@@ -105,6 +105,9 @@ function fluxoEnv(ctx: BenchContext, port: number): Record<string, string> {
     PUBLISH_API_KEY: ctx.publishKey,
     // Generous, but still on: every publish and handshake goes through the limiter.
     RATE_LIMITS: 'handshake=1000000/1,publish=1000000/1,subscribe=1000000/1',
+    // Every bench socket is one user from one address or a few.
+    MAX_SOCKETS_PER_USER: '1000000',
+    MAX_SOCKETS_PER_IP: '1000000',
   };
 }
 

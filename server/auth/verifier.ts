@@ -20,6 +20,8 @@ const VERIFIED_CACHE_MAX = 10_000;
 interface Verified {
   claims: FluxoClaims;
   revocationKey: string;
+  /** The bare `jti`: how revocations were keyed before they were scoped by tenant (see `revocationKeyOf`). */
+  legacyKey: string | undefined;
   /** Date.now() after which the signature is checked again. */
   until: number;
 }
@@ -46,6 +48,13 @@ export interface TokenVerifierOptions {
   clockToleranceS: number;
   /** Consulted after the signature and claims check; `true` rejects with token_revoked. */
   isRevoked?: (key: string) => Promise<boolean> | boolean;
+  /**
+   * How long a JWKS fetch may take before the identity provider counts as unavailable.
+   * @default 5000 (jose's default)
+   */
+  jwksTimeoutMs?: number;
+  /** Told when the signing keys cannot be fetched (each time: the caller rate-limits its logging). */
+  onKeysUnavailable?: (err: unknown) => void;
 }
 
 /**
@@ -79,7 +88,8 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
     const claims = parsed.data;
     const entry = {
       claims,
-      revocationKey: claims.jti ?? createHash('sha256').update(token).digest('hex'),
+      revocationKey: revocationKeyOf(claims, token),
+      legacyKey: claims.jti,
       until: Date.now() + VERIFIED_CACHE_MS,
     };
     verified.set(token, entry);
@@ -92,8 +102,14 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
       // A JWT this large is not one we issued; refuse before any parsing work.
       if (token.length > 8192) throw new AppError('token_invalid', 'The token is too large.');
 
-      const { claims, revocationKey } = verified.get(token, Date.now(), opts.clockToleranceS) ?? (await verifyFully(token));
-      if (opts.isRevoked && (await opts.isRevoked(revocationKey))) throw new AppError('token_revoked');
+      const { claims, revocationKey, legacyKey } = verified.get(token, Date.now(), opts.clockToleranceS) ?? (await verifyFully(token));
+      if (opts.isRevoked) {
+        // The bare jti too, until the revocations recorded before keys were scoped by tenant have
+        // expired (no new one is written, so another tenant cannot create one).
+        if ((await opts.isRevoked(revocationKey)) || (legacyKey !== undefined && (await opts.isRevoked(legacyKey)))) {
+          throw new AppError('token_revoked');
+        }
+      }
 
       return {
         userId: claims.sub,
@@ -105,6 +121,17 @@ export function createTokenVerifier(opts: TokenVerifierOptions): TokenVerifier {
       };
     },
   };
+}
+
+/**
+ * The key a token is revoked under. A `jti` is unique only within its issuer's tokens, and tenants
+ * may come from different issuers (or choose their own ids): it is scoped by tenant, so a token of
+ * one tenant can neither revoke nor collide with another tenant's token of the same `jti`. Without
+ * a `jti`, the sha256 of the token (which covers its `tid`). Tenant ids contain no ':', and hashes
+ * none at all, so the two forms never meet.
+ */
+export function revocationKeyOf(claims: Pick<FluxoClaims, 'tid' | 'jti'>, token: string): string {
+  return claims.jti === undefined ? createHash('sha256').update(token).digest('hex') : `jti:${claims.tid}:${claims.jti}`;
 }
 
 /** Tokens whose signature and claims passed, by the token's exact text. */
@@ -152,12 +179,41 @@ function resolveKey(opts: TokenVerifierOptions): { key: Uint8Array | JWTVerifyGe
   const algorithms = opts.algorithms ?? ['RS256', 'ES256'];
   const bad = algorithms.filter((a) => !ASYMMETRIC_ALGS.has(a));
   if (bad.length > 0) throw new Error(`token verifier: JWT_JWKS_URL only allows asymmetric algorithms, not ${bad.join(', ')}`);
-  const key = opts.keySet ?? createRemoteJWKSet(new URL(opts.jwksUrl as string));
+  const key = opts.keySet ?? remoteKeys(opts);
   return { key, algorithms };
+}
+
+/**
+ * jose's remote key set, whose fetch failures become `auth_unavailable` (503, retryable): the
+ * identity provider is down, slow or answering garbage, and the token may well be good. Only the
+ * key lookup is wrapped, so nothing in a token can make it look like an outage; a key the set
+ * does not hold stays token_invalid.
+ */
+function remoteKeys(opts: TokenVerifierOptions): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(opts.jwksUrl as string), { timeoutDuration: opts.jwksTimeoutMs ?? 5000 });
+  return async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (err) {
+      if (!isKeySourceFailure(err)) throw err;
+      opts.onKeysUnavailable?.(err);
+      throw new AppError('auth_unavailable');
+    }
+  };
+}
+
+/** A failure to get the key set (network, timeout, non-200, not JSON, not a JWKS), not a token problem. */
+function isKeySourceFailure(err: unknown): boolean {
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return true;
+  // fetch's TypeError (refused, reset, DNS) and the like; jose's own errors are JOSEError subclasses.
+  if (!(err instanceof errors.JOSEError)) return true;
+  // jose throws the generic class only for a non-200 answer or a body that is not JSON.
+  return err.code === errors.JOSEError.code;
 }
 
 /** jose's messages can quote claim values; clients get our own short, fixed text instead. */
 function mapJoseError(err: unknown): AppError {
+  if (err instanceof AppError) return err; // auth_unavailable, from the key lookup
   if (err instanceof errors.JWTExpired) return new AppError('token_expired');
   if (err instanceof errors.JWTClaimValidationFailed) {
     const claim = /^[a-z]{2,5}$/.test(err.claim) ? `"${err.claim}" ` : '';
@@ -166,7 +222,7 @@ function mapJoseError(err: unknown): AppError {
   if (err instanceof errors.JWSSignatureVerificationFailed) return new AppError('token_invalid', 'The token signature is not valid.');
   if (err instanceof errors.JOSEAlgNotAllowed) return new AppError('token_invalid', 'The token algorithm is not allowed.');
   if (err instanceof errors.JWKSNoMatchingKey) return new AppError('token_invalid', 'No key matches the token.');
-  // A JWKS outage also lands here (token_invalid, per the catalog); the message says so for operators.
+  // A JWKS outage is auth_unavailable (above); anything else unexpected is refused.
   if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid || !(err instanceof errors.JOSEError)) {
     return new AppError('token_invalid', 'The token could not be checked against the signing keys.');
   }

@@ -4,6 +4,7 @@ import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { RedisPresence } from '../presence/redis.js';
 import type { FluxoServer } from '../realtime/deps.js';
+import { relayDisconnects } from '../realtime/disconnects.js';
 import { createRedisBus, type RedisBus, redisTarget } from './bus.js';
 import { broadcastRevocations } from './revocations.js';
 
@@ -57,6 +58,7 @@ export async function createClusterParts(
     attach: async (server, revs) => {
       io = server;
       server.adapter(bus.adapter());
+      relayDisconnects(server);
       bus.attachIo(server);
       await revocations.listen(revs);
       await presence.start();

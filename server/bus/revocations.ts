@@ -12,7 +12,7 @@ interface RevokedMessage {
 /**
  * Revocations reach every node at once: the durable write goes to the store as before, then the
  * key is published on Redis and every other node calls `markRevoked`. (Their sockets are cut by
- * the logout route's `disconnectSockets`, which crosses nodes through the adapter; this makes a
+ * the logout route's `disconnectEverywhere`, which crosses nodes through the adapter; this makes a
  * *new* handshake with the token fail everywhere without waiting for the next read of the store.)
  *
  * Returns the store to give `Revocations` (it publishes after each durable write) and `listen`,

@@ -36,6 +36,14 @@ export interface Config {
   allowedOrigins: string[];
   trustProxy: string[];
   maxPayloadBytes: number;
+  /** Socket.IO `maxHttpBufferSize`: the hard cap of one Engine.IO message (WebSocket frame, polling POST). */
+  maxHttpBufferSize: number;
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxSocketsPerUser: number;
+  maxSocketsPerIp: number;
+  maxSessionsPerIp: number;
   rateLimits: string;
   publishApiKey: string | undefined;
   logLevel: string;
@@ -63,8 +71,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (c.NODE_ENV === 'production' && !c.JWT_SECRET && !c.JWT_JWKS_URL) {
     throw new ConfigError('invalid configuration — JWT_SECRET or JWT_JWKS_URL: one is required when NODE_ENV=production');
   }
+  const maxHttpBufferSize = c.MAX_HTTP_BUFFER_SIZE ?? 4 * c.MAX_PAYLOAD_BYTES;
+  if (maxHttpBufferSize < c.MAX_PAYLOAD_BYTES) {
+    throw new ConfigError(
+      `invalid configuration — MAX_HTTP_BUFFER_SIZE: ${maxHttpBufferSize} is below MAX_PAYLOAD_BYTES (${c.MAX_PAYLOAD_BYTES}); messages in between would be cut instead of answered`,
+    );
+  }
   if (c.NODE_ENV === 'production' && c.DEV_LOGIN === true) {
     throw new ConfigError('invalid configuration — DEV_LOGIN: cannot be on when NODE_ENV=production');
+  }
+  // Demo sign-in mints a token for anyone who asks: only where tokens prove nothing anyway (signed
+  // with the public development secret) and the data is the embedded, throw-away kind.
+  const devLoginBlocker = c.JWT_SECRET ? 'JWT_SECRET' : c.JWT_JWKS_URL ? 'JWT_JWKS_URL' : c.DATABASE_URL ? 'DATABASE_URL' : null;
+  if (c.DEV_LOGIN === true && devLoginBlocker) {
+    throw new ConfigError(
+      `invalid configuration — DEV_LOGIN: cannot be on with ${devLoginBlocker} set (only in the embedded mode with the built-in development secret)`,
+    );
   }
   return {
     env: c.NODE_ENV,
@@ -102,6 +124,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     allowedOrigins: c.ALLOWED_ORIGINS,
     trustProxy: c.TRUST_PROXY,
     maxPayloadBytes: c.MAX_PAYLOAD_BYTES,
+    maxHttpBufferSize,
+    pingIntervalMs: c.PING_INTERVAL_MS,
+    pingTimeoutMs: c.PING_TIMEOUT_MS,
+    connectTimeoutMs: c.CONNECT_TIMEOUT_MS,
+    maxSocketsPerUser: c.MAX_SOCKETS_PER_USER,
+    maxSocketsPerIp: c.MAX_SOCKETS_PER_IP,
+    maxSessionsPerIp: c.MAX_SESSIONS_PER_IP ?? Math.min(1_000_000, 2 * c.MAX_SOCKETS_PER_IP),
     rateLimits: c.RATE_LIMITS,
     publishApiKey: c.PUBLISH_API_KEY,
     logLevel: c.LOG_LEVEL,
@@ -109,7 +138,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     migrateOnStart: c.MIGRATE_ON_START ?? !c.DATABASE_URL,
     eventRetentionMonths: c.EVENT_RETENTION_MONTHS,
     readYourWritesMs: c.READ_YOUR_WRITES_MS,
-    devLogin: c.DEV_LOGIN ?? c.NODE_ENV !== 'production',
+    devLogin: c.DEV_LOGIN ?? (c.NODE_ENV !== 'production' && devLoginBlocker === null),
   };
 }
 

@@ -136,6 +136,69 @@ export const configSchema = z.object({
     .max(16 * 1024 * 1024)
     .default(64 * 1024)
     .describe('Largest HTTP body or socket message accepted.'),
+  MAX_HTTP_BUFFER_SIZE: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .optional()
+    .describe(
+      'Hard cap of one Engine.IO message: a WebSocket frame or a long-polling POST body (Socket.IO `maxHttpBufferSize`); at least MAX_PAYLOAD_BYTES. Default 4 × MAX_PAYLOAD_BYTES: a message a little over MAX_PAYLOAD_BYTES still gets a typed `payload_too_large` ack and a polling POST can carry a few messages, while one frame never makes the node buffer more. Over it a WebSocket is closed at once (1006, no close frame) and a polling POST gets 413.',
+    ),
+  PING_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(600_000)
+    .default(25_000)
+    .describe(
+      "Engine.IO heartbeat period. 25 s (Socket.IO's default) keeps an idle socket under the 60 s idle timeout of common proxies and load balancers.",
+    ),
+  PING_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(600_000)
+    .default(20_000)
+    .describe(
+      "A client that has not answered a ping by then is dropped. 20 s (Socket.IO's default) tolerates a slow mobile link; a dead peer is noticed within PING_INTERVAL_MS + this (45 s), which frees its presence and its per-user and per-IP slots.",
+    ),
+  CONNECT_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(600_000)
+    .default(10_000)
+    .describe(
+      "An Engine.IO session that has not completed a Socket.IO CONNECT by then is closed. 10 s instead of Socket.IO's 45 s: a client sends CONNECT as soon as it has its token, and a session that never connects holds one of its IP's MAX_SESSIONS_PER_IP slots.",
+    ),
+  MAX_SOCKETS_PER_USER: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(50)
+    .describe(
+      'Live sockets of one user (tenant + user id) on this node; one more is refused with connect_error `rate_limited`. 50: each tab or device holds one, and a network blip briefly doubles them until the old ones time out.',
+    ),
+  MAX_SOCKETS_PER_IP: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(500)
+    .describe(
+      'Live sockets from one client IP on this node, refused like MAX_SOCKETS_PER_USER. 500: an office or a carrier-grade NAT puts hundreds of users behind one address.',
+    ),
+  MAX_SESSIONS_PER_IP: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .optional()
+    .describe(
+      'Live Engine.IO sessions (connected or not) from one client IP on this node; one more handshake is answered HTTP 429 `rate_limited`. Default 2 × MAX_SOCKETS_PER_IP: room for sessions not yet connected (see CONNECT_TIMEOUT_MS), so a client that connects meets the typed socket cap first.',
+    ),
   RATE_LIMITS: z.string().default('').describe('Overrides as `event=points/seconds,…`, e.g. `process:transition=20/1,http:write=50/1`.'),
   PUBLISH_API_KEY: z.string().min(16).optional().describe('Bearer key for POST /api/publish; unset disables the endpoint.'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
@@ -161,7 +224,11 @@ export const configSchema = z.object({
     .max(60_000)
     .default(5_000)
     .describe("After a write, route that user's reads to the primary for this long."),
-  DEV_LOGIN: bool.optional().describe('Offer demo sign-in on the page; default on unless production.'),
+  DEV_LOGIN: bool
+    .optional()
+    .describe(
+      'Demo sign-in on the page (anyone may mint a token for a demo user). Default on only in the embedded mode with the built-in development secret; refused with JWT_SECRET, JWT_JWKS_URL, DATABASE_URL or in production.',
+    ),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

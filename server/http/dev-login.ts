@@ -47,14 +47,16 @@ const devLoginSchema = z
   .strict();
 
 /**
- * Demo sign-in for development (DEV_LOGIN, refused in production by config): lists the demo users
- * and mints a short-lived token for one of them, set as the session cookie. Answers 404 when off,
- * so a production node does not even reveal that the routes exist.
+ * Demo sign-in for development: lists the demo users and mints a short-lived token for one of them,
+ * set as the session cookie — to anyone who asks. So it is on only where tokens prove nothing anyway
+ * (config: the embedded mode with the built-in development secret; DEV_LOGIN=true is refused with
+ * JWT_SECRET, JWT_JWKS_URL, DATABASE_URL or in production), and the node says so at start. Answers
+ * 404 when off, so a real deployment does not even reveal that the routes exist.
  */
 export function devLoginRoutes(router: Router<HttpResponse>, deps: { config: Config }): void {
   const { config } = deps;
   const requireOn = () => {
-    if (!config.devLogin) throw new AppError('not_found', 'Dev login is off (DEV_LOGIN=false).');
+    if (!config.devLogin) throw new AppError('not_found');
   };
   router
     .add('GET', '/auth/dev-users', async ({ req }) => {

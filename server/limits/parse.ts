@@ -5,8 +5,8 @@ export interface Limit {
 }
 
 /**
- * Built-in budgets. Each is per subject (`tenant:user`, or the IP for `handshake`) and
- * overridable with RATE_LIMITS.
+ * Built-in budgets. Each is per subject (`tenant:user`; the IP for `handshake`, `session` and
+ * `auth`; the socket for `events`) and overridable with RATE_LIMITS.
  */
 export const DEFAULT_LIMITS = {
   /** Transitions write to the event log and fan out to every watcher; a human clicks far slower. */
@@ -23,9 +23,36 @@ export const DEFAULT_LIMITS = {
   handshake: { points: 30, durationS: 10 },
   /** Per user: refresh mints tokens; slow on purpose. */
   'auth:refresh': { points: 5, durationS: 60 },
+  /**
+   * Per socket, in memory: every client event, known or not, valid or not, with or without an ack,
+   * before anything else is done with it. Unless set, the sum of the points of the socket events'
+   * own budgets, per second (see `resolveLimits`): a client within each event's budget never meets
+   * it, while unknown events, invalid payloads and ack-less packets are counted too.
+   */
+  events: { points: 85, durationS: 1 },
+  /**
+   * Per IP, in memory on each node: Engine.IO handshakes (sessions opened, before any CONNECT).
+   * Unless set, twice `handshake` (see `resolveLimits`), so a client over its CONNECT budget meets
+   * that typed refusal first; this one stops sessions that never send a CONNECT.
+   */
+  session: { points: 60, durationS: 10 },
+  /**
+   * Per IP, in memory on each node: HTTP requests not yet authenticated — every /auth/* route (sign-in, demo sign-in,
+   * logout), and every /api request before its token is verified; a token that verifies gets its
+   * point back, so only failures (no token, forged, expired, revoked) and sign-ins spend it.
+   */
+  auth: { points: 120, durationS: 60 },
 } as const satisfies Record<string, Limit>;
 
 export type LimitEvent = keyof typeof DEFAULT_LIMITS;
+
+/**
+ * Budgets counted in memory on each node, never in Redis: they are spent before any work, on every
+ * packet (`events`), Engine.IO handshake (`session`) or API request (`auth`, given back when the
+ * token verifies), so a Redis round trip each — or a wait on a silent Redis — would cost more than
+ * what they guard. Behind nginx's `ip_hash` a client IP's requests land on one node anyway.
+ */
+export const NODE_LOCAL_LIMITS: ReadonlySet<LimitEvent> = new Set(['events', 'session', 'auth']);
 export const LIMIT_EVENTS = Object.keys(DEFAULT_LIMITS) as LimitEvent[];
 
 export function isLimitEvent(value: string): value is LimitEvent {
@@ -55,7 +82,18 @@ export function parseRateLimits(spec: string): Partial<Record<LimitEvent, Limit>
   return out;
 }
 
-/** Defaults with the overrides of `spec` applied. */
+/** The client events of a socket that have a budget of their own (`unsubscribe` draws on `subscribe`'s). */
+const SOCKET_EVENTS = ['process:transition', 'presence:update', 'subscribe', 'auth:refresh'] as const satisfies LimitEvent[];
+
+/**
+ * Defaults with the overrides of `spec` applied. Two budgets follow others unless set themselves:
+ * `events` is the sum of the socket events' points per second, and `session` twice `handshake` (so
+ * raising those, as load tests do, raises these too).
+ */
 export function resolveLimits(spec: string): Record<LimitEvent, Limit> {
-  return { ...DEFAULT_LIMITS, ...parseRateLimits(spec) };
+  const overrides = parseRateLimits(spec);
+  const limits: Record<LimitEvent, Limit> = { ...DEFAULT_LIMITS, ...overrides };
+  if (!overrides.events) limits.events = { points: SOCKET_EVENTS.reduce((sum, e) => sum + limits[e].points, 0), durationS: 1 };
+  if (!overrides.session) limits.session = { points: 2 * limits.handshake.points, durationS: limits.handshake.durationS };
+  return limits;
 }

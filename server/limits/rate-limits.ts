@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { type RateLimiterAbstract, RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError } from '../errors.js';
-import { type LimitEvent, resolveLimits } from './parse.js';
+import { type LimitEvent, NODE_LOCAL_LIMITS, resolveLimits } from './parse.js';
 
 export interface RateLimits {
   /**
@@ -12,6 +12,8 @@ export interface RateLimits {
   consume(event: LimitEvent, subject: string, points?: number): Promise<void>;
   /** `consume('handshake', ip)`. */
   consumeHandshake(ip: string): Promise<void>;
+  /** Gives back points consumed before the work turned out not to count (the `auth` budget of a token that verified). Never throws. */
+  refund(event: LimitEvent, subject: string, points?: number): Promise<void>;
 }
 
 export interface RateLimitsOptions {
@@ -31,10 +33,12 @@ export interface RateLimitsOptions {
    * through rather than failing on a limiter fault.
    */
   onError?: (err: unknown, event: LimitEvent) => void;
+  /** Called on every refusal (metrics). */
+  onRefused?: (event: LimitEvent) => void;
 }
 
 /**
- * One limiter per event. With Redis every node draws on the same budget; when Redis is down, not
+ * One limiter per event. With Redis every node draws on the same budget (except NODE_LOCAL_LIMITS); when Redis is down, not
  * ready or silent, each node falls back to its own in-memory limiter with the same budget (so the
  * cluster-wide allowance is then up to N times higher for N nodes, but nothing stalls).
  *
@@ -56,7 +60,7 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
     memories.set(event, memory);
     limiters.set(
       event,
-      opts.redis
+      opts.redis && !NODE_LOCAL_LIMITS.has(event)
         ? new RateLimiterRedis({
             ...common,
             storeClient: opts.redis,
@@ -76,8 +80,19 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
       await limiter.consume(subject, points);
     } catch (err) {
       if (err instanceof RateLimiterRes) {
+        opts.onRefused?.(event);
         throw new AppError('rate_limited', undefined, { retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) });
       }
+      opts.onError?.(err, event);
+    }
+  }
+
+  async function refund(event: LimitEvent, subject: string, points = 1): Promise<void> {
+    const silent = opts.redis !== undefined && opts.redisAnswering?.() === false;
+    const limiter = silent ? memories.get(event) : limiters.get(event);
+    try {
+      await limiter?.reward(subject, points);
+    } catch (err) {
       opts.onError?.(err, event);
     }
   }
@@ -85,5 +100,6 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
   return {
     consume,
     consumeHandshake: (ip) => consume('handshake', ip),
+    refund,
   };
 }

@@ -22,6 +22,12 @@ export function createMetrics(nodeId: string) {
       labelNames: ['event'] as const,
       registers: [registry],
     }),
+    limitRefusals: new Counter({
+      name: 'limit_refusals_total',
+      help: 'Requests, events and connections refused by a limit, by limit: a RATE_LIMITS budget (process:transition, http:read, handshake, auth, events, session, …) or a cap (sockets_per_user, sockets_per_ip, sessions_per_ip, max_http_buffer_size, events_flood)',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
     fanoutSeconds: new Histogram({
       name: 'ws_event_fanout_seconds',
       help: 'Time from commit to emit',

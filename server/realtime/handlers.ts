@@ -7,9 +7,11 @@ import { internalRoom } from '../../shared/rooms.js';
 import { presenceUpdateSchema, refreshSchema, subscribeSchema, transitionSchema, unsubscribeSchema } from '../../shared/schemas.js';
 import type { Principal } from '../auth/types.js';
 import { AppError, toErrorBody } from '../errors.js';
+import { resolveLimits } from '../limits/parse.js';
 import type { PresenceChange } from '../presence/presence.js';
 import { screenError, validate } from '../validate.js';
 import type { RealtimeDeps } from './deps.js';
+import { disconnectSocket } from './disconnects.js';
 
 export interface SocketData {
   principal: Principal;
@@ -21,6 +23,11 @@ export interface SocketData {
   replayAhead?: ReplayAhead;
   /** The last of this socket's events queued or running (see `enqueue`); unset when idle. */
   queue?: Promise<void>;
+  /** The client IP whose MAX_SOCKETS_PER_IP slot (and whose user's slot) this socket holds; unset once freed (io.ts). */
+  ip?: string;
+  /** The socket's `events` budget: when its window ends, and how many events came in it (see `spend`). */
+  budgetResetAt?: number;
+  budgetUsed?: number;
 }
 
 interface ReplayAhead {
@@ -69,11 +76,52 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
     });
   }
 
-  // Unknown events are answered here (in their turn); packets without an ack have nobody to answer.
+  const budget = resolveLimits(config.rateLimits).events;
+  const windowMs = budget.durationS * 1000;
+  /**
+   * Spends one point of the socket's `events` budget: a fixed window, in memory and synchronous (a
+   * flood must not become a flood of Redis commands, nor be reordered). Returns the milliseconds
+   * until the window ends when the budget is spent, else 0.
+   */
+  function spend(data: SocketData, now: number): number {
+    if (data.budgetResetAt === undefined || now >= data.budgetResetAt) {
+      data.budgetResetAt = now + windowMs;
+      data.budgetUsed = 0;
+    }
+    data.budgetUsed = (data.budgetUsed ?? 0) + 1;
+    return data.budgetUsed > budget.points ? data.budgetResetAt - now : 0;
+  }
+
+  /**
+   * Every packet, known event or not, valid or not, with an ack or without, first spends one point
+   * of the socket's `events` budget; a refused one is answered `rate_limited` (when it has an ack)
+   * and goes no further. A socket that sends twice its budget within one window has ignored every
+   * retryAfterMs: it is disconnected (told why first), since each refused packet still costs a parse
+   * and an answer, and coming back costs it a handshake, which is limited per IP and per user.
+   * Unknown events are then answered here (in their turn); packets without an ack have nobody to answer.
+   */
   const screen = (socket: FluxoSocket, packet: unknown[], next: (err?: Error) => void) => {
     const event = packet[0];
     const last = packet[packet.length - 1];
     const ack = packet.length > 1 && typeof last === 'function' ? (last as (r: Ack<never>) => void) : null;
+    const data = socket.data;
+    const waitMs = spend(data, Date.now());
+    if (waitMs > 0) {
+      metrics.limitRefusals.inc({ limit: 'events' });
+      if ((data.budgetUsed ?? 0) > 2 * budget.points) {
+        if (!socket.connected) return;
+        metrics.limitRefusals.inc({ limit: 'events_flood' });
+        const { tenant, userId } = data.principal;
+        log.warn({ socket: socket.id, tenant, user: userId, ip: data.ip }, 'socket disconnected: events past twice its budget');
+        disconnectSocket(socket, 'rate_limited', 'Too many events: disconnected.', waitMs);
+        return;
+      }
+      if (ack) {
+        const error = { code: 'rate_limited' as const, message: 'Too many events on this socket; retry later.', retryAfterMs: waitMs };
+        enqueue(socket, () => ack({ error }));
+      }
+      return;
+    }
     if (!ack) return;
     if (!KNOWN.has(String(event))) {
       enqueue(socket, () => ack({ error: { code: 'unknown_event', message: `Unknown event "${String(event).slice(0, 64)}".` } }));
@@ -242,7 +290,7 @@ function onExpiryTimer(socket: FluxoSocket, phase: 'rearm' | 'warn' | 'expire'):
   const { exp } = socket.data.principal;
   if (phase === 'expire') {
     socket.emit('auth:expired', { exp });
-    socket.disconnect(true);
+    disconnectSocket(socket, 'token_expired');
     return;
   }
   if (phase === 'rearm') {

@@ -4,6 +4,7 @@ import { ERRORS, type ErrorCode } from '../../shared/errors.js';
 import { bearerToken, clientIp, isOriginAllowed, parseCookies } from '../auth/token-source.js';
 import type { Config } from '../config/index.js';
 import { AppError, toErrorBody } from '../errors.js';
+import { LiveCounts } from '../limits/caps.js';
 import type { FluxoServer, RealtimeDeps } from './deps.js';
 import { armExpiry, type FluxoSocket, revocationRoom, socketHandlers } from './handlers.js';
 
@@ -24,11 +25,12 @@ export function cookieOrigins(config: Config, host: string | undefined): string[
 
 export function createIo(config: Config): FluxoServer {
   return new Server({
-    // Engine-level hard cap; per-event limits are answered with a typed ack below this.
-    maxHttpBufferSize: config.maxPayloadBytes * 4,
+    // Engine-level hard cap (MAX_HTTP_BUFFER_SIZE); messages over MAX_PAYLOAD_BYTES but below it get a typed ack.
+    maxHttpBufferSize: config.maxHttpBufferSize,
     transports: ['websocket', 'polling'],
-    pingInterval: 25_000,
-    pingTimeout: 20_000,
+    pingInterval: config.pingIntervalMs,
+    pingTimeout: config.pingTimeoutMs,
+    connectTimeout: config.connectTimeoutMs,
     serveClient: false,
     // Cookies are only honoured for allowed origins (checked below); a cross-site WebSocket upgrade
     // is not stopped by CORS, so this gate is the one that matters.
@@ -44,14 +46,33 @@ export function createIo(config: Config): FluxoServer {
   });
 }
 
-/** Authenticates every handshake: auth.token, then a Bearer header, then the cookie (allowed origins only). */
+/**
+ * Authenticates every handshake: auth.token, then a Bearer header, then the cookie (allowed origins
+ * only). Caps the live sockets of each user and of each client IP on this node
+ * (MAX_SOCKETS_PER_USER, MAX_SOCKETS_PER_IP): one more is refused with connect_error `rate_limited`.
+ */
 export function installRealtime(deps: RealtimeDeps): void {
   const { io, config, verifier, limits, metrics, log } = deps;
+  const perUser = new LiveCounts(config.maxSocketsPerUser);
+  const perIp = new LiveCounts(config.maxSocketsPerIp);
+  const userKey = (p: { tenant: string; userId: string }) => `${p.tenant}:${p.userId}`;
+  // A slot frees when a socket leaves; a dead peer's is noticed within a heartbeat.
+  const capRefusal = (limit: 'sockets_per_user' | 'sockets_per_ip', message: string) => {
+    metrics.limitRefusals.inc({ limit });
+    return new AppError('rate_limited', message, { retryAfterMs: config.pingIntervalMs + config.pingTimeoutMs });
+  };
+  const ipFull = () =>
+    capRefusal('sockets_per_ip', `Too many open sockets from this address (MAX_SOCKETS_PER_IP=${config.maxSocketsPerIp} per node).`);
   io.use(async (socket, next) => {
     try {
       const h = socket.handshake.headers;
       const ip = clientIp(socket.handshake.address, h as Record<string, string | undefined>, config.trustProxy);
-      await limits.consumeHandshake(ip);
+      // Before any work: an address at its cap costs nothing more.
+      if (perIp.full(ip)) throw ipFull();
+      await limits.consumeHandshake(ip).catch((err: unknown) => {
+        if (err instanceof AppError && err.code === 'rate_limited') metrics.rateLimited.inc({ event: 'handshake' });
+        throw err;
+      });
       const auth = socket.handshake.auth as Record<string, unknown> | undefined;
       let token: string | null = typeof auth?.token === 'string' ? auth.token : null;
       token ??= bearerToken(typeof h.authorization === 'string' ? h.authorization : undefined);
@@ -66,21 +87,42 @@ export function installRealtime(deps: RealtimeDeps): void {
         }
       }
       if (!token) throw new AppError('unauthorized');
-      socket.data.principal = await verifier.verify(token);
+      const principal = await verifier.verify(token);
+      socket.data.principal = principal;
       // A credential has no business staying in memory for the socket's life (and it is the largest
       // string an idle socket would keep).
       if (auth && typeof auth.token === 'string') delete auth.token;
+      // The slots are taken here, synchronously, and freed on `disconnect`: from next() to
+      // 'connection' Socket.IO does no I/O, so a socket whose connection is still open now does
+      // connect (and later disconnect). Concurrent handshakes of one user cannot overshoot.
+      if (socket.conn.readyState !== 'open') return next(new Error('closed during the handshake'));
+      if (perIp.full(ip)) throw ipFull();
+      if (!perUser.acquire(userKey(principal))) {
+        throw capRefusal(
+          'sockets_per_user',
+          `Too many open sockets for this user (MAX_SOCKETS_PER_USER=${config.maxSocketsPerUser} per node).`,
+        );
+      }
+      perIp.add(ip);
+      socket.data.ip = ip;
       next();
     } catch (err) {
       if (!(err instanceof AppError)) log.error({ err }, 'handshake failed');
-      else if (err.code === 'rate_limited') metrics.rateLimited.inc({ event: 'handshake' });
       next(connectError(err));
     }
   });
+  function releaseSlots(this: FluxoSocket) {
+    const data = this.data;
+    if (data.ip === undefined) return;
+    perIp.release(data.ip);
+    perUser.release(userKey(data.principal));
+    data.ip = undefined;
+  }
 
   const attachHandlers = socketHandlers(deps);
   io.on('connection', (socket: FluxoSocket) => {
     metrics.wsConnections.inc();
+    socket.once('disconnect', releaseSlots);
     const p = socket.data.principal;
     socket.join(revocationRoom(p.revocationKey));
     attachHandlers(socket);

@@ -96,7 +96,8 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
       for (const c of taken) {
         const result = byKey.get(key(c.tenantId, c.requestId));
         if (result) outcomes[c.index] = { ok: true, value: { kind: 'transition', result: { ...result, replayed: true } } };
-        else fail(c.index, new AppError('conflict', 'A request with this requestId is still in progress.'));
+        // Claimed by a write not committed yet (or whose result is not stored): retryable, unlike `conflict`.
+        else fail(c.index, new AppError('request_in_progress'));
       }
     }
   }

@@ -32,7 +32,7 @@ export interface CustomEventInput {
 /**
  * Persistence of workflows, processes, the partitioned event log and token revocations.
  * Implementations throw `AppError` (server/errors.ts) with codes from shared/errors.ts:
- * not_found, version_conflict (with `current`), invalid_transition, conflict, store_unavailable.
+ * not_found, version_conflict (with `current`), invalid_transition, conflict, request_in_progress, store_unavailable.
  */
 export interface Store {
   /** Which backend: 'pglite' or 'postgres'. */

@@ -54,6 +54,21 @@ const STATUS_TEXT: Record<number, string> = {
 
 const WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+/** Whether a request's `Connection` header holds the `close` option (a comma-separated list, any case). */
+export function asksToClose(connection: string | undefined): boolean {
+  return connection?.split(',').some((option) => option.trim().toLowerCase() === 'close') ?? false;
+}
+
+/**
+ * Whether uWS itself will close the connection after the response: it does for every request whose
+ * `Connection` value is 5 characters long (its test for "close", in HttpContext.h) and then never
+ * writes `Connection: close` (nor lets `end(…, true)` write it). Mirrored here so that the response
+ * says so exactly when it happens; test/integration/http-conformance.test.ts holds uWS to it.
+ */
+function uwsClosesAnyway(connection: string | undefined): boolean {
+  return connection?.length === 5;
+}
+
 export class UwsServer {
   readonly app: uWS.TemplatedApp;
   private listenSocket: uWS.us_listen_socket | null = null;
@@ -111,10 +126,23 @@ export class UwsServer {
     });
     const respond = (out: HttpResponse) => {
       if (aborted) return;
+      let close = asksToClose(headers.connection);
       res.cork(() => {
         res.writeStatus(`${out.status} ${STATUS_TEXT[out.status] ?? ''}`);
-        for (const [k, v] of out.headers ?? []) res.writeHeader(k, v);
-        res.end(out.body ?? '');
+        for (const [k, v] of out.headers ?? []) {
+          // Ours to write, once, and only when the connection is really closed (below).
+          if (k.toLowerCase() === 'connection') close ||= /\bclose\b/i.test(v);
+          else res.writeHeader(k, v);
+        }
+        if (uwsClosesAnyway(headers.connection)) {
+          // uWS closes after this response but does not say so: say it (RFC 9112 §9.6), or a
+          // keep-alive client sends its next request on a dead connection ("socket hang up").
+          res.writeHeader('Connection', 'close');
+          res.end(out.body ?? '');
+        } else {
+          // `closeConnection`: uWS writes `Connection: close` itself and closes once it is sent.
+          res.end(out.body ?? '', close);
+        }
       });
     };
     const run = () => {

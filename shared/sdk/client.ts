@@ -89,6 +89,13 @@ export type ClientEvents = {
   gap: (gap: RoomGap) => void;
   /** The token was refreshed. */
   token: (info: { exp: number }) => void;
+  /**
+   * The server is disconnecting this client and said why (`server:disconnect`): `token_revoked`
+   * (then offline for good), `token_expired` (a fresh token through getToken, then back),
+   * `not_ready` (the node drains: back through the load balancer), `rate_limited` (back after
+   * `retryAfterMs`).
+   */
+  disconnect: (reason: FluxoError) => void;
 };
 
 export type EventHandler = (event: FluxoEvent) => void;
@@ -118,7 +125,11 @@ interface Room {
   rejoin: boolean;
 }
 
-/** Auth failures that another attempt with the same credentials cannot fix. */
+/**
+ * Auth failures that another attempt with the same credentials cannot fix. Not `auth_unavailable`
+ * (the identity provider's keys could not be fetched) nor `store_unavailable`: those are retried
+ * with back-off like an unreachable server.
+ */
 const FATAL = new Set(['unauthorized', 'token_invalid', 'token_revoked', 'forbidden', 'origin_not_allowed']);
 
 /**
@@ -142,6 +153,8 @@ export class FluxoClient extends Emitter<ClientEvents> {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
   private expired = false;
+  /** What the server's `server:disconnect` said, until the disconnect it announced. */
+  private told: FluxoError | null = null;
   private refreshing: Promise<void> | null = null;
 
   constructor(opts: ConnectOptions) {
@@ -248,7 +261,8 @@ export class FluxoClient extends Emitter<ClientEvents> {
    * Moves a process to stage `to`. Resolves with the new process and its event; rejects with a
    * FluxoError (`version_conflict` with `body.current`, `invalid_transition`, `rate_limited`, …).
    * A request cut by a disconnect is retried once connected again, with the same requestId, so it
-   * is applied at most once.
+   * is applied at most once; one answered `request_in_progress` (the first try is still being
+   * written) is asked again after a back-off, and gets the stored result.
    */
   async transition(processId: string, to: string, opts: TransitionOptions = {}): Promise<TransitionResult> {
     const req = {
@@ -263,8 +277,10 @@ export class FluxoClient extends Emitter<ClientEvents> {
         return await this.request('process:transition', req);
       } catch (err) {
         const lost = err instanceof FluxoError && (err.code === 'timeout' || err.code === 'disconnected');
-        if (!lost || tries >= 2 || this.closed) throw err;
-        await this.whenConnected();
+        const busy = err instanceof FluxoError && err.code === 'request_in_progress';
+        if ((!lost && !busy) || tries >= 2 || this.closed) throw err;
+        if (busy) await new Promise((r) => setTimeout(r, backoffDelay(tries, this.opts.backoff)));
+        else await this.whenConnected();
       }
     }
   }
@@ -331,10 +347,20 @@ export class FluxoClient extends Emitter<ClientEvents> {
       s.disconnect();
       this.scheduleReconnect();
     });
+    s.on('server:disconnect', (info) => {
+      this.told = FluxoError.fromBody(info);
+      this.emit('disconnect', this.told);
+    });
     s.on('disconnect', (reason) => {
+      const told = reason === 'io server disconnect' ? this.told : null;
+      this.told = null;
       if (this.closed || reason === 'io client disconnect') return;
-      if (this.expired) void this.refreshThenReconnect();
-      else this.scheduleReconnect();
+      if (told && FATAL.has(told.code)) {
+        this.setStatus({ state: 'offline', reason: told.code, error: told, retrying: false });
+        return;
+      }
+      if (this.expired || told?.code === 'token_expired') void this.refreshThenReconnect();
+      else this.scheduleReconnect(told?.retryAfterMs ?? 0);
     });
     s.on('connect_error', (err: Error & { data?: { code?: string; message?: string; retryAfterMs?: number } }) => {
       if (this.closed) return;

@@ -4,7 +4,7 @@ import { buildWebIfStale } from '../../scripts/build-web.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { startNode, token } from '../harness/node.js';
+import { DEV_JWT_SECRET, startNode, token } from '../harness/node.js';
 import { withDevLogin } from './dev-login-proxy.js';
 import { card, cardIn, launchChromium, screenshot, waitForBoard } from './harness.js';
 
@@ -16,9 +16,13 @@ let p: Process;
 
 beforeAll(async () => {
   await buildWebIfStale();
-  [node, browser] = await Promise.all([startNode({ RATE_LIMITS: 'handshake=1000/1', NODE_ID: 'node-dev' }), launchChromium()]);
+  // Demo sign-in is on only with the built-in development secret (no JWT_SECRET), as after `npm start`.
+  [node, browser] = await Promise.all([
+    startNode({ JWT_SECRET: '', RATE_LIMITS: 'handshake=1000/1', NODE_ID: 'node-dev' }),
+    launchChromium(),
+  ]);
   front = await withDevLogin(node.url, node.config);
-  const admin = await token({ sub: 'ada', tid: 'acme', role: 'admin' });
+  const admin = await token({ sub: 'ada', tid: 'acme', role: 'admin', secret: DEV_JWT_SECRET });
   wf = await createBoard(node.url, admin);
   p = await createProcess(node.url, admin, wf.id, 'Demo card');
 });

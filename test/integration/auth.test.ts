@@ -1,6 +1,11 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FluxoNode } from '../../server/app.js';
-import { api, client, helloOf, request, startNode, token } from '../harness/node.js';
+import type { ServerDisconnect } from '../../shared/protocol.js';
+import { type ConnectionStatus, connect as sdkConnect } from '../../shared/sdk/index.js';
+import { api, type Client, client, eventually, helloOf, request, startNode, TEST_SECRET, token } from '../harness/node.js';
 
 let node: FluxoNode;
 beforeAll(async () => {
@@ -106,5 +111,151 @@ describe('socket authentication', () => {
     } finally {
       s.close();
     }
+  });
+});
+
+/** What a socket was told and when it went, in arrival order. */
+function watch(s: Client): string[] {
+  const seen: string[] = [];
+  s.on('auth:expired', () => seen.push('auth:expired'));
+  s.on('server:reconnect', () => seen.push('server:reconnect'));
+  s.on('server:disconnect', (info: ServerDisconnect) => seen.push(`server:disconnect ${info.code}`));
+  s.on('disconnect', (reason) => seen.push(`disconnect ${reason}`));
+  return seen;
+}
+
+describe('server-side disconnects say why first', () => {
+  it('logout: token_revoked, then the disconnect', async () => {
+    const t = await token({ sub: 'bye', tid: 'acme' });
+    const s = await client(node.url, { token: t });
+    const seen = watch(s);
+    expect((await api(node.url, 'POST', '/auth/logout', { token: t })).status).toBe(200);
+    await eventually(() => expect(seen).toEqual(['server:disconnect token_revoked', 'disconnect io server disconnect']));
+  });
+
+  it('expiry: auth:expired, token_expired, then the disconnect', async () => {
+    const s = await client(node.url, { token: await token({ sub: 'exp2', tid: 'acme', ttlS: 1 }) });
+    const seen = watch(s);
+    await eventually(
+      () => expect(seen).toEqual(['auth:expired', 'server:disconnect token_expired', 'disconnect io server disconnect']),
+      5000,
+    );
+  });
+
+  it('drain: server:reconnect, not_ready, then the disconnect', async () => {
+    const draining = await startNode();
+    const s = await client(draining.url, { token: await token({ sub: 'd', tid: 'acme' }) });
+    const seen = watch(s);
+    await draining.shutdown();
+    await eventually(() => expect(seen).toEqual(['server:reconnect', 'server:disconnect not_ready', 'disconnect io server disconnect']));
+  });
+
+  it('the SDK surfaces the reason and does not reconnect a revoked token', async () => {
+    const t = await token({ sub: 'sdk-bye', tid: 'acme' });
+    const c = sdkConnect({ url: node.url, token: t, transports: ['websocket'], backoff: { initialMs: 50, maxMs: 200 } });
+    try {
+      await c.whenConnected();
+      const told = new Promise<{ code: string; retryable: boolean }>((resolve) => c.on('disconnect', resolve));
+      const states: ConnectionStatus[] = [];
+      c.on('state', (st) => states.push(st));
+      await api(node.url, 'POST', '/auth/logout', { token: t });
+      expect(await told).toMatchObject({ code: 'token_revoked', retryable: false });
+      await eventually(() => expect(c.status).toMatchObject({ state: 'offline', reason: 'token_revoked', retrying: false }));
+      expect(states.some((st) => st.state === 'reconnecting')).toBe(false);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+describe('revocation keys are scoped by tenant', () => {
+  it('a logout in tenant A does not revoke nor disconnect the token of tenant B with the same jti', async () => {
+    const sign = (tid: string) =>
+      new SignJWT({ tid, role: 'editor' })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject('same-user')
+        .setJti('shared-jti-1')
+        .setExpirationTime('1h')
+        .sign(new TextEncoder().encode(TEST_SECRET));
+    const a = await sign('tenant-a');
+    const b = await sign('tenant-b');
+    const onB = await client(node.url, { token: b });
+    try {
+      const seenB = watch(onB);
+      const onA = await client(node.url, { token: a });
+      const seenA = watch(onA);
+      expect((await api<{ data: { revoked: boolean } }>(node.url, 'POST', '/auth/logout', { token: a })).body.data.revoked).toBe(true);
+      await eventually(() => expect(seenA).toContain('disconnect io server disconnect'));
+      expect((await api(node.url, 'GET', '/api/me', { token: a })).status).toBe(401);
+      // B: still connected, still accepted over HTTP and for a new handshake.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(seenB).toEqual([]);
+      expect(onB.connected).toBe(true);
+      expect(await api(node.url, 'GET', '/api/me', { token: b })).toMatchObject({ status: 200, body: { data: { tenant: 'tenant-b' } } });
+      (await client(node.url, { token: b })).close();
+    } finally {
+      onB.close();
+    }
+  });
+});
+
+describe('an identity provider (JWKS) that is down', () => {
+  let mode: 'up' | 'refuse' | 'error' = 'refuse';
+  let jwks: { keys: object[] };
+  let privateKey: CryptoKey;
+  let idp: ReturnType<typeof createServer>;
+  let viaJwks: FluxoNode;
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair('RS256');
+    privateKey = pair.privateKey;
+    jwks = { keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] };
+    idp = createServer((req: IncomingMessage, res: ServerResponse) => {
+      if (mode === 'refuse') return void req.socket.destroy();
+      if (mode === 'error') return void res.writeHead(503).end('maintenance');
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(jwks));
+    });
+    await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(idp.address() as AddressInfo).port}/jwks`;
+    viaJwks = await startNode({ JWT_SECRET: '', JWT_JWKS_URL: url, RATE_LIMITS: 'handshake=1000/1' });
+  });
+  afterAll(async () => {
+    await viaJwks?.shutdown();
+    idp.closeAllConnections();
+    await new Promise<void>((r) => idp.close(() => r()));
+  });
+
+  const rs256 = (sub: string) =>
+    new SignJWT({ tid: 'acme', role: 'editor' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setSubject(sub)
+      .setExpirationTime('1h')
+      .sign(privateKey);
+
+  it('refuses the handshake with auth_unavailable and HTTP with 503, not token_invalid; the SDK keeps retrying until it is back', async () => {
+    const t = await rs256('idp-user');
+    for (const m of ['refuse', 'error'] as const) {
+      mode = m;
+      expect((await connectError(client(viaJwks.url, { token: t }))).data?.code, m).toBe('auth_unavailable');
+      const me = await api<{ error: { code: string } }>(viaJwks.url, 'GET', '/api/me', { token: t });
+      expect(me.status, m).toBe(503);
+      expect(me.body.error.code, m).toBe('auth_unavailable');
+    }
+    // The SDK retries with back-off instead of giving up for good.
+    mode = 'refuse';
+    const c = sdkConnect({ url: viaJwks.url, token: t, transports: ['websocket'], backoff: { initialMs: 50, maxMs: 200 } });
+    try {
+      const states: ConnectionStatus[] = [];
+      c.on('state', (st) => states.push(st));
+      await eventually(() => expect(states.filter((st) => st.state === 'reconnecting').length).toBeGreaterThanOrEqual(2));
+      expect(states.some((st) => st.state === 'offline' && !st.retrying)).toBe(false);
+      mode = 'up';
+      await c.whenConnected();
+      expect(c.session).toMatchObject({ userId: 'idp-user', tenant: 'acme' });
+    } finally {
+      c.close();
+    }
+    expect((await api(viaJwks.url, 'GET', '/api/me', { token: t })).status).toBe(200);
   });
 });

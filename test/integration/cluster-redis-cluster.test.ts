@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PresenceDiff, Workflow } from '../../shared/protocol.js';
 import { type ClusterHandle, clientPool, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { eventually, request, token } from '../harness/node.js';
+import { api, eventually, request, token } from '../harness/node.js';
 
 let cluster: ClusterHandle;
 const { connect, closeAll } = clientPool();
@@ -51,5 +51,18 @@ describe('on a 3-master Redis Cluster (sharded adapter, SSUBSCRIBE)', () => {
     const other = await connect(n2.url, await token({ sub: 'o', tid: 'shard' }));
     await request(other, 'subscribe', { room: 'tenant' });
     await eventually(() => expect(diffs.some((d) => d.joins.some((j) => j.userId === 'o'))).toBe(true));
+  });
+
+  it('relays a logout to the other node, whose socket is told token_revoked before it is cut', async () => {
+    const [n1, n2] = cluster.nodes;
+    if (!n1 || !n2) throw new Error('cluster not started');
+    const tok = await token({ sub: 'leaver', tid: 'shard-rev' });
+    const onTwo = await connect(n2.url, tok);
+    const seen: string[] = [];
+    onTwo.on('server:disconnect', (info) => seen.push(info.code));
+    const gone = new Promise((resolve) => onTwo.once('disconnect', (reason) => resolve(seen.push(reason))));
+    expect((await api<{ data: { revoked: boolean } }>(n1.url, 'POST', '/auth/logout', { token: tok })).body.data.revoked).toBe(true);
+    await gone;
+    expect(seen).toEqual(['token_revoked', 'io server disconnect']);
   });
 });

@@ -68,10 +68,14 @@ describe('two nodes sharing Redis and Postgres', () => {
     const [n1, n2] = two();
     const tok = await token({ sub: 'leaver', tid: 'rev' });
     const onTwo = await connect(n2.url, tok);
-    const disconnected = new Promise((resolve) => onTwo.once('disconnect', resolve));
+    // Told why first, on the other node too (the reason travels with the relayed disconnect).
+    const seen: string[] = [];
+    onTwo.on('server:disconnect', (info) => seen.push(info.code));
+    const disconnected = new Promise((resolve) => onTwo.once('disconnect', (reason) => resolve(seen.push(reason))));
     const res = await api<{ data: { revoked: boolean } }>(n1.url, 'POST', '/auth/logout', { token: tok });
     expect(res.body.data.revoked).toBe(true);
-    expect(await disconnected).toBe('io server disconnect');
+    await disconnected;
+    expect(seen).toEqual(['token_revoked', 'io server disconnect']);
     await expect(client(n2.url, { token: tok })).rejects.toMatchObject({ data: { code: 'token_revoked' } });
   });
 

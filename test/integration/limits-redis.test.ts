@@ -48,6 +48,19 @@ describe('rate limits shared through Redis', () => {
     expect(await a.keys('shared-test:process:transition*')).toHaveLength(2);
   });
 
+  it('keeps the budgets spent before any work (auth, events, session) on each node, out of Redis', async () => {
+    const [a, b] = [client(), client()];
+    await Promise.all([ready(a), ready(b)]);
+    const nodeA = createRateLimits({ spec: 'auth=2/60,http:read=5/60', redis: a, keyPrefix: 'local-test' });
+    const nodeB = createRateLimits({ spec: 'auth=2/60,http:read=5/60', redis: b, keyPrefix: 'local-test' });
+    await nodeA.consume('auth', '192.0.2.1');
+    await nodeA.consume('auth', '192.0.2.1');
+    await expect(nodeA.consume('auth', '192.0.2.1')).rejects.toMatchObject({ code: 'rate_limited' });
+    await expect(nodeB.consume('auth', '192.0.2.1')).resolves.toBeUndefined();
+    await nodeA.consume('http:read', 'acme:u1');
+    expect(await a.keys('local-test:*')).toEqual(['local-test:http:read:acme:u1']);
+  });
+
   it('falls back to the in-memory insurance limiter while Redis is down, then uses Redis again', async () => {
     const c = client();
     await ready(c);

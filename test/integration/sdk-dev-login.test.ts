@@ -1,6 +1,8 @@
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FluxoNode } from '../../server/app.js';
-import { loadConfig } from '../../server/config/index.js';
+import { createApp, type FluxoNode } from '../../server/app.js';
+import { ConfigError, loadConfig } from '../../server/config/index.js';
 import { AppError, toErrorBody } from '../../server/errors.js';
 import { DEMO_USERS, devLoginRoutes } from '../../server/http/dev-login.js';
 import { errorResponse } from '../../server/http/respond.js';
@@ -8,10 +10,13 @@ import { Router } from '../../server/http/router.js';
 import type { HttpResponse } from '../../server/transport/uws.js';
 import { api, startNode, TEST_SECRET } from '../harness/node.js';
 
-/** The dev-login routes on their own router (app.ts mounts them); tokens are checked by a real node. */
+/**
+ * The dev-login routes on their own router (app.ts mounts them); tokens are checked by a real node.
+ * No JWT_SECRET unless `env` sets one: demo sign-in is only on with the built-in development secret.
+ */
 function routes(env: Record<string, string>) {
   const router = new Router<HttpResponse>();
-  devLoginRoutes(router, { config: loadConfig({ JWT_SECRET: TEST_SECRET, ...env }) });
+  devLoginRoutes(router, { config: loadConfig(env) });
   return async (method: string, path: string, opts: { body?: unknown; headers?: Record<string, string>; query?: string } = {}) => {
     const match = router.match(method, path);
     if (!match || 'methodNotAllowed' in match) throw new Error(`no route ${method} ${path}`);
@@ -36,7 +41,8 @@ function routes(env: Record<string, string>) {
 
 let node: FluxoNode;
 beforeAll(async () => {
-  node = await startNode();
+  // The built-in development secret (no JWT_SECRET): the one demo tokens are signed with.
+  node = await startNode({ JWT_SECRET: '' });
 });
 afterAll(() => node?.shutdown());
 
@@ -69,7 +75,54 @@ describe('dev login', () => {
     expect((await off('GET', '/auth/dev-users')).status).toBe(404);
     expect((await off('POST', '/auth/dev-login', { body: { userId: 'ada' } })).status).toBe(404);
     // Production turns it off by default.
-    const prod = routes({ NODE_ENV: 'production' });
+    const prod = routes({ NODE_ENV: 'production', JWT_SECRET: TEST_SECRET });
     expect((await prod('GET', '/auth/dev-users')).status).toBe(404);
+  });
+
+  it('is off with a configured secret, a JWKS or a DATABASE_URL, and refused there even when asked for', async () => {
+    const configured: Record<string, string>[] = [
+      { JWT_SECRET: TEST_SECRET },
+      { JWT_JWKS_URL: 'https://idp.example.com/jwks' },
+      { DATABASE_URL: 'postgres://fluxo@127.0.0.1:5432/fluxo' },
+    ];
+    for (const env of configured) {
+      const call = routes({ NODE_ENV: 'development', ...env });
+      expect((await call('GET', '/auth/dev-users')).status, JSON.stringify(env)).toBe(404);
+      expect((await call('POST', '/auth/dev-login', { body: { userId: 'ada' } })).status, JSON.stringify(env)).toBe(404);
+      expect(() => loadConfig({ NODE_ENV: 'development', DEV_LOGIN: 'true', ...env })).toThrow(ConfigError);
+    }
+    // A real node with a secret (what the test harness starts) does not mint tokens for strangers.
+    const withSecret = await startNode({ NODE_ENV: 'development' });
+    try {
+      expect((await api(withSecret.url, 'GET', '/auth/dev-users')).status).toBe(404);
+      expect((await api(withSecret.url, 'POST', '/auth/dev-login', { body: { userId: 'ada' } })).status).toBe(404);
+    } finally {
+      await withSecret.shutdown();
+    }
+  });
+
+  it('is on by default in the embedded mode with the development secret, and the node says so at start', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).trim().split('\n')) lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const env = { PORT: '0', HOST: '127.0.0.1', MIGRATE_ON_START: 'true', SHUTDOWN_GRACE_MS: '500' };
+    const config = loadConfig(env);
+    expect(config.devLogin).toBe(true);
+    const dev = await createApp(config, { logger: pino({ level: 'info' }, sink) });
+    try {
+      expect((await api(dev.url, 'GET', '/auth/dev-users')).status).toBe(200);
+      expect(lines.some((l) => l.level === 40 && /DEV_LOGIN is on/.test(l.msg))).toBe(true);
+    } finally {
+      await dev.shutdown();
+    }
+    // Off: not a word about it.
+    lines.length = 0;
+    const quiet = await createApp(loadConfig({ ...env, DEV_LOGIN: 'false' }), { logger: pino({ level: 'info' }, sink) });
+    await quiet.shutdown();
+    expect(lines.some((l) => /DEV_LOGIN/.test(l.msg))).toBe(false);
   });
 });

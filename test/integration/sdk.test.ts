@@ -1,3 +1,4 @@
+import { type SQL, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, Process } from '../../shared/protocol.js';
@@ -211,6 +212,23 @@ describe('SDK: typed errors', () => {
     } finally {
       await limited.shutdown();
     }
+  });
+
+  it('asks again, after a back-off, a transition answered request_in_progress, and gets the stored result', async () => {
+    const wf = await createBoard(node.url, admin);
+    const p = await createProcess(node.url, editor, wf.id);
+    const c = open({ url: node.url, token: editor });
+    const first = await c.transition(p.id, 'doing', { requestId: 'done-before' });
+    // Another write holds 'held' (its claim is there, its result not yet)…
+    const store = node.store as unknown as { query(q: SQL): Promise<unknown> };
+    await store.query(sql`INSERT INTO idempotency_keys (tenant_id, request_id, result) VALUES ('acme', 'held', NULL)`);
+    const pending = c.transition(p.id, 'doing', { requestId: 'held' });
+    // …and stores it a moment later.
+    await new Promise((r) => setTimeout(r, 20));
+    await store.query(
+      sql`UPDATE idempotency_keys SET result = (SELECT result FROM idempotency_keys WHERE tenant_id = 'acme' AND request_id = 'done-before') WHERE tenant_id = 'acme' AND request_id = 'held'`,
+    );
+    expect(await pending).toEqual({ ...first, replayed: true });
   });
 
   it('goes offline, without retrying, when the token is refused', async () => {

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../server/errors.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
 import type { Actor } from '../../server/store/store.js';
+import { ERRORS } from '../../shared/errors.js';
 import type { FluxoEvent } from '../../shared/protocol.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
@@ -113,6 +115,40 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     const ok = await store.transition(actor, { processId: process.id, to: 'draft', requestId: 'req-2' });
     expect(ok.replayed).toBe(false);
   });
+
+  it('answers request_in_progress (409, retryable), not conflict, while another write holds the requestId', async () => {
+    const { actor, process } = await setup();
+    // A claim whose write has not stored its result (what a concurrent duplicate finds).
+    await store.query(sql`INSERT INTO idempotency_keys (tenant_id, request_id, result) VALUES (${actor.tenant}, 'busy-1', NULL)`);
+    const err = await rejection(store.transition(actor, { processId: process.id, to: 'review', requestId: 'busy-1' }));
+    expect(err.code).toBe('request_in_progress');
+    expect(err.status).toBe(409);
+    expect(ERRORS.request_in_progress.retryable).toBe(true);
+    // Nothing was written for it.
+    expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'draft', version: 1 });
+  });
+
+  it.runIf(name === 'postgres')(
+    'answers request_in_progress to a duplicate that waited on a concurrent claim of its requestId',
+    async () => {
+      const { actor, process } = await setup();
+      const other = postgres(pg!.url, { max: 1, onnotice: () => {} });
+      try {
+        const reserved = await other.reserve();
+        await reserved`BEGIN`;
+        await reserved`INSERT INTO idempotency_keys (tenant_id, request_id, result) VALUES (${actor.tenant}, 'busy-2', NULL)`;
+        // The duplicate's claim waits for the other transaction (on its uncommitted key)…
+        const dup = rejection(store.transition(actor, { processId: process.id, to: 'review', requestId: 'busy-2' }));
+        await new Promise((r) => setTimeout(r, 200));
+        // …which commits without a result (it is still working, e.g. on another node).
+        await reserved`COMMIT`;
+        reserved.release();
+        expect((await dup).code).toBe('request_in_progress');
+      } finally {
+        await other.end();
+      }
+    },
+  );
 
   it('refuses moves the workflow does not allow', async () => {
     const { actor, process } = await setup();

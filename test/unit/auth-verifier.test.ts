@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLocalJWKSet, exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -34,7 +34,7 @@ describe('createTokenVerifier with an HS256 secret', () => {
     const p = await verifier.verify(token);
     expect(p).toMatchObject({ userId: 'ada@x.io', tenant: 'acme', role: 'admin', name: 'Ada' });
     expect(p.exp).toBeGreaterThan(now());
-    expect(p.revocationKey).toMatch(/^[0-9a-f-]{36}$/); // the jti
+    expect(p.revocationKey).toMatch(/^jti:acme:[0-9a-f-]{36}$/); // the jti, scoped by tenant
   });
 
   it('uses the sha256 of the token as revocation key when there is no jti', async () => {
@@ -131,6 +131,30 @@ describe('issuer, audience and revocation', () => {
     revoked.add(p.revocationKey);
     expect((await rejection(v.verify(token))).code).toBe('token_revoked');
   });
+
+  it("keys revocations by tenant: one tenant cannot revoke another tenant's token of the same jti", async () => {
+    const revoked = new Set<string>();
+    const v = createTokenVerifier({ secret: SECRET, clockToleranceS: 0, isRevoked: (k) => revoked.has(k) });
+    const a = await sign({ ...good, tid: 'tenant-a', jti: 'same-jti' });
+    const b = await sign({ ...good, tid: 'tenant-b', jti: 'same-jti' });
+    const pa = await v.verify(a);
+    const pb = await v.verify(b);
+    expect(pa.revocationKey).toBe('jti:tenant-a:same-jti');
+    expect(pb.revocationKey).not.toBe(pa.revocationKey);
+    revoked.add(pa.revocationKey);
+    expect((await rejection(v.verify(a))).code).toBe('token_revoked');
+    await expect(v.verify(b)).resolves.toMatchObject({ tenant: 'tenant-b' });
+    // A jti that looks like another tenant's key is still this tenant's own.
+    const sneaky = await v.verify(await sign({ ...good, tid: 'tenant-a', jti: 'tenant-b:same-jti' }));
+    expect(sneaky.revocationKey).toBe('jti:tenant-a:tenant-b:same-jti');
+    expect(revoked.has(sneaky.revocationKey)).toBe(false);
+  });
+
+  it('still honours a revocation recorded under the bare jti (before keys were scoped)', async () => {
+    const revoked = new Set<string>(['old-jti']);
+    const v = createTokenVerifier({ secret: SECRET, clockToleranceS: 0, isRevoked: (k) => revoked.has(k) });
+    expect((await rejection(v.verify(await sign({ ...good, jti: 'old-jti' })))).code).toBe('token_revoked');
+  });
 });
 
 describe('configuration checks', () => {
@@ -196,11 +220,73 @@ describe('createTokenVerifier with asymmetric keys', () => {
     expect(err.message).toBe('The token algorithm is not allowed.');
   });
 
+  it('refuses a token whose kid the JWKS URL does not hold with token_invalid (the provider is up)', async () => {
+    const v = createTokenVerifier({ jwksUrl, clockToleranceS: 0 });
+    const stranger = await generateKeyPair('RS256');
+    const unknownKid = await new SignJWT(good).setProtectedHeader({ alg: 'RS256', kid: 'nope' }).sign(stranger.privateKey);
+    expect((await rejection(v.verify(unknownKid))).code).toBe('token_invalid');
+    const wrongKey = await new SignJWT(good).setProtectedHeader({ alg: 'RS256', kid: 'rsa' }).sign(stranger.privateKey);
+    expect((await rejection(v.verify(wrongKey))).code).toBe('token_invalid');
+  });
+
   it('refuses a token signed by a key not in the set', async () => {
     const stranger = await generateKeyPair('RS256');
     const v = createTokenVerifier({ keySet: createLocalJWKSet(jwks as never), clockToleranceS: 0 });
     const token = await new SignJWT(good).setProtectedHeader({ alg: 'RS256', kid: 'rsa' }).sign(stranger.privateKey);
     expect((await rejection(v.verify(token))).code).toBe('token_invalid');
+  });
+});
+
+describe('an identity provider that is down', () => {
+  let rs: string;
+  beforeAll(async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    rs = await new SignJWT(good).setProtectedHeader({ alg: 'RS256', kid: 'rsa' }).sign(privateKey);
+  });
+
+  /** A JWKS endpoint behaving as `handle` says; `url` and `close`. */
+  async function idp(handle: (req: IncomingMessage, res: ServerResponse) => void) {
+    const server = createServer(handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`;
+    return {
+      url,
+      close: () =>
+        new Promise<void>((r) => {
+          server.closeAllConnections();
+          server.close(() => r());
+        }),
+    };
+  }
+
+  async function outage(url: string): Promise<{ err: AppError; reported: unknown[] }> {
+    const reported: unknown[] = [];
+    const v = createTokenVerifier({ jwksUrl: url, clockToleranceS: 0, jwksTimeoutMs: 300, onKeysUnavailable: (e) => reported.push(e) });
+    return { err: await rejection(v.verify(rs)), reported };
+  }
+
+  it.each([
+    ['answers 503', (_req: IncomingMessage, res: ServerResponse) => res.writeHead(503).end('down')],
+    ['answers something that is not JSON', (_req: IncomingMessage, res: ServerResponse) => res.end('<html>maintenance</html>')],
+    ['answers JSON that is not a key set', (_req: IncomingMessage, res: ServerResponse) => res.end('{"keys":"none"}')],
+    ['never answers', () => {}],
+    ['drops the connection', (req: IncomingMessage) => req.socket.destroy()],
+  ])('refuses with auth_unavailable (503, retryable), not token_invalid, when the JWKS URL %s', async (_what, handle) => {
+    const server = await idp(handle);
+    try {
+      const { err, reported } = await outage(server.url);
+      expect(err.code).toBe('auth_unavailable');
+      expect(err.status).toBe(503);
+      expect(reported).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses with auth_unavailable when nothing listens at the JWKS URL', async () => {
+    const server = await idp(() => {});
+    await server.close();
+    expect((await outage(server.url)).err.code).toBe('auth_unavailable');
   });
 });
 

@@ -33,6 +33,23 @@ describe('config', () => {
     expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) }).devLogin).toBe(false);
   });
 
+  it('offers demo sign-in by default only in the embedded mode with the built-in development secret', () => {
+    expect(loadConfig({}).devLogin).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'test' }).devLogin).toBe(true);
+    expect(loadConfig({ JWT_SECRET: 'x'.repeat(32) }).devLogin).toBe(false);
+    expect(loadConfig({ JWT_JWKS_URL: 'https://idp.example.com/jwks' }).devLogin).toBe(false);
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@127.0.0.1:5432/db' }).devLogin).toBe(false);
+    expect(loadConfig({ DEV_LOGIN: 'false' }).devLogin).toBe(false);
+    expect(loadConfig({ DEV_LOGIN: 'true' }).devLogin).toBe(true);
+  });
+
+  it('refuses DEV_LOGIN=true with a configured secret, a JWKS or a DATABASE_URL', () => {
+    expect(() => loadConfig({ DEV_LOGIN: 'true', JWT_SECRET: 'x'.repeat(32) })).toThrow(/DEV_LOGIN: cannot be on with JWT_SECRET/);
+    expect(() => loadConfig({ DEV_LOGIN: 'true', JWT_JWKS_URL: 'https://idp.example.com/jwks' })).toThrow(/DEV_LOGIN.*JWT_JWKS_URL/);
+    expect(() => loadConfig({ DEV_LOGIN: 'true', DATABASE_URL: 'postgres://u@127.0.0.1:5432/db' })).toThrow(/DEV_LOGIN.*DATABASE_URL/);
+    expect(() => loadConfig({ DEV_LOGIN: 'true', JWT_SECRET: 'x'.repeat(32) })).toThrow(ConfigError);
+  });
+
   it('parses lists', () => {
     const c = loadConfig({ ALLOWED_ORIGINS: 'https://a.example, https://b.example', DATABASE_REPLICA_URLS: '' });
     expect(c.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../server/errors.js';
+import { LiveCounts } from '../../server/limits/caps.js';
 import { DEFAULT_LIMITS, parseRateLimits, resolveLimits } from '../../server/limits/parse.js';
 import { createRateLimits } from '../../server/limits/rate-limits.js';
 
@@ -71,5 +72,54 @@ describe('createRateLimits in memory', () => {
 
   it('fails start-up on a bad RATE_LIMITS', () => {
     expect(() => createRateLimits({ spec: 'nope=1/1' })).toThrow(/RATE_LIMITS/);
+  });
+
+  it('gives back refunded points, and reports each refusal', async () => {
+    const refused: string[] = [];
+    const limits = createRateLimits({ spec: 'auth=2/60', onRefused: (e) => refused.push(e) });
+    await limits.consume('auth', '192.0.2.1');
+    await limits.refund('auth', '192.0.2.1');
+    await limits.consume('auth', '192.0.2.1');
+    await limits.consume('auth', '192.0.2.1');
+    await expect(limits.consume('auth', '192.0.2.1')).rejects.toMatchObject({ code: 'rate_limited' });
+    expect(refused).toEqual(['auth']);
+  });
+});
+
+describe('budgets that follow others unless set', () => {
+  it('gives `events` the sum of the socket events’ points per second, and `session` twice `handshake`', () => {
+    expect(resolveLimits('').events).toEqual(DEFAULT_LIMITS.events);
+    expect(DEFAULT_LIMITS.events.points).toBe(
+      DEFAULT_LIMITS['process:transition'].points +
+        DEFAULT_LIMITS['presence:update'].points +
+        DEFAULT_LIMITS.subscribe.points +
+        DEFAULT_LIMITS['auth:refresh'].points,
+    );
+    expect(resolveLimits('').session).toEqual(DEFAULT_LIMITS.session);
+    expect(resolveLimits('process:transition=1000/1,handshake=100/1')).toMatchObject({
+      events: { points: 1065, durationS: 1 },
+      session: { points: 200, durationS: 1 },
+    });
+    expect(resolveLimits('events=7/2,session=3/4,handshake=100/1')).toMatchObject({
+      events: { points: 7, durationS: 2 },
+      session: { points: 3, durationS: 4 },
+    });
+  });
+});
+
+describe('LiveCounts', () => {
+  it('takes slots up to its ceiling, frees them, and forgets keys at zero', () => {
+    const c = new LiveCounts(2);
+    expect([c.acquire('a'), c.acquire('a'), c.acquire('a'), c.acquire('b')]).toEqual([true, true, false, true]);
+    expect(c.full('a')).toBe(true);
+    c.release('a');
+    expect(c.full('a')).toBe(false);
+    c.add('a');
+    c.add('a');
+    expect(c.count('a')).toBe(3);
+    for (let i = 0; i < 3; i++) c.release('a');
+    c.release('b');
+    c.release('b');
+    expect(c.size).toBe(0);
   });
 });
