@@ -24,6 +24,17 @@ export default defineConfig({
           sequence: { groupOrder: 2 },
         },
       },
+      {
+        test: {
+          name: 'fault',
+          include: ['test/fault/**/*.test.ts'],
+          sequence: { groupOrder: 3 },
+          // A scenario is bounded by its own deadlines (engine.ts); this only stops a hung one.
+          testTimeout: 300_000,
+          // One cluster at a time, with the machine to itself: latency and recovery bounds are timing claims.
+          maxWorkers: 1,
+        },
+      },
     ],
   },
 });

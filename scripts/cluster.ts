@@ -1,13 +1,15 @@
 /**
- * `npm run cluster -- --nodes 3 [--redis-cluster] [--keep] [--port 8080]`
+ * `npm run cluster -- --nodes 3 [--redis-cluster] [--keep] [--port 8080] [--fast]`
  * The production topology on loopback, without Docker: redis-server (or a 3-master Redis Cluster),
  * a Postgres 15 primary and a streaming replica, migrations, N Fluxo nodes and nginx (ip_hash) in
- * front. Ctrl-C or SIGTERM stops everything; the temp dir (data, logs) is removed unless --keep.
+ * front. Postgres is durable (fsync and synchronous_commit on) as in production, so crashing it by
+ * hand loses no acknowledged write; `--fast` turns both off. Ctrl-C or SIGTERM stops everything;
+ * the temp dir (data, logs) is removed unless --keep.
  */
 import { parseArgs } from 'node:util';
 import { type ClusterHandle, requireBinaries, startCluster } from '../test/harness/cluster.js';
 
-const USAGE = 'usage: npm run cluster -- [--nodes 3] [--redis-cluster] [--keep] [--port 8080]';
+const USAGE = 'usage: npm run cluster -- [--nodes 3] [--redis-cluster] [--keep] [--port 8080] [--fast (Postgres fsync off)]';
 
 const { values } = parseArgs({
   options: {
@@ -15,6 +17,7 @@ const { values } = parseArgs({
     'redis-cluster': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     port: { type: 'string' },
+    fast: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -52,6 +55,7 @@ try {
     redisCluster: values['redis-cluster'],
     nginx: true,
     replica: true,
+    durable: !values.fast,
     keep: values.keep,
     graceful: true,
     nginxPort: values.port ? Number(values.port) : undefined,

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -77,51 +77,27 @@ export async function spawnNode(env: Record<string, string>, logFile: string, re
   return { nodeId, port, url, log: logFile, proc, kill9: () => signal('SIGKILL'), stop: () => signal('SIGTERM') };
 }
 
-/** nginx in front of the nodes, on loopback: the production config's proxy rules with temp paths. */
+/**
+ * nginx in front of the nodes, on loopback: nginx/nginx.conf as shipped (what compose.yaml runs),
+ * with the upstreams, the listen address and the temp paths swapped in — so the tests and benches
+ * exercise the production proxy rules, not a copy of them.
+ */
 export function nginxConfig(opts: { dir: string; port: number; upstreams: string[] }): string {
   const d = opts.dir;
-  return `daemon off;
-worker_processes 1;
-pid ${d}/nginx.pid;
-error_log ${d}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log ${d}/access.log;
-  client_body_temp_path ${d}/client_body;
-  proxy_temp_path ${d}/proxy;
-  fastcgi_temp_path ${d}/fastcgi;
-  uwsgi_temp_path ${d}/uwsgi;
-  scgi_temp_path ${d}/scgi;
-  # As nginx/nginx.conf: plain requests reuse upstream connections (one per request cost nginx and
-  # the node a connect, an accept and a close each — seen in the write-path bench).
-  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
-  upstream fluxo {
-    ip_hash;
-${opts.upstreams.map((u) => `    server ${u} max_fails=3 fail_timeout=10s;`).join('\n')}
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:${opts.port};
-    client_max_body_size 1m;
-    location = /metrics { return 404; }
-    location / {
-      proxy_pass http://fluxo;
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Real-IP $remote_addr;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_read_timeout 1h;
-      proxy_send_timeout 1h;
-      proxy_connect_timeout 5s;
-      proxy_next_upstream error timeout;
-      proxy_buffering off;
-    }
-  }
-}
-`;
+  const shipped = readFileSync(join(ROOT, 'nginx/nginx.conf'), 'utf8');
+  const upstream = /^(\s*)server fluxo-1:8080( [^;\n]*)?;$/m.exec(shipped);
+  if (!upstream || !/listen 80;/.test(shipped)) throw new Error('nginx/nginx.conf: no `server fluxo-1:8080 …;` or `listen 80;` to replace');
+  const [, indent, params = ''] = upstream;
+  return `daemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/error.log warn;\n${shipped}`
+    .replace(/^\s*server fluxo-[2-9]:8080[^\n]*\n/gm, '')
+    .replace(upstream[0], opts.upstreams.map((u) => `${indent}server ${u}${params};`).join('\n'))
+    .replace(/listen 80;/, `listen 127.0.0.1:${opts.port};`)
+    .replace(/worker_processes auto;/, 'worker_processes 1;')
+    .replace(/worker_connections \d+;/, 'worker_connections 4096;')
+    .replace(
+      /^http \{/m,
+      `http {\n  access_log ${d}/access.log;\n${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${d}/${t};`).join('\n')}`,
+    );
 }
 
 export interface NginxHandle {
@@ -191,6 +167,8 @@ export interface ClusterOptions {
   nginx?: boolean;
   /** A streaming replica next to the Postgres primary. */
   replica?: boolean;
+  /** Postgres with fsync and synchronous_commit on (see PostgresOptions.durable). @default false */
+  durable?: boolean;
   /** Extra env for every node (e.g. PRESENCE_TTL_MS). */
   env?: Record<string, string>;
   /** Keep the temp dir (logs) after stop. */
@@ -213,6 +191,11 @@ export interface ClusterHandle {
   /** The env every node got (add a node later with `addNode`). */
   env: Record<string, string>;
   addNode(index: number): Promise<SpawnedNode>;
+  /**
+   * Starts node-`index` again, with its id and port (so nginx's upstream finds it), after it was
+   * killed or stopped; it replaces the old process in `nodes`.
+   */
+  restartNode(index: number): Promise<SpawnedNode>;
   stop(): Promise<void>;
 }
 
@@ -247,7 +230,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterHandle>
       env.REDIS_URL = redis.url;
     }
     progress(redisCluster ? `redis cluster ${env.REDIS_CLUSTER_NODES}` : `redis ${env.REDIS_URL}`);
-    const postgres = await startPostgres({ replica: opts.replica ?? false });
+    const postgres = await startPostgres({ replica: opts.replica ?? false, durable: opts.durable ?? false });
     stoppers.push(() => postgres.stop());
     env.DATABASE_URL = postgres.url;
     if (postgres.replicaUrl) env.DATABASE_REPLICA_URLS = postgres.replicaUrl;
@@ -258,9 +241,17 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterHandle>
     });
 
     const nodes: SpawnedNode[] = [];
-    const addNode = async (i: number) => {
-      const node = await spawnNode({ ...env, NODE_ID: `node-${i}` }, join(dir, `node-${i}.log`));
+    const addNode = async (i: number, port?: number) => {
+      const node = await spawnNode({ ...env, NODE_ID: `node-${i}`, ...(port ? { PORT: String(port) } : {}) }, join(dir, `node-${i}.log`));
       stoppers.push(() => (opts.graceful ? stopWithin(node, 5000) : node.kill9()));
+      return node;
+    };
+    const restartNode = async (i: number) => {
+      const old = nodes[i - 1];
+      if (!old) throw new Error(`no node-${i} to restart`);
+      if (old.proc.exitCode === null && old.proc.signalCode === null) throw new Error(`node-${i} is still running`);
+      const node = await addNode(i, old.port);
+      nodes[i - 1] = node;
       return node;
     };
     // One at a time: each start compiles TypeScript, and the 2-core machine runs them in parallel badly.
@@ -281,7 +272,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterHandle>
       stoppers.push(() => (nginx as NginxHandle).stop());
       progress(`nginx ${nginx.url} (ip_hash over ${nodes.length} nodes; log ${nginx.log})`);
     }
-    return { dir, nodes, redis, redisCluster, postgres, nginx, env, addNode, stop: stopAll };
+    return { dir, nodes, redis, redisCluster, postgres, nginx, env, addNode: (i) => addNode(i), restartNode, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

@@ -10,6 +10,23 @@ const run = promisify(execFile);
 const BIN = '/usr/lib/postgresql/15/bin';
 const OS_USER = 'postgres';
 
+export interface PostgresOptions {
+  /** A streaming replica (pg_basebackup -R) next to the primary. @default false */
+  replica?: boolean;
+  /**
+   * fsync, synchronous_commit and full_page_writes on, as in production, so a commit that was
+   * acknowledged survives a crash (`stopPrimary('immediate')`). Off, a crash may lose the last
+   * acknowledged commits: fine for tests that only check logic, and much faster. @default false
+   */
+  durable?: boolean;
+}
+
+/**
+ * `fast`: a clean shutdown (clients are disconnected, a checkpoint is written). `immediate`: what a
+ * crash looks like — the server processes exit at once and the next start runs crash recovery.
+ */
+export type StopMode = 'fast' | 'immediate';
+
 export interface PostgresHandle {
   /** postgres://postgres@127.0.0.1:<port>/postgres of the primary. */
   url: string;
@@ -17,9 +34,9 @@ export interface PostgresHandle {
   replicaUrl?: string;
   /** Stops both servers and removes the data directory. Safe to call twice. */
   stop(): Promise<void>;
-  stopReplica(): Promise<void>;
+  stopReplica(mode?: StopMode): Promise<void>;
   startReplica(): Promise<void>;
-  stopPrimary(): Promise<void>;
+  stopPrimary(mode?: StopMode): Promise<void>;
   startPrimary(): Promise<void>;
 }
 
@@ -36,10 +53,11 @@ async function pg(binary: string, args: string[]): Promise<void> {
 }
 
 /**
- * A throwaway Postgres 15 on loopback (fsync off), optionally with a streaming replica
- * (pg_basebackup -R). Recipe: /work/shared/ENVIRONMENT.md.
+ * A throwaway Postgres 15 on loopback (fsync off unless `durable`), optionally with a streaming
+ * replica (pg_basebackup -R). Recipe: /work/shared/ENVIRONMENT.md.
  */
-export async function startPostgres(opts: { replica?: boolean } = {}): Promise<PostgresHandle> {
+export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresHandle> {
+  const durable = opts.durable ?? false;
   if (!existsSync(`${BIN}/initdb`)) {
     throw new Error(`Postgres 15 not found: ${BIN}/initdb is missing (apt-get install -y postgresql-15)`);
   }
@@ -53,10 +71,10 @@ export async function startPostgres(opts: { replica?: boolean } = {}): Promise<P
   const replicaDir = join(dir, 'replica');
   const primaryPort = await freePort();
   const replicaPort = opts.replica ? await freePort() : 0;
-  const ctl = (data: string, action: 'start' | 'stop') =>
+  const ctl = (data: string, action: 'start' | 'stop', mode: StopMode = 'fast') =>
     action === 'start'
       ? pg('pg_ctl', ['-D', data, '-l', `${data}.log`, '-w', '-t', '30', 'start'])
-      : pg('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
+      : pg('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
 
   let primaryUp = false;
   let replicaUp = false;
@@ -70,7 +88,8 @@ export async function startPostgres(opts: { replica?: boolean } = {}): Promise<P
   };
 
   try {
-    await pg('initdb', ['-D', primaryDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync', '--no-instructions']);
+    const noSync = durable ? [] : ['--no-sync'];
+    await pg('initdb', ['-D', primaryDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', ...noSync, '--no-instructions']);
     await appendFile(
       join(primaryDir, 'postgresql.conf'),
       [
@@ -81,9 +100,9 @@ export async function startPostgres(opts: { replica?: boolean } = {}): Promise<P
         'max_wal_senders=5',
         'hot_standby=on',
         'max_connections=100',
-        'fsync=off',
-        'synchronous_commit=off',
-        'full_page_writes=off',
+        ...(durable
+          ? ['fsync=on', 'synchronous_commit=on', 'full_page_writes=on']
+          : ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off']),
         '',
       ].join('\n'),
     );
@@ -107,9 +126,9 @@ export async function startPostgres(opts: { replica?: boolean } = {}): Promise<P
     url: urlOf(primaryPort),
     replicaUrl: opts.replica ? urlOf(replicaPort) : undefined,
     stop,
-    stopReplica: async () => {
+    stopReplica: async (mode) => {
       if (!opts.replica || !replicaUp) return;
-      await ctl(replicaDir, 'stop');
+      await ctl(replicaDir, 'stop', mode);
       replicaUp = false;
     },
     startReplica: async () => {
@@ -117,9 +136,9 @@ export async function startPostgres(opts: { replica?: boolean } = {}): Promise<P
       await ctl(replicaDir, 'start');
       replicaUp = true;
     },
-    stopPrimary: async () => {
+    stopPrimary: async (mode) => {
       if (!primaryUp) return;
-      await ctl(primaryDir, 'stop');
+      await ctl(primaryDir, 'stop', mode);
       primaryUp = false;
     },
     startPrimary: async () => {

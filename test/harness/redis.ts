@@ -17,6 +17,11 @@ export interface RedisInstance {
   stop(): Promise<void>;
   /** Stops it and starts an empty one on the same port (simulates an outage and recovery). */
   restart(): Promise<void>;
+  /**
+   * Signals the running server: SIGSTOP freezes it (connections stay open, nothing is answered —
+   * a Redis that hangs rather than fails), SIGCONT thaws it.
+   */
+  signal(sig: 'SIGSTOP' | 'SIGCONT'): void;
 }
 
 function missingBinary(name: string): Error {
@@ -90,6 +95,9 @@ export async function startRedis(): Promise<RedisInstance> {
     async restart() {
       await kill(child);
       child = await spawnRedis(port);
+    },
+    signal(sig) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
     },
   };
   return instance;

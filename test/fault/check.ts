@@ -1,0 +1,230 @@
+/**
+ * The checker of the fault suite: what the writers were told, what the readers were given and what
+ * the Postgres log holds, compared. Pure (no I/O), so its counting has its own unit test
+ * (test/unit/fault-check.test.ts).
+ *
+ * The log is the truth. Every event a writer asks for carries a tag (`data.chaos`, unique per
+ * intended event), so each log row is traced back to the write that made it and the time that
+ * write was first sent. A write's outcome is `acked` (2xx: the server says it committed),
+ * `rejected` (4xx: the server says it did not) or `unknown` (a 5xx, a dropped connection or a
+ * timeout that was not resolved by a retry: it may or may not have committed — only the log says).
+ *
+ * For every reader and room it subscribed to, the events it must be given are the room's log
+ * events up to the final barrier event that are after its subscription start, where "after" means
+ * either (a) an id above the room's position at first subscribe (the subscribe ack's head, an event
+ * id) or (b) written by a request first sent after that ack arrived (such a write commits after the
+ * server joined the socket to the room, whatever the ack claims). (b) keeps the check sound if the
+ * ack's position were wrong; for a correct server (b) ⊆ (a).
+ */
+
+/** Identifies one intended event; carried in the event's `data.chaos`. */
+export type Tag = string;
+
+export interface LogEvent {
+  id: number;
+  rooms: string[];
+  /** `data.chaos` of the row; null for events the harness did not tag (set-up). */
+  tag: Tag | null;
+}
+
+export type WriteOutcome = 'acked' | 'rejected' | 'unknown';
+
+/** One logical write (its retries included). */
+export interface WriteRecord {
+  /** One tag per event the write asks for (a transition or publish one, a batch several). */
+  tags: Tag[];
+  /** When the first attempt was sent (ms since epoch). */
+  firstSentAt: number;
+  outcome: WriteOutcome;
+  /** For `acked`: the committed event of each tag, in `tags` order. */
+  acked?: { id: number; rooms: string[] }[];
+}
+
+/** What one reader was given in one room. */
+export interface ReaderRoom {
+  reader: string;
+  room: string;
+  /** When the first subscribe ack of the room arrived; undefined if none ever did. */
+  readyAt?: number;
+  /** The room's position at that ack as an event id; undefined if the ack carried none. */
+  startId?: number;
+  /** Event ids handed to the room's handler, in delivery order. */
+  delivered: number[];
+}
+
+export interface CheckInput {
+  log: LogEvent[];
+  writes: WriteRecord[];
+  readers: ReaderRoom[];
+  /** The acked barrier event of each room. */
+  barrier: Map<string, number>;
+}
+
+export interface Verdict {
+  /** Logical writes by outcome. */
+  acked: number;
+  rejected: number;
+  unknown: number;
+  /** `unknown` writes whose events are in the log (committed, the client never heard). */
+  committedUnacked: number;
+  /** Acked events absent from the log, or whose id holds another write's event or other rooms. */
+  falseAcks: number;
+  /** `rejected` writes whose events are in the log anyway. */
+  rejectedCommitted: number;
+  /** Tags that appear on more than one log event (one write applied twice). */
+  doubleApplied: number;
+  readerRooms: number;
+  /** Reader rooms whose subscribe was never acknowledged. */
+  notReady: number;
+  /** Reader rooms that were not given the barrier in time. */
+  barrierUnseen: number;
+  /** Events a reader room had to be given and was not: acked ones, and committed-unacked ones. */
+  missingAcked: number;
+  missingUnacked: number;
+  /** Deliveries of an id the room had already been given. */
+  duplicates: number;
+  /** Deliveries of an id below one the room had already been given. */
+  outOfOrder: number;
+  /** Deliveries of log events of the room from before the reader's subscription start. */
+  early: number;
+  /** Deliveries of ids the log does not have in that room. */
+  phantom: number;
+  /** The first findings of each kind, readable. */
+  examples: string[];
+}
+
+const EXAMPLES_PER_KIND = 5;
+
+export function check(input: CheckInput): Verdict {
+  const examples = new Map<string, string[]>();
+  const note = (kind: string, text: string) => {
+    const list = examples.get(kind) ?? [];
+    if (list.length < EXAMPLES_PER_KIND) list.push(`${kind}: ${text}`);
+    examples.set(kind, list);
+  };
+
+  const byId = new Map<number, LogEvent>();
+  const byTag = new Map<Tag, number[]>();
+  const roomLog = new Map<string, number[]>();
+  for (const e of [...input.log].sort((a, b) => a.id - b.id)) {
+    byId.set(e.id, e);
+    if (e.tag !== null) byTag.set(e.tag, [...(byTag.get(e.tag) ?? []), e.id]);
+    for (const room of e.rooms) {
+      const ids = roomLog.get(room) ?? [];
+      ids.push(e.id);
+      roomLog.set(room, ids);
+    }
+  }
+
+  const v: Verdict = {
+    acked: 0,
+    rejected: 0,
+    unknown: 0,
+    committedUnacked: 0,
+    falseAcks: 0,
+    rejectedCommitted: 0,
+    doubleApplied: 0,
+    readerRooms: input.readers.length,
+    notReady: 0,
+    barrierUnseen: 0,
+    missingAcked: 0,
+    missingUnacked: 0,
+    duplicates: 0,
+    outOfOrder: 0,
+    early: 0,
+    phantom: 0,
+    examples: [],
+  };
+
+  const sentAt = new Map<Tag, number>();
+  const ackedIds = new Set<number>();
+  for (const w of input.writes) {
+    v[w.outcome]++;
+    for (const tag of w.tags) sentAt.set(tag, w.firstSentAt);
+    const inLog = w.tags.some((t) => byTag.has(t));
+    if (w.outcome === 'unknown' && inLog) v.committedUnacked++;
+    if (w.outcome === 'rejected' && inLog) {
+      v.rejectedCommitted++;
+      note('rejected but committed', `${w.tags.join(',')} is in the log as ${w.tags.flatMap((t) => byTag.get(t) ?? []).join(',')}`);
+    }
+    if (w.outcome !== 'acked') continue;
+    w.tags.forEach((tag, i) => {
+      const ack = w.acked?.[i];
+      const row = ack && byId.get(ack.id);
+      let wrong: string | null = null;
+      if (!ack) wrong = `${tag} acked without an event`;
+      else if (!row) wrong = `${tag} acked as id ${ack.id}, which the log does not have`;
+      else if (row.tag !== tag) wrong = `${tag} acked as id ${ack.id}, which the log has as ${row.tag ?? 'an untagged event'}`;
+      else if (!sameRooms(row.rooms, ack.rooms)) wrong = `${tag} acked as id ${ack.id} in [${ack.rooms}], the log says [${row.rooms}]`;
+      if (wrong) {
+        v.falseAcks++;
+        note('false ack', wrong);
+      } else if (ack) ackedIds.add(ack.id);
+    });
+  }
+  for (const [tag, ids] of byTag) {
+    if (ids.length < 2) continue;
+    v.doubleApplied++;
+    note('applied twice', `${tag} is in the log as ids ${ids.join(', ')}`);
+  }
+
+  for (const r of input.readers) {
+    const who = `${r.reader} ${r.room}`;
+    if (r.readyAt === undefined) {
+      v.notReady++;
+      note('never subscribed', who);
+      continue;
+    }
+    const barrierId = input.barrier.get(r.room);
+    if (barrierId === undefined) throw new Error(`no barrier event for room ${r.room}`);
+    const readyAt = r.readyAt;
+    const isTheirs = (id: number) => {
+      if (r.startId !== undefined && id > r.startId) return true;
+      const tag = byId.get(id)?.tag;
+      return tag != null && (sentAt.get(tag) ?? Number.NEGATIVE_INFINITY) > readyAt;
+    };
+    const expected = new Set((roomLog.get(r.room) ?? []).filter((id) => id <= barrierId && isTheirs(id)));
+
+    const seen = new Set<number>();
+    let highest = Number.NEGATIVE_INFINITY;
+    for (const id of r.delivered) {
+      if (seen.has(id)) {
+        v.duplicates++;
+        note('duplicate', `${who} was given ${id} again`);
+        continue;
+      }
+      seen.add(id);
+      if (id < highest) {
+        v.outOfOrder++;
+        note('out of order', `${who} was given ${id} after ${highest}`);
+      } else highest = id;
+      if (!byId.get(id)?.rooms.includes(r.room)) {
+        v.phantom++;
+        note('phantom', `${who} was given ${id}, which the log does not have in that room`);
+      } else if (id <= barrierId && !expected.has(id)) {
+        v.early++;
+        note('early', `${who} was given ${id}, from before its start (position ${r.startId ?? 'none'})`);
+      }
+    }
+    if (!seen.has(barrierId)) {
+      v.barrierUnseen++;
+      note('barrier not seen', `${who} (barrier ${barrierId}; last given ${r.delivered.at(-1) ?? 'none'})`);
+    }
+    const missing = [...expected].filter((id) => !seen.has(id));
+    for (const id of missing) {
+      if (ackedIds.has(id)) v.missingAcked++;
+      else v.missingUnacked++;
+    }
+    if (missing.length > 0) note('missing', `${who} was not given ${missing.length} of ${expected.size}: ${abbreviate(missing)}`);
+  }
+  v.examples = [...examples.values()].flat();
+  return v;
+}
+
+function sameRooms(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((room, i) => room === b[i]);
+}
+
+function abbreviate(ids: number[]): string {
+  return ids.length <= 8 ? ids.join(', ') : `${ids.slice(0, 8).join(', ')}, … (${ids.length - 8} more)`;
+}

@@ -1,0 +1,228 @@
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import type { Sql } from 'postgres';
+import type { ClusterHandle, SpawnedNode } from '../harness/cluster.js';
+import type { RedisInstance } from '../harness/redis.js';
+
+export interface FaultContext {
+  cluster: ClusterHandle;
+  /** The primary, for looking at what a node is doing in it. */
+  sql: Sql;
+  /** The node to hit in cycle `cycle` (1-based index into the cluster), the busiest with writers first. */
+  target(cycle: number): { index: number; node: SpawnedNode };
+  redis(): RedisInstance;
+  log(line: string): void;
+  /** A problem with the fault itself (a drain that never ends, a node that does not come back). */
+  trouble(line: string): void;
+  sleep(ms: number): Promise<void>;
+}
+
+/** A fault: `run` injects it, holds it and heals it, and returns once it is healed. */
+export interface Scenario {
+  name: string;
+  what: string;
+  run(ctx: FaultContext, cycle: number): Promise<void>;
+}
+
+/** How long most faults last. Long enough for every writer and reader to run into it. */
+const HOLD_MS = 6000;
+/** A draining node must be gone within its SHUTDOWN_GRACE_MS (the cluster's 2 s) plus this. */
+const DRAIN_SLACK_MS = 5000;
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'none',
+    what: 'no fault: steady writes and readers',
+    run: (ctx) => ctx.sleep(HOLD_MS),
+  },
+  {
+    name: 'node-kill',
+    what: 'kill -9 of a node; started again on its port after 5 s',
+    async run(ctx, cycle) {
+      const { index, node } = ctx.target(cycle);
+      ctx.log(`kill -9 ${node.nodeId}`);
+      await node.kill9();
+      await ctx.sleep(5000);
+      await restart(ctx, index);
+    },
+  },
+  {
+    name: 'redis-restarts',
+    what: 'redis-server killed (-9) and started again, empty, on its port: three times',
+    async run(ctx) {
+      for (let i = 1; i <= 3; i++) {
+        ctx.log(`redis kill -9 (${i}/3)`);
+        await ctx.redis().stop();
+        await ctx.sleep(1500);
+        await ctx.redis().restart();
+        if (i < 3) await ctx.sleep(2500);
+      }
+    },
+  },
+  {
+    name: 'redis-freeze',
+    what: `redis-server frozen (SIGSTOP) for ${HOLD_MS / 1000} s, then SIGCONT`,
+    async run(ctx) {
+      ctx.log('redis SIGSTOP');
+      ctx.redis().signal('SIGSTOP');
+      try {
+        await ctx.sleep(HOLD_MS);
+      } finally {
+        ctx.redis().signal('SIGCONT');
+      }
+    },
+  },
+  {
+    name: 'pg-primary-crash',
+    what: 'Postgres primary crashed (pg_ctl stop -m immediate), started again after 5 s',
+    async run(ctx) {
+      ctx.log('postgres primary stop -m immediate');
+      await ctx.cluster.postgres.stopPrimary('immediate');
+      await ctx.sleep(5000);
+      await ctx.cluster.postgres.startPrimary();
+    },
+  },
+  {
+    name: 'pg-replica-stop',
+    what: `streaming replica crashed (stop -m immediate) for ${HOLD_MS / 1000} s, then started again`,
+    async run(ctx) {
+      ctx.log('postgres replica stop -m immediate');
+      await ctx.cluster.postgres.stopReplica('immediate');
+      await ctx.sleep(HOLD_MS);
+      await ctx.cluster.postgres.startReplica();
+    },
+  },
+  {
+    name: 'node-freeze',
+    what: `a node frozen (SIGSTOP) inside a write transaction (locks held) for ${HOLD_MS / 1000} s, then SIGCONT`,
+    run: (ctx, cycle) => freezeThen(ctx, cycle, 'transaction', 'resume'),
+  },
+  {
+    name: 'node-freeze-kill',
+    what: `a node frozen (SIGSTOP) inside a write transaction (locks held) for ${HOLD_MS / 1000} s, then kill -9 and started again`,
+    run: (ctx, cycle) => freezeThen(ctx, cycle, 'transaction', 'kill'),
+  },
+  {
+    name: 'node-commit-freeze',
+    what: `a node frozen (SIGSTOP) while its COMMIT runs (committed, not yet published) for ${HOLD_MS / 1000} s, then SIGCONT`,
+    run: (ctx, cycle) => freezeThen(ctx, cycle, 'commit', 'resume'),
+  },
+  {
+    name: 'node-commit-kill',
+    what: `a node frozen (SIGSTOP) while its COMMIT runs (committed, never published) for ${HOLD_MS / 1000} s, then kill -9 and started again`,
+    run: (ctx, cycle) => freezeThen(ctx, cycle, 'commit', 'kill'),
+  },
+  {
+    name: 'node-drain',
+    what: 'SIGTERM of a node (graceful drain); started again on its port after 2 s',
+    async run(ctx, cycle) {
+      const { index, node } = ctx.target(cycle);
+      ctx.log(`SIGTERM ${node.nodeId}`);
+      const started = Date.now();
+      const timer = setTimeout(() => {
+        ctx.trouble(`${node.nodeId} still running ${DRAIN_SLACK_MS} ms after its drain grace; killed`);
+        void node.kill9();
+      }, 2000 + DRAIN_SLACK_MS);
+      try {
+        await node.stop();
+      } finally {
+        clearTimeout(timer);
+      }
+      if (node.proc.exitCode !== 0) ctx.trouble(`${node.nodeId} exited ${node.proc.exitCode ?? node.proc.signalCode} after a drain`);
+      ctx.log(`${node.nodeId} drained in ${Date.now() - started} ms`);
+      await ctx.sleep(2000);
+      await restart(ctx, index);
+    },
+  },
+];
+
+export function scenarioNamed(name: string): Scenario {
+  const s = SCENARIOS.find((x) => x.name === name);
+  if (!s) throw new Error(`no scenario "${name}"; known: ${SCENARIOS.map((x) => x.name).join(', ')}`);
+  return s;
+}
+
+async function restart(ctx: FaultContext, index: number): Promise<void> {
+  try {
+    const node = await ctx.cluster.restartNode(index);
+    ctx.log(`${node.nodeId} started again`);
+  } catch (err) {
+    ctx.trouble(`node-${index} did not start again: ${(err as Error).message}`);
+  }
+}
+
+/** Where a node is caught: inside a transaction that has written, or while its COMMIT runs. */
+type Moment = 'transaction' | 'commit';
+
+/**
+ * What each moment looks like in pg_stat_activity, for the sessions of the node's sockets; `$2` is
+ * when the node was stopped.
+ */
+const CAUGHT: Record<Moment, string> = {
+  // Holds an xid, so row locks: an idempotency key, a process row, maybe the tenant's id counter.
+  transaction: 'backend_xid IS NOT NULL',
+  // Its COMMIT was sent before the stop and is running, or finished after it: the commit stands,
+  // and the stopped node has not heard of it — nor published its events.
+  commit: "query ~* '^\\s*commit' AND (state = 'active' OR state_change >= $2)",
+};
+
+async function freezeThen(ctx: FaultContext, cycle: number, moment: Moment, then: 'resume' | 'kill'): Promise<void> {
+  const { index, node } = ctx.target(cycle);
+  await freezeAt(ctx, node, moment);
+  try {
+    await ctx.sleep(HOLD_MS);
+  } finally {
+    if (then === 'resume') node.proc.kill('SIGCONT');
+  }
+  if (then === 'kill') {
+    ctx.log(`kill -9 ${node.nodeId} (frozen)`);
+    await node.kill9();
+    await restart(ctx, index);
+  }
+}
+
+const MAX_TRIES = 400;
+
+/**
+ * SIGSTOPs `node` at `moment`: SIGSTOP, look at its Postgres sessions, and SIGCONT to try again a
+ * moment later if none is there. Writes flow at tens per second, so this takes a few to a few
+ * dozen tries; after MAX_TRIES it freezes the node as it is and reports trouble (the scenario did
+ * not test what it says).
+ */
+async function freezeAt(ctx: FaultContext, node: SpawnedNode, moment: Moment): Promise<void> {
+  const pid = node.proc.pid;
+  if (pid === undefined) throw new Error(`${node.nodeId} has no pid`);
+  for (let tries = 1; tries <= MAX_TRIES; tries++) {
+    node.proc.kill('SIGSTOP');
+    // A millisecond late, so that a commit that ended as the stop landed does not count.
+    const stoppedAt = new Date(Date.now() + 1);
+    const ports = [...(await localTcpPorts(pid))];
+    const [row] = await ctx.sql.unsafe<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE client_port = ANY($1::int[]) AND ${CAUGHT[moment]}`,
+      moment === 'commit' ? [ports, stoppedAt] : [ports],
+    );
+    if ((row?.n ?? 0) > 0) {
+      ctx.log(`${node.nodeId} frozen (SIGSTOP) at ${moment} (${row?.n} session(s)), after ${tries} tries`);
+      return;
+    }
+    node.proc.kill('SIGCONT');
+    await ctx.sleep(2 + (tries % 5) * 2);
+  }
+  node.proc.kill('SIGSTOP');
+  ctx.trouble(`${node.nodeId} frozen (SIGSTOP), but not caught at ${moment} in ${MAX_TRIES} tries`);
+}
+
+/** Local ports of the IPv4 TCP sockets a process holds (its fds matched against /proc/net/tcp). */
+async function localTcpPorts(pid: number): Promise<Set<number>> {
+  const inodes = new Set<string>();
+  for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
+    const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (m) inodes.add(m[1]!);
+  }
+  const ports = new Set<number>();
+  for (const line of (await readFile(`/proc/${pid}/net/tcp`, 'utf8')).split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length > 9 && inodes.has(f[9]!)) ports.add(Number.parseInt(f[1]!.split(':')[1]!, 16));
+  }
+  return ports;
+}

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { type CheckInput, check, type LogEvent, type ReaderRoom, type WriteRecord } from '../fault/check.js';
+import { startIdOf } from '../fault/readers.js';
+
+const T = 'tenant';
+const P = 'process:p1';
+
+/** Log: 1 set-up event; 2..6 transitions of p1 (tenant + process room) tagged w:2..w:6; 7 the barrier. */
+function world(over: Partial<CheckInput> = {}): CheckInput {
+  const log: LogEvent[] = [{ id: 1, rooms: [P, T], tag: null }];
+  const writes: WriteRecord[] = [];
+  for (let id = 2; id <= 6; id++) {
+    log.push({ id, rooms: [P, T], tag: `w:${id}` });
+    writes.push({ tags: [`w:${id}`], firstSentAt: 1000 + id, outcome: 'acked', acked: [{ id, rooms: [P, T] }] });
+  }
+  log.push({ id: 7, rooms: [T], tag: 'barrier:t' }, { id: 8, rooms: [P], tag: 'barrier:p' });
+  writes.push({
+    tags: ['barrier:t', 'barrier:p'],
+    firstSentAt: 2000,
+    outcome: 'acked',
+    acked: [
+      { id: 7, rooms: [T] },
+      { id: 8, rooms: [P] },
+    ],
+  });
+  return {
+    log,
+    writes,
+    readers: [reader(T, [2, 3, 4, 5, 6, 7]), reader(P, [2, 3, 4, 5, 6, 8])],
+    barrier: new Map([
+      [T, 7],
+      [P, 8],
+    ]),
+    ...over,
+  };
+}
+
+function reader(room: string, delivered: number[], start: Partial<ReaderRoom> = {}): ReaderRoom {
+  return { reader: 'r', room, readyAt: 1000, startId: 1, delivered, ...start };
+}
+
+const zero = {
+  falseAcks: 0,
+  rejectedCommitted: 0,
+  doubleApplied: 0,
+  notReady: 0,
+  barrierUnseen: 0,
+  missingAcked: 0,
+  missingUnacked: 0,
+  duplicates: 0,
+  outOfOrder: 0,
+  early: 0,
+  phantom: 0,
+};
+
+describe('the fault-suite checker', () => {
+  it('finds nothing when every reader got exactly its rooms’ events after its start, in order', () => {
+    expect(check(world())).toMatchObject({ ...zero, acked: 6, readerRooms: 2, examples: [] });
+  });
+
+  it('counts a missing acked event, a duplicate and an out-of-order delivery, each once', () => {
+    const v = check(world({ readers: [reader(T, [2, 4, 3, 4, 6, 7])] }));
+    // 5 is missing; the second 4 is a duplicate; 3 after 4 is out of order.
+    expect(v).toMatchObject({ ...zero, missingAcked: 1, duplicates: 1, outOfOrder: 1 });
+    expect(v.examples.join('\n')).toContain('r tenant was not given 1 of 6: 5');
+  });
+
+  it('owes a reader only what follows its position at subscribe, and flags what came before as early', () => {
+    const late = reader(T, [5, 6, 7], { startId: 4, readyAt: 1004.5 });
+    expect(check(world({ readers: [late] }))).toMatchObject(zero);
+    const tooEarly = reader(T, [4, 5, 6, 7], { startId: 4, readyAt: 1004.5 });
+    expect(check(world({ readers: [tooEarly] }))).toMatchObject({ ...zero, early: 1 });
+  });
+
+  it('owes every write first sent after the ack even if the ack’s position claims more', () => {
+    // The ack says position 6, but w:5 and w:6 were sent after it arrived: they are owed.
+    const r = reader(T, [7], { startId: 6, readyAt: 1004.5 });
+    expect(check(world({ readers: [r] }))).toMatchObject({ ...zero, missingAcked: 2 });
+  });
+
+  it('with no position in the ack, owes exactly the writes sent after it', () => {
+    const r = reader(T, [5, 6, 7], { startId: undefined, readyAt: 1004.5 });
+    expect(check(world({ readers: [r] }))).toMatchObject(zero);
+  });
+
+  it('counts committed events whose write was never answered as owed, apart from acked ones', () => {
+    const w = world();
+    const unanswered = w.writes[2]!; // w:4
+    unanswered.outcome = 'unknown';
+    delete unanswered.acked;
+    const v = check({ ...w, readers: [reader(T, [2, 3, 5, 6, 7])] });
+    expect(v).toMatchObject({ ...zero, missingUnacked: 1, committedUnacked: 1, unknown: 1 });
+  });
+
+  it('flags ids the log does not have in the room as phantom, and a barrier never given', () => {
+    const v = check(world({ readers: [reader(P, [2, 3, 4, 5, 6, 7, 99])] }));
+    // 7 is the tenant room's barrier, not the process room's; 99 does not exist; 8, the barrier
+    // of the process room, never came (and is owed like any other event).
+    expect(v).toMatchObject({ ...zero, phantom: 2, barrierUnseen: 1, missingAcked: 1 });
+  });
+
+  it('flags an ack the log does not back: lost, given to another write, or in other rooms', () => {
+    const w = world();
+    w.log = w.log.filter((e) => e.id !== 3).map((e) => (e.id === 4 ? { ...e, tag: 'w:other' } : e));
+    w.writes[3]!.acked = [{ id: 5, rooms: [T] }];
+    const v = check({ ...w, readers: [] });
+    expect(v).toMatchObject({ ...zero, falseAcks: 3 });
+    expect(v.examples.join('\n')).toMatch(
+      /id 3, which the log does not have[\s\S]*id 4, which the log has as w:other[\s\S]*id 5 in \[tenant\]/,
+    );
+  });
+
+  it('flags a write applied twice and a refused write that committed', () => {
+    const w = world();
+    w.log.push({ id: 9, rooms: [P, T], tag: 'w:2' });
+    w.writes.push({ tags: ['w:x'], firstSentAt: 1500, outcome: 'rejected' });
+    w.log.push({ id: 10, rooms: [T], tag: 'w:x' });
+    expect(check({ ...w, readers: [] })).toMatchObject({ ...zero, doubleApplied: 1, rejectedCommitted: 1 });
+  });
+
+  it('counts a reader room that never got its subscribe acked', () => {
+    expect(check(world({ readers: [reader(T, [], { readyAt: undefined })] }))).toMatchObject({ ...zero, notReady: 1 });
+  });
+
+  it('reads the subscription start from the ack’s position, or the older cursor', () => {
+    expect(startIdOf({ position: { offset: 3, id: 41, epoch: 'e' } })).toBe(41);
+    expect(startIdOf({ cursor: 17 })).toBe(17);
+    expect(startIdOf({ events: [] })).toBeUndefined();
+  });
+});
