@@ -104,3 +104,9 @@ export function monthsBefore(now: Date, months: number): Date {
     ),
   );
 }
+
+/** Rows of a raw `execute` (PGlite answers `{ rows }`, postgres.js an array). */
+export function rowsOf(result: unknown): Record<string, unknown>[] {
+  if (Array.isArray(result)) return result as Record<string, unknown>[];
+  return ((result as { rows?: Record<string, unknown>[] }).rows ?? []) as Record<string, unknown>[];
+}

@@ -18,6 +18,7 @@ import {
   monthsBefore,
   partitionName,
   partitionRange,
+  rowsOf,
   toEvent,
   toProcess,
   toWorkflow,
@@ -105,11 +106,6 @@ const PRUNE_EVERY_MS = 60_000;
 const PARTITION_LOCK_KEY = 7_357_002;
 
 const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
-
-function rowsOf(result: unknown): Record<string, unknown>[] {
-  if (Array.isArray(result)) return result as Record<string, unknown>[];
-  return ((result as { rows?: Record<string, unknown>[] }).rows ?? []) as Record<string, unknown>[];
-}
 
 /** `p`, or store_unavailable after `ms` if it has not settled by then. */
 function answerWithin<T>(p: Promise<T>, ms: number): Promise<T> {
