@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { rowsOf } from './rows.js';
-import { type events, tenantCursors } from './schema.js';
+import type { events } from './schema.js';
 import type { Db } from './sql-store.js';
 
 type EventInsert = typeof events.$inferInsert;
@@ -11,66 +11,70 @@ const key = (tenant: string, room: string) => `${tenant}\0${room}`;
 
 /**
  * Gives each draft, in the order given, the next id of its tenant and the next offset in each of
- * its rooms: two upserts, the last statements before the events are inserted (see SqlStore on why
- * ids are taken last). The tenant rows are locked in name order in one statement; a room's row is
- * only ever updated by a transaction that already holds its tenant's row, so room rows cannot
- * deadlock, and a room's offsets are handed out in the same order as the tenant's ids.
+ * its rooms: the last statement before the events are inserted (see SqlStore on why ids are taken
+ * last). A room's row is only ever updated by a transaction that already holds its tenant's row, so
+ * room rows cannot deadlock, and a room's offsets are handed out in the same order as the tenant's
+ * ids.
  */
 export async function stampEvents(tx: Db, drafts: readonly { tenant: string; values: EventDraft }[]): Promise<EventInsert[]> {
   if (drafts.length === 0) return [];
+  // Per tenant: its events in this batch. Per room: its events in this batch (the increment of its
+  // offset) and how many of its tenant's events of the batch come after the room's last one (so
+  // that the room's last id is the tenant's new last id minus that).
   const perTenant = new Map<string, number>();
-  for (const d of drafts) perTenant.set(d.tenant, (perTenant.get(d.tenant) ?? 0) + 1);
-  const tops = await tx
-    .insert(tenantCursors)
-    .values([...perTenant.keys()].sort().map((t) => ({ tenantId: t, lastEventId: perTenant.get(t)! })))
-    .onConflictDoUpdate({
-      target: tenantCursors.tenantId,
-      set: { lastEventId: sql`${tenantCursors.lastEventId} + excluded.last_event_id` },
-    })
-    .returning({ tenantId: tenantCursors.tenantId, last: tenantCursors.lastEventId });
-  const nextId = new Map(tops.map((t) => [t.tenantId, Number(t.last) - perTenant.get(t.tenantId)! + 1]));
-  const rows: EventInsert[] = drafts.map((d) => {
-    const id = nextId.get(d.tenant)!;
-    nextId.set(d.tenant, id + 1);
-    return { ...d.values, tenantId: d.tenant, id, offsets: [] };
-  });
-
-  // Per room of the batch: how many of its events (the increment of its offset) and the last id.
-  // A room's row is only updated by a transaction that holds its tenant's row (above), so the order
-  // of the rows below cannot deadlock.
-  const heads = new Map<string, { tenantId: string; room: string; lastOffset: number; lastId: number }>();
-  for (const row of rows) {
-    for (const room of row.rooms) {
-      const k = key(row.tenantId, room);
-      const head = heads.get(k);
+  const heads = new Map<string, { t: string; r: string; n: number; seen: number }>();
+  for (const d of drafts) {
+    const seen = (perTenant.get(d.tenant) ?? 0) + 1;
+    perTenant.set(d.tenant, seen);
+    for (const room of d.values.rooms) {
+      const head = heads.get(key(d.tenant, room));
       if (head) {
-        head.lastOffset++;
-        head.lastId = row.id;
-      } else heads.set(k, { tenantId: row.tenantId, room, lastOffset: 1, lastId: row.id });
+        head.n++;
+        head.seen = seen;
+      } else heads.set(key(d.tenant, room), { t: d.tenant, r: room, n: 1, seen });
     }
   }
-  // One statement with one parameter whatever the batch size: built with drizzle's values() it was
-  // four parameters a room, and building that SQL doubled drizzle's share of the write path's CPU.
-  const ends = rowsOf(
-    await tx.execute(sql`INSERT INTO room_heads (tenant_id, room, last_offset, last_id)
-      SELECT t, r, n, i FROM jsonb_to_recordset(${JSON.stringify([...heads.values()].map((h) => ({ t: h.tenantId, r: h.room, n: h.lastOffset, i: h.lastId })))}::jsonb)
-        AS x(t text, r text, n bigint, i bigint)
-      ON CONFLICT (tenant_id, room) DO UPDATE SET last_offset = room_heads.last_offset + excluded.last_offset, last_id = excluded.last_id
-      RETURNING tenant_id, room, last_offset`),
-  ).map((row) => ({ tenantId: String(row.tenant_id), room: String(row.room), lastOffset: row.last_offset }));
-  const nextOffset = new Map(
-    ends.map((e) => {
-      const k = key(e.tenantId, e.room);
-      return [k, Number(e.lastOffset) - heads.get(k)!.lastOffset + 1];
-    }),
+  const tenants = [...perTenant.keys()].sort().map((t) => ({ t, n: perTenant.get(t)! }));
+  const rooms = [...heads.values()].map((h) => ({ t: h.t, r: h.r, n: h.n, b: perTenant.get(h.t)! - h.seen }));
+  // ONE statement, one round trip, two jsonb parameters whatever the batch size. The room upsert
+  // reads its tenant's new last id from the tenant upsert's output, so a room's row is locked only
+  // after its tenant's row — the discipline that keeps room rows free of deadlocks — and tenants
+  // are locked in name order.
+  const out = rowsOf(
+    await tx.execute(sql`WITH t AS (
+        INSERT INTO tenant_cursors (tenant_id, last_event_id)
+        SELECT x.t, x.n FROM jsonb_to_recordset(${JSON.stringify(tenants)}::jsonb) AS x(t text, n bigint)
+        ON CONFLICT (tenant_id) DO UPDATE SET last_event_id = tenant_cursors.last_event_id + excluded.last_event_id
+        RETURNING tenant_id, last_event_id
+      ), r AS (
+        INSERT INTO room_heads (tenant_id, room, last_offset, last_id)
+        SELECT x.t, x.r, x.n, t.last_event_id - x.b
+        FROM jsonb_to_recordset(${JSON.stringify(rooms)}::jsonb) AS x(t text, r text, n bigint, b bigint) JOIN t ON t.tenant_id = x.t
+        ON CONFLICT (tenant_id, room) DO UPDATE SET last_offset = room_heads.last_offset + excluded.last_offset, last_id = excluded.last_id
+        RETURNING tenant_id, room, last_offset
+      )
+      SELECT tenant_id, NULL AS room, last_event_id AS last FROM t
+      UNION ALL SELECT tenant_id, room, last_offset FROM r`),
   );
-  for (const row of rows) {
-    row.offsets = row.rooms.map((room) => {
-      const k = key(row.tenantId, room);
+  const nextId = new Map<string, number>();
+  const nextOffset = new Map<string, number>();
+  for (const row of out) {
+    const tenant = String(row.tenant_id);
+    if (row.room === null) nextId.set(tenant, Number(row.last) - perTenant.get(tenant)! + 1);
+    else {
+      const k = key(tenant, String(row.room));
+      nextOffset.set(k, Number(row.last) - heads.get(k)!.n + 1);
+    }
+  }
+  return drafts.map((d) => {
+    const id = nextId.get(d.tenant)!;
+    nextId.set(d.tenant, id + 1);
+    const offsets = d.values.rooms.map((room) => {
+      const k = key(d.tenant, room);
       const offset = nextOffset.get(k)!;
       nextOffset.set(k, offset + 1);
       return offset;
     });
-  }
-  return rows;
+    return { ...d.values, tenantId: d.tenant, id, offsets };
+  });
 }
