@@ -2,6 +2,7 @@ import { request } from 'node:http';
 import net from 'node:net';
 import autocannon, { type Client, type Request } from 'autocannon';
 import type { FluxoEvent, Process, TransitionResult } from '../../shared/protocol.js';
+import { nodeBehind } from '../../test/harness/source-address.js';
 import { LeanClient } from '../lean-client.js';
 import { nextStage, sourceAddresses } from '../setup.js';
 import { type LatencySummary, newHistogram, nowMs, recordUs, summarize } from '../stats.js';
@@ -29,28 +30,6 @@ export function bindClient(client: Client, localAddress: string): void {
       net.connect = connect;
     }
   };
-}
-
-/** Which node nginx sends a source address to: GET /health (it names the node) from that address. */
-function nodeBehind(url: string, localAddress: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(new URL('/health', url), { localAddress, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-      });
-      res.on('end', () => {
-        try {
-          resolve(String((JSON.parse(body) as { node: string }).node));
-        } catch (err) {
-          reject(err);
-        }
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /**

@@ -109,18 +109,8 @@ const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
 
 /** `p`, or store_unavailable after `ms` if it has not settled by then. */
 function answerWithin<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(toStoreError(new DeadlineExceeded(ms))), ms);
-    p.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err);
-      },
-    );
+  return withDeadline(ms, () => p).catch((err: unknown) => {
+    throw err instanceof DeadlineExceeded ? toStoreError(err) : err;
   });
 }
 
