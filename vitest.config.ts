@@ -35,6 +35,18 @@ export default defineConfig({
           maxWorkers: 1,
         },
       },
+      {
+        test: {
+          name: 'fuzz',
+          include: ['test/fuzz/**/*.test.ts'],
+          sequence: { groupOrder: 4 },
+          // The random run is bounded by FUZZ_SECONDS (40 s by default) plus its last shrink; this only stops a hung one.
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          // One node under fire at a time.
+          maxWorkers: 1,
+        },
+      },
     ],
   },
 });

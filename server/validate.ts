@@ -13,6 +13,10 @@ export function screenError(finding: ScreenFinding, maxBytes?: number): AppError
       return new AppError('validation_failed', undefined, {
         issues: [{ path: finding.path, message: 'keys __proto__, constructor and prototype are not allowed' }],
       });
+    case 'lone_surrogate':
+      return new AppError('validation_failed', undefined, {
+        issues: [{ path: finding.path, message: 'text must be well-formed Unicode (a lone surrogate)' }],
+      });
     case 'nul':
       // Postgres cannot store U+0000 in text or jsonb: caught here it is a 400 naming the field.
       return new AppError('validation_failed', undefined, { issues: [{ path: finding.path, message: 'text may not contain U+0000' }] });

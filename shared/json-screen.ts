@@ -22,7 +22,8 @@ export type ScreenFinding =
   | { kind: 'too_deep'; depth: number }
   | { kind: 'too_large'; bytes: number }
   | { kind: 'forbidden_key'; path: string }
-  | { kind: 'nul'; path: string };
+  | { kind: 'nul'; path: string }
+  | { kind: 'lone_surrogate'; path: string };
 
 interface Frame {
   value: unknown;
@@ -37,6 +38,12 @@ function pathOf(frame: Frame | null, key?: string): string {
   return parts.reverse().join('.');
 }
 
+/**
+ * A UTF-16 surrogate without its pair: JSON.parse lets `"\ud800"` through, Postgres refuses it in
+ * json/jsonb (and it was a 500 with the SQL logged). String.prototype.isWellFormed is ES2024.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 const textEncoder = new TextEncoder();
 /** UTF-8 length without allocating for the usual all-ASCII case. */
 function utf8Length(s: string): number {
@@ -46,7 +53,8 @@ function utf8Length(s: string): number {
 
 /**
  * The first problem of `value`, or null: nesting deeper than `maxDepth`, a JSON size over
- * `maxBytes`, a key in FORBIDDEN_KEYS, or U+0000 in a string or key (Postgres cannot store it).
+ * `maxBytes`, a key in FORBIDDEN_KEYS, or U+0000 or a lone surrogate in a string or key (Postgres
+ * cannot store either).
  * Binary attachments (Buffer, typed arrays) count their length and are not walked.
  */
 export function screenJson(value: unknown, limits: ScreenLimits): ScreenFinding | null {
@@ -58,6 +66,7 @@ export function screenJson(value: unknown, limits: ScreenLimits): ScreenFinding 
     const v = frame.value;
     if (typeof v === 'string') {
       if (v.includes('\0')) return { kind: 'nul', path: pathOf(frame) };
+      if (LONE_SURROGATE.test(v)) return { kind: 'lone_surrogate', path: pathOf(frame) };
       bytes += utf8Length(v) + 2;
     } else if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') {
       bytes += String(v).length;
@@ -77,6 +86,7 @@ export function screenJson(value: unknown, limits: ScreenLimits): ScreenFinding 
         for (const key of Object.keys(v)) {
           if (FORBIDDEN_KEYS.has(key)) return { kind: 'forbidden_key', path: pathOf(frame, key) };
           if (key.includes('\0')) return { kind: 'nul', path: pathOf(frame, key) };
+          if (LONE_SURROGATE.test(key)) return { kind: 'lone_surrogate', path: pathOf(frame, key) };
           bytes += utf8Length(key) + 4;
           stack.push({ value: (v as Record<string, unknown>)[key], depth: frame.depth + 1, parent: frame, key });
         }

@@ -103,7 +103,8 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
   const screen = (socket: FluxoSocket, packet: unknown[], next: (err?: Error) => void) => {
     const event = packet[0];
     const last = packet[packet.length - 1];
-    const ack = packet.length > 1 && typeof last === 'function' ? (last as (r: Ack<never>) => void) : null;
+    // `421` (an ack id and nothing else) arrives as [ack]: it names no event but still gets an answer.
+    const ack = typeof last === 'function' ? (last as (r: Ack<never>) => void) : null;
     const data = socket.data;
     const waitMs = spend(data, Date.now());
     if (waitMs > 0) {
@@ -123,8 +124,9 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
       return;
     }
     if (!ack) return;
-    if (!KNOWN.has(String(event))) {
-      enqueue(socket, () => ack({ error: { code: 'unknown_event', message: `Unknown event "${String(event).slice(0, 64)}".` } }));
+    if (typeof event !== 'string' || !KNOWN.has(event)) {
+      const message = typeof event === 'string' ? `Unknown event "${event.slice(0, 64)}".` : 'The packet names no event.';
+      enqueue(socket, () => ack({ error: { code: 'unknown_event', message } }));
       return;
     }
     next();

@@ -57,7 +57,9 @@ export function decodeCursor(cursor: string): PageKey {
     // Exactly what encodeCursor makes: Date.parse accepts strings Postgres refuses ("foo 2024", year +275760).
     if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') {
       const [createdAt, id] = value as [string, string];
-      if (ISO_MS.test(createdAt) && new Date(createdAt).toISOString() === createdAt && CURSOR_ID.test(id)) return { createdAt, id };
+      // Year 0000 is a JavaScript date and not a Postgres one.
+      const dated = ISO_MS.test(createdAt) && !createdAt.startsWith('0000') && new Date(createdAt).toISOString() === createdAt;
+      if (dated && CURSOR_ID.test(id)) return { createdAt, id };
     }
   } catch {
     // fall through: a cursor we did not make
