@@ -10,6 +10,7 @@ import type { Config } from './config/index.js';
 import { WorkflowService } from './domain/workflow-service.js';
 import { AppError, toErrorBody } from './errors.js';
 import { apiRoutes } from './http/api.js';
+import { corsHeaders, preflight } from './http/cors.js';
 import { devLoginRoutes } from './http/dev-login.js';
 import { opsRoutes } from './http/ops-routes.js';
 import { errorResponse } from './http/respond.js';
@@ -195,8 +196,20 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     maxPayloadBytes: config.maxPayloadBytes,
     tooLarge: () => errorResponse({ code: 'payload_too_large', message: ERRORS.payload_too_large.message }),
     handle: async (req) => {
-      const match = router.match(req.method, req.path);
       const started = process.hrtime.bigint();
+      if (req.method === 'OPTIONS') {
+        // Answered for every route (CORS preflights included), before any budget is spent.
+        const route = router.methods(req.path);
+        const res = route
+          ? preflight(req, route.methods, config.allowedOrigins)
+          : errorResponse({ code: 'not_found', message: `No route OPTIONS ${req.path}.` });
+        metrics.httpDuration.observe(
+          { route: route?.pattern ?? 'unmatched', status: String(res.status) },
+          Number(process.hrtime.bigint() - started) / 1e9,
+        );
+        return res;
+      }
+      const match = router.match(req.method, req.path);
       let label = 'unmatched';
       let res: HttpResponse;
       try {
@@ -214,7 +227,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
         res = errorResponse(body);
       }
       metrics.httpDuration.observe({ route: label, status: String(res.status) }, Number(process.hrtime.bigint() - started) / 1e9);
-      return res;
+      return { ...res, headers: [...(res.headers ?? []), ...corsHeaders(req.headers.origin, config.allowedOrigins)] };
     },
   });
   meterOversizedFrames(uws.app, () => metrics.limitRefusals.inc({ limit: 'max_http_buffer_size' }));

@@ -157,6 +157,20 @@ export interface ClientToServerEvents {
   'auth:refresh': (req: { token: string }, ack: AckFn<{ exp: number }>) => void;
 }
 
+/** What the server says once a socket is connected. */
+export interface Hello {
+  nodeId: string;
+  userId: string;
+  tenant: string;
+  role: Role;
+  /** The token's expiry, seconds since epoch. */
+  exp: number;
+  /** The server's clock (ms since epoch) when it said hello: lets a client with a wrong clock time its token refresh. */
+  now?: number;
+  /** The `auth:refresh` budget of a user (RATE_LIMITS): a client refreshes no more often than it allows. */
+  refreshLimit?: { points: number; durationS: number };
+}
+
 export interface ServerToClientEvents {
   event: (event: FluxoEvent) => void;
   presence: (diff: PresenceDiff) => void;
@@ -171,7 +185,7 @@ export interface ServerToClientEvents {
   /** Live delivery had a gap for these rooms: replay from your last event id. */
   resync: (info: { rooms: string[] }) => void;
   /** Sent once after connect. */
-  hello: (info: { nodeId: string; userId: string; tenant: string; role: Role; exp: number }) => void;
+  hello: (info: Hello) => void;
 }
 
 export const CLIENT_EVENTS = ['subscribe', 'unsubscribe', 'process:transition', 'presence:update', 'auth:refresh'] as const;

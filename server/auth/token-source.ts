@@ -77,6 +77,54 @@ export function isOriginAllowed(origin: string | undefined, allowed: string[], s
 export interface BrowserHeaders {
   origin?: string;
   'sec-fetch-site'?: string;
+  referer?: string;
+}
+
+/**
+ * Which page a cookie-bearing Socket.IO handshake comes from, judged only from headers a page's
+ * script cannot set (`Origin`, `Sec-Fetch-Site` and `Referer` are forbidden request headers):
+ * - `allowed`: an allowed page (ALLOWED_ORIGINS, or this node's own origin) — the cookie may be used;
+ * - `foreign`: another page (or a browser-initiated request that is not a page's) — refuse at once;
+ * - `unknown`: nothing says — the cookie is not used (non-browser clients send a token instead).
+ *
+ * The first header present decides:
+ * 1. `Origin`. Browsers send it on every WebSocket handshake and every cross-origin fetch/XHR, so a
+ *    cross-site WebSocket (CSWSH) or a cross-origin long-polling request always carries the
+ *    attacker's origin (or `null`) and is refused.
+ * 2. `Sec-Fetch-Site`, when there is no Origin: a same-origin GET (long-polling's handshake) carries
+ *    no Origin (the Fetch standard adds it to GETs only in CORS mode), but browsers send
+ *    `Sec-Fetch-Site: same-origin` on it (to potentially trustworthy origins: https, localhost).
+ *    Only `same-origin` is taken; `same-site`, `cross-site` and `none` (typed in the address bar)
+ *    are refused.
+ * 3. `Referer`, when neither is sent (a plain-http page on a LAN host gets no Sec-Fetch-* headers):
+ *    its origin must be an allowed one. A foreign page can suppress it (then rule 4) but not set it
+ *    to ours.
+ * 4. Nothing: `unknown`.
+ * What a foreign page can still make a browser send without Origin — an <img>/<script>/<iframe>
+ * subresource or a top-level navigation — carries the SameSite=Lax cookie only on a top-level
+ * navigation, whose `Sec-Fetch-Site: cross-site` or foreign Referer refuses it, and whose response
+ * (the session id) the foreign page could not read anyway.
+ * @param allowed exact origins: ALLOWED_ORIGINS and the node's own (`cookieOrigins` in realtime/io.ts)
+ */
+export function cookiePage(headers: BrowserHeaders, allowed: string[]): 'allowed' | 'foreign' | 'unknown' {
+  const self = (origin: string) => isOriginAllowed(origin, allowed);
+  if (headers.origin !== undefined) return self(headers.origin) ? 'allowed' : 'foreign';
+  const site = headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin' ? 'allowed' : 'foreign';
+  if (headers.referer !== undefined) {
+    const origin = urlOrigin(headers.referer);
+    return origin !== null && self(origin) ? 'allowed' : 'foreign';
+  }
+  return 'unknown';
+}
+
+function urlOrigin(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.origin : null;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -124,7 +124,7 @@ export const configSchema = z.object({
   ALLOWED_ORIGINS: list
     .default([])
     .describe(
-      'Origins whose pages may use the session cookie (exact match), e.g. `https://app.example.com`. The page served by the node itself is always allowed.',
+      'Origins whose pages may use the session cookie and read the HTTP API and Socket.IO long-polling through CORS (exact match, with credentials), e.g. `https://app.example.com`. The page served by the node itself is always allowed.',
     ),
   TRUST_PROXY: list
     .default(['127.0.0.1', '::1', '::ffff:127.0.0.1'])

@@ -27,24 +27,37 @@ export class Router<R> {
     const segs = path.split('/').filter(Boolean);
     let pathMatched = false;
     for (const { route, parts } of this.routes) {
-      if (parts.length !== segs.length) continue;
-      const params: Record<string, string> = Object.create(null);
-      let ok = true;
-      for (let i = 0; i < parts.length && ok; i++) {
-        const part = parts[i]!;
-        const seg = segs[i]!;
-        if (part.startsWith(':')) {
-          try {
-            params[part.slice(1)] = decodeURIComponent(seg);
-          } catch {
-            ok = false;
-          }
-        } else ok = part === seg;
-      }
-      if (!ok) continue;
+      const params = matchParts(parts, segs);
+      if (!params) continue;
       if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params };
       pathMatched = true;
     }
     return pathMatched ? { methodNotAllowed: true } : null;
   }
+
+  /** The methods the routes of `path` answer, and the first one's pattern (the metrics label); null when none has it. */
+  methods(path: string): { pattern: string; methods: string[] } | null {
+    const segs = path.split('/').filter(Boolean);
+    const found = this.routes.filter(({ parts }) => matchParts(parts, segs) !== null);
+    if (found.length === 0) return null;
+    return { pattern: found[0]!.route.pattern, methods: [...new Set(found.map(({ route }) => route.method))] };
+  }
+}
+
+/** The `:param`s of a path whose segments match a pattern's parts; null when they do not. */
+function matchParts(parts: string[], segs: string[]): Record<string, string> | null {
+  if (parts.length !== segs.length) return null;
+  const params: Record<string, string> = Object.create(null);
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i]!;
+    const seg = segs[i]!;
+    if (part.startsWith(':')) {
+      try {
+        params[part.slice(1)] = decodeURIComponent(seg);
+      } catch {
+        return null;
+      }
+    } else if (part !== seg) return null;
+  }
+  return params;
 }

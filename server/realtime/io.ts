@@ -1,10 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import { Server } from 'socket.io';
 import { ERRORS, type ErrorCode } from '../../shared/errors.js';
-import { bearerToken, clientIp, isOriginAllowed, parseCookies } from '../auth/token-source.js';
+import { type BrowserHeaders, bearerToken, clientIp, cookiePage, parseCookies } from '../auth/token-source.js';
 import type { Config } from '../config/index.js';
 import { AppError, toErrorBody } from '../errors.js';
+import { engineCors } from '../http/cors.js';
 import { LiveCounts } from '../limits/caps.js';
+import { resolveLimits } from '../limits/parse.js';
 import type { FluxoServer, RealtimeDeps } from './deps.js';
 import { armExpiry, type FluxoSocket, revocationRoom, socketHandlers } from './handlers.js';
 
@@ -23,6 +25,11 @@ export function cookieOrigins(config: Config, host: string | undefined): string[
   return [...config.allowedOrigins, ...self];
 }
 
+function browserHeaders(h: IncomingMessage['headers']): BrowserHeaders {
+  const one = (v: string | string[] | undefined) => (typeof v === 'string' ? v : undefined);
+  return { origin: one(h.origin), 'sec-fetch-site': one(h['sec-fetch-site']), referer: one(h.referer) };
+}
+
 export function createIo(config: Config): FluxoServer {
   return new Server({
     // Engine-level hard cap (MAX_HTTP_BUFFER_SIZE); messages over MAX_PAYLOAD_BYTES but below it get a typed ack.
@@ -32,17 +39,21 @@ export function createIo(config: Config): FluxoServer {
     pingTimeout: config.pingTimeoutMs,
     connectTimeout: config.connectTimeoutMs,
     serveClient: false,
-    // Cookies are only honoured for allowed origins (checked below); a cross-site WebSocket upgrade
-    // is not stopped by CORS, so this gate is the one that matters.
+    // Cookies are only honoured from allowed pages (`cookiePage`; checked again in the middleware);
+    // a cross-site WebSocket upgrade is not stopped by CORS, so this gate is the one that matters: a
+    // handshake whose headers name a foreign page is refused before any Socket.IO packet.
     allowRequest: (req: IncomingMessage, callback) => {
       const headers = req.headers;
       const hasCookie = typeof headers.cookie === 'string' && headers.cookie.includes(`${config.cookieName}=`);
-      const origin = typeof headers.origin === 'string' ? headers.origin : undefined;
-      if (hasCookie && origin !== undefined && !isOriginAllowed(origin, cookieOrigins(config, headers.host))) {
+      if (hasCookie && cookiePage(browserHeaders(headers), cookieOrigins(config, headers.host)) === 'foreign') {
         return callback(ERRORS.origin_not_allowed.message, false);
       }
       callback(null, true);
     },
+    // Long-polling from the pages of ALLOWED_ORIGINS (exact matches only, with credentials); every
+    // answer says `Vary: Origin`. Engine.IO runs this `cors` middleware on uWebSockets.js too
+    // (userver.ts buffers its headers), preflight included (204).
+    cors: (req, callback) => callback(null, engineCors(config.allowedOrigins, req.headers.origin)),
   });
 }
 
@@ -79,8 +90,9 @@ export function installRealtime(deps: RealtimeDeps): void {
       if (!token) {
         const cookie = parseCookies(typeof h.cookie === 'string' ? h.cookie : undefined)[config.cookieName];
         if (cookie) {
-          const origin = typeof h.origin === 'string' ? h.origin : undefined;
-          if (!isOriginAllowed(origin, cookieOrigins(config, typeof h.host === 'string' ? h.host : undefined))) {
+          // Only from a page shown to be allowed: a handshake with no Origin, Sec-Fetch-Site or
+          // Referer (a non-browser client) does not get to use it.
+          if (cookiePage(browserHeaders(h), cookieOrigins(config, typeof h.host === 'string' ? h.host : undefined)) !== 'allowed') {
             throw new AppError('origin_not_allowed');
           }
           token = cookie;
@@ -120,6 +132,8 @@ export function installRealtime(deps: RealtimeDeps): void {
   }
 
   const attachHandlers = socketHandlers(deps);
+  const { points, durationS } = resolveLimits(config.rateLimits)['auth:refresh'];
+  const refreshLimit = { points, durationS };
   io.on('connection', (socket: FluxoSocket) => {
     metrics.wsConnections.inc();
     socket.once('disconnect', releaseSlots);
@@ -127,6 +141,14 @@ export function installRealtime(deps: RealtimeDeps): void {
     socket.join(revocationRoom(p.revocationKey));
     attachHandlers(socket);
     armExpiry(socket);
-    socket.emit('hello', { nodeId: config.nodeId, userId: p.userId, tenant: p.tenant, role: p.role, exp: p.exp });
+    socket.emit('hello', {
+      nodeId: config.nodeId,
+      userId: p.userId,
+      tenant: p.tenant,
+      role: p.role,
+      exp: p.exp,
+      now: Date.now(),
+      refreshLimit,
+    });
   });
 }

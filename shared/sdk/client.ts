@@ -1,4 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
+import { ERRORS, isErrorCode } from '../errors.js';
 import type {
   Ack,
   ClientToServerEvents,
@@ -15,6 +16,7 @@ import type {
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { FluxoError } from './errors.js';
+import { DEFAULT_REFRESH_LIMIT, type RefreshLimit, refreshDelayMs } from './refresh.js';
 import { type RoomGap, RoomStream } from './room-stream.js';
 
 export type FluxoSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -25,8 +27,9 @@ export interface ConnectOptions {
   /** A JWT. Without it (and without getToken) the session cookie is used: browsers only. */
   token?: string;
   /**
-   * Returns a fresh token. Called when the server warns that the token expires (`auth:expiring`,
-   * a minute ahead) and when a reconnect is refused with `token_expired`.
+   * Returns a fresh token. Called before the token expires (a quarter of its remaining lifetime
+   * ahead, at most a minute; never more often than the server's `auth:refresh` budget allows) and
+   * when a reconnect is refused with `token_expired`.
    */
   getToken?: () => Promise<string>;
   /** Reconnect delays. */
@@ -35,6 +38,12 @@ export interface ConnectOptions {
   offlineAfterAttempts?: number;
   /** How long a request waits for its ack, in ms. @default 10000 */
   ackTimeoutMs?: number;
+  /**
+   * How long a call made while not connected (`transition`, `setPresence`, …) waits for the
+   * connection before it rejects with `offline`. A client that has given up for good (`offline`,
+   * `retrying: false`) rejects at once. @default 10000
+   */
+  offlineTimeoutMs?: number;
   /**
    * How long an event that arrived ahead of its room's order waits for the ones before it (they
    * may be on their way through another node) before the room is fetched from the log. @default 500
@@ -126,11 +135,18 @@ interface Room {
 }
 
 /**
- * Auth failures that another attempt with the same credentials cannot fix. Not `auth_unavailable`
- * (the identity provider's keys could not be fetched) nor `store_unavailable`: those are retried
- * with back-off like an unreachable server.
+ * Whether an error the server gave with a refused handshake or a disconnect ends the connection for
+ * good: the catalog's `retryable` (shared/errors.ts) decides — `token_invalid`, `token_revoked`,
+ * `unauthorized`, `forbidden`, … are final; `rate_limited`, `not_ready`, `store_unavailable`,
+ * `auth_unavailable`, `internal` are retried. A failure without a code (the server or the network
+ * is down, a proxy refused the transport) is retried. Two codes are decided before this:
+ * `token_expired` (a fresh token from getToken) and `origin_not_allowed` (the next transport).
  */
-const FATAL = new Set(['unauthorized', 'token_invalid', 'token_revoked', 'forbidden', 'origin_not_allowed']);
+function isFinal(code: string | undefined): boolean {
+  return isErrorCode(code) && !ERRORS[code].retryable;
+}
+
+type Transport = 'websocket' | 'polling';
 
 /**
  * A Fluxo connection that survives reconnects: it resubscribes every room from its last event id,
@@ -156,17 +172,33 @@ export class FluxoClient extends Emitter<ClientEvents> {
   /** What the server's `server:disconnect` said, until the disconnect it announced. */
   private told: FluxoError | null = null;
   private refreshing: Promise<void> | null = null;
+  private readonly transports: Transport[];
+  /** Transports whose handshake was refused with `origin_not_allowed` since the last connect. */
+  private readonly refusedTransports = new Set<string>();
+  /** The transport the current Engine.IO session was opened with: its handshake's headers are what the server judged. */
+  private handshakeTransport: string | null = null;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the next token refresh is due (ms since epoch, this client's clock), while one is scheduled. */
+  private refreshDue: number | null = null;
+  /** When the last `auth:refresh` was sent (this client's clock). */
+  private lastRefreshAt = Number.NEGATIVE_INFINITY;
+  /** No refresh before this (after a failed one). */
+  private refreshNotBefore = 0;
+  /** The server's clock minus this client's, from `hello`. */
+  private clockSkewMs = 0;
+  private refreshLimit: RefreshLimit = DEFAULT_REFRESH_LIMIT;
 
   constructor(opts: ConnectOptions) {
     super();
     this.opts = opts;
     this.token = opts.token;
+    this.transports = [...(opts.transports ?? ['websocket', 'polling'])];
     this.socket = io(opts.url, {
       autoConnect: false,
       // Reconnection is ours: it must refresh tokens and resubscribe, and Socket.IO does not retry middleware refusals.
       reconnection: false,
       forceNew: true,
-      transports: opts.transports ?? ['websocket', 'polling'],
+      transports: [...this.transports],
       tryAllTransports: true,
       withCredentials: true,
       path: opts.path ?? '/socket.io/',
@@ -187,6 +219,11 @@ export class FluxoClient extends Emitter<ClientEvents> {
   /** Who and where, from the server's `hello`; null before the first connect. */
   get session(): Session | null {
     return this.sessionInfo;
+  }
+
+  /** When the next token refresh is due (ms since epoch), or null when none is scheduled (no getToken, not connected). */
+  get nextRefreshAt(): number | null {
+    return this.refreshDue;
   }
 
   /**
@@ -249,12 +286,17 @@ export class FluxoClient extends Emitter<ClientEvents> {
     return [...(this.rooms.get(room)?.members.values() ?? [])];
   }
 
-  /** Sets this connection's presence state in a subscribed room; kept and re-sent after reconnects. */
+  /**
+   * Sets this connection's presence state in a subscribed room; kept and re-sent after reconnects.
+   * Set while not connected, it is kept and resolves once connected again (the resubscribe that
+   * follows sends it), within `offlineTimeoutMs`; else it rejects with `offline`.
+   */
   async setPresence(room: string, state: PresenceState): Promise<void> {
     const entry = this.rooms.get(room);
     if (!entry) throw new FluxoError('invalid_room', 'Subscribe to the room first.');
     entry.presenceState = state;
-    await this.request('presence:update', { room, state });
+    if (this.closed || this.current.state === 'connected') await this.request('presence:update', { room, state });
+    else await this.whenConnected(this.offlineTimeoutMs);
   }
 
   /**
@@ -262,7 +304,10 @@ export class FluxoClient extends Emitter<ClientEvents> {
    * FluxoError (`version_conflict` with `body.current`, `invalid_transition`, `rate_limited`, …).
    * A request cut by a disconnect is retried once connected again, with the same requestId, so it
    * is applied at most once; one answered `request_in_progress` (the first try is still being
-   * written) is asked again after a back-off, and gets the stored result.
+   * written) is asked again after a back-off, and gets the stored result. Always settles: each try
+   * waits at most `ackTimeoutMs` for its answer and `offlineTimeoutMs` for a connection; a client
+   * offline for good rejects with `offline` at once (a try cut by the disconnect may have been
+   * applied: retry with the same `requestId`).
    */
   async transition(processId: string, to: string, opts: TransitionOptions = {}): Promise<TransitionResult> {
     const req = {
@@ -274,13 +319,13 @@ export class FluxoClient extends Emitter<ClientEvents> {
     };
     for (let tries = 0; ; tries++) {
       try {
-        return await this.request('process:transition', req);
+        return await this.call('process:transition', req);
       } catch (err) {
         const lost = err instanceof FluxoError && (err.code === 'timeout' || err.code === 'disconnected');
         const busy = err instanceof FluxoError && err.code === 'request_in_progress';
         if ((!lost && !busy) || tries >= 2 || this.closed) throw err;
         if (busy) await new Promise((r) => setTimeout(r, backoffDelay(tries, this.opts.backoff)));
-        else await this.whenConnected();
+        else await this.whenConnected(this.offlineTimeoutMs);
       }
     }
   }
@@ -289,36 +334,97 @@ export class FluxoClient extends Emitter<ClientEvents> {
   close(): void {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    this.cancelRefresh();
     for (const entry of this.rooms.values()) entry.stream.close();
     this.socket.disconnect();
     this.setStatus({ state: 'offline', reason: 'closed', retrying: false });
   }
 
-  /** Resolves when connected (at once if already). */
-  whenConnected(): Promise<void> {
-    if (this.current.state === 'connected') return Promise.resolve();
-    if (this.closed) return Promise.reject(new FluxoError('closed', 'The client is closed.'));
+  /**
+   * Resolves when connected (at once if already). Rejects with `closed` after `close()`, with
+   * `offline` (its `cause` saying why) once the client has given up for good — at once if it already
+   * has — and with `offline` (retryable) when `timeoutMs` passes first.
+   */
+  whenConnected(timeoutMs?: number): Promise<void> {
+    // The state may still read `connected` just after a disconnect (while a token is fetched).
+    if (this.current.state === 'connected' && this.socket.connected) return Promise.resolve();
+    const over = this.gaveUp();
+    if (over) return Promise.reject(over);
     return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const settle = (fn: () => void) => {
+        off();
+        clearTimeout(timer);
+        fn();
+      };
       const off = this.on('state', (s) => {
-        if (s.state === 'connected') {
-          off();
-          resolve();
-        } else if (s.state === 'offline' && !s.retrying) {
-          off();
-          reject(s.error ?? new FluxoError('closed', 'The client is offline.'));
+        if (s.state === 'connected') settle(resolve);
+        else {
+          const e = this.gaveUp();
+          if (e) settle(() => reject(e));
         }
       });
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => settle(() => reject(new FluxoError('offline', `Not connected within ${timeoutMs} ms (${this.current.state}).`))),
+          timeoutMs,
+        );
+      }
     });
+  }
+
+  /** The error for a client that will not connect again (closed, or offline for good); null while it may. */
+  private gaveUp(): FluxoError | null {
+    if (this.closed) return new FluxoError('closed', 'The client is closed.');
+    const s = this.current;
+    if (s.state !== 'offline' || s.retrying) return null;
+    const cause = s.error ?? new FluxoError('closed', `Offline: ${s.reason}.`);
+    return new FluxoError('offline', `Offline for good: ${cause.message}`, undefined, cause);
+  }
+
+  private get offlineTimeoutMs(): number {
+    return this.opts.offlineTimeoutMs ?? 10_000;
+  }
+
+  /** Offline for good: no reconnect, no refresh; the application reads `reason` and `error`. */
+  private giveUp(reason: string, error: FluxoError): void {
+    clearTimeout(this.retryTimer);
+    this.cancelRefresh();
+    this.setStatus({ state: 'offline', reason, error, retrying: false });
+  }
+
+  /**
+   * After `origin_not_allowed`: the server judged the page from the headers of one transport's
+   * handshake (a long-polling GET carries no Origin, a WebSocket handshake does), so another
+   * transport may be accepted. Reconnects with the transports not refused yet; false when none is left.
+   */
+  private tryOtherTransport(): boolean {
+    const used = this.handshakeTransport;
+    if (!used) return false;
+    this.refusedTransports.add(used);
+    const left = this.transports.filter((t) => !this.refusedTransports.has(t));
+    if (left.length === 0) return false;
+    this.socket.io.opts.transports = left;
+    this.scheduleReconnect();
+    return true;
   }
 
   private wire(): void {
     const s = this.socket;
+    s.io.on('open', () => {
+      this.handshakeTransport = s.io.engine?.transport?.name ?? null;
+    });
     s.on('hello', (info) => {
       this.attempt = 0;
       this.expired = false;
+      this.refusedTransports.clear();
+      s.io.opts.transports = [...this.transports];
+      if (typeof info.now === 'number') this.clockSkewMs = info.now - Date.now();
+      if (info.refreshLimit) this.refreshLimit = info.refreshLimit;
       this.sessionInfo = { nodeId: info.nodeId, userId: info.userId, tenant: info.tenant, role: info.role, exp: info.exp };
       this.setStatus({ state: 'connected', ...this.sessionInfo });
       for (const [room, entry] of this.rooms) void this.join(room, entry);
+      this.scheduleRefresh();
     });
     s.on('event', (event) => {
       // Sent once per room it went to: each subscribed room takes it once, by its offset there.
@@ -338,7 +444,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
         if (entry) void this.join(room, entry);
       }
     });
-    s.on('auth:expiring', () => void this.refreshToken());
+    s.on('auth:expiring', (info) => this.onExpiring(info));
     s.on('auth:expired', () => {
       this.expired = true;
     });
@@ -354,9 +460,10 @@ export class FluxoClient extends Emitter<ClientEvents> {
     s.on('disconnect', (reason) => {
       const told = reason === 'io server disconnect' ? this.told : null;
       this.told = null;
+      this.cancelRefresh();
       if (this.closed || reason === 'io client disconnect') return;
-      if (told && FATAL.has(told.code)) {
-        this.setStatus({ state: 'offline', reason: told.code, error: told, retrying: false });
+      if (told && told.code !== 'token_expired' && isFinal(told.code)) {
+        this.giveUp(told.code, told);
         return;
       }
       if (this.expired || told?.code === 'token_expired') void this.refreshThenReconnect();
@@ -369,9 +476,10 @@ export class FluxoClient extends Emitter<ClientEvents> {
         void this.refreshThenReconnect();
         return;
       }
-      if (code && (FATAL.has(code) || code === 'token_expired')) {
+      if (code === 'origin_not_allowed' && this.tryOtherTransport()) return;
+      if (code === 'token_expired' || isFinal(code)) {
         const error = FluxoError.fromBody({ code: code as never, message: err.data?.message ?? err.message });
-        this.setStatus({ state: 'offline', reason: code, error, retrying: false });
+        this.giveUp(code as string, error);
         return;
       }
       // A refused handshake (rate_limited) says when to come back; never sooner.
@@ -471,14 +579,15 @@ export class FluxoClient extends Emitter<ClientEvents> {
       this.setStatus({ state: 'reconnecting', attempt: this.attempt, delayMs });
     }
     this.retryTimer = setTimeout(() => {
-      if (!this.closed && !this.socket.connected) this.socket.connect();
+      if (this.closed || this.socket.connected) return;
+      this.handshakeTransport = null;
+      this.socket.connect();
     }, delayMs);
   }
 
   private async refreshThenReconnect(): Promise<void> {
     if (!this.opts.getToken) {
-      const error = new FluxoError('token_expired', 'The token expired and no getToken callback was given.');
-      this.setStatus({ state: 'offline', reason: 'token_expired', error, retrying: false });
+      this.giveUp('token_expired', new FluxoError('token_expired', 'The token expired and no getToken callback was given.'));
       return;
     }
     try {
@@ -490,26 +599,89 @@ export class FluxoClient extends Emitter<ClientEvents> {
     this.scheduleReconnect();
   }
 
-  /** Fetches a new token and hands it to the live connection (`auth:refresh`). */
+  /**
+   * Fetches a new token and hands it to the live connection (`auth:refresh`), then schedules the
+   * next refresh. The SDK calls it itself, on a schedule (`scheduleRefresh`); calling it sooner
+   * spends the same `auth:refresh` budget.
+   */
   refreshToken(): Promise<void> {
     if (!this.opts.getToken) return Promise.resolve();
     this.refreshing ??= (async () => {
+      this.cancelRefresh();
       try {
         const token = await this.opts.getToken!();
         this.token = token;
+        if (!this.socket.connected) return; // the handshake of the next connect carries it
+        this.lastRefreshAt = Date.now();
         const { exp } = await this.request('auth:refresh', { token });
         if (this.sessionInfo) this.sessionInfo = { ...this.sessionInfo, exp };
         this.emit('token', { exp });
       } catch (err) {
-        this.emit('error', err instanceof FluxoError ? err : new FluxoError('token_expired', `token refresh failed: ${String(err)}`));
+        const error = err instanceof FluxoError ? err : new FluxoError('token_expired', `token refresh failed: ${String(err)}`);
+        // Tried again no sooner than the budget allows, nor than a rate_limited refusal says.
+        this.refreshNotBefore = Date.now() + (error.retryAfterMs ?? 0);
+        this.lastRefreshAt = Date.now();
+        // Cut by a disconnect: the reconnect carries the new token; nothing to report.
+        if (error.code !== 'disconnected') this.emit('error', error);
       } finally {
         this.refreshing = null;
+        if (this.current.state === 'connected') this.scheduleRefresh();
       }
     })();
     return this.refreshing;
   }
 
-  /** Emits with an ack; resolves with `data`, rejects with a FluxoError. */
+  /** Arms the one refresh timer for the current token (`refreshDelayMs` says when). */
+  private scheduleRefresh(): void {
+    this.cancelRefresh();
+    if (!this.opts.getToken || !this.sessionInfo || this.closed || this.refreshing) return;
+    const now = Date.now();
+    const remainingMs = this.sessionInfo.exp * 1000 - (now + this.clockSkewMs);
+    const delay = refreshDelayMs(remainingMs, now - this.lastRefreshAt, this.refreshLimit, this.refreshNotBefore - now);
+    this.refreshDue = now + delay;
+    // setTimeout fires at once for delays past 2^31 - 1 ms (~24.8 days): re-arm instead.
+    const MAX_TIMER_MS = 2_147_000_000;
+    this.refreshTimer = setTimeout(
+      () => (delay > MAX_TIMER_MS ? this.scheduleRefresh() : void this.refreshToken()),
+      Math.min(delay, MAX_TIMER_MS),
+    );
+  }
+
+  private cancelRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+    this.refreshDue = null;
+  }
+
+  /**
+   * The server's warning (a minute before `exp`). The SDK's own timer normally refreshes first; the
+   * warning only hurries a refresh that is late (a timer throttled in a background tab) or missing,
+   * and never past the budget — it used to refresh on every warning, which for a token living less
+   * than ~70 s came every few seconds until `auth:refresh` was rate-limited.
+   */
+  private onExpiring(info: { exp: number; inMs: number }): void {
+    if (!this.opts.getToken || this.refreshing || !this.sessionInfo || info.exp !== this.sessionInfo.exp) return;
+    const now = Date.now();
+    if (this.refreshDue !== null && this.refreshDue > now && this.refreshDue < now + info.inMs) return;
+    this.cancelRefresh();
+    const delay = refreshDelayMs(0, now - this.lastRefreshAt, this.refreshLimit, this.refreshNotBefore - now);
+    this.refreshDue = now + delay;
+    this.refreshTimer = setTimeout(() => void this.refreshToken(), delay);
+  }
+
+  /**
+   * `request` for the application's calls: made while not connected, it waits for the connection,
+   * at most `offlineTimeoutMs` (then `offline`; at once when the client has given up for good).
+   */
+  private async call<E extends keyof ClientToServerEvents>(
+    event: E,
+    payload: Parameters<ClientToServerEvents[E]>[0],
+  ): Promise<AckData<ClientToServerEvents[E]>> {
+    if (!this.closed && !this.socket.connected) await this.whenConnected(this.offlineTimeoutMs);
+    return this.request(event, payload);
+  }
+
+  /** Emits with an ack; resolves with `data`, rejects with a FluxoError (`disconnected` at once when not connected). */
   private request<E extends keyof ClientToServerEvents>(
     event: E,
     payload: Parameters<ClientToServerEvents[E]>[0],

@@ -1,7 +1,14 @@
 import { ERRORS, type ErrorBody, type ErrorCode, isErrorCode } from '../errors.js';
 
-/** Codes the SDK raises itself, for failures that never reached the server. */
-export type ClientErrorCode = 'timeout' | 'disconnected' | 'closed';
+/**
+ * Codes the SDK raises itself, for failures that never reached the server:
+ * - `timeout`: no answer within `ackTimeoutMs`;
+ * - `disconnected`: the connection dropped before the answer came;
+ * - `offline`: not connected, and not within `offlineTimeoutMs` (retryable), or the client has
+ *   given up for good (not retryable; `cause` is the reason, e.g. `token_revoked`);
+ * - `closed`: `close()` was called.
+ */
+export type ClientErrorCode = 'timeout' | 'disconnected' | 'offline' | 'closed';
 
 /**
  * A failed request. `code` is one of the server's catalog codes (shared/errors.ts) or a
@@ -16,15 +23,24 @@ export class FluxoError extends Error {
   /** The server's error body, when the server answered. */
   readonly body: ErrorBody | undefined;
 
-  constructor(code: ErrorCode | ClientErrorCode, message: string, body?: ErrorBody) {
+  /** Why the client is offline for good (on `offline`, when it has given up). */
+  override readonly cause: FluxoError | undefined;
+
+  constructor(code: ErrorCode | ClientErrorCode, message: string, body?: ErrorBody, cause?: FluxoError) {
     super(message);
     this.code = code;
     this.body = body;
+    this.cause = cause;
   }
 
-  /** Whether the same request may succeed later (the catalog's `retryable`; client-side failures are). */
+  /**
+   * Whether the same request may succeed later: the catalog's `retryable` for server codes;
+   * `timeout` and `disconnected` are, `closed` is not, `offline` is unless the client gave up for good.
+   */
   get retryable(): boolean {
-    return isErrorCode(this.code) ? ERRORS[this.code].retryable : this.code !== 'closed';
+    if (isErrorCode(this.code)) return ERRORS[this.code].retryable;
+    if (this.code === 'offline') return this.cause === undefined;
+    return this.code !== 'closed';
   }
 
   /** Present on `rate_limited`. */

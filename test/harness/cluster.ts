@@ -81,17 +81,29 @@ export async function spawnNode(env: Record<string, string>, logFile: string, re
  * nginx in front of the nodes, on loopback: nginx/nginx.conf as shipped (what compose.yaml runs),
  * with the upstreams, the listen address and the temp paths swapped in — so the tests and benches
  * exercise the production proxy rules, not a copy of them.
+ * `refuseWebSocket`: answer every WebSocket upgrade 403, as a proxy that cannot carry WebSocket does
+ * (clients must fall back to long-polling).
  */
-export function nginxConfig(opts: { dir: string; port: number; upstreams: string[] }): string {
+export function nginxConfig(opts: { dir: string; port: number; upstreams: string[]; refuseWebSocket?: boolean }): string {
   const d = opts.dir;
   const shipped = readFileSync(join(ROOT, 'nginx/nginx.conf'), 'utf8');
   const upstream = /^(\s*)server fluxo-1:8080( [^;\n]*)?;$/m.exec(shipped);
   if (!upstream || !/listen 80;/.test(shipped)) throw new Error('nginx/nginx.conf: no `server fluxo-1:8080 …;` or `listen 80;` to replace');
   const [, indent, params = ''] = upstream;
-  return `daemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/error.log warn;\n${shipped}`
+  if (opts.refuseWebSocket && !/server_tokens off;/.test(shipped))
+    throw new Error('nginx/nginx.conf: no `server_tokens off;` to add the WebSocket refusal after');
+  // Started as root, nginx runs its workers as `nobody`, who cannot reach the client-body temp
+  // directory inside the harness's 0700 mkdtemp directory: every body over 16 KB (buffered to a temp
+  // file) would answer 500. So the harness keeps its workers root (loopback only; `user` needs a root master).
+  const user = process.getuid?.() === 0 ? 'user root;\n' : '';
+  return `${user}daemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/error.log warn;\n${shipped}`
     .replace(/^\s*server fluxo-[2-9]:8080[^\n]*\n/gm, '')
     .replace(upstream[0], opts.upstreams.map((u) => `${indent}server ${u}${params};`).join('\n'))
     .replace(/listen 80;/, `listen 127.0.0.1:${opts.port};`)
+    .replace(
+      /server_tokens off;/,
+      opts.refuseWebSocket ? 'server_tokens off;\n    if ($http_upgrade) { return 403; }' : 'server_tokens off;',
+    )
     .replace(/worker_processes auto;/, 'worker_processes 1;')
     .replace(/worker_connections \d+;/, 'worker_connections 4096;')
     .replace(
@@ -107,14 +119,19 @@ export interface NginxHandle {
   stop(): Promise<void>;
 }
 
-export async function startNginx(dir: string, upstreams: string[], fixedPort?: number): Promise<NginxHandle> {
+export async function startNginx(
+  dir: string,
+  upstreams: string[],
+  fixedPort?: number,
+  opts: { refuseWebSocket?: boolean } = {},
+): Promise<NginxHandle> {
   const bin = process.env.NGINX_BIN ?? 'nginx';
   await mkdir(dir, { recursive: true });
   if (fixedPort !== undefined && !(await portIsFree(fixedPort)))
     throw new Error(`port ${fixedPort} is already in use (choose another with --port)`);
   const port = fixedPort ?? (await freePort());
   const conf = join(dir, 'nginx.conf');
-  await writeFile(conf, nginxConfig({ dir, port, upstreams }));
+  await writeFile(conf, nginxConfig({ dir, port, upstreams, refuseWebSocket: opts.refuseWebSocket ?? false }));
   const proc = spawn(bin, ['-c', conf, '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => {
@@ -175,6 +192,8 @@ export interface ClusterOptions {
   keep?: boolean;
   /** nginx's port; default a free one. */
   nginxPort?: number;
+  /** nginx answers every WebSocket upgrade 403 (a proxy without WebSocket): clients must long-poll. */
+  nginxRefusesWebSocket?: boolean;
   /** Stop nodes with SIGTERM (drain) instead of SIGKILL. */
   graceful?: boolean;
   /** Called as each part comes up (the cluster script prints it). */
@@ -268,6 +287,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterHandle>
         join(dir, 'nginx'),
         nodes.map((n) => `127.0.0.1:${n.port}`),
         opts.nginxPort,
+        { refuseWebSocket: opts.nginxRefusesWebSocket ?? false },
       );
       stoppers.push(() => (nginx as NginxHandle).stop());
       progress(`nginx ${nginx.url} (ip_hash over ${nodes.length} nodes; log ${nginx.log})`);

@@ -4,7 +4,8 @@ import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, Process } from '../../shared/protocol.js';
 import { type ConnectionStatus, connect, type FluxoClient, FluxoError } from '../../shared/sdk/index.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { eventually, startNode, token } from '../harness/node.js';
+import { api, eventually, startNode, token } from '../harness/node.js';
+import { freePort } from '../harness/ports.js';
 
 let node: FluxoNode;
 let admin: string;
@@ -241,9 +242,9 @@ describe('SDK: typed errors', () => {
 });
 
 describe('SDK: tokens', () => {
-  it('refreshes the token through getToken when the server warns of expiry', async () => {
-    // 61 s to live: the server warns a minute ahead, i.e. after about 1 s.
-    const short = await token({ sub: 'bob', tid: 'acme', ttlS: 61 });
+  it('refreshes the token through getToken before it expires', async () => {
+    // 4 s to live: refreshed a quarter of that ahead, after about 3 s (this node's budget allows it).
+    const short = await token({ sub: 'bob', tid: 'acme', ttlS: 4 });
     let calls = 0;
     const c = open({
       url: node.url,
@@ -255,21 +256,83 @@ describe('SDK: tokens', () => {
     });
     await c.whenConnected();
     const firstExp = c.session!.exp;
+    const seen = states(c);
     const refreshed = await new Promise<{ exp: number }>((resolve) => c.on('token', resolve));
     expect(calls).toBe(1);
     expect(refreshed.exp).toBeGreaterThan(firstExp + 3000);
     expect(c.session!.exp).toBe(refreshed.exp);
     expect(c.status.state).toBe('connected');
+    expect(seen.filter((s) => s.state !== 'connected')).toEqual([]);
+  });
+
+  it("does not refresh on every server warning: a 61 s token is refreshed on the SDK's schedule", async () => {
+    // The server warns a minute ahead, i.e. after about 1 s. Refreshing on each warning with tokens
+    // living 61–70 s meant a refresh every 1–10 s, until `auth:refresh` was rate-limited.
+    let calls = 0;
+    const c = open({
+      url: node.url,
+      token: await token({ sub: 'bob', tid: 'acme', ttlS: 61 }),
+      getToken: async () => {
+        calls++;
+        return token({ sub: 'bob', tid: 'acme', ttlS: 61 });
+      },
+    });
+    await c.whenConnected();
+    // Registered after the SDK's own listener: by the time this one runs, the SDK has acted on it.
+    await new Promise<void>((resolve) => c.socket.once('auth:expiring', () => resolve()));
+    expect(calls).toBe(0);
+    const exp = c.session!.exp * 1000;
+    // Due a quarter of the lifetime ahead (~15 s before exp), not now.
+    expect(c.nextRefreshAt).toBeGreaterThan(exp - 20_000);
+    expect(c.nextRefreshAt).toBeLessThan(exp - 10_000);
+  });
+
+  it("never refreshes more often than the server's auth:refresh budget, and keeps the session", async () => {
+    // 1 refresh per 3 s: tokens of 4 s are due 3 s after each refresh, the budget says 3.3 s at least.
+    const tight = await startNode({ RATE_LIMITS: 'auth:refresh=1/3,handshake=1000/1' });
+    try {
+      const received: number[] = [];
+      tight.io.on('connection', (socket) =>
+        socket.use((packet, next) => {
+          if (packet[0] === 'auth:refresh') received.push(Date.now());
+          next();
+        }),
+      );
+      const c = open({
+        url: tight.url,
+        token: await token({ sub: 'bob', tid: 'acme', ttlS: 4 }),
+        getToken: () => token({ sub: 'bob', tid: 'acme', ttlS: 4 }),
+      });
+      const seen = states(c);
+      const errors: FluxoError[] = [];
+      c.on('error', (e) => errors.push(e));
+      await c.whenConnected();
+      await eventually(() => expect(received.length).toBeGreaterThanOrEqual(3), 15_000, 50);
+      for (let i = 1; i < received.length; i++) expect(received[i]! - received[i - 1]!).toBeGreaterThan(3000);
+      expect(errors).toEqual([]);
+      // Each refresh came before the token expired: the connection was never dropped.
+      expect(seen.filter((s) => s.state !== 'connected' && s.state !== 'connecting')).toEqual([]);
+      expect(c.status.state).toBe('connected');
+      c.close();
+    } finally {
+      await tight.shutdown();
+    }
   });
 
   it('reconnects with a fresh token after the old one expired, and resumes its rooms', async () => {
     const wf = await createBoard(node.url, admin);
     const p = await createProcess(node.url, editor, wf.id);
-    // Too short for a warning: the server disconnects at exp, the SDK fetches a token and comes back.
+    // Its refreshes go unanswered (a laptop asleep, a stuck node): the server disconnects at exp,
+    // the SDK fetches a token and comes back.
+    node.io.on('connection', (socket) =>
+      socket.use((packet, next) => {
+        if (!(packet[0] === 'auth:refresh' && socket.data.principal.userId === 'sleeper')) next();
+      }),
+    );
     const c = open({
       url: node.url,
-      token: await token({ sub: 'bob', tid: 'acme', ttlS: 2 }),
-      getToken: () => token({ sub: 'bob', tid: 'acme', ttlS: 3600 }),
+      token: await token({ sub: 'sleeper', tid: 'acme', ttlS: 2 }),
+      getToken: () => token({ sub: 'sleeper', tid: 'acme', ttlS: 3600 }),
     });
     const seen = states(c);
     const got: number[] = [];
@@ -280,6 +343,101 @@ describe('SDK: tokens', () => {
     const b = await writer.transition(p.id, 'todo');
     await eventually(() => expect(got).toEqual([a.event.id, b.event.id]));
     expect(c.session!.exp - Math.floor(Date.now() / 1000)).toBeGreaterThan(3000);
+  });
+});
+
+/** Settles with `p`, or fails after `ms` saying what never settled. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+describe('SDK: never gives up while recovery is possible', () => {
+  /** Handshakes refused with origin_not_allowed (for test users only), by the transport they came over. */
+  const refused: Record<string, string[]> = {};
+  beforeAll(() => {
+    node.io.use((socket, next) => {
+      const user = socket.data.principal?.userId ?? '';
+      const transport = socket.conn.transport.name;
+      const refuse = (user === 'ws-refused' && transport === 'websocket') || user === 'all-refused';
+      if (!refuse) return next();
+      refused[user] = [...(refused[user] ?? []), transport];
+      next(Object.assign(new Error('This origin may not use the session cookie.'), { data: { code: 'origin_not_allowed', message: 'x' } }));
+    });
+  });
+
+  it('tries the other transport when one is refused with origin_not_allowed', async () => {
+    const c = open({ url: node.url, token: await token({ sub: 'ws-refused', tid: 'acme' }), transports: ['websocket', 'polling'] });
+    await within(c.whenConnected(), 5000, 'whenConnected');
+    expect(refused['ws-refused']).toEqual(['websocket']);
+    expect(c.session?.userId).toBe('ws-refused');
+  });
+
+  it('gives up with the reason once every transport was refused, and says so to waiting calls at once', async () => {
+    const c = open({ url: node.url, token: await token({ sub: 'all-refused', tid: 'acme' }), transports: ['websocket', 'polling'] });
+    const seen = states(c);
+    const waiting = c.whenConnected().catch((e: unknown) => e);
+    await eventually(() => expect(c.status).toMatchObject({ state: 'offline', reason: 'origin_not_allowed', retrying: false }));
+    expect(refused['all-refused']).toEqual(['websocket', 'polling']);
+    expect((c.status as { error?: FluxoError }).error?.code).toBe('origin_not_allowed');
+    expect(seen.filter((s) => s.state === 'offline')).toHaveLength(1);
+    expect(await within(waiting, 1000, 'whenConnected')).toMatchObject({ code: 'offline', retryable: false });
+    const err = await within(
+      c.transition('p', 'doing').catch((e: unknown) => e),
+      1000,
+      'transition',
+    );
+    expect(err).toMatchObject({ code: 'offline', retryable: false, cause: { code: 'origin_not_allowed' } });
+  });
+
+  it('settles a transition made once the client is offline for good (revoked): offline, with the cause', async () => {
+    const t = await token({ sub: 'revoked-user', tid: 'acme' });
+    const c = open({ url: node.url, token: t });
+    await c.whenConnected();
+    await api(node.url, 'POST', '/auth/logout', { token: t });
+    await eventually(() => expect(c.status).toMatchObject({ state: 'offline', reason: 'token_revoked', retrying: false }));
+    const err = await within(
+      c.transition('p', 'doing').catch((e: unknown) => e),
+      2000,
+      'transition',
+    );
+    expect(err).toBeInstanceOf(FluxoError);
+    expect(err).toMatchObject({ code: 'offline', retryable: false, cause: { code: 'token_revoked' } });
+  });
+
+  it('makes a call made while the server is unreachable wait at most offlineTimeoutMs, then reject with offline (retryable)', async () => {
+    const port = await freePort(); // nothing listens there
+    const c = open({ url: `http://127.0.0.1:${port}`, token: editor, offlineTimeoutMs: 300 });
+    const started = Date.now();
+    const err = await within(
+      c.transition('p', 'doing').catch((e: unknown) => e),
+      3000,
+      'transition',
+    );
+    expect(err).toMatchObject({ code: 'offline', retryable: true });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(c.status.state === 'reconnecting' || (c.status.state === 'offline' && c.status.retrying)).toBe(true);
+  });
+
+  it('lets calls made during a reconnect wait for it: presence is applied, the transition goes through', async () => {
+    const wf = await createBoard(node.url, admin);
+    const p = await createProcess(node.url, editor, wf.id);
+    const room = `workflow:${wf.id}`;
+    const watcher = open({ url: node.url, token: admin });
+    await watcher.subscribe(room, () => {}).ready;
+    const b = open({ url: node.url, token: editor });
+    await b.subscribe(room, () => {}).ready;
+    b.socket.io.engine.close();
+    expect(b.status.state).not.toBe('connected');
+    await within(b.setPresence(room, { status: 'editing', card: p.id }), 5000, 'setPresence');
+    const moved = await within(b.transition(p.id, 'doing'), 5000, 'transition');
+    expect(moved.process.stage).toBe('doing');
+    await eventually(() =>
+      expect(watcher.presence(room).find((m) => m.userId === 'bob')?.state).toEqual({ status: 'editing', card: p.id }),
+    );
   });
 });
 

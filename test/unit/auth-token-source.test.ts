@@ -4,6 +4,7 @@ import {
   bearerToken,
   clearSessionCookie,
   clientIp,
+  cookiePage,
   isCrossSiteWrite,
   isOriginAllowed,
   parseCookies,
@@ -78,6 +79,36 @@ describe('origins', () => {
     'https://APP.example.com/',
   ])('refuses %j', (origin) => {
     expect(isOriginAllowed(origin, allowed)).toBe(false);
+  });
+});
+
+describe('cookiePage (which page a cookie-bearing Socket.IO handshake comes from)', () => {
+  // What cookieOrigins gives: ALLOWED_ORIGINS plus the node's own origin from the Host header.
+  const allowed = ['https://app.example.com', 'http://fluxo.local:8080', 'https://fluxo.local:8080'];
+  it.each([
+    ['an allowed Origin (WebSocket, cross-origin XHR)', { origin: 'https://app.example.com', 'sec-fetch-site': 'same-site' }],
+    ['the node’s own Origin', { origin: 'http://fluxo.local:8080', 'sec-fetch-site': 'same-origin' }],
+    ['a same-origin long-polling GET: no Origin, Sec-Fetch-Site: same-origin', { 'sec-fetch-site': 'same-origin' }],
+    ['a same-origin GET on a plain-http LAN host: only a Referer of this node', { referer: 'http://fluxo.local:8080/?workflow=w1' }],
+    ['an allowed page’s Referer', { referer: 'https://app.example.com/board' }],
+  ])('allows %s', (_what, headers) => {
+    expect(cookiePage(headers, allowed)).toBe('allowed');
+  });
+  it.each([
+    ['a foreign Origin, whatever else is said', { origin: 'https://evil.example.net', 'sec-fetch-site': 'same-origin' }],
+    ['the opaque origin', { origin: 'null' }],
+    ['an Origin differing only in scheme or port', { origin: 'http://app.example.com' }],
+    ['a cross-site request without Origin (a top-level navigation)', { 'sec-fetch-site': 'cross-site' }],
+    ['a same-site request without Origin (a sibling subdomain’s <img>)', { 'sec-fetch-site': 'same-site' }],
+    ['a request no page made (typed in the address bar)', { 'sec-fetch-site': 'none' }],
+    ['Sec-Fetch-Site decides before the Referer', { 'sec-fetch-site': 'cross-site', referer: 'http://fluxo.local:8080/' }],
+    ['a foreign Referer', { referer: 'https://evil.example.net/page' }],
+    ['a Referer that is no http(s) URL', { referer: 'about:blank' }],
+  ])('refuses %s', (_what, headers) => {
+    expect(cookiePage(headers, allowed)).toBe('foreign');
+  });
+  it('says nothing is known when no header names a page (a non-browser client: it must send a token)', () => {
+    expect(cookiePage({}, allowed)).toBe('unknown');
   });
 });
 

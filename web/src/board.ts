@@ -332,6 +332,7 @@ export function describe(err: unknown, title: string): string {
       return 'Your role cannot move cards.';
     case 'disconnected':
     case 'timeout':
+    case 'offline':
       return `Not connected: “${title}” was not moved. It will work again once reconnected.`;
     default:
       return `Could not move “${title}”: ${err.message}`;
