@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { extname, join, normalize, resolve } from 'node:path';
+import { extname, join, normalize, resolve, sep } from 'node:path';
 import type { TokenVerifier } from '../auth/types.js';
 import type { Config } from '../config/index.js';
+import { AppError } from '../errors.js';
 import type { HttpResponse } from '../transport/uws.js';
 import type { Router } from './router.js';
 
@@ -25,13 +26,14 @@ Socket.IO at <code>/socket.io/</code>, health at <a href="/health">/health</a>.<
 export function staticRoutes(router: Router<HttpResponse>, _deps: { config: Config; verifier: TokenVerifier }): void {
   const serve = async (path: string): Promise<HttpResponse> => {
     const file = normalize(join(WEB_DIST, path));
-    if (!file.startsWith(WEB_DIST)) return { status: 404, body: 'not found' };
+    // `${WEB_DIST}${sep}`: a sibling such as web/dist-old must not match either.
+    if (!file.startsWith(`${WEB_DIST}${sep}`)) throw new AppError('not_found', 'No such file.');
     try {
       const body = await readFile(file);
       return { status: 200, headers: [['Content-Type', TYPES[extname(file)] ?? 'application/octet-stream']], body };
     } catch {
       if (path === 'index.html') return { status: 200, headers: [['Content-Type', TYPES['.html']!]], body: FALLBACK };
-      return { status: 404, headers: [['Content-Type', 'text/plain']], body: 'not found' };
+      throw new AppError('not_found', 'No such file.');
     }
   };
   router.add('GET', '/', () => serve('index.html')).add('GET', '/assets/:file', ({ params }) => serve(`assets/${params.file}`));

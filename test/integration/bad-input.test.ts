@@ -177,3 +177,13 @@ describe('bad input over the socket gets an ack with an error code', () => {
     expect(await request(socket, 'presence:update', payload)).toMatchObject({ error: { code: 'validation_failed' } });
   });
 });
+
+describe('static files', () => {
+  it('answers a missing asset and a path outside the bundle with a typed 404', async () => {
+    for (const path of ['/assets/nope.js', '/assets/..%2F..%2Fpackage.json']) {
+      const res = await api(node.url, 'GET', path);
+      expect(res.status, path).toBe(404);
+      expect((res.body as ErrBody).error.code, path).toBe('not_found');
+    }
+  });
+});
