@@ -44,6 +44,10 @@ declare module 'autocannon' {
     timeouts: number;
     non2xx: number;
     statusCodeStats: Record<string, { count: number }>;
+    /** Response bytes per second; `total`: all of them. */
+    throughput: Stat;
+    start: Date;
+    finish: Date;
   }
   export interface Instance extends Promise<Result> {
     stop(): void;

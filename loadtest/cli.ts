@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_FLUXO_URL, fluxoUrl, requireNode, UnreachableError } from '../scripts/fluxo-url.js';
 import { formatConnections, runConnections } from './connections.js';
 import { PUBLISH_MODES, type PublishMode } from './fanout/publishers.js';
 import { formatFanout, runFanout } from './fanout.js';
@@ -19,11 +20,17 @@ Scenarios
   connections       N idle authenticated sockets; success rate, connect time, server RSS per socket
 
 Common
-  --url URL              Fluxo base URL                      (default http://127.0.0.1:8080)
+  --url URL              Fluxo base URL                      (default $FLUXO_URL, else ${DEFAULT_FLUXO_URL})
   --secret S             HS256 secret to mint tokens         (default $JWT_SECRET, else the dev secret)
   --out FILE             JSON result                         (default loadtest/results/<scenario>.json)
+  --max-p99 MS           threshold: latency p99 at most MS (HTTP: per request, per operation for transition-rmw)
   --quiet                no live progress line
   -h, --help
+
+Thresholds: every run checks its own (HTTP: no transport error, every response 2xx; fanout: every
+subscriber connected, every publish accepted, nothing missing or duplicated) plus --max-p99, prints
+them, records them in the JSON (and the HTML report), and exits 99 when one is not met (as k6 does).
+Exit codes: 0 met, 99 a threshold not met, 69 nothing (or not Fluxo) answers at the URL, 64 usage, 1 other errors.
 
 HTTP (health, read, transition, transition-rmw)
   --connections N        concurrent connections, one user each (default 10)
@@ -58,11 +65,12 @@ and, for many sockets of one user or one address, MAX_SOCKETS_PER_USER=100000 MA
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    url: { type: 'string', default: 'http://127.0.0.1:8080' },
+    url: { type: 'string' },
     secret: { type: 'string' },
     out: { type: 'string' },
     html: { type: 'string' },
     quiet: { type: 'boolean', default: false },
+    'max-p99': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
     connections: { type: 'string', default: '10' },
     duration: { type: 'string' },
@@ -105,11 +113,18 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     process.exit(scenario || values.help ? 0 : 64);
   }
-  const url = values.url;
+  if (![...HTTP_SCENARIOS, 'fanout', 'connections'].includes(scenario)) {
+    process.stderr.write(`unknown scenario "${scenario}"\n\n${HELP}`);
+    process.exit(64);
+  }
+  const url = fluxoUrl(values.url);
+  // Before any set-up: one clear line when nothing (or not Fluxo) answers there.
+  await requireNode(url);
   const secret = resolveSecret(values.secret);
   const progress = !values.quiet;
   const out = values.out ?? `loadtest/results/${scenario}.json`;
-  let result: unknown;
+  const maxP99Ms = values['max-p99'] === undefined ? {} : { maxP99Ms: int('max-p99') };
+  let result: { thresholds: { ok: boolean }[] };
   if ((HTTP_SCENARIOS as readonly string[]).includes(scenario)) {
     const r = await runHttp({
       url,
@@ -118,6 +133,7 @@ async function main(): Promise<void> {
       connections: int('connections'),
       durationS: int('duration', 10),
       rate: int('rate'),
+      ...maxP99Ms,
       progress,
     });
     process.stdout.write(`${formatHttp(r)}\n`);
@@ -142,6 +158,7 @@ async function main(): Promise<void> {
       processes: Math.max(1, int('processes')),
       sourceAddresses: int('source-addresses'),
       connectRate: Math.max(1, int('connect-rate')),
+      ...maxP99Ms,
       progress,
     });
     process.stdout.write(`${formatFanout(r)}\n`);
@@ -159,18 +176,22 @@ async function main(): Promise<void> {
       progress,
     });
     process.stdout.write(`${formatConnections(r)}\n`);
-    result = r;
+    result = { ...r, thresholds: [] };
   } else {
     process.stderr.write(`unknown scenario "${scenario}"\n\n${HELP}`);
     process.exit(64);
   }
   process.stdout.write(`json         ${write(out, `${JSON.stringify(result, null, 2)}\n`)}\n`);
+  if (!result.thresholds.every((t) => t.ok)) {
+    process.stderr.write('loadtest: thresholds not met (see above)\n');
+    process.exit(99);
+  }
 }
 
 main().then(
   () => process.exit(0),
   (err: unknown) => {
     process.stderr.write(`loadtest: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    process.exit(err instanceof UnreachableError ? UnreachableError.EXIT_CODE : 1);
   },
 );

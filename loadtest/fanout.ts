@@ -3,8 +3,9 @@ import { fileURLToPath } from 'node:url';
 import type { Histogram } from 'hdr-histogram-js';
 import type { FromWorker, MissingReport, ProgressMessage, ReadyMessage, ResultMessage, SubscriberSpec } from './fanout/messages.js';
 import { createPublishers, createRooms, type Publisher, type PublishMode } from './fanout/publishers.js';
+import { formatCounts, formatThresholds, type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';
 import { mint, newRunId, sleep, sourceAddresses } from './setup.js';
-import { decodeHistogram, type LatencySummary, newHistogram, nowMs, summarize, tsxImport } from './stats.js';
+import { decodeHistogram, type LatencySummary, newHistogram, nowMs, percentileUs, summarize, tsxImport } from './stats.js';
 
 export interface FanoutOptions {
   url: string;
@@ -30,6 +31,8 @@ export interface FanoutOptions {
   connectRate: number;
   /** After the last publish, how long to wait for stragglers. @default 5000 */
   drainMs?: number;
+  /** Threshold: commit → receipt latency p99 at most this many ms. */
+  maxP99Ms?: number;
   /** Test hook: subscriber 0 of process 0 discards its n-th event, which must then be reported missing. */
   dropNth?: number;
   /** Progress line on stderr. */
@@ -45,7 +48,7 @@ export interface FanoutSample {
   max: number;
 }
 
-export interface FanoutResult {
+export interface FanoutResult extends RunMeta {
   scenario: 'fanout';
   options: Omit<FanoutOptions, 'secret' | 'publishKey'>;
   connect: { attempted: number; connected: number; failed: number; errors: Record<string, number>; timeMs: LatencySummary };
@@ -66,6 +69,8 @@ export interface FanoutResult {
   /** Every subscriber with a gap, with the ids it never received (capped at 10,000 entries overall in JSON). */
   missing: MissingReport[];
   series: FanoutSample[];
+  /** Met: every subscriber connected, every publish accepted, every event delivered once; p99 within --max-p99. */
+  thresholds: Threshold[];
 }
 
 interface Worker {
@@ -110,6 +115,7 @@ const PERCENTILES = [50, 75, 90, 95, 99, 99.9, 99.99, 100];
 /** Runs the fan-out scenario end to end and returns the measurements. */
 export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
   const run = newRunId();
+  const target = await targetInfo(o.url);
   const setup = { ...o, run, publishKey: o.publishKey ?? '' };
   const rooms = await createRooms(setup);
   // Before any subscriber joins: creating a process emits an event the run must not count.
@@ -145,17 +151,31 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     }
     total.add(interval);
     const d = delivered();
-    const s = summarize(interval);
-    series.push({
-      t: Math.round((now - tPublish) / 100) / 10,
-      deliveredPerS: Math.round(((d - lastDelivered) * 1000) / Math.max(1, now - (lastTick || tPublish))),
-      p50: s.p50,
-      p99: s.p99,
-      max: s.max,
-    });
+    const windowMs = Math.max(1, now - (lastTick || tPublish));
+    const prev = series[series.length - 1];
+    if (windowMs < 500 && prev && last) {
+      // The final tick comes moments after the previous one: a sample of a few ms would draw a rate
+      // spike (a few deliveries over a few ms) and a latency cliff. Fold it into the previous sample.
+      last.hist.add(interval);
+      last.count += d - lastDelivered;
+      last.windowMs += windowMs;
+      const s = summarize(last.hist);
+      Object.assign(prev, { deliveredPerS: Math.round((last.count * 1000) / last.windowMs), p50: s.p50, p99: s.p99, max: s.max });
+    } else {
+      const s = summarize(interval);
+      series.push({
+        t: Math.round((now - tPublish) / 100) / 10,
+        deliveredPerS: Math.round(((d - lastDelivered) * 1000) / windowMs),
+        p50: s.p50,
+        p99: s.p99,
+        max: s.max,
+      });
+      last = { hist: interval, count: d - lastDelivered, windowMs };
+    }
     lastDelivered = d;
     lastTick = now;
   };
+  let last: { hist: Histogram; count: number; windowMs: number } | null = null;
   const pendingHists = new Map<Worker, Histogram[]>();
   const workers = perProcess.map(() =>
     spawnWorker((w, m) => {
@@ -254,7 +274,11 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     const deliveredTotal = results.reduce((n, r) => n + r.received, 0);
     const durationS = Math.max(0.001, (publishEnd - tPublish) / 1000);
     const { secret: _s, publishKey: _k, ...shown } = o;
-    return {
+    const result: FanoutResult = {
+      tool: toolInfo(null),
+      target,
+      startedAt: new Date(tPublish).toISOString(),
+      finishedAt: new Date(nowMs()).toISOString(),
       scenario: 'fanout',
       options: shown,
       connect: {
@@ -272,31 +296,61 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
       deliveredPerS: Math.round(deliveredTotal / Math.max(durationS, (lastTick - tPublish) / 1000 || durationS)),
       durationS: Math.round(durationS * 100) / 100,
       latencyMs: summarize(total),
-      percentiles: PERCENTILES.map((p) => [p, total.totalCount ? total.getValueAtPercentile(p) / 1000 : 0]),
+      percentiles: PERCENTILES.map((p) => [p, total.totalCount ? percentileUs(total, p) / 1000 : 0]),
       duplicates: results.reduce((n, r) => n + r.duplicates, 0),
       unexpected: results.reduce((n, r) => n + r.unexpected, 0),
       disconnects: workers.reduce((n, w) => n + (w.progress?.disconnects ?? 0), 0),
       missingTotal: results.reduce((n, r) => n + r.missingTotal, 0),
       missing,
       series,
+      thresholds: [],
     };
+    result.thresholds = fanoutThresholds(result);
+    return result;
   } finally {
     for (const p of publishers) p.close();
     stopAll();
   }
 }
 
+export function fanoutThresholds(r: FanoutResult): Threshold[] {
+  const publishErrors = Object.values(r.publishErrors).reduce((a, b) => a + b, 0);
+  const t: Threshold[] = [
+    {
+      name: 'subscribers connected',
+      condition: `= ${r.connect.attempted}`,
+      actual: String(r.connect.connected),
+      ok: r.connect.connected === r.connect.attempted,
+    },
+    { name: 'events published', condition: '> 0', actual: String(r.published), ok: r.published > 0 },
+    { name: 'publish errors', condition: '= 0', actual: formatCounts(r.publishErrors), ok: publishErrors === 0 },
+    { name: 'missing deliveries', condition: '= 0', actual: String(r.missingTotal), ok: r.missingTotal === 0 },
+    { name: 'duplicate deliveries', condition: '= 0', actual: String(r.duplicates), ok: r.duplicates === 0 },
+    { name: 'unexpected deliveries', condition: '= 0', actual: String(r.unexpected), ok: r.unexpected === 0 },
+  ];
+  if (r.options.maxP99Ms !== undefined)
+    t.push({
+      name: 'latency p99',
+      condition: `≤ ${r.options.maxP99Ms} ms`,
+      actual: `${r.latencyMs.p99} ms`,
+      ok: r.latencyMs.p99 <= r.options.maxP99Ms,
+    });
+  return t;
+}
+
 /** Human summary of a fan-out result. */
 export function formatFanout(r: FanoutResult): string {
   const l = r.latencyMs;
   const lines = [
-    `subscribers  ${r.connect.connected}/${r.connect.attempted} connected, connect p50 ${r.connect.timeMs.p50} ms p99 ${r.connect.timeMs.p99} ms`,
-    `published    ${r.published} events in ${r.durationS} s (${r.publishedPerS}/s), errors ${JSON.stringify(r.publishErrors)}`,
+    `run          ${r.startedAt} → ${r.finishedAt} against ${r.target.url}${r.target.node ? ` (node ${r.target.node})` : ''}`,
+    `subscribers  ${r.connect.connected}/${r.connect.attempted} connected, connect p50 ${r.connect.timeMs.p50} ms p99 ${r.connect.timeMs.p99} ms, errors ${formatCounts(r.connect.errors)}`,
+    `published    ${r.published} events in ${r.durationS} s (${r.publishedPerS}/s), errors ${formatCounts(r.publishErrors)}`,
     `delivered    ${r.delivered}/${r.expectedDeliveries} (${r.deliveredPerS}/s)`,
-    `latency      p50 ${l.p50} ms  p90 ${l.p90} ms  p99 ${l.p99} ms  max ${l.max} ms`,
+    `latency      p50 ${l.p50} ms  p90 ${l.p90} ms  p99 ${l.p99} ms  p99.9 ${l.p999} ms  max ${l.max} ms`,
     `missing      ${r.missingTotal}   duplicates ${r.duplicates}   unexpected ${r.unexpected}   disconnects ${r.disconnects}`,
   ];
   for (const m of r.missing.slice(0, 10))
     lines.push(`  subscriber ${m.subscriber} in ${m.roomKey} missed ${m.ids.length}: ${m.ids.slice(0, 20).join(', ')}`);
+  lines.push(`thresholds   ${r.thresholds.every((t) => t.ok) ? 'met' : 'NOT met'}`, formatThresholds(r.thresholds));
   return lines.join('\n');
 }

@@ -1,6 +1,8 @@
-import autocannon, { type Client, type Request, type Result } from 'autocannon';
+import autocannon, { type Client, type Request } from 'autocannon';
 import type { Process } from '../shared/protocol.js';
+import { formatCounts, formatThresholds, type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';
 import { createProcess, createWorkflow, mint, newRunId, nextStage, runTenant } from './setup.js';
+import { type LatencySummary, newHistogram, recordUs, summarize } from './stats.js';
 
 /** HTTP scenarios, driven by autocannon as a library. */
 export type HttpScenario = 'health' | 'read' | 'transition' | 'transition-rmw';
@@ -15,20 +17,34 @@ export interface HttpOptions {
   durationS: number;
   /** Offered requests/s over all connections; 0 = flat out. */
   rate: number;
+  /** Threshold: latency p99 (of operations, for transition-rmw) at most this many ms. */
+  maxP99Ms?: number;
   /** Show autocannon's progress bar on stderr. */
   progress?: boolean;
 }
 
-export interface HttpResult {
+export interface HttpResult extends RunMeta {
   scenario: HttpScenario;
   options: Omit<HttpOptions, 'secret'>;
   tenant: string;
+  durationS: number;
+  /** HTTP requests sent and answered (transition-rmw: a GET and a POST per operation). */
   requests: number;
   reqPerS: number;
-  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
-  /** Responses by status code, plus `errors` (socket errors) and `timeouts`. */
+  /** Responses by HTTP status code. */
   statuses: Record<string, number>;
   non2xx: number;
+  /** Requests that got no response: socket errors (timeouts included), by kind. */
+  errors: number;
+  errorsByKind: Record<string, number>;
+  timeouts: number;
+  /** Response bytes received (headers and bodies). */
+  bytes: { received: number; perS: number };
+  /** Latency of each request, ms to the µs: p50 ≤ p90 ≤ p99 ≤ p99.9 ≤ max. */
+  latencyMs: LatencySummary;
+  /** transition-rmw: each GET + POST pair is one logical operation, timed from the GET's start to the POST's response. */
+  operations?: { kind: 'read-modify-write'; count: number; perS: number; ok: number; failed: number; latencyMs: LatencySummary };
+  thresholds: Threshold[];
 }
 
 /** Runs one scenario against a live Fluxo. The run's workflow and processes live in a tenant of their own. */
@@ -42,6 +58,11 @@ export async function runHttp(o: HttpOptions): Promise<HttpResult> {
     // One process per connection, so writes never conflict with one another: a 409 means something else moved it.
     processes = await Promise.all(tokens.map((t, i) => createProcess(o.url, t, workflowId, `http ${i}`)));
   }
+  const target = await targetInfo(o.url);
+  const latency = newHistogram();
+  const opLatency = newHistogram();
+  const ops = { ok: 0, failed: 0 };
+  const errorsByKind: Record<string, number> = {};
   const json = { 'content-type': 'application/json' };
   const perClient = (i: number): Request[] => {
     const auth = { authorization: `Bearer ${tokens[i]}` };
@@ -61,13 +82,18 @@ export async function runHttp(o: HttpOptions): Promise<HttpResult> {
           body: JSON.stringify({ to }),
         }));
       case 'transition-rmw':
-        // Read the version, then write with expectedVersion (optimistic concurrency).
+        // Read the version, then write with expectedVersion (optimistic concurrency): one operation.
         return [
           {
             method: 'GET',
             path: `/api/processes/${p.id}`,
             headers: auth,
+            setupRequest: (req, ctx) => {
+              ctx.opStart = performance.now();
+              return req;
+            },
             onResponse: (status, body, ctx) => {
+              ctx.readOk = status === 200;
               if (status !== 200) return;
               const proc = (JSON.parse(body) as { data: Process }).data;
               ctx.version = proc.version;
@@ -82,6 +108,11 @@ export async function runHttp(o: HttpOptions): Promise<HttpResult> {
               ...req,
               body: JSON.stringify({ to: nextStage(String(ctx.stage ?? p.stage)), expectedVersion: Number(ctx.version ?? p.version) }),
             }),
+            onResponse: (status, _body, ctx) => {
+              if (typeof ctx.opStart === 'number') recordUs(opLatency, (performance.now() - ctx.opStart) * 1000);
+              if (ctx.readOk && status === 200) ops.ok++;
+              else ops.failed++;
+            },
           },
         ];
     }
@@ -95,35 +126,96 @@ export async function runHttp(o: HttpOptions): Promise<HttpResult> {
     requests: perClient(0),
     setupClient: (client: Client) => client.setRequests(perClient(next++ % o.connections)),
   });
+  // autocannon's own histogram holds whole milliseconds; each response's time is a float: keep it to the µs.
+  instance.on('response', (_client, _status, _bytes, ms) => recordUs(latency, ms * 1000));
+  instance.on('reqError', (err: Error & { code?: string }) => {
+    const kind = err.code ?? err.message.slice(0, 80);
+    errorsByKind[kind] = (errorsByKind[kind] ?? 0) + 1;
+  });
   if (o.progress) autocannon.track(instance, { renderProgressBar: true, renderResultsTable: false });
-  return toResult(o, tenant, await instance);
-}
-
-function toResult(o: HttpOptions, tenant: string, r: Result): HttpResult {
-  const statuses: Record<string, number> = {};
-  for (const [code, s] of Object.entries(r.statusCodeStats)) statuses[code] = s.count;
-  if (r.errors) statuses.errors = r.errors;
-  if (r.timeouts) statuses.timeouts = r.timeouts;
+  const r = await instance;
   const { secret: _s, ...shown } = o;
-  return {
+  const durationS = Math.max(0.001, r.duration);
+  const statuses: Record<string, number> = {};
+  for (const [code, st] of Object.entries(r.statusCodeStats)) statuses[code] = st.count;
+  const result: HttpResult = {
+    tool: toolInfo('autocannon'),
+    target,
+    startedAt: new Date(r.start).toISOString(),
+    finishedAt: new Date(r.finish).toISOString(),
     scenario: o.scenario,
     options: shown,
     tenant,
+    durationS: r.duration,
     requests: r.requests.total,
-    reqPerS: Math.round(r.requests.total / Math.max(0.001, r.duration)),
-    latencyMs: { p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max, mean: r.latency.mean },
+    reqPerS: Math.round(r.requests.total / durationS),
     statuses,
     non2xx: r.non2xx,
+    errors: r.errors,
+    errorsByKind,
+    timeouts: r.timeouts,
+    bytes: { received: r.throughput.total, perS: Math.round(r.throughput.total / durationS) },
+    latencyMs: summarize(latency),
+    ...(o.scenario === 'transition-rmw'
+      ? {
+          operations: {
+            kind: 'read-modify-write' as const,
+            count: ops.ok + ops.failed,
+            perS: Math.round((ops.ok + ops.failed) / durationS),
+            ok: ops.ok,
+            failed: ops.failed,
+            latencyMs: summarize(opLatency),
+          },
+        }
+      : {}),
+    thresholds: [],
   };
+  result.thresholds = httpThresholds(result);
+  return result;
 }
 
+/** Met when every request was answered 2xx (and every operation succeeded), and within --max-p99. */
+export function httpThresholds(r: HttpResult): Threshold[] {
+  const t: Threshold[] = [
+    { name: 'requests answered', condition: '> 0', actual: String(r.requests), ok: r.requests > 0 },
+    { name: 'transport errors', condition: '= 0', actual: formatCounts(r.errorsByKind), ok: r.errors === 0 },
+    { name: 'non-2xx responses', condition: '= 0', actual: String(r.non2xx), ok: r.non2xx === 0 },
+  ];
+  if (r.operations)
+    t.push({ name: 'failed operations', condition: '= 0', actual: String(r.operations.failed), ok: r.operations.failed === 0 });
+  if (r.options.maxP99Ms !== undefined) {
+    const p99 = (r.operations ?? r).latencyMs.p99;
+    t.push({
+      name: `${r.operations ? 'operation' : 'request'} latency p99`,
+      condition: `≤ ${r.options.maxP99Ms} ms`,
+      actual: `${p99} ms`,
+      ok: p99 <= r.options.maxP99Ms,
+    });
+  }
+  return t;
+}
+
+const fmtLatency = (l: LatencySummary) => `p50 ${l.p50} ms  p90 ${l.p90} ms  p99 ${l.p99} ms  p99.9 ${l.p999} ms  max ${l.max} ms`;
+
 export function formatHttp(r: HttpResult): string {
-  const l = r.latencyMs;
-  return [
-    `${r.scenario}: ${r.requests} requests, ${r.reqPerS} req/s over ${r.options.connections} connections (tenant ${r.tenant})`,
-    `latency  p50 ${l.p50} ms  p90 ${l.p90} ms  p99 ${l.p99} ms  max ${l.max} ms`,
+  const lines = [
+    `${r.scenario}: ${r.requests} requests, ${r.reqPerS} req/s over ${r.options.connections} connections in ${r.durationS} s (tenant ${r.tenant})`,
+    `started  ${r.startedAt}  finished ${r.finishedAt}  (${r.tool.name} ${r.tool.version} ${r.tool.commit.slice(0, 12)}, ${r.tool.engine})`,
+    `latency  ${fmtLatency(r.latencyMs)}`,
+  ];
+  if (r.operations)
+    lines.push(
+      `ops      ${r.operations.count} read-modify-write operations (GET + POST), ${r.operations.perS}/s, ${r.operations.failed} failed`,
+      `op lat.  ${fmtLatency(r.operations.latencyMs)}`,
+    );
+  lines.push(
     `status   ${Object.entries(r.statuses)
       .map(([k, v]) => `${k}: ${v}`)
       .join('  ')}`,
-  ].join('\n');
+    `errors   ${formatCounts(r.errorsByKind)}  (timeouts ${r.timeouts})`,
+    `bytes    ${r.bytes.received} received (${r.bytes.perS}/s)`,
+    `thresholds ${r.thresholds.every((t) => t.ok) ? 'met' : 'NOT met'}`,
+    formatThresholds(r.thresholds),
+  );
+  return lines.join('\n');
 }

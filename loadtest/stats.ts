@@ -28,16 +28,25 @@ export interface LatencySummary {
 
 const ms = (us: number) => Math.round(us) / 1000;
 
+/**
+ * The value at a percentile, in µs. HdrHistogram answers with the highest value of the percentile's
+ * bucket, which can exceed the largest value recorded (a p99.9 above max): never more than the max.
+ */
+export function percentileUs(h: hdr.Histogram, p: number): number {
+  return Math.min(h.getValueAtPercentile(p), h.maxValue);
+}
+
+/** Count, then min/mean/p50/p90/p99/p99.9/max in ms to the µs (3 significant digits), p50 ≤ … ≤ max. */
 export function summarize(h: hdr.Histogram): LatencySummary {
   if (h.totalCount === 0) return { count: 0, min: 0, mean: 0, p50: 0, p90: 0, p99: 0, p999: 0, max: 0 };
   return {
     count: h.totalCount,
     min: ms(h.minNonZeroValue),
     mean: ms(h.mean),
-    p50: ms(h.getValueAtPercentile(50)),
-    p90: ms(h.getValueAtPercentile(90)),
-    p99: ms(h.getValueAtPercentile(99)),
-    p999: ms(h.getValueAtPercentile(99.9)),
+    p50: ms(percentileUs(h, 50)),
+    p90: ms(percentileUs(h, 90)),
+    p99: ms(percentileUs(h, 99)),
+    p999: ms(percentileUs(h, 99.9)),
     max: ms(h.maxValue),
   };
 }

@@ -26,7 +26,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '60' },
     readers: { type: 'string', default: '16' },
     'late-readers': { type: 'string', default: '4' },
-    help: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {

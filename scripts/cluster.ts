@@ -18,7 +18,7 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     port: { type: 'string' },
     fast: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {

@@ -11,6 +11,7 @@ import { DEMO_USERS } from '../server/http/dev-login.js';
 import type { ErrorBody } from '../shared/errors.js';
 import type { Process, Workflow } from '../shared/protocol.js';
 import type { CreateWorkflowInput } from '../shared/schemas.js';
+import { DEFAULT_FLUXO_URL, fetchFailure, fluxoUrl, requireNode, UnreachableError } from './fluxo-url.js';
 
 interface DemoWorkflow {
   input: CreateWorkflowInput;
@@ -50,16 +51,33 @@ const WORKFLOWS: DemoWorkflow[] = [
   },
 ];
 
+const HELP = `Usage: npm run seed -- [--tenant acme] [--url URL] [--processes 1000]
+
+Fills a tenant with demo workflows and processes through the HTTP API of a running node.
+  --tenant T         tenant to fill (default acme)
+  --url URL          the node (default $FLUXO_URL, else ${DEFAULT_FLUXO_URL})
+  --processes N      cards on the "Support tickets" board (default 1000)
+  -h, --help
+Tokens are minted with JWT_SECRET, else the development secret of \`npm start\`. Workflows that
+already exist (by name) are skipped, so running it twice adds nothing.
+`;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       tenant: { type: 'string', default: 'acme' },
-      url: { type: 'string', default: process.env.FLUXO_URL ?? 'http://localhost:8080' },
+      url: { type: 'string' },
       processes: { type: 'string', default: '1000' },
+      help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
-  const base = values.url.replace(/\/$/, '');
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const base = fluxoUrl(values.url);
+  await requireNode(base);
   const tenant = values.tenant;
   const bulk = Number(values.processes);
   if (!Number.isInteger(bulk) || bulk < 0) throw new Error('--processes must be a whole number');
@@ -133,6 +151,8 @@ async function call<T>(base: string, method: string, path: string, token: string
       method,
       headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
+    }).catch((err: unknown) => {
+      throw new UnreachableError(`${method} ${base}${path}: ${fetchFailure(err)}`);
     });
     const json = (await res.json().catch(() => ({}))) as { data?: T; error?: ErrorBody };
     if (res.status === 429) {
@@ -146,5 +166,9 @@ async function call<T>(base: string, method: string, path: string, token: string
 
 main().catch((err: unknown) => {
   console.error(`seed: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
+  if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS_')) {
+    process.stderr.write(HELP);
+    process.exit(64);
+  }
+  process.exit(err instanceof UnreachableError ? UnreachableError.EXIT_CODE : 1);
 });

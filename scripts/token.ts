@@ -9,6 +9,19 @@ import { mintToken } from '../server/auth/mint.js';
 import { ROLES, type Role } from '../shared/protocol.js';
 
 const USAGE = 'usage: npm run token -- --sub USER --tid TENANT --role viewer|editor|admin [--ttl 1h] [--name NAME] [--secret S]';
+const HELP = `Usage: npm run token -- --sub USER --tid TENANT --role viewer|editor|admin [options]
+
+Prints a signed HS256 JWT (for development and tests) on stdout.
+  --sub USER         user id (required)
+  --tid TENANT       tenant id (required)
+  --role ROLE        viewer, editor or admin (required)
+  --ttl T            lifetime: 90, 90s, 15m, 1h, 7d (default 1h)
+  --name NAME        display name
+  --secret S         HS256 secret (default $JWT_SECRET, else the development secret of \`npm start\`)
+  --iss ISS          issuer claim (default $JWT_ISSUER)
+  --aud AUD          audience claim (default $JWT_AUDIENCE)
+  -h, --help
+`;
 const UNIT_S = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
 
 /** `90`, `90s`, `15m`, `1h`, `7d` → seconds. */
@@ -31,10 +44,15 @@ async function main(): Promise<void> {
       secret: { type: 'string' },
       iss: { type: 'string' },
       aud: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
     allowPositionals: false,
   });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
   if (!values.sub || !values.tid || !values.role) throw new Error(`--sub, --tid and --role are required. ${USAGE}`);
   if (!(ROLES as readonly string[]).includes(values.role)) throw new Error(`--role must be one of ${ROLES.join(', ')}`);
   const secret = values.secret ?? resolveJwtSecret(process.env);
@@ -58,5 +76,6 @@ main().catch((err: unknown) => {
   const issues = (err as { issues?: { message: string }[] }).issues;
   const message = issues?.[0]?.message ?? (err instanceof Error ? err.message : String(err));
   process.stderr.write(`token: ${message}\n`);
+  if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS_')) process.stderr.write(HELP);
   process.exit(2);
 });

@@ -1,5 +1,6 @@
 import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config/index.js';
+import { ListenError } from './transport/uws.js';
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -15,7 +16,7 @@ try {
 
 const node = await createApp(config).catch((err: unknown) => {
   process.stderr.write(`fluxo: cannot start — ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  process.exit(err instanceof ListenError ? ListenError.EXIT_CODE : 1);
 });
 
 let draining = false;
@@ -30,6 +31,12 @@ process.on('unhandledRejection', (err) => {
 });
 
 const stop = (signal: string) => {
+  // A terminal's Ctrl-C reaches every process of the group, and npm forwards it to its child too:
+  // the server sees SIGINT twice. The second must not kill it mid-drain (the hard deadline bounds the drain).
+  if (draining) {
+    node.log.info({ signal }, 'shutdown already under way');
+    return;
+  }
   node.log.info({ signal }, 'shutdown requested');
   const hard = setTimeout(() => {
     node.log.error({ afterMs: config.shutdownGraceMs + 2000 }, 'shutdown did not finish in time');
@@ -45,5 +52,5 @@ const stop = (signal: string) => {
     },
   );
 };
-process.once('SIGTERM', () => stop('SIGTERM'));
-process.once('SIGINT', () => stop('SIGINT'));
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

@@ -1,8 +1,13 @@
 // Process list read path (served by a replica when DATABASE_REPLICA_URLS is set).
-//   k6 run -e FLUXO_URL=http://127.0.0.1:8080 -e JWT_SECRET=… loadtest/k6/http-read.js
+//   k6 run -e FLUXO_URL=http://127.0.0.1:8080 -e JWT_SECRET=… [-e RATE=200] [-e DURATION=30s] loadtest/k6/http-read.js
+// setup() creates the run's workflow and PROCESSES processes (default 20) in a tenant of its own;
+// every VU reads that list and checks it holds exactly those processes — a 200 with an empty or
+// foreign list is a failed check, and the run fails below 99 % of checks passed.
 import { check } from 'k6';
 import http from 'k6/http';
-import { BASE, createBoard, headers, token } from './lib.js';
+import { BASE, createBoard, headers, jsonOf, vuToken } from './lib.js';
+
+const PROCESSES = Number(__ENV.PROCESSES || 20);
 
 export const options = {
   scenarios: {
@@ -18,14 +23,21 @@ export const options = {
   thresholds: {
     http_req_duration: ['p(95)<500', 'p(99)<1000'],
     http_req_failed: ['rate<0.01'],
+    checks: ['rate>0.99'],
   },
 };
 
 export function setup() {
-  return createBoard(http, 20);
+  return createBoard(http, PROCESSES);
 }
 
-export default function (board) {
-  const res = http.get(`${BASE}/api/processes?workflowId=${board.workflowId}&limit=50`, headers(token(`k6-reader-${__VU}`, 'viewer')));
-  check(res, { 'list 200': (r) => r.status === 200 });
+export default function (run) {
+  const res = http.get(`${BASE}/api/processes?workflowId=${run.workflowId}&limit=50`, headers(vuToken(run, `k6-reader-${__VU}`, 'viewer')));
+  const items = jsonOf(res, 'data');
+  const want = Math.min(50, run.ids.length);
+  check(res, {
+    'list 200': (r) => r.status === 200,
+    "list holds the run's processes": () =>
+      Array.isArray(items) && items.length === want && items.every((p) => p.workflowId === run.workflowId && run.ids.includes(p.id)),
+  });
 }

@@ -4,6 +4,7 @@
  */
 
 import uWS from 'uWebSockets.js';
+import { createServer } from 'node:net';
 import type { Server as IoServer } from 'socket.io';
 
 export interface HttpRequest {
@@ -69,6 +70,41 @@ function uwsClosesAnyway(connection: string | undefined): boolean {
   return connection?.length === 5;
 }
 
+/** uWS exports this constant (1, `ListenOptions` in its typings, which it does not export) but does not declare it. */
+const LISTEN_EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
+
+/** A start-up failure to listen on HOST:PORT, with the OS's reason (`EADDRINUSE`, `EACCES`, …) when it gives one. */
+export class ListenError extends Error {
+  /** The process exit code for it (sysexits EX_UNAVAILABLE): distinct from a configuration error's 78. */
+  static readonly EXIT_CODE = 69;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly code: string,
+  ) {
+    super(
+      code === 'EADDRINUSE'
+        ? `port ${port} is already in use on ${host}: another process listens there (stop it, or set PORT to a free port)`
+        : code === 'EACCES'
+          ? `no permission to listen on ${host}:${port} (ports below 1024 need privileges: set PORT)`
+          : code === 'EADDRNOTAVAIL'
+            ? `cannot listen on ${host}:${port}: ${host} is not an address of this machine (set HOST)`
+            : `cannot listen on ${host}:${port} (${code})`,
+    );
+    this.name = 'ListenError';
+  }
+}
+
+/** Binds host:port with node:net (no SO_REUSEPORT) and releases it at once: the errno of the failure, or `UNKNOWN`. */
+function whyCannotListen(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'UNKNOWN'));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve('UNKNOWN')));
+  });
+}
+
 export class UwsServer {
   readonly app: uWS.TemplatedApp;
   private listenSocket: uWS.us_listen_socket | null = null;
@@ -83,12 +119,27 @@ export class UwsServer {
     io.attachApp(this.app);
   }
 
+  /**
+   * Listens with the port to itself. uWS sets SO_REUSEPORT by default, so a second node started on a
+   * port already taken would say "listening" and the kernel would split the connections between the
+   * two; LIBUS_LISTEN_EXCLUSIVE_PORT makes that a refusal, reported as a ListenError.
+   */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (socket) => {
-        if (!socket) return reject(new Error(`cannot listen on ${host}:${port}`));
-        this.listenSocket = socket;
-        resolve(uWS.us_socket_local_port(socket));
+      const listen = this.app.listen as unknown as (
+        h: string,
+        p: number,
+        options: number,
+        cb: (s: uWS.us_listen_socket | false) => void,
+      ) => void;
+      listen.call(this.app, host, port, LISTEN_EXCLUSIVE_PORT, (socket) => {
+        if (socket) {
+          this.listenSocket = socket;
+          resolve(uWS.us_socket_local_port(socket));
+          return;
+        }
+        // uWS only says `false`: ask the OS why, through node:net, so the error can name the cause.
+        void whyCannotListen(host, port).then((code) => reject(new ListenError(host, port, code)));
       });
     });
   }

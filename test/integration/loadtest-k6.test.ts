@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { transform } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 
-// k6 is not installable here: CI at least proves the scripts parse and keep their thresholds.
+// k6 is not installable here: CI proves the scripts parse and keep their thresholds (and loadtest-k6-vus.test.ts runs them as k6 would).
 const dir = new URL('../../loadtest/k6/', import.meta.url);
 const scripts = readdirSync(dir).filter((f) => f.endsWith('.js'));
 
@@ -19,5 +19,11 @@ describe('k6 scripts', () => {
     const source = readFileSync(new URL(file, dir), 'utf8');
     expect(source).toContain("http_req_duration: ['p(95)<500'");
     expect(source).toContain("http_req_failed: ['rate<0.01']");
+  });
+
+  it.each(scripts.filter((f) => f !== 'lib.js'))('%s fails the run when its checks fail, and makes its run in setup()', (file) => {
+    const source = readFileSync(new URL(file, dir), 'utf8');
+    expect(source).toContain("checks: ['rate>0.99']");
+    expect(source).toMatch(/export function setup\(\)/);
   });
 });

@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { gitSha } from './bench/suite.js';
+
+/** What made a result and what it measured: the envelope of every `npm run loadtest` JSON. */
+export interface RunMeta {
+  tool: {
+    name: 'fluxo-loadtest';
+    /** The kit ships with Fluxo: Fluxo's package version and the checkout's commit. */
+    version: string;
+    commit: string;
+    /** The load generator underneath (HTTP scenarios: autocannon). */
+    engine: string | null;
+    node: string;
+  };
+  target: {
+    url: string;
+    /** The node that answered `/health` (NODE_ID); behind a load balancer, one of them. */
+    node: string | null;
+  };
+  /** ISO 8601, when the measured phase started and ended (set-up excluded). */
+  startedAt: string;
+  finishedAt: string;
+}
+
+export interface Threshold {
+  /** What is checked, e.g. "missing events". */
+  name: string;
+  /** The condition, e.g. "= 0" or "≤ 50 ms". */
+  condition: string;
+  actual: string;
+  ok: boolean;
+}
+
+const require = createRequire(import.meta.url);
+
+function versionOf(pkgJson: string): string {
+  return (JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string }).version;
+}
+
+export function toolInfo(engine: 'autocannon' | null): RunMeta['tool'] {
+  return {
+    name: 'fluxo-loadtest',
+    version: versionOf(fileURLToPath(new URL('../package.json', import.meta.url))),
+    commit: gitSha(),
+    engine: engine ? `autocannon ${versionOf(require.resolve('autocannon/package.json'))}` : null,
+    node: process.version,
+  };
+}
+
+/** The target's node id from `/health` (null when it does not say). */
+export async function targetInfo(url: string): Promise<RunMeta['target']> {
+  try {
+    const res = await fetch(`${url.replace(/\/+$/, '')}/health`, { signal: AbortSignal.timeout(5000) });
+    const body = (await res.json()) as { node?: unknown };
+    return { url, node: typeof body.node === 'string' ? body.node : null };
+  } catch {
+    return { url, node: null };
+  }
+}
+
+/** `{ "ECONNREFUSED": 3 }` → "ECONNREFUSED × 3"; nothing → "none". */
+export function formatCounts(counts: Record<string, number>): string {
+  const entries = Object.entries(counts);
+  return entries.length ? entries.map(([k, v]) => `${k} × ${v}`).join(', ') : 'none';
+}
+
+export function formatThresholds(ts: Threshold[]): string {
+  return ts.map((t) => `  ${t.ok ? '✓' : '✗'} ${t.name} ${t.condition} (${t.actual})${t.ok ? '' : '  NOT MET'}`).join('\n');
+}
