@@ -9,6 +9,8 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 # The browser tests drive Debian's chromium through playwright-core (no bundled browser download).
 command -v chromium >/dev/null || need+=(chromium)
+# promtool (in Debian's prometheus package) checks deploy/monitoring: test/unit/monitoring.test.ts.
+command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then echo "system deps: all present"; exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "system deps missing: ${need[*]} — run as root (or: sudo apt-get install -y ${need[*]})" >&2
@@ -17,5 +19,8 @@ fi
 echo "installing: ${need[*]}"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-# Debian starts the packaged services; the tests run their own on free ports.
-(systemctl stop redis-server nginx 2>/dev/null || service redis-server stop 2>/dev/null || true) >/dev/null 2>&1
+# Debian starts the packaged services (prometheus brings prometheus-node-exporter, recommended);
+# the tests run their own on free ports, and only promtool is wanted of prometheus.
+for svc in redis-server nginx prometheus prometheus-node-exporter; do
+  (systemctl stop "$svc" 2>/dev/null || service "$svc" stop 2>/dev/null || true) >/dev/null 2>&1
+done

@@ -16,7 +16,7 @@ import { opsRoutes } from './http/ops-routes.js';
 import { errorResponse } from './http/respond.js';
 import { Router } from './http/router.js';
 import { staticRoutes } from './http/static.js';
-import { createRateLimits, type RateLimits } from './limits/rate-limits.js';
+import { createRateLimits, type RateLimits, reportingRefusals } from './limits/rate-limits.js';
 import { createLogger, type Logger } from './ops/logger.js';
 import { createMetrics, type Metrics } from './ops/metrics.js';
 import { MemoryPresence } from './presence/memory.js';
@@ -79,7 +79,14 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     }));
   let committed = { batches: 0, items: 0 };
   const lagTimer = setInterval(() => {
-    for (const r of store.replicaLag()) metrics.replicaLag.set({ replica: String(r.replica) }, r.seconds ?? -1);
+    // An unreachable replica is `db_replica_up 0` and has no lag sample (not a made-up number that
+    // alerts and graphs would have to know to ignore); it gets one again once it answers.
+    for (const r of store.replicaLag()) {
+      const replica = String(r.replica);
+      metrics.replicaUp.set({ replica }, r.seconds === null ? 0 : 1);
+      if (r.seconds === null) metrics.replicaLag.remove({ replica });
+      else metrics.replicaLag.set({ replica }, r.seconds);
+    }
     const now = { ...store.commitStats };
     metrics.writeBatches.inc(now.batches - committed.batches);
     metrics.batchedWrites.inc(now.items - committed.items);
@@ -149,8 +156,10 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     spec: config.rateLimits,
     redis: cluster?.bus.client('limiter'),
     redisAnswering: () => cluster?.bus.answering('limiter') ?? true,
-    onRefused: (event) => metrics.limitRefusals.inc({ limit: event }),
   });
+  // Each transport counts its own refusals: http_limit_refusals_total / ws_limit_refusals_total.
+  const httpLimits = reportingRefusals(limits, (limit) => metrics.httpRefusals.inc({ limit }));
+  const wsLimits = reportingRefusals(limits, (limit) => metrics.wsRefusals.inc({ limit }));
   const presence: PresenceStore = cluster?.presence ?? new MemoryPresence();
 
   const io = createIo(config);
@@ -160,7 +169,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   if (!(await revocations.start())) log.warn('token revocations could not be read: not ready until they are');
   const service = new WorkflowService(store, createFanout(io, metrics), metrics, config.readYourWritesMs);
   const presenceDiffs = new PresenceDiffs(io);
-  installRealtime({ io, config, service, presence, limits, verifier, metrics, log, presenceDiffs });
+  installRealtime({ io, config, service, presence, limits: wsLimits, verifier, metrics, log, presenceDiffs });
 
   let draining = false;
   // A primary that stops answering (down, or frozen with its connections open) makes the node not
@@ -188,7 +197,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       },
     },
   });
-  apiRoutes(router, { config, verifier, revocations, limits, service, io });
+  apiRoutes(router, { config, verifier, revocations, limits: httpLimits, service, io });
   devLoginRoutes(router, { config });
   staticRoutes(router, { config, verifier });
 
@@ -219,7 +228,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
         if (draining && req.path.startsWith('/api/') && req.method !== 'GET') throw new AppError('not_ready', 'The node is draining.');
         // Sign-in routes (the demo sign-in included) are unauthenticated by nature: each costs its
         // client IP a point of `auth` before it runs (the /api routes pay in `authenticate`).
-        if (label.startsWith('/auth/')) await limits.consume('auth', clientIp(req.peer, req.headers, config.trustProxy));
+        if (label.startsWith('/auth/')) await httpLimits.consume('auth', clientIp(req.peer, req.headers, config.trustProxy));
         res = await match.route.handler({ req, params: match.params });
       } catch (err) {
         const body = toErrorBody(err);
@@ -230,7 +239,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       return { ...res, headers: [...(res.headers ?? []), ...corsHeaders(req.headers.origin, config.allowedOrigins)] };
     },
   });
-  meterOversizedFrames(uws.app, () => metrics.limitRefusals.inc({ limit: 'max_http_buffer_size' }));
+  meterOversizedFrames(uws.app, () => metrics.wsRefusals.inc({ limit: 'max_http_buffer_size' }));
   uws.attach(io);
   installEngineLimits(io, { config, metrics });
   const port = await uws.listen(config.host, config.port);

@@ -103,3 +103,24 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
     refund,
   };
 }
+
+/**
+ * The same budgets, with every refusal of a `consume` reported to `onRefused` first: one view per
+ * transport (HTTP, Socket.IO), so that a budget both spend (`process:transition`) is counted in the
+ * metric of the transport that was refused.
+ */
+export function reportingRefusals(limits: RateLimits, onRefused: (event: LimitEvent) => void): RateLimits {
+  const consume = async (event: LimitEvent, subject: string, points?: number) => {
+    try {
+      await limits.consume(event, subject, points);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'rate_limited') onRefused(event);
+      throw err;
+    }
+  };
+  return {
+    consume,
+    consumeHandshake: (ip) => consume('handshake', ip),
+    refund: (event, subject, points) => limits.refund(event, subject, points),
+  };
+}

@@ -16,15 +16,16 @@ export function createMetrics(nodeId: string) {
       labelNames: ['type'] as const,
       registers: [registry],
     }),
-    rateLimited: new Counter({
-      name: 'ws_events_rate_limited_total',
-      help: 'Requests refused by a rate limit, by event',
-      labelNames: ['event'] as const,
+    // Refusals by a limit, one metric per transport, labelled with the same `limit` names (README, "Rate limits").
+    httpRefusals: new Counter({
+      name: 'http_limit_refusals_total',
+      help: 'HTTP requests refused by a limit (429 or 413), by limit: a budget (http:read, http:write, process:transition, publish, auth, session) or a cap (sessions_per_ip, max_http_buffer_size: a long-polling POST)',
+      labelNames: ['limit'] as const,
       registers: [registry],
     }),
-    limitRefusals: new Counter({
-      name: 'limit_refusals_total',
-      help: 'Requests, events and connections refused by a limit, by limit: a RATE_LIMITS budget (process:transition, http:read, handshake, auth, events, session, …) or a cap (sockets_per_user, sockets_per_ip, sessions_per_ip, max_http_buffer_size, events_flood)',
+    wsRefusals: new Counter({
+      name: 'ws_limit_refusals_total',
+      help: 'Socket.IO refusals by a limit, by limit: a budget (handshake, events, process:transition, presence:update, subscribe, auth:refresh) or a cap (sockets_per_user, sockets_per_ip, events_flood: a socket disconnected, max_http_buffer_size: a WebSocket frame cut)',
       labelNames: ['limit'] as const,
       registers: [registry],
     }),
@@ -46,9 +47,15 @@ export function createMetrics(nodeId: string) {
       help: 'Months after the current one that already have an event-log partition',
       registers: [registry],
     }),
+    replicaUp: new Gauge({
+      name: 'db_replica_up',
+      help: 'Whether the last probe of each streaming replica (DATABASE_REPLICA_URLS, by index) answered: 1 yes, 0 unreachable or not yet measured',
+      labelNames: ['replica'] as const,
+      registers: [registry],
+    }),
     replicaLag: new Gauge({
       name: 'db_replica_lag_seconds',
-      help: 'Replay lag of each streaming replica as last measured (-1: unreachable or not yet measured)',
+      help: 'Replay lag of each streaming replica as last measured; no sample while unknown (see db_replica_up)',
       labelNames: ['replica'] as const,
       registers: [registry],
     }),

@@ -53,7 +53,7 @@ export function installEngineLimits(io: FluxoServer, deps: { config: Config; met
   const ipOf = (req: IncomingMessage) => clientIp(peerOf(req), req.headers, config.trustProxy);
 
   const refuse = (res: ServerResponse, limit: 'sessions_per_ip' | 'session', message: string, retryAfterMs: number) => {
-    metrics.limitRefusals.inc({ limit });
+    metrics.httpRefusals.inc({ limit });
     const out = errorResponse({ code: 'rate_limited', message, retryAfterMs });
     res.writeHead(out.status, Object.fromEntries(out.headers ?? []));
     res.end(out.body);
@@ -91,7 +91,7 @@ export function installEngineLimits(io: FluxoServer, deps: { config: Config; met
     conn.once('close', (_reason, description) => {
       sessions.release(ip);
       if (description instanceof Error && description.message === POST_TOO_BIG) {
-        metrics.limitRefusals.inc({ limit: 'max_http_buffer_size' });
+        metrics.httpRefusals.inc({ limit: 'max_http_buffer_size' });
       }
     });
   });

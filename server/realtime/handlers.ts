@@ -108,10 +108,10 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
     const data = socket.data;
     const waitMs = spend(data, Date.now());
     if (waitMs > 0) {
-      metrics.limitRefusals.inc({ limit: 'events' });
+      metrics.wsRefusals.inc({ limit: 'events' });
       if ((data.budgetUsed ?? 0) > 2 * budget.points) {
         if (!socket.connected) return;
-        metrics.limitRefusals.inc({ limit: 'events_flood' });
+        metrics.wsRefusals.inc({ limit: 'events_flood' });
         const { tenant, userId } = data.principal;
         log.warn({ socket: socket.id, tenant, user: userId, ip: data.ip }, 'socket disconnected: events past twice its budget');
         disconnectSocket(socket, 'rate_limited', 'Too many events: disconnected.', waitMs);
@@ -151,7 +151,6 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
         ack({ data: await fn(socket, validate(schema, payloads[0])) });
       } catch (err) {
         const body = toErrorBody(err);
-        if (body.code === 'rate_limited') metrics.rateLimited.inc({ event });
         if (body.code === 'internal') {
           const { tenant, userId } = socket.data.principal;
           log.error({ err, event, socket: socket.id, tenant, user: userId }, 'socket handler failed');

@@ -69,7 +69,7 @@ export function installRealtime(deps: RealtimeDeps): void {
   const userKey = (p: { tenant: string; userId: string }) => `${p.tenant}:${p.userId}`;
   // A slot frees when a socket leaves; a dead peer's is noticed within a heartbeat.
   const capRefusal = (limit: 'sockets_per_user' | 'sockets_per_ip', message: string) => {
-    metrics.limitRefusals.inc({ limit });
+    metrics.wsRefusals.inc({ limit });
     return new AppError('rate_limited', message, { retryAfterMs: config.pingIntervalMs + config.pingTimeoutMs });
   };
   const ipFull = () =>
@@ -80,10 +80,8 @@ export function installRealtime(deps: RealtimeDeps): void {
       const ip = clientIp(socket.handshake.address, h as Record<string, string | undefined>, config.trustProxy);
       // Before any work: an address at its cap costs nothing more.
       if (perIp.full(ip)) throw ipFull();
-      await limits.consumeHandshake(ip).catch((err: unknown) => {
-        if (err instanceof AppError && err.code === 'rate_limited') metrics.rateLimited.inc({ event: 'handshake' });
-        throw err;
-      });
+      // A refusal is counted by `limits` (ws_limit_refusals_total{limit="handshake"}).
+      await limits.consumeHandshake(ip);
       const auth = socket.handshake.auth as Record<string, unknown> | undefined;
       let token: string | null = typeof auth?.token === 'string' ? auth.token : null;
       token ??= bearerToken(typeof h.authorization === 'string' ? h.authorization : undefined);

@@ -125,7 +125,7 @@ describe('floods', () => {
     }
     expect(stats.failures).toBe(0);
     expect(stats.maxMs, JSON.stringify(stats)).toBeLessThan(HEALTH_BOUND_MS);
-    expect(await metric(node.url, 'limit_refusals_total', { limit: 'events' })).toBeGreaterThan(0);
+    expect(await metric(node.url, 'ws_limit_refusals_total', { limit: 'events' })).toBeGreaterThan(0);
     await honestClientWorks();
   });
 

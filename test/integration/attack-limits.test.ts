@@ -174,7 +174,11 @@ describe('the Engine.IO hard cap (MAX_HTTP_BUFFER_SIZE, default 4 × MAX_PAYLOAD
   });
 
   it('closes a WebSocket whose frame is over the cap, counts it, and stays up; a polling POST over it gets 413', async () => {
-    const before = await metric(node.url, 'limit_refusals_total', { limit: 'max_http_buffer_size' });
+    // The WebSocket frame is a socket refusal, the POST an HTTP one.
+    const oversized = async () =>
+      (await metric(node.url, 'ws_limit_refusals_total', { limit: 'max_http_buffer_size' })) +
+      (await metric(node.url, 'http_limit_refusals_total', { limit: 'max_http_buffer_size' }));
+    const before = await oversized();
     const c = await connect(await token('huge', 'acme', 'viewer'));
     await c.session.send([`421["subscribe",{"room":"${'x'.repeat(HARD_CAP + 100)}"}]`]);
     await c.session.until((r) => r.closed !== null, Date.now() + 10_000);
@@ -182,10 +186,7 @@ describe('the Engine.IO hard cap (MAX_HTTP_BUFFER_SIZE, default 4 × MAX_PAYLOAD
     const p = await connect(await token('huge-polling', 'acme', 'viewer'), freshAddress(), 'polling');
     await p.session.send([`421["subscribe",{"room":"${'x'.repeat(HARD_CAP + 100)}"}]`]);
     expect(p.session.closed).toMatch(/post http 413/);
-    await waitFor(
-      async () => (await metric(node.url, 'limit_refusals_total', { limit: 'max_http_buffer_size' })) >= before + 2,
-      'both refusals to be counted',
-    );
+    await waitFor(async () => (await oversized()) >= before + 2, 'both refusals to be counted');
     expect((await health(node.url)).ok).toBe(true);
   });
 });

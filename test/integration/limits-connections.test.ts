@@ -52,9 +52,9 @@ function openWebSocket(ip: string): Promise<{ ws?: WebSocket; status?: number }>
   });
 }
 
-async function refusals(limit: string): Promise<number> {
+async function refusals(transport: 'http' | 'ws', limit: string): Promise<number> {
   const text = (await api<string>(node.url, 'GET', '/metrics')).body;
-  const line = text.split('\n').find((l) => l.startsWith('limit_refusals_total{') && l.includes(`limit="${limit}"`));
+  const line = text.split('\n').find((l) => l.startsWith(`${transport}_limit_refusals_total{`) && l.includes(`limit="${limit}"`));
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
@@ -83,7 +83,7 @@ describe('Engine.IO sessions per client IP', () => {
     expect(JSON.parse(sixth.body)).toMatchObject({ error: { code: 'rate_limited', retryAfterMs: expect.any(Number) } });
     expect(Number(sixth.retryAfter)).toBeGreaterThan(0);
     expect((await openWebSocket(ip)).status).toBe(429);
-    expect(await refusals('sessions_per_ip')).toBeGreaterThanOrEqual(2);
+    expect(await refusals('http', 'sessions_per_ip')).toBeGreaterThanOrEqual(2);
 
     // Another address is not affected.
     expect((await openSession('203.0.113.11')).status).toBe(200);
@@ -110,7 +110,7 @@ describe('Engine.IO sessions per client IP', () => {
     const over = await openSession(ip);
     expect(over.status).toBe(429);
     expect(JSON.parse(over.body)).toMatchObject({ error: { code: 'rate_limited' } });
-    expect(await refusals('session')).toBeGreaterThanOrEqual(1);
+    expect(await refusals('http', 'session')).toBeGreaterThanOrEqual(1);
   });
 
   it('believes X-Forwarded-For only from a trusted proxy: a direct client cannot spread itself over forged addresses', async () => {
@@ -142,7 +142,7 @@ describe('sockets per user and per IP', () => {
     for (let i = 1; i <= 3; i++) open.push(await client(node.url, { token: t, headers: { 'x-forwarded-for': `203.0.113.${30 + i}` } }));
     const err = await refused(client(node.url, { token: t, headers: { 'x-forwarded-for': '203.0.113.34' } }));
     expect(err.data).toMatchObject({ code: 'rate_limited', retryAfterMs: expect.any(Number) });
-    expect(await refusals('sockets_per_user')).toBeGreaterThanOrEqual(1);
+    expect(await refusals('ws', 'sockets_per_user')).toBeGreaterThanOrEqual(1);
     // Another user is not affected.
     (await client(node.url, { token: await token({ sub: 'one-tab', tid: 'acme' }) })).close();
 
@@ -173,7 +173,7 @@ describe('sockets per user and per IP', () => {
       client(node.url, { token: await token({ sub: 'office-4', tid: 'acme' }), headers: { 'x-forwarded-for': ip } }),
     );
     expect(err.data).toMatchObject({ code: 'rate_limited', retryAfterMs: expect.any(Number) });
-    expect(await refusals('sockets_per_ip')).toBeGreaterThanOrEqual(1);
+    expect(await refusals('ws', 'sockets_per_ip')).toBeGreaterThanOrEqual(1);
     open.shift()!.close();
     await eventually(async () => {
       open.push(await client(node.url, { token: await token({ sub: 'office-4', tid: 'acme' }), headers: { 'x-forwarded-for': ip } }));

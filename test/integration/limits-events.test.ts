@@ -21,7 +21,7 @@ const fire = (s: Client, event: string, payload: unknown) => (s.emit as (e: stri
 
 async function refusals(limit: string): Promise<number> {
   const text = (await api<string>(node.url, 'GET', '/metrics')).body;
-  const line = text.split('\n').find((l) => l.startsWith('limit_refusals_total{') && l.includes(`limit="${limit}"`));
+  const line = text.split('\n').find((l) => l.startsWith('ws_limit_refusals_total{') && l.includes(`limit="${limit}"`));
   return line ? Number(line.split(' ').pop()) : 0;
 }
 

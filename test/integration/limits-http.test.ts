@@ -19,7 +19,7 @@ const from = (ip: string, extra: Record<string, string> = {}) => ({ 'x-forwarded
 
 async function refusals(limit: string): Promise<number> {
   const text = (await api<string>(node.url, 'GET', '/metrics')).body;
-  const line = text.split('\n').find((l) => l.startsWith('limit_refusals_total{') && l.includes(`limit="${limit}"`));
+  const line = text.split('\n').find((l) => l.startsWith('http_limit_refusals_total{') && l.includes(`limit="${limit}"`));
   return line ? Number(line.split(' ').pop()) : 0;
 }
 

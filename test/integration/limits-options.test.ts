@@ -56,9 +56,9 @@ async function frame(s: Raw, prefix: string): Promise<string> {
   }
 }
 
-async function refusals(node: FluxoNode, limit: string): Promise<number> {
+async function refusals(node: FluxoNode, transport: 'http' | 'ws', limit: string): Promise<number> {
   const text = (await api<string>(node.url, 'GET', '/metrics')).body;
-  const line = text.split('\n').find((l) => l.startsWith('limit_refusals_total{') && l.includes(`limit="${limit}"`));
+  const line = text.split('\n').find((l) => l.startsWith(`${transport}_limit_refusals_total{`) && l.includes(`limit="${limit}"`));
   return line ? Number(line.split(' ').pop()) : 0;
 }
 
@@ -112,21 +112,21 @@ describe('MAX_HTTP_BUFFER_SIZE', () => {
     // Between MAX_PAYLOAD_BYTES and the cap: a typed ack.
     s.ws.send(`421["subscribe",{"room":"${'x'.repeat(1500)}"}]`);
     expect(await frame(s, '431')).toContain('"payload_too_large"');
-    const before = await refusals(small, 'max_http_buffer_size');
+    const before = await refusals(small, 'ws', 'max_http_buffer_size');
     // Over the cap: uWebSockets.js closes the connection (no close frame, so the client sees 1006).
     s.ws.send(`422["subscribe",{"room":"${'x'.repeat(3000)}"}]`);
     expect((await s.closed).code).toBe(1006);
-    expect(await refusals(small, 'max_http_buffer_size')).toBe(before + 1);
+    expect(await refusals(small, 'ws', 'max_http_buffer_size')).toBe(before + 1);
   });
 
   it('answers a long-polling POST over the cap with 413', async () => {
     const base = `${small.url}/socket.io/?EIO=4&transport=polling`;
     const open = await (await fetch(base)).text();
     const url = `${base}&sid=${(JSON.parse(open.slice(1)) as { sid: string }).sid}`;
-    const before = await refusals(small, 'max_http_buffer_size');
+    const before = await refusals(small, 'http', 'max_http_buffer_size');
     const res = await fetch(url, { method: 'POST', body: `4${'x'.repeat(3000)}` });
     expect(res.status).toBe(413);
-    expect(await refusals(small, 'max_http_buffer_size')).toBe(before + 1);
+    expect(await refusals(small, 'http', 'max_http_buffer_size')).toBe(before + 1);
   });
 
   it('must not be below MAX_PAYLOAD_BYTES', () => {

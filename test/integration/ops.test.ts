@@ -13,7 +13,8 @@ describe('operations', () => {
       for (const name of [
         'ws_connections_active',
         'ws_events_emitted_total',
-        'ws_events_rate_limited_total',
+        'ws_limit_refusals_total',
+        'http_limit_refusals_total',
         'ws_event_fanout_seconds',
         'http_request_duration_seconds',
         'db_query_duration_seconds',

@@ -22,7 +22,8 @@ describe('rate limits', () => {
       expect(acks.slice(0, 3).every((a) => 'data' in a)).toBe(true);
       expect(acks[3]).toMatchObject({ error: { code: 'rate_limited', retryAfterMs: expect.any(Number) } });
       const metrics = await api<string>(node.url, 'GET', '/metrics');
-      expect(metrics.body).toMatch(/ws_events_rate_limited_total\{[^}]*event="process:transition"[^}]*\} 1/);
+      expect(metrics.body).toMatch(/^ws_limit_refusals_total\{[^}]*limit="process:transition"[^}]*\} 1$/m);
+      expect(metrics.body).not.toMatch(/^http_limit_refusals_total\{[^}]*limit="process:transition"/m);
     } finally {
       s.close();
     }
@@ -39,5 +40,9 @@ describe('rate limits', () => {
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
     expect(Number(last?.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(last?.body).toMatchObject({ error: { code: 'rate_limited' } });
+    // Counted as an HTTP refusal, not a socket one.
+    const metrics = await api<string>(node.url, 'GET', '/metrics');
+    expect(metrics.body).toMatch(/^http_limit_refusals_total\{[^}]*limit="http:read"[^}]*\} 1$/m);
+    expect(metrics.body).not.toMatch(/^ws_limit_refusals_total\{[^}]*limit="http:read"/m);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { AppError } from '../../server/errors.js';
 import { LiveCounts } from '../../server/limits/caps.js';
 import { DEFAULT_LIMITS, parseRateLimits, resolveLimits } from '../../server/limits/parse.js';
-import { createRateLimits } from '../../server/limits/rate-limits.js';
+import { createRateLimits, reportingRefusals } from '../../server/limits/rate-limits.js';
 
 describe('parseRateLimits', () => {
   it('parses overrides and ignores blanks and spaces', () => {
@@ -83,6 +83,20 @@ describe('createRateLimits in memory', () => {
     await limits.consume('auth', '192.0.2.1');
     await expect(limits.consume('auth', '192.0.2.1')).rejects.toMatchObject({ code: 'rate_limited' });
     expect(refused).toEqual(['auth']);
+  });
+
+  it("reports a shared budget's refusals to the view that was refused (one per transport, for the metrics)", async () => {
+    const limits = createRateLimits({ spec: 'process:transition=2/60' });
+    const http: string[] = [];
+    const ws: string[] = [];
+    const httpLimits = reportingRefusals(limits, (e) => http.push(e));
+    const wsLimits = reportingRefusals(limits, (e) => ws.push(e));
+    await httpLimits.consume('process:transition', 'acme:u');
+    await wsLimits.consume('process:transition', 'acme:u');
+    await expect(wsLimits.consume('process:transition', 'acme:u')).rejects.toMatchObject({ code: 'rate_limited' });
+    await expect(httpLimits.consume('process:transition', 'acme:u')).rejects.toMatchObject({ code: 'rate_limited' });
+    await expect(wsLimits.consumeHandshake('192.0.2.1')).resolves.toBeUndefined();
+    expect({ http, ws }).toEqual({ http: ['process:transition'], ws: ['process:transition'] });
   });
 });
 
