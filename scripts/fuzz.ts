@@ -87,7 +87,7 @@ await writeFile(
   `${JSON.stringify({ seed: result.seed, path: result.path, error: result.error, cases: result.counterexample }, null, 2)}\n`,
 );
 console.log(`fuzz: FAILED after ${result.numRuns} runs and ${result.numShrinks} shrinks — seed ${result.seed}, path ${result.path}`);
-console.log(`fuzz: replay with: npm run fuzz -- --seed ${result.seed} --path ${result.path}`);
+console.log(`fuzz: replay with: npm run fuzz -- --seed=${result.seed} --path=${result.path}`);
 console.log(`fuzz: violation:\n${result.error}`);
 console.log(`fuzz: counterexample written to ${file}:`);
 console.log(JSON.stringify(result.counterexample, null, 2).slice(0, 6000));

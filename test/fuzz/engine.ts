@@ -361,8 +361,15 @@ class Model {
   readonly expected: Expectation[] = [];
   /** Ack ids of EVENT packets without any data (`421`): the server drops them (see the note in runSocket). */
   readonly noData: string[] = [];
+  /** The client sent DISCONNECT for '/'. */
+  private left = false;
   constructor() {
     this.decoder.on('decoded', (p: { type: number; nsp: string; id?: number; data?: unknown[] }) => {
+      // After its own DISCONNECT (`41`) a client's events of that namespace have no socket to answer
+      // them: Socket.IO drops them (the session stays open). A later CONNECT may or may not succeed,
+      // so nothing is expected any more; acks that do come are still checked (typed).
+      if (p.type === 1 && p.nsp === '/') this.left = true;
+      if (this.left) return;
       if (p.type === 2 && p.id !== undefined && p.nsp === '/' && p.data === undefined) this.noData.push(String(p.id));
       else if (p.type === 2 && p.id !== undefined && p.nsp === '/') {
         const args = p.data ?? [];
