@@ -267,7 +267,10 @@ export async function runHttp(t: Target, c: HttpCase): Promise<Outcome> {
   // The fuzz node has no ALLOWED_ORIGINS: no answer may let a foreign page read it.
   const acao = r.headers['access-control-allow-origin'];
   if (acao !== undefined) out.failures.push(`Access-Control-Allow-Origin: ${acao} with no ALLOWED_ORIGINS configured`);
-  if (r.status >= 500) out.failures.push(`HTTP ${r.status} ${r.body.toString('utf8').slice(0, 200)}`);
+  // uWebSockets.js v20.51 answers any HTTP/1.0 request 505 itself, before Fluxo sees it (the older
+  // fork did not answer at all): a protocol-level refusal, not a server error.
+  if (r.status === 505) out.notes.push('HTTP version other than 1.1 refused by the transport with 505');
+  else if (r.status >= 500) out.failures.push(`HTTP ${r.status} ${r.body.toString('utf8').slice(0, 200)}`);
   else if (r.status === 204 || r.status === 304) {
     // No content, by definition (an OPTIONS answer, a preflight).
   } else if (engineIo && c.method !== 'HEAD') {
