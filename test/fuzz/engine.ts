@@ -267,9 +267,10 @@ export async function runHttp(t: Target, c: HttpCase): Promise<Outcome> {
   // The fuzz node has no ALLOWED_ORIGINS: no answer may let a foreign page read it.
   const acao = r.headers['access-control-allow-origin'];
   if (acao !== undefined) out.failures.push(`Access-Control-Allow-Origin: ${acao} with no ALLOWED_ORIGINS configured`);
-  // uWebSockets.js v20.51 answers any HTTP/1.0 request 505 itself, before Fluxo sees it (the older
-  // fork did not answer at all): a protocol-level refusal, not a server error.
-  if (r.status === 505) out.notes.push('HTTP version other than 1.1 refused by the transport with 505');
+  // uWebSockets.js v20.51 refuses some requests itself, before Fluxo (or Engine.IO) sees them, with a
+  // bare status and an HTML body: 400 (unparsable), 431 (headers too large), 505 (HTTP/1.0; the older
+  // fork left those unanswered). Protocol-level refusals, whatever the path — not server errors.
+  if (!ctype && TRANSPORT_REFUSALS.has(r.status)) out.notes.push(`refused by the transport (uWebSockets.js) with ${r.status}`);
   else if (r.status >= 500) out.failures.push(`HTTP ${r.status} ${r.body.toString('utf8').slice(0, 200)}`);
   else if (r.status === 204 || r.status === 304) {
     // No content, by definition (an OPTIONS answer, a preflight).
@@ -350,6 +351,9 @@ function encodeFrame(f: Frame, v: Values): Encoded {
   const text = `4${e.type}${att}${nsp}${e.ackId ?? ''}${jsonText([e.name, ...e.args], v)}`;
   return { packets: [text, ...e.bin.map((b) => Buffer.from(b, 'base64'))] };
 }
+
+/** Statuses uWebSockets.js answers by itself, without a content type (see checkHttp). */
+const TRANSPORT_REFUSALS = new Set([400, 431, 505]);
 
 interface Expectation {
   ackId: string;
