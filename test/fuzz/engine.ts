@@ -262,7 +262,9 @@ export async function runHttp(t: Target, c: HttpCase): Promise<Outcome> {
   const json = isJson ? parseJson(r.body.toString('utf8')) : undefined;
   const segs = path.split('/').filter(Boolean);
   const engineIo = segs[0] === 'socket.io';
-  const isStatic = (segs.length === 0 || segs[0] === 'assets') && (c.method === 'GET' || c.method === 'HEAD');
+  // uWebSockets.js reports the method lowercased (getMethod), so `get /` is served like `GET /`.
+  const method = c.method.toUpperCase();
+  const isStatic = (segs.length === 0 || segs[0] === 'assets') && (method === 'GET' || method === 'HEAD');
   const isMetrics = segs.length === 1 && segs[0] === 'metrics';
   // The fuzz node has no ALLOWED_ORIGINS: no answer may let a foreign page read it.
   const acao = r.headers['access-control-allow-origin'];
