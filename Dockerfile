@@ -1,6 +1,7 @@
 # One Fluxo node. Runs the TypeScript sources with tsx (no separate emit step): what runs is what
-# the tests ran. uWebSockets.js ships a native binary that needs glibc ≥ 2.36 (bookworm).
-FROM node:20-bookworm-slim
+# the tests ran. Node 22 (package.json engines); uWebSockets.js (@based/uws) loads a native binary per
+# Node ABI: the Node 22 one needs glibc ≥ 2.27, met by bookworm's 2.36 (its Node 24 one needs 2.38).
+FROM node:22-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./

@@ -1,8 +1,11 @@
 /**
  * Everything that touches uWebSockets.js lives in this file (as socket.io keeps its uWS glue in
- * one `uws.ts`): the app, Socket.IO's attachApp, body reading and response writing.
+ * one `uws.ts`): the app, Socket.IO's attachApp, body reading and response writing. Its settings
+ * from the environment are in uws-env.ts.
  */
 
+// First: sets what uWebSockets.js reads from the environment when it loads.
+import './uws-env.js';
 import uWS from 'uWebSockets.js';
 import { createServer } from 'node:net';
 import type { Server as IoServer } from 'socket.io';
@@ -70,7 +73,10 @@ function uwsClosesAnyway(connection: string | undefined): boolean {
   return connection?.length === 5;
 }
 
-/** uWS exports this constant (1, `ListenOptions` in its typings, which it does not export) but does not declare it. */
+/**
+ * uWS exports this constant (1) but its typings do not declare it: they name it only as a member of
+ * `enum ListenOptions`, which exists in no build at run time.
+ */
 const LISTEN_EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT?: number }).LIBUS_LISTEN_EXCLUSIVE_PORT ?? 1;
 
 /** A start-up failure to listen on HOST:PORT, with the OS's reason (`EADDRINUSE`, `EACCES`, …) when it gives one. */
@@ -126,6 +132,7 @@ export class UwsServer {
    */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
+      // uWS takes (host, port, options, cb); its typings know options only without a host.
       const listen = this.app.listen as unknown as (
         h: string,
         p: number,
@@ -153,7 +160,7 @@ export class UwsServer {
   /** Closes everything, live connections included. */
   close(): void {
     this.stopListening();
-    (this.app as unknown as { close(): void }).close();
+    this.app.close();
   }
 
   private onRequest(res: uWS.HttpResponse, req: uWS.HttpRequest): void {
@@ -166,6 +173,7 @@ export class UwsServer {
     const request: HttpRequest = {
       method,
       path: req.getUrl(),
+      // `undefined` when the URL has no query (uWS v20.51; its typings still say string).
       query: new URLSearchParams(req.getQuery() ?? ''),
       headers,
       peer: Buffer.from(res.getRemoteAddressAsText()).toString(),

@@ -1,8 +1,9 @@
+import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, TransitionResult } from '../../shared/protocol.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, client, collect, eventually, request, startNode, token } from '../harness/node.js';
+import { api, type Client, client, collect, eventually, request, startNode, token } from '../harness/node.js';
 
 let node: FluxoNode;
 let admin: string;
@@ -162,6 +163,42 @@ describe('real-time delivery', () => {
       await eventually(() => expect(seen.events.map((e) => e.toStage)).toContain('doing'));
     } finally {
       polling.close();
+    }
+  });
+
+  it("opens on long-polling, upgrades to WebSocket (socket.io-client's default transports) and delivers after the upgrade", async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, editor, wf.id);
+    const socket: Client = connect(node.url, {
+      transports: ['polling', 'websocket'],
+      reconnection: false,
+      forceNew: true,
+      auth: { token: editor },
+    });
+    // Engine.IO's upgrade over uWS (attachApp): the session opens on polling, then its WebSocket probe takes over, same sid.
+    const opened = new Promise<{ transport: string; sid: string; upgradedTo: Promise<string> }>((resolve) => {
+      socket.io.once('open', () => {
+        const { engine } = socket.io;
+        resolve({
+          transport: engine.transport.name,
+          sid: engine.id ?? '',
+          upgradedTo: new Promise((up) => engine.once('upgrade', (t: { name: string }) => up(t.name))),
+        });
+      });
+    });
+    try {
+      const open = await opened;
+      expect(open.transport).toBe('polling');
+      expect(await open.upgradedTo).toBe('websocket');
+      expect(socket.io.engine.id).toBe(open.sid);
+      if (!socket.connected) await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const seen = collect(socket);
+      await request(socket, 'subscribe', { room: `process:${proc.id}` });
+      const ack = await request(socket, 'process:transition', { processId: proc.id, to: 'doing' });
+      expect(ack).toMatchObject({ data: { process: { stage: 'doing' } } });
+      await eventually(() => expect(seen.events.map((e) => e.toStage)).toContain('doing'));
+    } finally {
+      socket.close();
     }
   });
 

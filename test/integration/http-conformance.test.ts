@@ -222,3 +222,19 @@ describe('the uWebSockets version header', () => {
     expect(headersOf(proxied.out).has('uwebsockets')).toBe(false);
   });
 });
+
+describe('request header size (UWS_HTTP_MAX_HEADERS_SIZE, server/transport/uws-env.ts)', () => {
+  it('lets a header block up to 64 KiB reach Fluxo (a token over 8,192 characters gets its typed 401), and uWS answer 431 over it', async () => {
+    const call = (tokenChars: number) => fetch(`${node.url}/api/me`, { headers: { authorization: `Bearer ${'A'.repeat(tokenChars)}` } });
+    // uWS v20.51 alone would answer 431 from 4 KiB: a token Fluxo accepts (≤ 8,192 characters) must pass, in the header and the cookie.
+    const both = await fetch(`${node.url}/api/me`, {
+      headers: { authorization: `Bearer ${'A'.repeat(8192)}`, cookie: `fluxo_session=${'A'.repeat(8192)}` },
+    });
+    expect(both.status).toBe(401);
+    const long = await call(60_000);
+    expect(long.status).toBe(401);
+    expect(((await long.json()) as { error: { code: string } }).error.code).toBe('token_invalid');
+    const over = await call(64 * 1024);
+    expect(over.status).toBe(431);
+  });
+});
