@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FluxoEvent, PresenceDiff } from '../../shared/protocol.js';
+import { type FluxoClient, connect as sdkConnect } from '../../shared/sdk/index.js';
 import { type ClusterHandle, clientPool, firstTwo, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
 import { eventually, request, token } from '../harness/node.js';
@@ -7,6 +8,7 @@ import { eventually, request, token } from '../harness/node.js';
 const TTL_MS = 3000;
 let cluster: ClusterHandle;
 const { connect, closeAll } = clientPool();
+const sdkClients: FluxoClient[] = [];
 const two = () => firstTwo(cluster);
 
 beforeAll(async () => {
@@ -15,28 +17,27 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   closeAll();
+  for (const c of sdkClients) c.close();
   await cluster?.stop();
 });
 
-/** A client that does what the SDK does on `resync`: replays each room from its last event id, dropping repeats by id. */
+/**
+ * The SDK on one room, counting what it delivers: on `resync` it resubscribes from the room's own
+ * position (a client that resumed from the highest id it had seen skipped what other nodes committed
+ * during the outage — issue 9).
+ */
 async function replayingClient(url: string, tok: string, room: string) {
-  const s = await connect(url, tok);
+  const client = sdkConnect({ url, token: tok, transports: ['websocket'], backoff: { initialMs: 50, maxMs: 500 } });
+  sdkClients.push(client);
   const events = new Map<number, FluxoEvent>();
-  const state = { resyncs: 0, disconnects: 0 };
-  const add = (e: FluxoEvent) => events.set(e.id, e);
-  s.on('event', add);
-  s.on('disconnect', () => state.disconnects++);
-  const subscribe = async () => {
-    const after = Math.max(0, ...events.keys());
-    const ack = await request(s, 'subscribe', { room, after });
-    if (!('data' in ack)) throw new Error(JSON.stringify(ack));
-    for (const e of ack.data.events) add(e);
-  };
-  s.on('resync', (info) => {
-    state.resyncs++;
-    if (info.rooms.includes(room)) void subscribe();
+  const state = { resyncs: 0, disconnects: 0, duplicates: 0 };
+  client.socket.on('resync', () => state.resyncs++);
+  client.socket.on('disconnect', () => state.disconnects++);
+  const stop = client.subscribe(room, (e) => {
+    if (events.has(e.id)) state.duplicates++;
+    events.set(e.id, e);
   });
-  await subscribe();
+  await stop.ready;
   return { events, state };
 }
 
@@ -79,6 +80,7 @@ describe('failures in a two-node cluster', () => {
           ).toHaveLength(1);
       }, 10_000);
       expect(c.state.disconnects).toBe(0);
+      expect(c.state.duplicates).toBe(0);
     }
     // Ready again once every Redis connection is back.
     await eventually(async () => expect((await fetch(`${n1.url}/ready`)).status).toBe(200), 10_000);
