@@ -5,7 +5,7 @@ import type { Process, TransitionResult, Workflow } from '../../shared/protocol.
 import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
 import { api, token } from '../harness/node.js';
-import { card, cardIn, launchChromium, type SignedIn, screenshot, signInWithToken } from './harness.js';
+import { card, cardIn, expectNoDuplicates, launchChromium, type SignedIn, screenshot, signInWithToken } from './harness.js';
 
 /**
  * The dashboard in the real topology: 3 Fluxo nodes + Redis + Postgres primary and replica, nginx
@@ -43,16 +43,6 @@ async function recordStatus(page: Page): Promise<() => Promise<StatusChange[]>> 
     new MutationObserver(log).observe(el, { attributes: true, childList: true, characterData: true, subtree: true });
   });
   return () => page.evaluate(() => (window as unknown as { statusLog: StatusChange[] }).statusLog);
-}
-
-/** Feed entries and board cards each appear once. */
-async function expectNoDuplicates(page: Page, who: string): Promise<void> {
-  const eventIds = await page.locator('#feed li').evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset.event ?? ''));
-  expect(new Set(eventIds).size, `${who}: duplicate feed entries ${JSON.stringify(eventIds)}`).toBe(eventIds.length);
-  const cardIds = await page
-    .locator('.card[data-process]')
-    .evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.process ?? ''));
-  expect(new Set(cardIds).size, `${who}: duplicate cards ${JSON.stringify(cardIds)}`).toBe(cardIds.length);
 }
 
 beforeAll(async () => {

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 
 /** Screenshots land here (git-ignored; CI keeps it as an artifact). */
 export const ARTIFACTS = resolve(import.meta.dirname, '../artifacts');
@@ -56,4 +57,14 @@ export function card(page: Page, processId: string) {
 
 export function cardIn(page: Page, stage: string, processId: string) {
   return page.locator(`.column[data-stage="${stage}"] [data-process="${processId}"]`);
+}
+
+/** Feed entries and board cards each appear once. */
+export async function expectNoDuplicates(page: Page, who: string): Promise<void> {
+  const eventIds = await page.locator('#feed li').evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset.event ?? ''));
+  expect(new Set(eventIds).size, `${who}: duplicate feed entries ${JSON.stringify(eventIds)}`).toBe(eventIds.length);
+  const cardIds = await page
+    .locator('.card[data-process]')
+    .evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.process ?? ''));
+  expect(new Set(cardIds).size, `${who}: duplicate cards ${JSON.stringify(cardIds)}`).toBe(cardIds.length);
 }

@@ -6,7 +6,7 @@ import type { Process, TransitionResult, Workflow } from '../../shared/protocol.
 import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
 import { api, token } from '../harness/node.js';
-import { card, cardIn, launchChromium, screenshot, waitForBoard } from './harness.js';
+import { card, cardIn, expectNoDuplicates, launchChromium, screenshot, waitForBoard } from './harness.js';
 
 /**
  * The board behind a proxy that cannot carry WebSocket (nginx/nginx.conf with every upgrade answered
@@ -93,15 +93,6 @@ async function servingNode(page: Page): Promise<string> {
   const id = /Connected · node (\S+)/.exec(text)?.[1];
   if (!id) throw new Error(`no node in the status line: "${text}"`);
   return id;
-}
-
-async function expectNoDuplicates(page: Page, who: string): Promise<void> {
-  const eventIds = await page.locator('#feed li').evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset.event ?? ''));
-  expect(new Set(eventIds).size, `${who}: duplicate feed entries ${JSON.stringify(eventIds)}`).toBe(eventIds.length);
-  const cardIds = await page
-    .locator('.card[data-process]')
-    .evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.process ?? ''));
-  expect(new Set(cardIds).size, `${who}: duplicate cards ${JSON.stringify(cardIds)}`).toBe(cardIds.length);
 }
 
 beforeAll(async () => {
