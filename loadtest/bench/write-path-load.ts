@@ -1,4 +1,3 @@
-import { request } from 'node:http';
 import net from 'node:net';
 import autocannon, { type Client, type Request } from 'autocannon';
 import type { FluxoEvent, Process, TransitionResult } from '../../shared/protocol.js';
