@@ -1,6 +1,6 @@
 /**
  * Builds the dashboard: type-checks web/ (esbuild does not), bundles web/src/main.ts with the SDK
- * and socket.io-client into web/dist/assets/app.js, copies the CSS and index.html.
+ * and socket.io-client into web/dist/assets/app.js, copies the CSS, the favicon and index.html.
  *   tsx scripts/build-web.ts [--no-typecheck]
  * Every file is written to a temporary name and renamed into place, so a node serving web/dist
  * (or a second build running at the same time, as in parallel browser tests) never serves half a file.
@@ -43,6 +43,7 @@ export async function buildWeb(opts: { typecheck?: boolean; minify?: boolean } =
   });
   for (const file of result.outputFiles) await writeAtomic(file.path, file.contents);
   await writeAtomic(resolve(OUT, 'assets/app.css'), await readFile(resolve(SRC, 'style.css')));
+  await writeAtomic(resolve(OUT, 'favicon.svg'), await readFile(resolve(SRC, 'favicon.svg')));
   await writeAtomic(resolve(OUT, 'index.html'), await readFile(resolve(SRC, 'index.html')));
 }
 

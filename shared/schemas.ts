@@ -59,6 +59,12 @@ export const listProcessesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   /** Opaque cursor from the previous page's `nextCursor`. */
   cursor: z.string().max(200).optional(),
+  /**
+   * `true`: the response also carries `total`, how many processes match the filters (whatever the
+   * cursor). Asked for, not always sent: counting reads every matching row, and a client paging
+   * through a list needs it once, not per page.
+   */
+  total: z.stringbool().optional(),
 });
 export type ListProcessesQuery = z.infer<typeof listProcessesQuery>;
 
@@ -87,6 +93,11 @@ export const refreshSchema = z.object({ token: z.string().min(1).max(8192) }).st
 export const eventsQuery = z.object({
   room: z.string().max(160),
   after: z.coerce.number().int().min(0).default(0),
+  /**
+   * With `before`, the page is the newest `limit` events with `after` < id < `before` (still in id
+   * order): recent history, e.g. everything up to a subscribe's `position.id` with `before` = it + 1.
+   */
+  before: z.coerce.number().int().min(1).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 

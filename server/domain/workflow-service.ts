@@ -175,6 +175,11 @@ export class WorkflowService {
     return this.store.eventsAfter(p.tenant, room, after, limit, { fresh: this.fresh(p) });
   }
 
+  async eventsBefore(p: Principal, room: string, after: number, before: number, limit: number): Promise<FluxoEvent[]> {
+    await this.authorizeRoom(p, room);
+    return this.store.eventsBefore(p.tenant, room, after, before, limit);
+  }
+
   /**
    * A room a principal may use: its own tenant's room, an existing workflow/process of its
    * tenant, or its own user room. Anything else answers as if it did not exist.

@@ -107,6 +107,27 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
         ['Set-Cookie', sessionCookie(config.cookieName, token, { secure: config.cookieSecure, maxAgeS })],
       ]);
     })
+    .add('GET', '/auth/session', async ({ req }) => {
+      // What the page asks on load: 200 either way, so a signed-out visitor's first request is not
+      // a 401 in the browser's console. Already paid for as an /auth/ route (app.ts); given back
+      // when the session verifies, as the /api routes do.
+      const offers = config.devLogin ? { devLogin: true } : {};
+      const presented = bearerToken(req.headers.authorization) ?? parseCookies(req.headers.cookie)[config.cookieName];
+      if (!presented) return json(200, { data: { authenticated: false, ...offers } });
+      let p: Principal;
+      try {
+        p = (await credentials(req)).principal;
+      } catch (err) {
+        // The page tells "your session expired" from "it was revoked"; a 5xx (keys unreachable) stays an error.
+        if (err instanceof AppError && err.status === 401)
+          return json(200, { data: { authenticated: false, reason: err.code, ...offers } });
+        throw err;
+      }
+      void limits.refund('auth', clientIp(req.peer, req.headers, config.trustProxy));
+      return json(200, {
+        data: { authenticated: true, userId: p.userId, tenant: p.tenant, role: p.role, name: p.name, exp: p.exp, ...offers },
+      });
+    })
     .add('POST', '/auth/logout', async ({ req }) => {
       const clear: [string, string] = ['Set-Cookie', clearSessionCookie(config.cookieName, config.cookieSecure)];
       let authed: Authed;
@@ -148,7 +169,7 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
       '/api/processes',
       authed(async ({ req }, p) => {
         const page = await service.listProcesses(p, validate(listProcessesQuery, queryObject(req.query)));
-        return json(200, { data: page.items, nextCursor: page.nextCursor });
+        return json(200, { data: page.items, nextCursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) });
       }),
     )
     .add(
@@ -176,6 +197,11 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
       '/api/events',
       authed(async ({ req }, p) => {
         const q = validate(eventsQuery, queryObject(req.query));
+        if (q.before !== undefined) {
+          // Newest first when picking, id order in the answer; `next` pages on backwards (as `before`).
+          const events = await service.eventsBefore(p, q.room, q.after, q.before, q.limit);
+          return json(200, { data: events, next: events.length === q.limit ? events[0]!.id : null });
+        }
         const events = await service.eventsAfter(p, q.room, q.after, q.limit);
         return json(200, { data: events, next: events.length === q.limit ? events[events.length - 1]!.id : null });
       }),

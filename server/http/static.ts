@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import type { HttpResponse } from '../transport/uws.js';
 import type { Router } from './router.js';
 
+// From source and compiled alike: scripts/build-dist.ts copies web/dist into dist/ (dist/web/dist).
 const WEB_DIST = resolve(import.meta.dirname, '../../web/dist');
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -36,5 +37,9 @@ export function staticRoutes(router: Router<HttpResponse>, _deps: { config: Conf
       throw new AppError('not_found', 'No such file.');
     }
   };
-  router.add('GET', '/', () => serve('index.html')).add('GET', '/assets/:file', ({ params }) => serve(`assets/${params.file}`));
+  router
+    .add('GET', '/', () => serve('index.html'))
+    .add('GET', '/assets/:file', ({ params }) => serve(`assets/${params.file}`))
+    // Linked from index.html: without an icon the browser asks for /favicon.ico and logs its 404.
+    .add('GET', '/favicon.svg', () => serve('favicon.svg'));
 }

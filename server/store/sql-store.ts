@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, arrayContains, asc, desc, eq, gt, lt, type SQL, sql } from 'drizzle-orm';
+import { and, arrayContains, asc, count, desc, eq, gt, lt, type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { FluxoEvent, Process, RoomPosition, TransitionRequest, TransitionResult, Workflow } from '../../shared/protocol.js';
 import { parseRoom } from '../../shared/rooms.js';
@@ -116,6 +116,17 @@ function answerWithin<T>(p: Promise<T>, ms: number): Promise<T> {
 
 function roomsOf(processId: string, workflowId: string): string[] {
   return [`process:${processId}`, `workflow:${workflowId}`, 'tenant'];
+}
+
+/** The conditions that select one room's events of a tenant (invalid_room for a bad name). */
+function roomEvents(tenant: string, room: string): SQL[] {
+  const parsed = parseRoom(room);
+  if (!parsed) throw new AppError('invalid_room');
+  const conds: SQL[] = [eq(events.tenantId, tenant), arrayContains(events.rooms, [parsed.name])];
+  // The id columns let the (tenant_id, process_id|workflow_id, id) indexes serve these rooms.
+  if (parsed.kind === 'process') conds.push(eq(events.processId, parsed.id));
+  if (parsed.kind === 'workflow') conds.push(eq(events.workflowId, parsed.id));
+  return conds;
 }
 
 /**
@@ -484,10 +495,11 @@ export class SqlStore implements Store {
   /** Newest first, keyset-paginated on (created_at, id). */
   async listProcesses(tenant: string, query: ListProcessesQuery, opts?: ReadOptions): Promise<Page<Process>> {
     const limit = query.limit ?? 50;
-    const conds: SQL[] = [eq(processes.tenantId, tenant)];
-    if (query.workflowId) conds.push(eq(processes.workflowId, query.workflowId));
-    if (query.stage) conds.push(eq(processes.stage, query.stage));
-    if (query.assignee) conds.push(eq(processes.assignee, query.assignee));
+    const filters: SQL[] = [eq(processes.tenantId, tenant)];
+    if (query.workflowId) filters.push(eq(processes.workflowId, query.workflowId));
+    if (query.stage) filters.push(eq(processes.stage, query.stage));
+    if (query.assignee) filters.push(eq(processes.assignee, query.assignee));
+    const conds = [...filters];
     if (query.cursor) {
       const key = decodeCursor(query.cursor);
       conds.push(sql`(${processes.createdAt}, ${processes.id}) < (${key.createdAt}::timestamptz, ${key.id})`);
@@ -502,7 +514,14 @@ export class SqlStore implements Store {
       const items = rows.slice(0, limit).map(toProcess);
       const last = items[items.length - 1];
       const nextCursor = rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null;
-      return { items, nextCursor };
+      if (!query.total) return { items, nextCursor };
+      // A second statement, not one snapshot with the page: a write between the two can make them
+      // differ by that write, which the caller sees live anyway (the board re-asks after events).
+      const [counted] = await db
+        .select({ n: count() })
+        .from(processes)
+        .where(and(...filters));
+      return { items, nextCursor, total: counted?.n ?? 0 };
     });
   }
 
@@ -599,12 +618,8 @@ export class SqlStore implements Store {
    * where the (tenant, id) indexes make it cheap.
    */
   async eventsAfter(tenant: string, room: string, after: number, limit: number, _opts?: ReadOptions): Promise<FluxoEvent[]> {
-    const parsed = parseRoom(room);
-    if (!parsed) throw new AppError('invalid_room');
-    const conds: SQL[] = [eq(events.tenantId, tenant), gt(events.id, after), arrayContains(events.rooms, [parsed.name])];
-    // The id columns let the (tenant_id, process_id|workflow_id, id) indexes serve these rooms.
-    if (parsed.kind === 'process') conds.push(eq(events.processId, parsed.id));
-    if (parsed.kind === 'workflow') conds.push(eq(events.workflowId, parsed.id));
+    const conds = roomEvents(tenant, room);
+    conds.push(gt(events.id, after));
     return this.write(null, async (db) => {
       const rows = await db
         .select()
@@ -613,6 +628,21 @@ export class SqlStore implements Store {
         .orderBy(asc(events.id))
         .limit(limit);
       return rows.map(toEvent);
+    });
+  }
+
+  /** On the primary, as eventsAfter: history up to a position read there must not miss its latest events. */
+  async eventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Promise<FluxoEvent[]> {
+    const conds = roomEvents(tenant, room);
+    conds.push(gt(events.id, after), lt(events.id, before));
+    return this.write(null, async (db) => {
+      const rows = await db
+        .select()
+        .from(events)
+        .where(and(...conds))
+        .orderBy(desc(events.id))
+        .limit(limit);
+      return rows.reverse().map(toEvent);
     });
   }
 

@@ -18,6 +18,8 @@ export interface ReadOptions {
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
+  /** How many items match the query's filters, whatever the cursor; present when asked for (`total`). */
+  total?: number;
 }
 
 export interface CustomEventInput {
@@ -67,6 +69,8 @@ export interface Store {
    * Safe under concurrent commits: ids of a tenant become visible in order.
    */
   eventsAfter(tenant: string, room: string, after: number, limit: number, opts?: ReadOptions): Promise<FluxoEvent[]>;
+  /** The newest `limit` events of `room` with after < id < before, in id order (recent history). */
+  eventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Promise<FluxoEvent[]>;
 
   /** The head of a room's stream (offset and id 0 before its first event) and the log's epoch, read on the primary. */
   roomPosition(tenant: string, room: string): Promise<RoomPosition>;

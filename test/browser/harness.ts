@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 
 /** Screenshots land here (git-ignored; CI keeps it as an artifact). */
@@ -32,17 +32,53 @@ export interface SignedIn {
   page: Page;
 }
 
-/** A fresh browser context (own cookies) signed in with the page's token form (POST /auth/session). */
-export async function signInWithToken(browser: Browser, url: string, token: string): Promise<SignedIn> {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+/**
+ * A fresh browser context (own cookies) signed in with the page's token form (POST /auth/session);
+ * 1400 × 900 unless `options` say otherwise (a phone: viewport, isMobile, hasTouch).
+ */
+export async function signInWithToken(
+  browser: Browser,
+  url: string,
+  token: string,
+  options: BrowserContextOptions = { viewport: { width: 1400, height: 900 } },
+): Promise<SignedIn> {
+  const context = await browser.newContext(options);
   const page = await context.newPage();
   page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
   await page.goto(url);
+  await signInOnPage(page, token);
+  return { context, page };
+}
+
+/** Signs in through the token form of a page showing the sign-in prompt, and waits for the board. */
+export async function signInOnPage(page: Page, token: string): Promise<void> {
   await page.locator('#token-form').waitFor();
   await page.fill('#token', token);
   await page.click('#token-form button[type=submit]');
   await waitForBoard(page);
-  return { context, page };
+}
+
+/** The page shows the sign-in prompt, not a board. */
+export async function waitForSignIn(page: Page): Promise<void> {
+  await page.locator('#signin:not([hidden]) #token-form').waitFor();
+  await page.locator('#app[hidden]').waitFor({ state: 'attached' });
+  await page.locator('#status[data-state="signed-out"]').waitFor();
+}
+
+/**
+ * What a user with the developer tools open would see go wrong: console errors (a failed load is
+ * one: "Failed to load resource … 401"), uncaught exceptions, and HTTP answers ≥ 400.
+ */
+export function watchProblems(page: Page): string[] {
+  const problems: string[] = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(`console: ${msg.text()} (${msg.location().url})`);
+  });
+  page.on('pageerror', (err) => problems.push(`exception: ${err.message}`));
+  page.on('response', (res) => {
+    if (res.status() >= 400) problems.push(`HTTP ${res.status()} ${res.request().method()} ${res.url()}`);
+  });
+  return problems;
 }
 
 /** The board is rendered and the socket is connected. */

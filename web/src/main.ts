@@ -1,27 +1,41 @@
 import type { Workflow } from '../../shared/protocol.js';
-import { type ConnectionStatus, connect, type FluxoClient, FluxoError } from '../../shared/sdk/index.js';
-import { api, type Me } from './api.js';
+import { type ConnectionStatus, connect, type FluxoClient } from '../../shared/sdk/index.js';
+import { api, type Me, reason, sessionOver } from './api.js';
 import { Board } from './board.js';
 import { $, avatar, h } from './dom.js';
 
 /** Remembered so the page can mint a fresh demo token when the server warns of expiry. */
 const DEV_USER_KEY = 'fluxo.devUser';
 
+/**
+ * The tabs of one browser share the session cookie, so signing in or out in one is news for the
+ * others — also for a tab whose connection is down, which would not hear the server's `token_revoked`.
+ */
+type SessionMessage = { type: 'signed-in'; userId: string; tenant: string } | { type: 'signed-out' };
+const sessions = typeof BroadcastChannel === 'function' ? new BroadcastChannel('fluxo.session') : null;
+
 let client: FluxoClient | null = null;
 let board: Board | null = null;
+/** Whose board this tab shows; null anywhere else (sign-in prompt, unreachable server). */
+let current: Me | null = null;
+/** The node offers demo sign-in (GET /auth/session says so; its /auth/dev-users answers 404 otherwise). */
+let devLoginOffered = false;
 
-function notify(message: string, kind: 'error' | 'info' = 'info'): void {
-  const box = $('#message');
-  $('#message-text').textContent = message;
-  box.className = `message ${kind}`;
-  box.hidden = false;
-  box.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+function show(view: 'signin' | 'app' | 'problem'): void {
+  $('#signin').hidden = view !== 'signin';
+  $('#app').hidden = view !== 'app';
+  $('#problem').hidden = view !== 'problem';
+}
+
+function setStatus(state: string, text: string): void {
+  const el = $('#status');
+  el.dataset.state = state;
+  el.textContent = text;
 }
 
 function showStatus(s: ConnectionStatus): void {
-  const el = $('#status');
-  el.dataset.state = s.state;
-  const text =
+  setStatus(
+    s.state,
     s.state === 'connected'
       ? `Connected · node ${s.nodeId}`
       : s.state === 'reconnecting'
@@ -30,19 +44,85 @@ function showStatus(s: ConnectionStatus): void {
           ? s.retrying
             ? 'Offline · retrying'
             : `Offline${s.error ? ` · ${s.error.message}` : ''}`
-          : 'Connecting…';
-  el.textContent = text;
+          : 'Connecting…',
+  );
 }
 
-async function signInView(): Promise<void> {
-  $('#app').hidden = true;
-  const view = $('#signin');
-  view.hidden = false;
+/** A message above the board. */
+function notify(message: string, kind: 'error' | 'info' = 'info'): void {
+  const box = $('#message');
+  $('#message-text').textContent = message;
+  box.className = `message ${kind}`;
+  box.hidden = false;
+  box.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+}
+
+/** A message on the sign-in prompt: why the user is there, or why signing in failed. */
+function signInNote(message: string | null, kind: 'error' | 'info' = 'error'): void {
+  const el = $('#signin-message');
+  el.textContent = message ?? '';
+  el.className = `message ${kind}`;
+  el.setAttribute('role', kind === 'error' ? 'alert' : 'status');
+  el.hidden = !message;
+}
+
+/** What a list area says while it loads, when it failed (with a retry) or when it is empty; hidden once filled. */
+function listStatus(el: HTMLElement, state: 'loading' | 'error' | 'empty' | 'ready', text = '', retry?: () => void): void {
+  el.dataset.state = state;
+  el.hidden = state === 'ready';
+  el.setAttribute('role', state === 'error' ? 'alert' : 'status');
+  el.replaceChildren(
+    ...(text ? [h('span', {}, text)] : []),
+    ...(retry ? [h('button', { type: 'button', class: 'retry', onclick: retry }, 'Retry')] : []),
+  );
+}
+
+/** Why a session that was there is over, in the user's words. */
+function endedMessage(code: string | undefined): string {
+  switch (code) {
+    case 'token_expired':
+      return 'Your session expired. Sign in again.';
+    case 'token_revoked':
+      return 'You were signed out (in another tab or window). Sign in again.';
+    default:
+      return 'Your session is no longer valid. Sign in again.';
+  }
+}
+
+/** On load and whenever the session may have changed: one question to the server, answered 200 either way. */
+async function boot(): Promise<void> {
+  setStatus('connecting', 'Checking your session…');
+  try {
+    const status = await api.sessionStatus();
+    devLoginOffered = status.devLogin === true;
+    if (status.authenticated) await enterBoard(status);
+    else await signInView(status.reason ? endedMessage(status.reason) : null, 'info');
+  } catch (err) {
+    show('problem');
+    setStatus('offline', 'Offline');
+    $('#problem-text').textContent = `Could not check your session: ${reason(err)}`;
+  }
+}
+
+async function signInView(note: string | null = null, kind: 'error' | 'info' = 'info'): Promise<void> {
+  current = null;
+  delete document.body.dataset.ready;
+  show('signin');
+  setStatus('signed-out', 'Signed out');
+  signInNote(note, kind);
+  $('#dev-login').hidden = !devLoginOffered;
+  if (devLoginOffered) await loadDevUsers();
+}
+
+async function loadDevUsers(): Promise<void> {
   const picker = $('#dev-users');
+  const status = $('#dev-users-status');
   picker.replaceChildren();
+  listStatus(status, 'loading', 'Loading demo users…');
   try {
     const { tenant, users } = await api.devUsers();
-    ($('#dev-tenant') as HTMLInputElement).value ||= tenant;
+    const tenantInput = $('#dev-tenant') as HTMLInputElement;
+    tenantInput.value ||= tenant;
     for (const u of users) {
       picker.append(
         h(
@@ -54,7 +134,7 @@ async function signInView(): Promise<void> {
               type: 'button',
               class: 'dev-user',
               'data-user': u.id,
-              onclick: () => void devLogin(u.id, ($('#dev-tenant') as HTMLInputElement).value.trim() || tenant),
+              onclick: () => void devLogin(u.id, tenantInput.value.trim() || tenant),
             },
             avatar(u.id, u.name),
             h('span', {}, u.name, h('small', {}, u.role)),
@@ -62,20 +142,26 @@ async function signInView(): Promise<void> {
         ),
       );
     }
-    $('#dev-login').hidden = false;
-  } catch {
-    $('#dev-login').hidden = true; // dev login is off: only the token form remains
+    if (users.length === 0) listStatus(status, 'empty', 'No demo users.');
+    else listStatus(status, 'ready');
+  } catch (err) {
+    listStatus(status, 'error', `Could not load the demo users: ${reason(err)}`, () => void loadDevUsers());
   }
 }
 
 async function devLogin(userId: string, tenant: string): Promise<void> {
   try {
-    await api.devLogin(userId, tenant);
+    const me = await api.devLogin(userId, tenant);
     sessionStorage.setItem(DEV_USER_KEY, JSON.stringify({ userId, tenant }));
-    await start();
+    signedIn(me);
   } catch (err) {
-    notify(`Sign-in failed: ${err instanceof Error ? err.message : String(err)}`, 'error');
+    signInNote(`Sign-in failed: ${reason(err)}`, 'error');
   }
+}
+
+function signedIn(me: Me): void {
+  sessions?.postMessage({ type: 'signed-in', userId: me.userId, tenant: me.tenant } satisfies SessionMessage);
+  void enterBoard(me);
 }
 
 /** A fresh token for the socket's `auth:refresh`; only demo sessions can mint one from the page. */
@@ -86,39 +172,91 @@ function tokenSource(): (() => Promise<string>) | undefined {
   return async () => (await api.devLogin(userId, tenant)).token;
 }
 
-async function start(): Promise<void> {
-  let me: Me;
-  try {
-    me = await api.me();
-  } catch {
-    await signInView();
-    return;
-  }
-  $('#signin').hidden = true;
-  $('#app').hidden = false;
-  $('#me').replaceChildren(avatar(me.userId, me.name), h('span', {}, `${me.name ?? me.userId} · ${me.tenant} · ${me.role}`));
+/** Closes the connection and the board this tab has, if any. */
+async function leaveBoard(): Promise<void> {
+  current = null;
+  delete document.body.dataset.ready;
+  const old = client;
+  client = null;
+  old?.close();
+  const b = board;
+  board = null;
+  await b?.close();
+  // Nothing of that session stays in the page, even hidden: the next one may be another user's.
+  for (const id of ['#board', '#feed', '#viewers', '#me']) $(id).replaceChildren();
+}
 
+async function enterBoard(me: Me): Promise<void> {
+  await leaveBoard();
+  current = me;
+  show('app');
+  $('#message').hidden = true;
+  $('#me').replaceChildren(
+    avatar(me.userId, me.name),
+    h('span', { class: 'me-text' }, `${me.name ?? me.userId} · ${me.tenant} · ${me.role}`),
+  );
   const getToken = tokenSource();
-  client?.close();
-  client = connect({ url: location.origin, ...(getToken ? { getToken } : {}) });
-  client.on('state', (s) => {
+  const c = connect({ url: location.origin, ...(getToken ? { getToken } : {}) });
+  client = c;
+  c.on('state', (s) => {
+    if (c !== client) return; // a connection this tab has left
     showStatus(s);
     // The session is over (expired without a way to refresh, revoked): back to sign-in.
-    if (s.state === 'offline' && !s.retrying && s.error?.code.startsWith('token_')) {
-      notify(`Signed out: ${s.error.message}`, 'error');
-      void signInView();
-    }
+    if (s.state === 'offline' && !s.retrying && sessionOver(s.error)) void sessionEnded(endedMessage(s.error.code));
   });
-  client.on('error', (e) => notify(e.message, 'error'));
-  showStatus(client.status);
+  c.on('error', (e) => {
+    if (c === client) notify(e.message, 'error');
+  });
+  showStatus(c.status);
+  await loadWorkflows(me);
+}
 
-  const workflows = await api.workflows();
+/** The session ended while this tab showed a board: the sign-in prompt, saying why. */
+async function sessionEnded(message: string): Promise<void> {
+  if (!current) return; // already off the board
+  sessionStorage.removeItem(DEV_USER_KEY);
+  await leaveBoard();
+  await signInView(message, 'info');
+}
+
+async function loadWorkflows(me: Me): Promise<void> {
   const select = $('#workflow') as HTMLSelectElement;
-  select.replaceChildren(...workflows.map((w) => h('option', { value: w.id }, w.name)));
-  if (workflows.length === 0) {
-    $('#board').replaceChildren(h('p', { class: 'empty' }, 'No workflows yet. Run ', h('code', {}, 'npm run seed'), '.'));
+  const root = $('#board');
+  select.disabled = true;
+  select.replaceChildren(h('option', {}, 'Loading…'));
+  $('#feed').replaceChildren();
+  listStatus($('#feed-status'), 'ready');
+  root.replaceChildren(h('p', { class: 'loading', role: 'status' }, 'Loading workflows…'));
+  let workflows: Workflow[];
+  try {
+    workflows = await api.workflows();
+  } catch (err) {
+    if (me !== current) return;
+    if (sessionOver(err)) {
+      await sessionEnded(endedMessage(err.code));
+      return;
+    }
+    select.replaceChildren(h('option', {}, 'Unavailable'));
+    root.replaceChildren(
+      h(
+        'div',
+        { class: 'list-error', role: 'alert' },
+        h('p', {}, `Could not load the workflows: ${reason(err)}`),
+        h('button', { type: 'button', class: 'retry', onclick: () => void loadWorkflows(me) }, 'Retry'),
+      ),
+    );
     return;
   }
+  if (me !== current) return;
+  if (workflows.length === 0) {
+    select.replaceChildren(h('option', {}, 'None yet'));
+    root.replaceChildren(h('p', { class: 'empty' }, 'No workflows yet. Run ', h('code', {}, 'npm run seed'), '.'));
+    listStatus($('#feed-status'), 'empty', 'No events yet.');
+    document.body.dataset.ready = 'true';
+    return;
+  }
+  select.replaceChildren(...workflows.map((w) => h('option', { value: w.id }, w.name)));
+  select.disabled = false;
   const wanted = new URLSearchParams(location.search).get('workflow');
   const first = workflows.find((w) => w.id === wanted) ?? workflows[0]!;
   select.value = first.id;
@@ -130,12 +268,23 @@ async function start(): Promise<void> {
 }
 
 async function openBoard(workflow: Workflow, me: Me): Promise<void> {
-  if (!client) return;
+  if (!client || me !== current) return;
   await board?.close();
   $('#feed').replaceChildren();
-  board = new Board({ client, workflow, me, root: $('#board'), feed: $('#feed'), viewers: $('#viewers'), notify });
-  await board.open();
-  document.body.dataset.ready = 'true';
+  const b = new Board({
+    client,
+    workflow,
+    me,
+    root: $('#board'),
+    feed: $('#feed'),
+    feedStatus: $('#feed-status'),
+    viewers: $('#viewers'),
+    notify,
+    sessionOver: (err) => void sessionEnded(endedMessage(err.code)),
+  });
+  board = b;
+  await b.open();
+  if (board === b) document.body.dataset.ready = 'true';
 }
 
 function wire(): void {
@@ -143,24 +292,39 @@ function wire(): void {
     e.preventDefault();
     const token = ($('#token') as HTMLInputElement).value.trim();
     try {
-      await api.session(token);
+      const me = await api.session(token);
+      // The token is the session's secret: it does not stay in the form once the cookie holds it.
+      ($('#token') as HTMLTextAreaElement).value = '';
       sessionStorage.removeItem(DEV_USER_KEY);
-      await start();
+      signedIn(me);
     } catch (err) {
-      notify(`Sign-in failed: ${err instanceof FluxoError ? err.message : String(err)}`, 'error');
+      signInNote(`Sign-in failed: ${reason(err)}`, 'error');
     }
   });
   $('#logout').addEventListener('click', async () => {
-    client?.close();
-    client = null;
-    await api.logout().catch(() => {});
+    await leaveBoard();
     sessionStorage.removeItem(DEV_USER_KEY);
-    location.reload();
+    try {
+      await api.logout();
+    } catch (err) {
+      // The cookie may still be set: say so rather than pretend.
+      await signInView(`Signing out may not have completed: ${reason(err)}`, 'error');
+      return;
+    }
+    sessions?.postMessage({ type: 'signed-out' } satisfies SessionMessage);
+    await signInView('You signed out.', 'info');
   });
   $('#dismiss').addEventListener('click', () => {
     $('#message').hidden = true;
   });
+  $('#problem-retry').addEventListener('click', () => void boot());
+  sessions?.addEventListener('message', (e: MessageEvent<SessionMessage>) => {
+    const msg = e.data;
+    if (msg.type === 'signed-out') void sessionEnded('You signed out in another tab.');
+    // Signed in elsewhere: the shared cookie is that session now, so this tab follows it.
+    else if (!current || current.userId !== msg.userId || current.tenant !== msg.tenant) void leaveBoard().then(boot);
+  });
 }
 
 wire();
-void start();
+void boot();
