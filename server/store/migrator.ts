@@ -11,6 +11,8 @@ export interface MigrationClient {
   transaction<T>(fn: (tx: MigrationTx) => Promise<T>): Promise<T>;
 }
 
+// Two folders up from this module, from source (server/store/) and compiled (dist/server/store/) alike:
+// scripts/build-dist.ts copies migrations/ into dist/ for that. `npm run smoke:dist` runs the compiled one.
 export const DEFAULT_MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 /** Any constant: serialises migrators of several nodes starting at once. */
