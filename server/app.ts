@@ -6,9 +6,11 @@ import { clientIp } from './auth/token-source.js';
 import type { TokenVerifier } from './auth/types.js';
 import { createTokenVerifier } from './auth/verifier.js';
 import { createClusterParts } from './bus/index.js';
+import { createSurvey } from './bus/survey.js';
 import type { Config } from './config/index.js';
 import { WorkflowService } from './domain/workflow-service.js';
 import { AppError, toErrorBody } from './errors.js';
+import { adminRoutes } from './http/admin.js';
 import { apiRoutes } from './http/api.js';
 import { corsHeaders, preflight } from './http/cors.js';
 import { devLoginRoutes } from './http/dev-login.js';
@@ -26,6 +28,7 @@ import { disconnectLocal } from './realtime/disconnects.js';
 import { installEngineLimits, meterOversizedFrames } from './realtime/engine-limits.js';
 import { createFanout } from './realtime/fanout.js';
 import { createIo, installRealtime } from './realtime/io.js';
+import { createOperator, fluxoVersion } from './realtime/operator.js';
 import { PresenceDiffs } from './realtime/presence-diffs.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
@@ -170,6 +173,17 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   const service = new WorkflowService(store, createFanout(io, metrics), metrics, config.readYourWritesMs);
   const presenceDiffs = new PresenceDiffs(io);
   installRealtime({ io, config, service, presence, limits: wsLimits, verifier, metrics, log, presenceDiffs });
+  // The operator API asks every node through Redis (alone without it); see server/bus/survey.ts.
+  const survey = createSurvey({
+    bus: cluster?.bus ?? null,
+    self: { nodeId: config.nodeId, version: fluxoVersion(), startedAt: new Date().toISOString() },
+    ttlMs: config.presenceTtlMs,
+    timeoutMs: config.operatorTimeoutMs,
+    log,
+    metrics,
+  });
+  const operator = createOperator({ io, survey, presence, presenceDiffs, log });
+  await survey.start();
 
   let draining = false;
   // A primary that stops answering (down, or frozen with its connections open) makes the node not
@@ -198,6 +212,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     },
   });
   apiRoutes(router, { config, verifier, revocations, limits: httpLimits, service, io });
+  adminRoutes(router, { config, verifier, limits: httpLimits, operator, log });
   devLoginRoutes(router, { config });
   staticRoutes(router, { config, verifier });
 
@@ -270,6 +285,8 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       }
     };
     await step('revocations', () => revocations.stop());
+    // The other nodes drop this one from their operator node list at once.
+    await step('survey', () => survey.stop());
     // The sockets' disconnect handlers remove their presence (Redis calls that close() waits for) and
     // queue leave diffs (one more turn of the loop for the last of them); those are sent now, while
     // Redis is open — a publish after it closed is lost (and used to be an unhandled rejection).

@@ -36,6 +36,17 @@ export const ERRORS = {
   internal: { status: 500, retryable: true, message: 'Internal error.' },
   store_unavailable: { status: 503, retryable: true, message: 'The database is unavailable.' },
   not_ready: { status: 503, retryable: true, message: 'The node is not ready or is draining.' },
+  // Socket notices of the operator API (/api/admin): sent in `server:disconnect` / `server:unsubscribe`, never as an HTTP answer.
+  disconnected_by_operator: { status: 403, retryable: false, message: 'An operator disconnected this connection: do not reconnect.' },
+  reconnect_requested: { status: 503, retryable: true, message: 'An operator asked this connection to reconnect.' },
+  unsubscribed_by_operator: { status: 403, retryable: false, message: 'An operator removed this connection from the room.' },
+  // Raised by the SDK, never answered by a server: the server's `hello.protocol` has another major
+  // version than the client's (shared/protocol.ts PROTOCOL_VERSION). Upgrading one of them is the only fix.
+  protocol_mismatch: {
+    status: 400,
+    retryable: false,
+    message: 'The server speaks an incompatible protocol version: upgrade the client or the server.',
+  },
 } as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -149,6 +149,17 @@ export interface ServerDisconnect {
   retryAfterMs?: number;
 }
 
+/**
+ * The server took this socket out of a room it had subscribed to (the operator API); the socket
+ * left the room before this was sent, so no event of the room follows it. `code` is from the
+ * catalog (`unsubscribed_by_operator`). Subscribing again is allowed: this is not a ban.
+ */
+export interface ServerUnsubscribe {
+  room: string;
+  code: ErrorCode;
+  message: string;
+}
+
 export interface ClientToServerEvents {
   subscribe: (req: SubscribeRequest, ack: AckFn<SubscribeResult>) => void;
   unsubscribe: (req: { room: string }, ack: AckFn<{ room: string }>) => void;
@@ -182,6 +193,8 @@ export interface ServerToClientEvents {
   'server:reconnect': (info: { reason: 'shutdown'; nodeId: string }) => void;
   /** Sent just before the server disconnects this socket, saying why (see ServerDisconnect). */
   'server:disconnect': (info: ServerDisconnect) => void;
+  /** Sent when the server took this socket out of a room (see ServerUnsubscribe). */
+  'server:unsubscribe': (info: ServerUnsubscribe) => void;
   /** Live delivery had a gap for these rooms: replay from your last event id. */
   resync: (info: { rooms: string[] }) => void;
   /** Sent once after connect. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FORBIDDEN_KEYS, MAX_JSON_DEPTH, screenJson } from './json-screen.js';
+import { ROLES } from './protocol.js';
 import { TENANT_ID } from './rooms.js';
 
 // The check runs on the raw input: once parsed into a record, a `__proto__` key would already be
@@ -118,3 +119,101 @@ export type PublishInput = z.infer<typeof publishSchema>;
 export const publishBatchSchema = z.object({ events: z.array(publishSchema).min(1).max(1000) }).strict();
 
 export const sessionSchema = z.object({ token: z.string().min(1).max(8192) }).strict();
+
+// ---- Operator API (/api/admin) --------------------------------------------------------------
+// Inputs and answers both, so the OpenAPI document can be generated from them.
+
+const tenantId = z.string().regex(TENANT_ID).describe('Tenant id');
+/** A tenant-relative room (`tenant`, `workflow:<id>`, `process:<id>`, `user:<id>`); any other form is answered `invalid_room`. */
+const roomParam = z.string().min(1).max(160).describe('Tenant-relative room: tenant, workflow:<id>, process:<id> or user:<id>');
+
+export const adminTenantPath = z.object({ tenant: tenantId });
+export const adminRoomPath = adminTenantPath.extend({ room: roomParam });
+export const adminUserPath = adminTenantPath.extend({ userId: id });
+
+export const adminRoomsQuery = z.object({
+  /** Rooms with the most connections first; the rest is cut (`truncated`). */
+  limit: z.coerce.number().int().min(1).max(1000).default(500),
+});
+
+export const adminDisconnectBody = z
+  .object({
+    /**
+     * False (the default): `disconnected_by_operator`, a final code — clients must not reconnect
+     * (the SDK stops). True: `reconnect_requested`, retryable — clients come back at once.
+     */
+    reconnect: z.boolean().default(false),
+    /** Shown to the client in `server:disconnect`; the catalog's message when absent. */
+    message: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+export type AdminDisconnectInput = z.infer<typeof adminDisconnectBody>;
+
+export const adminUnsubscribeBody = z.object({ room: roomParam }).strict();
+
+/** Present on answers gathered from every node: nodes that did not answer within OPERATOR_TIMEOUT_MS. */
+const coverage = {
+  /** True when every node believed alive answered. */
+  complete: z.boolean(),
+  /** Ids of the nodes that did not answer in time; their connections are not counted (retry). */
+  missing: z.array(z.string()),
+};
+
+export const adminNodeSchema = z.object({
+  nodeId: z.string(),
+  /** package.json version of the Fluxo it runs. */
+  version: z.string(),
+  startedAt: z.string().describe('ISO time the node started'),
+  /** Live Socket.IO connections on the node: all of them for the operator key, the tenant's for an admin token. */
+  connections: z.number().int().min(0),
+  /** The node that answered this request. */
+  self: z.boolean(),
+});
+export type AdminNode = z.infer<typeof adminNodeSchema>;
+export const adminNodesResponse = z.object({ data: z.array(adminNodeSchema), ...coverage });
+
+export const adminRoomSchema = z.object({
+  room: z.string(),
+  /** Distinct users with a connection subscribed to the room, across nodes. */
+  users: z.number().int().min(0),
+  connections: z.number().int().min(0),
+});
+export type AdminRoom = z.infer<typeof adminRoomSchema>;
+export const adminRoomsResponse = z.object({ data: z.array(adminRoomSchema), truncated: z.boolean(), ...coverage });
+
+export const presenceMemberSchema = z.object({
+  userId: z.string(),
+  name: z.string().nullable(),
+  connections: z.number().int().min(0),
+  state: z.record(z.string(), z.unknown()).nullable(),
+});
+export const adminPresenceSchema = z.object({
+  room: z.string(),
+  users: z.number().int().min(0),
+  connections: z.number().int().min(0),
+  members: z.array(presenceMemberSchema),
+});
+export type AdminPresence = z.infer<typeof adminPresenceSchema>;
+export const adminPresenceResponse = z.object({ data: adminPresenceSchema });
+
+export const adminConnectionSchema = z.object({
+  /** The Socket.IO socket id. */
+  id: z.string(),
+  nodeId: z.string(),
+  transport: z.string().describe('websocket or polling'),
+  /** The client IP as the node sees it (TRUST_PROXY applied). */
+  address: z.string().nullable(),
+  connectedAt: z.string().describe('ISO time of the handshake'),
+  role: z.enum(ROLES as ['viewer', 'editor', 'admin']),
+  tokenExpiresAt: z.string().describe('ISO time the token of the connection expires'),
+  /** Tenant-relative rooms it is subscribed to. */
+  rooms: z.array(z.string()),
+});
+export type AdminConnection = z.infer<typeof adminConnectionSchema>;
+export const adminConnectionsResponse = z.object({ data: z.array(adminConnectionSchema), ...coverage });
+
+export const adminCommandSchema = z.object({
+  /** Connections the command applied to, across the nodes that answered. */
+  connections: z.number().int().min(0),
+});
+export const adminCommandResponse = z.object({ data: adminCommandSchema, ...coverage });

@@ -46,6 +46,9 @@ export interface Config {
   maxSessionsPerIp: number;
   rateLimits: string;
   publishApiKey: string | undefined;
+  /** OPERATOR_API_KEY: the operator API for every tenant; unset, only tenant `admin` tokens reach it. */
+  operatorApiKey: string | undefined;
+  operatorTimeoutMs: number;
   logLevel: string;
   shutdownGraceMs: number;
   migrateOnStart: boolean;
@@ -76,6 +79,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(
       `invalid configuration — MAX_HTTP_BUFFER_SIZE: ${maxHttpBufferSize} is below MAX_PAYLOAD_BYTES (${c.MAX_PAYLOAD_BYTES}); messages in between would be cut instead of answered`,
     );
+  }
+  // One key, one power: a backend that may publish must not also be able to disconnect everyone.
+  if (c.OPERATOR_API_KEY !== undefined && c.OPERATOR_API_KEY === c.PUBLISH_API_KEY) {
+    throw new ConfigError('invalid configuration — OPERATOR_API_KEY: must differ from PUBLISH_API_KEY');
   }
   if (c.NODE_ENV === 'production' && c.DEV_LOGIN === true) {
     throw new ConfigError('invalid configuration — DEV_LOGIN: cannot be on when NODE_ENV=production');
@@ -133,6 +140,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxSessionsPerIp: c.MAX_SESSIONS_PER_IP ?? Math.min(1_000_000, 2 * c.MAX_SOCKETS_PER_IP),
     rateLimits: c.RATE_LIMITS,
     publishApiKey: c.PUBLISH_API_KEY,
+    operatorApiKey: c.OPERATOR_API_KEY,
+    operatorTimeoutMs: c.OPERATOR_TIMEOUT_MS,
     logLevel: c.LOG_LEVEL,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
     migrateOnStart: c.MIGRATE_ON_START ?? !c.DATABASE_URL,

@@ -93,7 +93,7 @@ export const configSchema = z.object({
     .max(300_000)
     .default(15_000)
     .describe(
-      'With Redis: a node that stops heartbeating is declared dead and its presence removed (with `leave` diffs) within this time.',
+      "With Redis: a node that stops heartbeating is declared dead and its presence removed (with `leave` diffs) within this time; it also leaves the operator API's node list by then.",
     ),
   REPLICA_MAX_LAG_MS: z.coerce
     .number()
@@ -201,6 +201,24 @@ export const configSchema = z.object({
     ),
   RATE_LIMITS: z.string().default('').describe('Overrides as `event=points/seconds,…`, e.g. `process:transition=20/1,http:write=50/1`.'),
   PUBLISH_API_KEY: z.string().min(16).optional().describe('Bearer key for POST /api/publish; unset disables the endpoint.'),
+  OPERATOR_API_KEY: z
+    .string()
+    .min(32, 'at least 32 characters')
+    // What a Bearer credential may hold (RFC 6750 b64token): any other character could never match.
+    .regex(/^[A-Za-z0-9\-._~+/]+=*$/, 'letters, digits and - . _ ~ + / (then = padding) only')
+    .optional()
+    .describe(
+      'Bearer key of the operator API (/api/admin: presence, rooms, connections, disconnect, unsubscribe, nodes) for every tenant; must differ from PUBLISH_API_KEY. Unset: only tokens with role `admin` use it, each for its own tenant.',
+    ),
+  OPERATOR_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(60_000)
+    .default(2_000)
+    .describe(
+      'How long an operator API call waits for the other nodes to answer; a node that has not answered by then is listed in `missing` (a dead node leaves the list within PRESENCE_TTL_MS).',
+    ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
   SHUTDOWN_GRACE_MS: z.coerce
     .number()
