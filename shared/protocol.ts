@@ -1,5 +1,15 @@
 import type { ErrorBody, ErrorCode } from './errors.js';
 
+/**
+ * The version of this contract — the socket events, payloads and acks below and the HTTP API's
+ * shapes — sent as `hello.protocol`. `MAJOR.MINOR`: the minor grows with additions a client written
+ * for an older minor can ignore (an optional field, an event, a route); the major grows when such a
+ * client would misread the server (a field removed, renamed or given another meaning). A client
+ * works with any minor of its own major and must stop on another major (the SDK gives up with
+ * `protocol_mismatch`). A server whose `hello` has no `protocol` predates versioning and speaks 1.0.
+ */
+export const PROTOCOL_VERSION = '1.0';
+
 export type Role = 'viewer' | 'editor' | 'admin';
 export const ROLES: readonly Role[] = ['viewer', 'editor', 'admin'];
 
@@ -180,6 +190,8 @@ export interface Hello {
   now?: number;
   /** The `auth:refresh` budget of a user (RATE_LIMITS): a client refreshes no more often than it allows. */
   refreshLimit?: { points: number; durationS: number };
+  /** The server's PROTOCOL_VERSION (`MAJOR.MINOR`); absent from servers older than versioning (they speak 1.0). */
+  protocol?: string;
 }
 
 export interface ServerToClientEvents {
@@ -203,3 +215,80 @@ export interface ServerToClientEvents {
 
 export const CLIENT_EVENTS = ['subscribe', 'unsubscribe', 'process:transition', 'presence:update', 'auth:refresh'] as const;
 export type ClientEventName = (typeof CLIENT_EVENTS)[number];
+
+/*
+ * The HTTP API's requests and answers, as the SDK's HTTP helpers take and return them (an answer's
+ * body is `{ data }`, or `{ error }` with a catalog code). The zod schemas in shared/schemas.ts check
+ * the requests and are what /openapi.json is generated from; test/integration/openapi.test.ts checks
+ * that these types and those schemas agree.
+ */
+
+/** POST /api/workflows (admin). */
+export interface CreateWorkflowRequest {
+  name: string;
+  stages: string[];
+  transitions: Record<string, string[]>;
+}
+
+/** POST /api/processes (editor). */
+export interface CreateProcessRequest {
+  workflowId: string;
+  title: string;
+  /** @default the workflow's first stage */
+  stage?: string;
+  assignee?: string | null;
+  data?: Record<string, unknown>;
+}
+
+/** GET /api/processes query. */
+export interface ListProcessesRequest {
+  workflowId?: string;
+  stage?: string;
+  assignee?: string;
+  /** 1–500. @default 50 */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+  /** Also count the matching processes (`total`); counting reads every matching row, so ask once, not per page. */
+  total?: boolean;
+}
+
+/** A page of GET /api/processes (its body: `{ data: items, nextCursor, total? }`). */
+export interface ProcessPage {
+  items: Process[];
+  /** Pass as `cursor` for the next page; null on the last one. */
+  nextCursor: string | null;
+  /** How many processes match the filters, when `total` was asked for. */
+  total?: number;
+}
+
+/** POST /api/processes/:id/transition body: a TransitionRequest whose process id is in the path. */
+export type TransitionBody = Omit<TransitionRequest, 'processId'>;
+
+/** GET /api/events query: the stored events of a room (replay, history). */
+export interface EventsRequest {
+  room: string;
+  /** Events with an id greater than this. @default 0 */
+  after?: number;
+  /** With it, the newest `limit` events with `after` < id < `before`, still in id order. */
+  before?: number;
+  /** 1–1000. @default 100 */
+  limit?: number;
+}
+
+/** A page of GET /api/events (its body: `{ data: events, next }`). */
+export interface EventPage {
+  events: FluxoEvent[];
+  /** Pass as `after` for the next page; null when this page was not full. */
+  next: number | null;
+}
+
+/** GET /api/me: who the credentials say you are. */
+export interface Me {
+  userId: string;
+  tenant: string;
+  role: Role;
+  name: string | null;
+  /** Token expiry, seconds since epoch. */
+  exp: number;
+}

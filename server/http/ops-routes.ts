@@ -1,5 +1,7 @@
 import type { Metrics } from '../ops/metrics.js';
 import type { HttpResponse } from '../transport/uws.js';
+import { openApiDocument } from './openapi.js';
+import { ROUTE_DOCS } from './openapi-routes.js';
 import { errorResponse, json } from './respond.js';
 import type { Router } from './router.js';
 
@@ -9,6 +11,8 @@ export interface Readiness {
 }
 
 export function opsRoutes(router: Router<HttpResponse>, deps: { nodeId: string; metrics: Metrics; readiness: Readiness }): void {
+  // Built on first request, when every module has added its routes; they do not change after.
+  let openApi: HttpResponse | undefined;
   router
     .add('GET', '/health', async () => json(200, { status: 'ok', node: deps.nodeId }))
     .add('GET', '/ready', async () => {
@@ -20,5 +24,9 @@ export function opsRoutes(router: Router<HttpResponse>, deps: { nodeId: string; 
       status: 200,
       headers: [['Content-Type', deps.metrics.registry.contentType]],
       body: await deps.metrics.registry.metrics(),
-    }));
+    }))
+    .add('GET', '/openapi.json', async () => {
+      openApi ??= json(200, openApiDocument(router.routes(), ROUTE_DOCS));
+      return openApi;
+    });
 }

@@ -16,17 +16,17 @@ export type Match<R> = { route: Route<R>; params: Record<string, string> } | { m
 
 /** A small path router: literal segments and `:param` segments, nothing else. */
 export class Router<R> {
-  private readonly routes: { route: Route<R>; parts: string[] }[] = [];
+  private readonly table: { route: Route<R>; parts: string[] }[] = [];
 
   add(method: string, pattern: string, handler: Route<R>['handler']): this {
-    this.routes.push({ route: { method, pattern, handler }, parts: pattern.split('/').filter(Boolean) });
+    this.table.push({ route: { method, pattern, handler }, parts: pattern.split('/').filter(Boolean) });
     return this;
   }
 
   match(method: string, path: string): Match<R> {
     const segs = path.split('/').filter(Boolean);
     let pathMatched = false;
-    for (const { route, parts } of this.routes) {
+    for (const { route, parts } of this.table) {
       const params = matchParts(parts, segs);
       if (!params) continue;
       if (route.method === method || (method === 'HEAD' && route.method === 'GET')) return { route, params };
@@ -35,10 +35,15 @@ export class Router<R> {
     return pathMatched ? { methodNotAllowed: true } : null;
   }
 
+  /** Every route, in the order added: what the OpenAPI document (openapi.ts) must describe. */
+  routes(): { method: string; pattern: string }[] {
+    return this.table.map(({ route }) => ({ method: route.method, pattern: route.pattern }));
+  }
+
   /** The methods the routes of `path` answer, and the first one's pattern (the metrics label); null when none has it. */
   methods(path: string): { pattern: string; methods: string[] } | null {
     const segs = path.split('/').filter(Boolean);
-    const found = this.routes.filter(({ parts }) => matchParts(parts, segs) !== null);
+    const found = this.table.filter(({ parts }) => matchParts(parts, segs) !== null);
     if (found.length === 0) return null;
     return { pattern: found[0]!.route.pattern, methods: [...new Set(found.map(({ route }) => route.method))] };
   }

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Server } from 'socket.io';
 import { ERRORS, type ErrorCode } from '../../shared/errors.js';
+import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { type BrowserHeaders, bearerToken, clientIp, cookiePage, parseCookies } from '../auth/token-source.js';
 import type { Config } from '../config/index.js';
 import { AppError, toErrorBody } from '../errors.js';
@@ -147,6 +148,7 @@ export function installRealtime(deps: RealtimeDeps): void {
       exp: p.exp,
       now: Date.now(),
       refreshLimit,
+      protocol: PROTOCOL_VERSION,
     });
   });
 }

@@ -16,6 +16,8 @@ import type {
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { FluxoError } from './errors.js';
+import { FluxoHttp } from './http.js';
+import { protocolMismatch } from './protocol-version.js';
 import { DEFAULT_REFRESH_LIMIT, type RefreshLimit, refreshDelayMs } from './refresh.js';
 import { type RoomGap, RoomStream } from './room-stream.js';
 
@@ -64,6 +66,8 @@ export interface Session {
   role: Role;
   /** Token expiry, seconds since epoch. */
   exp: number;
+  /** The server's protocol version (`hello.protocol`); null for a server older than versioning (it speaks 1.0). */
+  protocol: string | null;
 }
 
 export type ConnectionStatus =
@@ -160,6 +164,8 @@ type Transport = 'websocket' | 'polling';
 export class FluxoClient extends Emitter<ClientEvents> {
   /** The underlying Socket.IO socket (tests use it to cut the transport). */
   readonly socket: FluxoSocket;
+  /** The HTTP API with this client's credentials (its latest token, else the session cookie). */
+  readonly http: FluxoHttp;
   private readonly opts: ConnectOptions;
   private token: string | undefined;
   private readonly rooms = new Map<string, Room>();
@@ -205,6 +211,19 @@ export class FluxoClient extends Emitter<ClientEvents> {
       extraHeaders: opts.headers ?? {},
       // A function, so every reconnect sends the latest token.
       auth: (cb) => cb(this.token ? { token: this.token } : {}),
+    });
+    this.http = new FluxoHttp({
+      url: opts.url,
+      token: () => this.token,
+      ...(opts.getToken
+        ? {
+            getToken: async () => {
+              this.token = await opts.getToken!();
+              return this.token;
+            },
+          }
+        : {}),
+      timeoutMs: opts.ackTimeoutMs ?? 10_000,
     });
     this.wire();
     this.setStatus({ state: 'connecting' });
@@ -415,13 +434,28 @@ export class FluxoClient extends Emitter<ClientEvents> {
       this.handshakeTransport = s.io.engine?.transport?.name ?? null;
     });
     s.on('hello', (info) => {
+      const mismatch = protocolMismatch(info.protocol);
+      if (mismatch) {
+        // Another major would be misread: stop before subscribing or sending anything.
+        this.giveUp('protocol_mismatch', mismatch);
+        s.disconnect();
+        this.emit('error', mismatch);
+        return;
+      }
       this.attempt = 0;
       this.expired = false;
       this.refusedTransports.clear();
       s.io.opts.transports = [...this.transports];
       if (typeof info.now === 'number') this.clockSkewMs = info.now - Date.now();
       if (info.refreshLimit) this.refreshLimit = info.refreshLimit;
-      this.sessionInfo = { nodeId: info.nodeId, userId: info.userId, tenant: info.tenant, role: info.role, exp: info.exp };
+      this.sessionInfo = {
+        nodeId: info.nodeId,
+        userId: info.userId,
+        tenant: info.tenant,
+        role: info.role,
+        exp: info.exp,
+        protocol: info.protocol ?? null,
+      };
       this.setStatus({ state: 'connected', ...this.sessionInfo });
       for (const [room, entry] of this.rooms) void this.join(room, entry);
       this.scheduleRefresh();

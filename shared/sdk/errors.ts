@@ -2,10 +2,11 @@ import { ERRORS, type ErrorBody, type ErrorCode, isErrorCode } from '../errors.j
 
 /**
  * Codes the SDK raises itself, for failures that never reached the server:
- * - `timeout`: no answer within `ackTimeoutMs`;
+ * - `timeout`: no answer within `ackTimeoutMs` (an HTTP helper's: within `timeoutMs`);
  * - `disconnected`: the connection dropped before the answer came;
  * - `offline`: not connected, and not within `offlineTimeoutMs` (retryable), or the client has
- *   given up for good (not retryable; `cause` is the reason, e.g. `token_revoked`);
+ *   given up for good (not retryable; `cause` is the reason, e.g. `token_revoked`); for an HTTP
+ *   helper, the request did not reach the server (retryable);
  * - `closed`: `close()` was called.
  */
 export type ClientErrorCode = 'timeout' | 'disconnected' | 'offline' | 'closed';
@@ -26,11 +27,15 @@ export class FluxoError extends Error {
   /** Why the client is offline for good (on `offline`, when it has given up). */
   override readonly cause: FluxoError | undefined;
 
-  constructor(code: ErrorCode | ClientErrorCode, message: string, body?: ErrorBody, cause?: FluxoError) {
+  /** The HTTP status, when an HTTP helper's request was answered. */
+  readonly status: number | undefined;
+
+  constructor(code: ErrorCode | ClientErrorCode, message: string, body?: ErrorBody, cause?: FluxoError, status?: number) {
     super(message);
     this.code = code;
     this.body = body;
     this.cause = cause;
+    this.status = status;
   }
 
   /**
@@ -48,8 +53,9 @@ export class FluxoError extends Error {
     return this.body?.retryAfterMs;
   }
 
-  static fromBody(body: ErrorBody): FluxoError {
+  /** The error of a failed ack or HTTP answer; a code this SDK does not know (a newer server's) reads as `internal`. */
+  static fromBody(body: ErrorBody, status?: number): FluxoError {
     const code = isErrorCode(body.code) ? body.code : 'internal';
-    return new FluxoError(code, body.message, body);
+    return new FluxoError(code, body.message, body, undefined, status);
   }
 }
