@@ -2,12 +2,13 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_FLUXO_URL, fluxoUrl, requireNode, UnreachableError } from '../scripts/fluxo-url.js';
-import { formatConnections, runConnections } from './connections.js';
-import { PUBLISH_MODES, type PublishMode } from './fanout/publishers.js';
-import { formatFanout, runFanout } from './fanout.js';
-import { formatHttp, HTTP_SCENARIOS, type HttpScenario, runHttp } from './http.js';
-import { fanoutHtml } from './report.js';
+import type { HttpScenario } from './http.js';
+import type { PublishMode } from './publishers.js';
 import { resolveSecret } from './setup.js';
+
+// A scenario's module is loaded only when it runs: the fixtures it shares with the tests
+// (test/harness) load the whole server, which --help and a wrong URL need not wait for.
+const HTTP_SCENARIOS: readonly HttpScenario[] = ['health', 'read', 'transition', 'transition-rmw'];
 
 const HELP = `Usage: npm run loadtest -- <scenario> [options]
 
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
   const maxP99Ms = values['max-p99'] === undefined ? {} : { maxP99Ms: int('max-p99') };
   let result: { thresholds: { ok: boolean }[] };
   if ((HTTP_SCENARIOS as readonly string[]).includes(scenario)) {
+    const { formatHttp, runHttp } = await import('./http.js');
     const r = await runHttp({
       url,
       secret,
@@ -139,6 +141,11 @@ async function main(): Promise<void> {
     process.stdout.write(`${formatHttp(r)}\n`);
     result = r;
   } else if (scenario === 'fanout') {
+    const [{ formatFanout, runFanout }, { PUBLISH_MODES }, { fanoutHtml }] = await Promise.all([
+      import('./fanout.js'),
+      import('./publishers.js'),
+      import('./report.js'),
+    ]);
     const mode = values.mode as PublishMode;
     if (!PUBLISH_MODES.includes(mode)) throw new Error(`--mode must be one of ${PUBLISH_MODES.join(', ')}`);
     const publishKey = values['publish-key'] ?? process.env.PUBLISH_API_KEY;
@@ -165,6 +172,7 @@ async function main(): Promise<void> {
     process.stdout.write(`html         ${write(values.html ?? 'loadtest/results/fanout.html', fanoutHtml(r))}\n`);
     result = r;
   } else if (scenario === 'connections') {
+    const { formatConnections, runConnections } = await import('./connections.js');
     const r = await runConnections({
       url,
       secret,

@@ -1,11 +1,13 @@
-import { LeanClient } from './lean-client.js';
-import { mint, newRunId, runTenant, serverRss, sleep, sourceAddresses } from './setup.js';
-import { type LatencySummary, newHistogram, nowMs, recordUs, summarize } from './stats.js';
+import { token } from '../test/harness/node.js';
+import { closeAll, openWave, spawnWorkers } from './clients.js';
+import { newRunId, runTenant, serverRss, sleep, sourceAddresses } from './setup.js';
+import { type LatencySummary, summarize } from './stats.js';
 
 /**
- * Connection capacity: opens N idle authenticated sockets at a given rate, holds them, and reads
- * the server's RSS from /metrics before and after. One process holds at most ~19,000 sockets
- * (20,000 open files here); for more, run several and add up, or raise `ulimit -n`.
+ * Connection capacity: opens N idle authenticated sockets at a given rate from one client process
+ * (client-worker.ts), holds them, and reads the server's RSS from /metrics before and after. One
+ * process holds at most ~19,000 sockets (20,000 open files here); for more, run several and add
+ * up, or raise `ulimit -n`.
  */
 export interface ConnectionsOptions {
   url: string;
@@ -41,62 +43,47 @@ export interface ConnectionsResult {
 export async function runConnections(o: ConnectionsOptions): Promise<ConnectionsResult> {
   const tenant = runTenant(newRunId(), 0);
   // One token for all: minting thousands adds nothing the fan-out run does not already measure.
-  const token = await mint(o.secret, 'lt-idle', tenant, 'viewer', Math.max(3600, o.holdS * 2 + 600));
-  const addrs = o.sourceAddresses > 0 ? sourceAddresses(o.sourceAddresses) : [];
+  const ttlS = Math.max(3600, o.holdS * 2 + 600);
+  const shared = await token({ sub: 'lt-idle', tid: tenant, role: 'viewer', ttlS, secret: o.secret });
   const rssBefore = await serverRss(o.url);
-  const hist = newHistogram();
-  const errors: Record<string, number> = {};
-  const clients: LeanClient[] = [];
-  let dropped = 0;
-  const t0 = nowMs();
-  const gap = 1000 / Math.max(1, o.rate);
+  const { workers, close } = spawnWorkers(1);
   const progress = o.progress
-    ? setInterval(
-        () =>
-          process.stderr.write(
-            `\r[connections] ${clients.length}/${o.count} open, ${Object.values(errors).reduce((a, b) => a + b, 0)} failed   `,
-          ),
-        1000,
-      )
+    ? setInterval(() => process.stderr.write(`\r[connections] ${workers[0]!.held}/${o.count} open, ${workers[0]!.failed} failed   `), 1000)
     : undefined;
-  await Promise.all(
-    Array.from({ length: o.count }, async (_, i) => {
-      const wait = t0 + i * gap - nowMs();
-      if (wait > 0) await sleep(wait);
-      const began = nowMs();
-      try {
-        const c = await LeanClient.connect({ url: o.url, token, ...(addrs.length ? { localAddress: addrs[i % addrs.length]! } : {}) });
-        if (o.subscribe) await c.request('subscribe', { room: 'tenant' });
-        c.onClose = () => dropped++;
-        recordUs(hist, (nowMs() - began) * 1000);
-        clients.push(c);
-      } catch (err) {
-        const key = err instanceof Error ? err.message.slice(0, 120) : String(err);
-        errors[key] = (errors[key] ?? 0) + 1;
-      }
-    }),
-  );
-  const openedS = (nowMs() - t0) / 1000;
-  await sleep(o.holdS * 1000);
-  const rssAfter = await serverRss(o.url);
-  clearInterval(progress);
-  if (o.progress) process.stderr.write('\n');
-  for (const c of clients) c.terminate();
-  const { secret: _s, ...shown } = o;
-  return {
-    scenario: 'connections',
-    options: shown,
-    attempted: o.count,
-    connected: clients.length,
-    successRate: o.count ? clients.length / o.count : 1,
-    connectPerS: Math.round(clients.length / Math.max(0.001, openedS)),
-    timeMs: summarize(hist),
-    errors,
-    heldToEnd: clients.length - dropped,
-    rssBeforeBytes: rssBefore,
-    rssAfterBytes: rssAfter,
-    rssPerConnectionBytes: perConnection(rssBefore, rssAfter, clients.length),
-  };
+  try {
+    const wave = await openWave(workers, () => ({
+      url: o.url,
+      protocol: 'socket.io',
+      count: o.count,
+      rate: o.rate,
+      tokens: [shared],
+      rooms: o.subscribe ? [{ name: 'tenant', key: 'tenant' }] : [],
+      localAddresses: o.sourceAddresses > 0 ? sourceAddresses(o.sourceAddresses) : [],
+    }));
+    await sleep(o.holdS * 1000);
+    const rssAfter = await serverRss(o.url);
+    clearInterval(progress);
+    if (o.progress) process.stderr.write('\n');
+    const dropped = await closeAll(workers);
+    const { secret: _s, ...shown } = o;
+    return {
+      scenario: 'connections',
+      options: shown,
+      attempted: o.count,
+      connected: wave.connected,
+      successRate: o.count ? wave.connected / o.count : 1,
+      connectPerS: Math.round(wave.connected / Math.max(0.001, wave.seconds)),
+      timeMs: summarize(wave.hist),
+      errors: wave.errors,
+      heldToEnd: wave.connected - dropped,
+      rssBeforeBytes: rssBefore,
+      rssAfterBytes: rssAfter,
+      rssPerConnectionBytes: perConnection(rssBefore, rssAfter, wave.connected),
+    };
+  } finally {
+    clearInterval(progress);
+    close();
+  }
 }
 
 /**

@@ -1,11 +1,13 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { Histogram } from 'hdr-histogram-js';
-import type { FromWorker, MissingReport, ProgressMessage, ReadyMessage, ResultMessage, SubscriberSpec } from './fanout/messages.js';
-import { createPublishers, createRooms, type Publisher, type PublishMode } from './fanout/publishers.js';
-import { formatCounts, formatThresholds, type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';
-import { mint, newRunId, sleep, sourceAddresses } from './setup.js';
-import { decodeHistogram, type LatencySummary, newHistogram, nowMs, percentileUs, summarize, tsxImport } from './stats.js';
+import { token } from '../test/harness/node.js';
+import type { MarkMessage, MissingReport, RoomSpec } from './client-worker.js';
+import { ask, openWave, spawnWorkers } from './clients.js';
+import { type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';
+import { publishLoop } from './publish-loop.js';
+import { createPublishers, createRooms, type PublishMode } from './publishers.js';
+import { formatCounts, formatLatency, formatThresholds } from './report.js';
+import { newRunId, sleep, sourceAddresses } from './setup.js';
+import { decodeHistogram, type LatencySummary, newHistogram, nowMs, percentileUs, summarize } from './stats.js';
 
 export interface FanoutOptions {
   url: string;
@@ -73,44 +75,49 @@ export interface FanoutResult extends RunMeta {
   thresholds: Threshold[];
 }
 
-interface Worker {
-  child: ChildProcess;
-  ready: Promise<ReadyMessage>;
-  progress: ProgressMessage | null;
-  result: Promise<ResultMessage>;
-}
-
-function spawnWorker(onProgress: (w: Worker, m: ProgressMessage) => void): Worker {
-  const child = fork(fileURLToPath(new URL('./fanout/worker.ts', import.meta.url)), [], {
-    execArgv: ['--import', tsxImport()],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  let readyResolve!: (m: ReadyMessage) => void;
-  let resultResolve!: (m: ResultMessage) => void;
-  let failed!: (err: Error) => void;
-  const w: Worker = {
-    child,
-    progress: null,
-    ready: new Promise((res, rej) => {
-      readyResolve = res;
-      failed = rej;
-    }),
-    result: new Promise((res, rej) => {
-      resultResolve = res;
-      child.once('exit', (code) => rej(new Error(`client process exited (${code})`)));
-    }),
-  };
-  w.result.catch(() => {});
-  child.once('exit', (code) => failed(new Error(`client process exited (${code})`)));
-  child.on('message', (m: FromWorker) => {
-    if (m.type === 'ready') readyResolve(m);
-    else if (m.type === 'progress') onProgress(w, m);
-    else if (m.type === 'result') resultResolve(m);
-  });
-  return w;
-}
-
 const PERCENTILES = [50, 75, 90, 95, 99, 99.9, 99.99, 100];
+
+/**
+ * Latency and delivery rate per second of publishing, from the workers' marks. The last mark comes
+ * moments after the one before: a sample of a few ms would draw a rate spike (a few deliveries over
+ * a few ms) and a latency cliff, so it is folded into the previous sample.
+ */
+class Series {
+  readonly samples: FanoutSample[] = [];
+  readonly total = newHistogram();
+  private last: { hist: Histogram; count: number; windowMs: number } | null = null;
+  /** When the last mark was taken. */
+  lastTick: number;
+  private lastDelivered = 0;
+
+  constructor(private readonly t0: number) {
+    this.lastTick = t0;
+  }
+
+  add(marks: MarkMessage[], now: number): void {
+    const interval = newHistogram();
+    for (const m of marks) interval.add(decodeHistogram(m.hist));
+    this.total.add(interval);
+    const delivered = marks.reduce((n, m) => n + m.received, 0);
+    const count = delivered - this.lastDelivered;
+    const windowMs = Math.max(1, now - this.lastTick);
+    const prev = this.samples.at(-1);
+    if (windowMs < 500 && prev && this.last) {
+      this.last.hist.add(interval);
+      this.last.count += count;
+      this.last.windowMs += windowMs;
+      const s = summarize(this.last.hist);
+      Object.assign(prev, { deliveredPerS: Math.round((this.last.count * 1000) / this.last.windowMs), p50: s.p50, p99: s.p99, max: s.max });
+    } else {
+      const s = summarize(interval);
+      const t = Math.round((now - this.t0) / 100) / 10;
+      this.samples.push({ t, deliveredPerS: Math.round((count * 1000) / windowMs), p50: s.p50, p99: s.p99, max: s.max });
+      this.last = { hist: interval, count, windowMs };
+    }
+    this.lastDelivered = delivered;
+    this.lastTick = now;
+  }
+}
 
 /** Runs the fan-out scenario end to end and returns the measurements. */
 export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
@@ -122,156 +129,87 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
   const publishers = await createPublishers(setup, rooms);
   const addresses = o.sourceAddresses > 0 ? sourceAddresses(o.sourceAddresses) : [];
 
-  // Subscriber i joins room i % rooms, lives in process i % processes.
-  const perProcess: SubscriberSpec[][] = Array.from({ length: o.processes }, () => []);
+  // Subscriber i joins room i % rooms, lives in process i % processes, each a user of its own.
+  const perProcess = Array.from({ length: o.processes }, () => ({
+    tokens: [] as string[],
+    rooms: [] as RoomSpec[],
+    localAddresses: [] as string[],
+  }));
   for (let i = 0; i < o.subscribers; i++) {
     const room = rooms[i % rooms.length]!;
-    perProcess[i % o.processes]!.push({
-      token: await mint(o.secret, `lt-sub-${i}`, room.tenant, 'viewer'),
-      room: room.room,
-      roomKey: room.key,
-      ...(addresses.length ? { localAddress: addresses[i % addresses.length]! } : {}),
-    });
+    const p = perProcess[i % o.processes]!;
+    p.tokens.push(await token({ sub: `lt-sub-${i}`, tid: room.tenant, role: 'viewer', secret: o.secret }));
+    p.rooms.push({ name: room.room, key: room.key });
+    if (addresses.length) p.localAddresses.push(addresses[i % addresses.length]!);
   }
 
-  const total = newHistogram();
-  const series: FanoutSample[] = [];
-  let tPublish = 0;
-  let lastDelivered = 0;
-  let lastTick = 0;
-  const delivered = () => workers.reduce((n, w) => n + (w.progress?.received ?? 0), 0);
-  const tick = () => {
-    if (!tPublish) return;
-    const now = nowMs();
-    const interval = newHistogram();
-    for (const w of workers) {
-      const pending = pendingHists.get(w);
-      if (pending) for (const h of pending) interval.add(h);
-      pendingHists.set(w, []);
-    }
-    total.add(interval);
-    const d = delivered();
-    const windowMs = Math.max(1, now - (lastTick || tPublish));
-    const prev = series[series.length - 1];
-    if (windowMs < 500 && prev && last) {
-      // The final tick comes moments after the previous one: a sample of a few ms would draw a rate
-      // spike (a few deliveries over a few ms) and a latency cliff. Fold it into the previous sample.
-      last.hist.add(interval);
-      last.count += d - lastDelivered;
-      last.windowMs += windowMs;
-      const s = summarize(last.hist);
-      Object.assign(prev, { deliveredPerS: Math.round((last.count * 1000) / last.windowMs), p50: s.p50, p99: s.p99, max: s.max });
-    } else {
-      const s = summarize(interval);
-      series.push({
-        t: Math.round((now - tPublish) / 100) / 10,
-        deliveredPerS: Math.round(((d - lastDelivered) * 1000) / windowMs),
-        p50: s.p50,
-        p99: s.p99,
-        max: s.max,
-      });
-      last = { hist: interval, count: d - lastDelivered, windowMs };
-    }
-    lastDelivered = d;
-    lastTick = now;
-  };
-  let last: { hist: Histogram; count: number; windowMs: number } | null = null;
-  const pendingHists = new Map<Worker, Histogram[]>();
-  const workers = perProcess.map(() =>
-    spawnWorker((w, m) => {
-      w.progress = m;
-      const list = pendingHists.get(w) ?? [];
-      list.push(decodeHistogram(m.hist));
-      pendingHists.set(w, list);
-    }),
-  );
-  const stopAll = () => {
-    for (const w of workers) if (w.child.connected) w.child.send({ type: 'exit' });
-  };
-
+  const { workers, close } = spawnWorkers(o.processes);
   try {
-    const connectRatePerProcess = Math.max(1, o.connectRate / o.processes);
-    workers.forEach((w, i) => {
-      w.child.send({
-        type: 'start',
-        url: o.url,
-        subscribers: perProcess[i]!,
-        connectRate: connectRatePerProcess,
-        progressMs: 1000,
-        ...(i === 0 && o.dropNth ? { dropNth: o.dropNth } : {}),
-      });
-    });
-    const readies = await Promise.all(workers.map((w) => w.ready));
-    const connectHist = newHistogram();
-    const connectErrors: Record<string, number> = {};
-    for (const r of readies) {
-      connectHist.add(decodeHistogram(r.connectHist));
-      for (const [k, v] of Object.entries(r.errors)) connectErrors[k] = (connectErrors[k] ?? 0) + v;
-    }
-    const connected = readies.reduce((n, r) => n + r.connected, 0);
+    const connect = await openWave(workers, (i) => ({
+      url: o.url,
+      protocol: 'socket.io',
+      count: perProcess[i]!.tokens.length,
+      rate: o.connectRate / o.processes,
+      ...perProcess[i]!,
+      ...(i === 0 && o.dropNth ? { dropNth: o.dropNth } : {}),
+    }));
 
     const expected: Record<string, number[]> = Object.fromEntries(rooms.map((r) => [r.key, []]));
     const publishErrors: Record<string, number> = {};
-    const progressTimer = setInterval(() => {
-      tick();
-      if (o.progress) {
-        const last = series[series.length - 1];
-        process.stderr.write(
-          `\r[fanout] t=${last?.t ?? 0}s published=${published} delivered=${delivered()} (${last?.deliveredPerS ?? 0}/s) p50=${last?.p50 ?? 0}ms p99=${last?.p99 ?? 0}ms errors=${Object.values(publishErrors).reduce((a, b) => a + b, 0)}   `,
-        );
-      }
-    }, 1000);
     let published = 0;
-    tPublish = nowMs();
-    const deadline = tPublish + (o.durationS ?? 3600) * 1000;
-    const limit = o.events ?? Number.POSITIVE_INFINITY;
-    let issued = 0;
-    const one = async (p: Publisher) => {
-      try {
-        expected[p.roomKey]!.push(await p.publish());
-        published++;
-      } catch (err) {
-        const key = err instanceof Error ? err.message.slice(0, 120) : String(err);
-        publishErrors[key] = (publishErrors[key] ?? 0) + 1;
-      }
+    const tPublish = nowMs();
+    const series = new Series(tPublish);
+    let marks: MarkMessage[] = [];
+    const tick = async () => {
+      marks = await ask(workers, { type: 'mark' });
+      series.add(marks, nowMs());
     };
-    const more = () => issued < limit && nowMs() < deadline;
-    const perPublisherInflight = o.mode === 'publish' ? (o.inflight ?? 4) : 1;
-    await Promise.all(
-      publishers.flatMap((p, pi) =>
-        Array.from({ length: perPublisherInflight }, async (_, lane) => {
-          // Offered rate: each lane fires on its own fixed schedule, however long the replies take.
-          const lanes = publishers.length * perPublisherInflight;
-          const gap = o.rate > 0 ? (1000 * lanes) / o.rate : 0;
-          let next = tPublish + (gap * (pi * perPublisherInflight + lane)) / lanes;
-          while (more()) {
-            issued++;
-            if (gap > 0) {
-              const wait = next - nowMs();
-              if (wait > 0) await sleep(wait);
-              next += gap;
-            }
-            await one(p);
-          }
-        }),
-      ),
-    );
+    let ticking = Promise.resolve();
+    const progressTimer = setInterval(() => {
+      ticking = ticking.then(tick).then(() => {
+        if (!o.progress) return;
+        const last = series.samples.at(-1);
+        const delivered = marks.reduce((n, m) => n + m.received, 0);
+        process.stderr.write(
+          `\r[fanout] t=${last?.t ?? 0}s published=${published} delivered=${delivered} (${last?.deliveredPerS ?? 0}/s) p50=${last?.p50 ?? 0}ms p99=${last?.p99 ?? 0}ms errors=${Object.values(publishErrors).reduce((a, b) => a + b, 0)}   `,
+        );
+      });
+    }, 1000);
+
+    // Each publisher has its lanes (requests in flight), each on its own schedule at a fixed rate.
+    const perPublisher = o.mode === 'publish' ? (o.inflight ?? 4) : 1;
+    const loop = publishLoop({
+      offered: o.rate,
+      lanes: publishers.length * perPublisher,
+      ...(o.events === undefined ? {} : { total: o.events }),
+      publish: async (lane) => {
+        const p = publishers[Math.floor(lane / perPublisher)]!;
+        try {
+          expected[p.roomKey]!.push(await p.publish());
+          published++;
+        } catch (err) {
+          const key = err instanceof Error ? err.message.slice(0, 120) : String(err);
+          publishErrors[key] = (publishErrors[key] ?? 0) + 1;
+        }
+      },
+    });
+    const deadline = setTimeout(() => void loop.stop(), (o.durationS ?? 3600) * 1000);
+    await loop.done;
+    clearTimeout(deadline);
     const publishEnd = nowMs();
-    const expectedDeliveries = perProcess.flat().reduce((n, s) => n + expected[s.roomKey]!.length, 0);
+    const expectedDeliveries = perProcess.flatMap((p) => p.rooms).reduce((n, r) => n + expected[r.key]!.length, 0);
     // Drain: wait until every expected delivery arrived (or the stragglers' time is up).
+    const delivered = () => workers.reduce((n, w) => n + w.received, 0);
     const drainUntil = nowMs() + (o.drainMs ?? 5000);
     while (nowMs() < drainUntil && delivered() < expectedDeliveries) await sleep(50);
-    for (const w of workers) w.child.send({ type: 'finish', expected });
-    const results = await Promise.all(workers.map((w) => w.result));
     clearInterval(progressTimer);
-    tick();
+    await ticking;
+    await tick();
     if (o.progress) process.stderr.write('\n');
+    const verified = await ask(workers, { type: 'verify', expected });
 
-    const missing: MissingReport[] = [];
-    results.forEach((r, wi) => {
-      for (const m of r.missing) missing.push({ ...m, subscriber: `${wi}.${m.subscriber}` });
-    });
-    const deliveredTotal = results.reduce((n, r) => n + r.received, 0);
+    const missing: MissingReport[] = verified.flatMap((r, wi) => r.missing.map((m) => ({ ...m, subscriber: `${wi}.${m.subscriber}` })));
+    const deliveredTotal = marks.reduce((n, m) => n + m.received, 0);
     const durationS = Math.max(0.001, (publishEnd - tPublish) / 1000);
     const { secret: _s, publishKey: _k, ...shown } = o;
     const result: FanoutResult = {
@@ -283,33 +221,33 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
       options: shown,
       connect: {
         attempted: o.subscribers,
-        connected,
-        failed: o.subscribers - connected,
-        errors: connectErrors,
-        timeMs: summarize(connectHist),
+        connected: connect.connected,
+        failed: o.subscribers - connect.connected,
+        errors: connect.errors,
+        timeMs: summarize(connect.hist),
       },
       published,
       publishErrors,
       publishedPerS: Math.round(published / durationS),
       expectedDeliveries,
       delivered: deliveredTotal,
-      deliveredPerS: Math.round(deliveredTotal / Math.max(durationS, (lastTick - tPublish) / 1000 || durationS)),
+      deliveredPerS: Math.round(deliveredTotal / Math.max(durationS, (series.lastTick - tPublish) / 1000 || durationS)),
       durationS: Math.round(durationS * 100) / 100,
-      latencyMs: summarize(total),
-      percentiles: PERCENTILES.map((p) => [p, total.totalCount ? percentileUs(total, p) / 1000 : 0]),
-      duplicates: results.reduce((n, r) => n + r.duplicates, 0),
-      unexpected: results.reduce((n, r) => n + r.unexpected, 0),
-      disconnects: workers.reduce((n, w) => n + (w.progress?.disconnects ?? 0), 0),
-      missingTotal: results.reduce((n, r) => n + r.missingTotal, 0),
+      latencyMs: summarize(series.total),
+      percentiles: PERCENTILES.map((p) => [p, series.total.totalCount ? percentileUs(series.total, p) / 1000 : 0]),
+      duplicates: marks.reduce((n, m) => n + m.duplicates, 0),
+      unexpected: verified.reduce((n, r) => n + r.unexpected, 0),
+      disconnects: marks.reduce((n, m) => n + m.dropped, 0),
+      missingTotal: verified.reduce((n, r) => n + r.missingTotal, 0),
       missing,
-      series,
+      series: series.samples,
       thresholds: [],
     };
     result.thresholds = fanoutThresholds(result);
     return result;
   } finally {
     for (const p of publishers) p.close();
-    stopAll();
+    close();
   }
 }
 
@@ -340,13 +278,12 @@ export function fanoutThresholds(r: FanoutResult): Threshold[] {
 
 /** Human summary of a fan-out result. */
 export function formatFanout(r: FanoutResult): string {
-  const l = r.latencyMs;
   const lines = [
     `run          ${r.startedAt} → ${r.finishedAt} against ${r.target.url}${r.target.node ? ` (node ${r.target.node})` : ''}`,
     `subscribers  ${r.connect.connected}/${r.connect.attempted} connected, connect p50 ${r.connect.timeMs.p50} ms p99 ${r.connect.timeMs.p99} ms, errors ${formatCounts(r.connect.errors)}`,
     `published    ${r.published} events in ${r.durationS} s (${r.publishedPerS}/s), errors ${formatCounts(r.publishErrors)}`,
     `delivered    ${r.delivered}/${r.expectedDeliveries} (${r.deliveredPerS}/s)`,
-    `latency      p50 ${l.p50} ms  p90 ${l.p90} ms  p99 ${l.p99} ms  p99.9 ${l.p999} ms  max ${l.max} ms`,
+    `latency      ${formatLatency(r.latencyMs)}`,
     `missing      ${r.missingTotal}   duplicates ${r.duplicates}   unexpected ${r.unexpected}   disconnects ${r.disconnects}`,
   ];
   for (const m of r.missing.slice(0, 10))

@@ -1,12 +1,14 @@
 import autocannon, { type Client, type Request } from 'autocannon';
 import type { Process } from '../shared/protocol.js';
-import { formatCounts, formatThresholds, type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';
-import { createProcess, createWorkflow, mint, newRunId, nextStage, runTenant } from './setup.js';
+import { createBoard, createProcess } from '../test/harness/fixtures.js';
+import { token } from '../test/harness/node.js';
+import { type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';
+import { formatCounts, formatLatency, formatThresholds } from './report.js';
+import { newRunId, nextStage, runTenant } from './setup.js';
 import { type LatencySummary, newHistogram, recordUs, summarize } from './stats.js';
 
 /** HTTP scenarios, driven by autocannon as a library. */
 export type HttpScenario = 'health' | 'read' | 'transition' | 'transition-rmw';
-export const HTTP_SCENARIOS: readonly HttpScenario[] = ['health', 'read', 'transition', 'transition-rmw'];
 
 export interface HttpOptions {
   url: string;
@@ -50,11 +52,13 @@ export interface HttpResult extends RunMeta {
 /** Runs one scenario against a live Fluxo. The run's workflow and processes live in a tenant of their own. */
 export async function runHttp(o: HttpOptions): Promise<HttpResult> {
   const tenant = runTenant(newRunId(), 0);
-  const tokens = await Promise.all(Array.from({ length: o.connections }, (_, i) => mint(o.secret, `lt-http-${i}`, tenant, 'editor')));
+  const tokens = await Promise.all(
+    Array.from({ length: o.connections }, (_, i) => token({ sub: `lt-http-${i}`, tid: tenant, role: 'editor', secret: o.secret })),
+  );
   let processes: Process[] = [];
   let workflowId = '';
   if (o.scenario !== 'health') {
-    workflowId = (await createWorkflow(o.url, await mint(o.secret, 'lt-admin', tenant, 'admin'))).id;
+    workflowId = (await createBoard(o.url, await token({ sub: 'lt-admin', tid: tenant, role: 'admin', secret: o.secret }))).id;
     // One process per connection, so writes never conflict with one another: a 409 means something else moved it.
     processes = await Promise.all(tokens.map((t, i) => createProcess(o.url, t, workflowId, `http ${i}`)));
   }
@@ -195,18 +199,16 @@ export function httpThresholds(r: HttpResult): Threshold[] {
   return t;
 }
 
-const fmtLatency = (l: LatencySummary) => `p50 ${l.p50} ms  p90 ${l.p90} ms  p99 ${l.p99} ms  p99.9 ${l.p999} ms  max ${l.max} ms`;
-
 export function formatHttp(r: HttpResult): string {
   const lines = [
     `${r.scenario}: ${r.requests} requests, ${r.reqPerS} req/s over ${r.options.connections} connections in ${r.durationS} s (tenant ${r.tenant})`,
     `started  ${r.startedAt}  finished ${r.finishedAt}  (${r.tool.name} ${r.tool.version} ${r.tool.commit.slice(0, 12)}, ${r.tool.engine})`,
-    `latency  ${fmtLatency(r.latencyMs)}`,
+    `latency  ${formatLatency(r.latencyMs)}`,
   ];
   if (r.operations)
     lines.push(
       `ops      ${r.operations.count} read-modify-write operations (GET + POST), ${r.operations.perS}/s, ${r.operations.failed} failed`,
-      `op lat.  ${fmtLatency(r.operations.latencyMs)}`,
+      `op lat.  ${formatLatency(r.operations.latencyMs)}`,
     );
   lines.push(
     `status   ${Object.entries(r.statuses)

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 
 /**
@@ -170,6 +171,22 @@ export class LeanClient {
   terminate(): void {
     this.ws?.terminate();
   }
+
+  /** Drops the connection with a TCP RST: see resetWebSocket(). */
+  reset(): void {
+    if (this.ws) resetWebSocket(this.ws);
+  }
+}
+
+/**
+ * Closes with a TCP RST. A normal close leaves the client side in TIME_WAIT for 60 s; after a few
+ * runs ~30,000 of them made connect()'s ephemeral-port search spin in the kernel (the machine went
+ * to ~80 % system time and every engine's connect rate halved). `ws` keeps its socket private.
+ */
+export function resetWebSocket(ws: WebSocket): void {
+  const socket = (ws as unknown as { _socket?: Socket })._socket;
+  if (socket) socket.resetAndDestroy();
+  else ws.terminate();
 }
 
 /** Parses `<digits>?<json array>` starting at `from`: the ack id (or null) and the array. */

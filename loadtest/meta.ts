@@ -1,7 +1,7 @@
+import { execSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { gitSha } from './bench/suite.js';
 
 /** What made a result and what it measured: the envelope of every `npm run loadtest` JSON. */
 export interface RunMeta {
@@ -35,6 +35,17 @@ export interface Threshold {
 
 const require = createRequire(import.meta.url);
 
+/** The checkout's commit, or "unknown" outside a git checkout. */
+export function gitSha(): string {
+  try {
+    return execSync('git rev-parse HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
 function versionOf(pkgJson: string): string {
   return (JSON.parse(readFileSync(pkgJson, 'utf8')) as { version: string }).version;
 }
@@ -58,14 +69,4 @@ export async function targetInfo(url: string): Promise<RunMeta['target']> {
   } catch {
     return { url, node: null };
   }
-}
-
-/** `{ "ECONNREFUSED": 3 }` → "ECONNREFUSED × 3"; nothing → "none". */
-export function formatCounts(counts: Record<string, number>): string {
-  const entries = Object.entries(counts);
-  return entries.length ? entries.map(([k, v]) => `${k} × ${v}`).join(', ') : 'none';
-}
-
-export function formatThresholds(ts: Threshold[]): string {
-  return ts.map((t) => `  ${t.ok ? '✓' : '✗'} ${t.name} ${t.condition} (${t.actual})${t.ok ? '' : '  NOT MET'}`).join('\n');
 }

@@ -1,5 +1,3 @@
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
 
 /** Latencies are recorded in microseconds, up to an hour. */
@@ -49,11 +47,6 @@ export function summarize(h: hdr.Histogram): LatencySummary {
     p999: ms(percentileUs(h, 99.9)),
     max: ms(h.maxValue),
   };
-}
-
-/** `--import` value that lets a forked child run TypeScript, wherever the caller runs from. */
-export function tsxImport(): string {
-  return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 }
 
 /** Wall clock in fractional milliseconds (comparable to an event's ISO `at` on the same machine). */

@@ -1,14 +1,11 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
-import type * as hdr from 'hdr-histogram-js';
-import { mint, newRunId, sleep, sourceAddresses } from '../setup.js';
-import { decodeHistogram, newHistogram, nowMs, summarize, tsxImport } from '../stats.js';
-import type { ConnectionsFromWorker, ConnectionsToWorker } from './connections-worker.js';
-import { startWithEnv } from './engine-env.js';
-import { type BenchContext, ENGINES, type EngineId } from './engines.js';
+import { token } from '../../test/harness/node.js';
+import { closeAll, openWave, shares, spawnWorkers, type Wave, type Worker } from '../clients.js';
+import { sleep, sourceAddresses } from '../setup.js';
+import { newHistogram, summarize } from '../stats.js';
+import { type BenchContext, benchContext, ENGINES, type EngineId } from './engines.js';
+import { suiteFlags } from './flags.js';
 import { bytesPerSocket, GC_HOOK_NODE_OPTIONS, settledRss } from './rss.js';
-import { check, envelope, mdTable, provenance, type Suite, type SuiteResult, type TargetCheck, targetLines, textTable } from './suite.js';
+import { check, envelope, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
 /**
  * Idle sockets on one node: Fluxo (authenticated) vs plain Socket.IO vs bare Socket.IO on uWS.
@@ -96,38 +93,21 @@ const METHOD =
   'sockets filled pages already resident from start-up and RSS under-reads them). Connect figures are over the whole ramp. Clients are lean Socket.IO clients in separate processes.';
 
 function options(argv: string[], quick: boolean): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: false,
-    options: {
-      counts: { type: 'string' },
-      steps: { type: 'string' },
-      rate: { type: 'string' },
-      engines: { type: 'string' },
-      processes: { type: 'string' },
-      sources: { type: 'string' },
-      room: { type: 'string' },
-      inflight: { type: 'string' },
-    },
-  });
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  const counts = (str('counts')?.split(',').map(Number) ?? (quick ? [1000] : [10_000, 15_000])).sort((a, b) => a - b);
-  if (counts.some((c) => !Number.isInteger(c) || c < 10)) throw new Error('--counts: integers ≥ 10');
-  const engineIds = (str('engines')?.split(',') ?? [...ENGINE_IDS]) as ConnEngineId[];
-  for (const id of engineIds) if (!ENGINE_IDS.includes(id)) throw new Error(`unknown engine ${id}`);
+  const f = suiteFlags(argv, ['counts', 'steps', 'rate', 'engines', 'processes', 'sources', 'room', 'inflight']);
+  const counts = f.ints('counts', quick ? [1000] : [10_000, 15_000], 10);
   const max = counts[counts.length - 1]!;
   return {
     counts,
-    steps: Number(str('steps') ?? (quick ? 2 : 6)),
-    rate: Number(str('rate') ?? 2000),
-    engineIds,
-    processes: Number(str('processes') ?? Math.max(2, Math.ceil(max / PER_PROCESS))),
+    steps: f.int('steps', quick ? 2 : 6, 0),
+    rate: f.num('rate', 2000),
+    engineIds: f.subset('engines', ENGINE_IDS, ENGINE_IDS),
+    processes: f.int('processes', Math.max(2, Math.ceil(max / PER_PROCESS))),
     // connect() slows down as one source address's ephemeral range (~28,000 ports) fills, TIME_WAIT
     // leftovers of earlier engines included: on 127.0.0.1 alone, the 10k→15k step of every engine had a
     // connect p99 of ~350 ms (the kernel's port search), ~20 ms spread over 127.0.X.1 addresses.
-    sources: Number(str('sources') ?? Math.ceil(max / PER_SOURCE)),
-    room: str('room'),
-    inflight: Number(str('inflight') ?? 200),
+    sources: f.int('sources', Math.ceil(max / PER_SOURCE)),
+    room: f.str('room'),
+    inflight: f.int('inflight', 200),
     quick,
   };
 }
@@ -149,70 +129,20 @@ export function rampLevels(counts: readonly number[], steps: number): number[] {
   return [...new Set([first, ...counts, ...even])].filter((n) => n >= first).sort((a, b) => a - b);
 }
 
-interface Worker {
-  child: ChildProcess;
-  next(): Promise<ConnectionsFromWorker>;
-}
-
-function spawnWorker(): Worker {
-  const child = fork(fileURLToPath(new URL('./connections-worker.ts', import.meta.url)), [], {
-    execArgv: ['--import', tsxImport()],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const queue: ConnectionsFromWorker[] = [];
-  const waiting: ((m: ConnectionsFromWorker) => void)[] = [];
-  child.on('message', (m: ConnectionsFromWorker) => {
-    const w = waiting.shift();
-    if (w) w(m);
-    else queue.push(m);
-  });
-  return { child, next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiting.push(r))) };
-}
-
-function ask(workers: Worker[], msg: (i: number) => ConnectionsToWorker): Promise<ConnectionsFromWorker[]> {
-  workers.forEach((w, i) => {
-    w.child.send(msg(i));
-  });
-  return Promise.all(workers.map((w) => w.next()));
-}
-
-interface Wave {
-  attempted: number;
-  connected: number;
-  dropped: number;
-  seconds: number;
-  hist: hdr.Histogram;
-  errors: Record<string, number>;
-}
-
-async function openWave(workers: Worker[], url: string, count: number, o: Options, token?: string): Promise<Wave> {
-  const per = Math.ceil(count / workers.length);
-  const share = (i: number) => Math.max(0, Math.min(per, count - i * per));
+/** Adds `count` sockets, spread over the workers with the rate and the handshakes in flight shared out. */
+function openMore(workers: Worker[], url: string, count: number, o: Options, shared?: string): Promise<Wave> {
+  const share = shares(count, workers.length);
   const addrs = o.sources > 1 ? sourceAddresses(o.sources) : [];
-  const t0 = nowMs();
-  const replies = await ask(workers, (i) => ({
-    type: 'open',
+  return openWave(workers, (i) => ({
     url,
-    count: share(i),
-    rate: (o.rate * share(i)) / count,
-    localAddresses: addrs,
+    protocol: 'socket.io',
+    count: share[i]!,
+    rate: (o.rate * share[i]!) / count,
     maxInflight: Math.max(1, Math.round(o.inflight / workers.length)),
-    ...(token ? { token } : {}),
-    ...(o.room ? { room: o.room } : {}),
+    tokens: shared ? [shared] : [],
+    rooms: o.room ? [{ name: o.room, key: o.room }] : [],
+    localAddresses: addrs,
   }));
-  const seconds = (nowMs() - t0) / 1000;
-  const hist = newHistogram();
-  const errors: Record<string, number> = {};
-  let connected = 0;
-  let dropped = 0;
-  for (const r of replies) {
-    if (r.type !== 'opened') continue;
-    hist.add(decodeHistogram(r.hist));
-    connected += r.connected;
-    dropped += r.dropped;
-    for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-  }
-  return { attempted: count, connected, dropped, seconds, hist, errors };
 }
 
 async function measureEngine(
@@ -223,16 +153,15 @@ async function measureEngine(
   log: (l: string) => void,
 ): Promise<EngineRun> {
   const engine = ENGINES[id as EngineId];
-  const nodeOptions = [process.env.NODE_OPTIONS, GC_HOOK_NODE_OPTIONS].filter(Boolean).join(' ');
-  const running = await startWithEnv(engine, ctx, { NODE_OPTIONS: nodeOptions });
+  const running = await engine.start(ctx, { NODE_OPTIONS: GC_HOOK_NODE_OPTIONS });
   // One token for all: verifying it is per handshake anyway, and minting thousands adds nothing.
-  const token = engine.auth ? await mint(ctx.secret, 'bench-idle', ctx.tenant, 'viewer', 3600) : undefined;
+  const shared = engine.auth ? await token({ sub: 'bench-idle', tid: ctx.tenant, role: 'viewer', secret: ctx.secret }) : undefined;
   const anchor = anchorLevel(o.counts);
   const levels: Level[] = [];
   try {
     // Warm-up: JIT, the allocator's arenas and the database connection see sockets before the first reading.
-    await openWave(workers, running.url, anchor, o, token);
-    await ask(workers, () => ({ type: 'close' }));
+    await openMore(workers, running.url, anchor, o, shared);
+    await closeAll(workers);
     await sleep(1000);
     let attempted = 0;
     let connected = 0;
@@ -241,7 +170,7 @@ async function measureEngine(
     const hist = newHistogram();
     const errors: Record<string, number> = {};
     for (const target of rampLevels(o.counts, o.steps)) {
-      const wave = await openWave(workers, running.url, target - attempted, o, token);
+      const wave = await openMore(workers, running.url, target - attempted, o, shared);
       attempted += wave.attempted;
       connected += wave.connected;
       seconds += wave.seconds;
@@ -271,7 +200,7 @@ async function measureEngine(
       );
     }
   } finally {
-    await ask(workers, () => ({ type: 'close' }));
+    await closeAll(workers);
     await running.stop();
   }
   const slope = bytesPerSocket(levels.map((l) => ({ sockets: l.held, rssBytes: l.rssBytes })));
@@ -345,21 +274,6 @@ function rows(r: ConnectionsResult): string[][] {
   });
 }
 
-const HEAD = [
-  'engine',
-  'held/attempted',
-  'connect/s',
-  'p50 ms',
-  'p99 ms',
-  'RSS MiB',
-  'KiB/socket from first level',
-  'KiB/socket (RSS slope)',
-  'V8 heap slope',
-  'KiB/socket counted',
-  'vs SIO-uWS',
-  'issue KB',
-];
-
 function errorLines(r: ConnectionsResult): string[] {
   return r.runs.flatMap((run) => Object.entries(run.levels.at(-1)?.errors ?? {}).map(([k, v]) => `${run.engine}: ${v} × ${k}`));
 }
@@ -371,39 +285,35 @@ export const connections: Suite<ConnectionsResult> = {
   async run(args) {
     const o = options(args.argv, args.quick);
     const started = Date.now();
-    const ctx: BenchContext = {
-      secret: 'bench-secret-that-is-long-enough-for-hs256!!',
-      publishKey: 'bench-publish-key-0123456789',
-      tenant: `bench-${newRunId()}`,
-      payload: { pad: '' },
-    };
-    const workers = Array.from({ length: o.processes }, spawnWorker);
+    const ctx = benchContext(0);
+    const { workers, close } = spawnWorkers(o.processes);
     const runs: EngineRun[] = [];
     try {
       for (const id of o.engineIds) runs.push(await measureEngine(id, workers, ctx, o, args.log));
     } finally {
-      for (const w of workers) w.child.kill();
+      close();
     }
     const { engineIds, ...rest } = o;
     const config = { ...rest, engines: engineIds, firstLevel: anchorLevel(o.counts) };
     return { ...envelope('connections', config, started, checkTargets(runs, o.quick)), runs, method: METHOD };
   },
-  table(r) {
-    return [textTable(HEAD, rows(r)), ...errorLines(r), '', 'Targets:', ...targetLines(r.targets, 'text')].join('\n');
-  },
-  markdown(r) {
-    return [
-      '## Connections: idle sockets on one node',
-      '',
-      provenance(r),
-      '',
-      mdTable(HEAD, rows(r)),
-      '',
-      `How RSS was measured: ${r.method}`,
-      '',
-      ...errorLines(r).map((l) => `- error: ${l}`),
-      ...targetLines(r.targets, 'md'),
-      '',
-    ].join('\n');
-  },
+  section: (r) => ({
+    title: 'Connections: idle sockets on one node',
+    head: [
+      'engine',
+      'held/attempted',
+      'connect/s',
+      'p50 ms',
+      'p99 ms',
+      'RSS MiB',
+      'KiB/socket from first level',
+      'KiB/socket (RSS slope)',
+      'V8 heap slope',
+      'KiB/socket counted',
+      'vs SIO-uWS',
+      'issue KB',
+    ],
+    rows: rows(r),
+    notes: [`How RSS was measured: ${r.method}`, ...errorLines(r).map((l) => `- error: ${l}`)],
+  }),
 };

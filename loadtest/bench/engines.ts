@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { sleep } from '../setup.js';
-import { tsxImport } from '../stats.js';
-import type { Protocol } from './client-worker.js';
+import { freePort } from '../../test/harness/ports.js';
+import type { Protocol } from '../client-worker.js';
+import { tsxImport } from '../clients.js';
+import { newRunId, sleep } from '../setup.js';
 
 /** One server under test, started as its own process so its CPU time can be read from /proc. */
 export interface Engine {
@@ -15,7 +14,8 @@ export interface Engine {
   room: string;
   /** Whether subscribers authenticate with a JWT (Fluxo). */
   auth: boolean;
-  start(ctx: BenchContext): Promise<RunningEngine>;
+  /** `env` is added to the engine's own (a DATABASE_URL, NODE_OPTIONS with a hook); nothing else is passed on. */
+  start(ctx: BenchContext, env?: Record<string, string>): Promise<RunningEngine>;
 }
 
 export type EngineId = 'fluxo' | 'fluxo-fanout-only' | 'socketio-ws' | 'socketio-uws' | 'uws-raw';
@@ -25,6 +25,16 @@ export interface BenchContext {
   publishKey: string;
   tenant: string;
   payload: { pad: string };
+}
+
+/** A context of its own for a suite's run: a fresh tenant, events padded to ~`padBytes` + 10 bytes of data. */
+export function benchContext(padBytes = 90): BenchContext {
+  return {
+    secret: 'bench-secret-that-is-long-enough-for-hs256!!',
+    publishKey: 'bench-publish-key-0123456789',
+    tenant: `bench-${newRunId()}`,
+    payload: { pad: 'x'.repeat(padBytes) },
+  };
 }
 
 export interface RunningEngine {
@@ -38,24 +48,17 @@ export interface RunningEngine {
   stop(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * Starts a server with exactly `env` (and PATH, HOME): nothing of the bench's own environment —
+ * a DATABASE_URL or NODE_OPTIONS exported in the shell — reaches the engine under test.
+ */
 export async function launch(script: string, env: Record<string, string>, healthUrl: string): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', tsxImport(), script], {
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const deadline = Date.now() + 30_000;
@@ -111,24 +114,26 @@ function fluxoEnv(ctx: BenchContext, port: number): Record<string, string> {
   };
 }
 
-/** The baselines share one shape: script, publish `{room, data, count}` on SIDE_PORT, `/health`. */
-function baseline(id: EngineId, label: string, protocol: Protocol, script: string): Engine {
+/**
+ * Engines that take publishes on a side port (see servers/event.ts): `{room, data, count}` posted
+ * to SIDE_PORT, `/health` on PORT. Fluxo's fan-out-only node also needs its configuration and the
+ * tenant; the baselines need nothing.
+ */
+export function sidePortEngine(id: EngineId, label: string, protocol: Protocol, script: string, fluxo = false): Engine {
+  const room = fluxo ? 'tenant' : 'bench';
   return {
     id,
     label,
     protocol,
-    room: 'bench',
-    auth: false,
-    async start(ctx) {
+    room,
+    auth: fluxo,
+    async start(ctx, env = {}) {
       const [port, side] = [await freePort(), await freePort()];
       const url = `http://127.0.0.1:${port}`;
-      const child = await launch(here(script), { PORT: String(port), SIDE_PORT: String(side) }, `${url}/health`);
-      return {
-        pid: child.pid!,
-        url,
-        publish: (count) => post(`http://127.0.0.1:${side}/`, { room: 'bench', data: ctx.payload, count }),
-        stop: stopper(child),
-      };
+      const own = fluxo ? fluxoEnv(ctx, port) : { PORT: String(port) };
+      const child = await launch(here(script), { ...own, ...env, SIDE_PORT: String(side) }, `${url}/health`);
+      const body = { ...(fluxo ? { tenant: ctx.tenant } : {}), room, data: ctx.payload };
+      return { pid: child.pid!, url, publish: (count) => post(`http://127.0.0.1:${side}/`, { ...body, count }), stop: stopper(child) };
     },
   };
 }
@@ -140,10 +145,10 @@ export const ENGINES: Record<EngineId, Engine> = {
     protocol: 'socket.io',
     room: 'tenant',
     auth: true,
-    async start(ctx) {
+    async start(ctx, env = {}) {
       const port = await freePort();
       const url = `http://127.0.0.1:${port}`;
-      const child = await launch(fileURLToPath(new URL('server/main.ts', `file://${repoRoot}`)), fluxoEnv(ctx, port), `${url}/health`);
+      const child = await launch(here('../../server/main.ts'), { ...fluxoEnv(ctx, port), ...env }, `${url}/health`);
       const one = { tenant: ctx.tenant, room: 'tenant', type: 'bench', data: ctx.payload };
       // Several events go as one `{events: [...]}` call: one commit for all of them, as a backend would send them.
       const publish = (count: number) =>
@@ -151,33 +156,62 @@ export const ENGINES: Record<EngineId, Engine> = {
       return { pid: child.pid!, url, publish, stop: stopper(child) };
     },
   },
-  'fluxo-fanout-only': {
-    id: 'fluxo-fanout-only',
-    label: 'Fluxo fan-out only (same node, events handed to Socket.IO without the event-log write)',
-    protocol: 'socket.io',
-    room: 'tenant',
-    auth: true,
-    async start(ctx) {
-      const [port, side] = [await freePort(), await freePort()];
-      const url = `http://127.0.0.1:${port}`;
-      const child = await launch(
-        here('servers/fluxo-fanout-only.ts'),
-        { ...fluxoEnv(ctx, port), SIDE_PORT: String(side) },
-        `${url}/health`,
-      );
-      const body = { tenant: ctx.tenant, room: 'tenant', data: ctx.payload };
-      return { pid: child.pid!, url, publish: (count) => post(`http://127.0.0.1:${side}/`, { ...body, count }), stop: stopper(child) };
-    },
-  },
-  'socketio-ws': baseline('socketio-ws', 'plain Socket.IO 4.8 on node:http + ws', 'socket.io', 'servers/socketio-ws.ts'),
-  'socketio-uws': baseline('socketio-uws', 'bare Socket.IO 4.8 on uWS (attachApp)', 'socket.io', 'servers/socketio-uws.ts'),
-  'uws-raw': baseline('uws-raw', 'raw uWS pub/sub, JSON protocol', 'raw', 'servers/uws-raw.ts'),
+  'fluxo-fanout-only': sidePortEngine(
+    'fluxo-fanout-only',
+    'Fluxo fan-out only (same node, events handed to Socket.IO without the event-log write)',
+    'socket.io',
+    'servers/fluxo-fanout-only.ts',
+    true,
+  ),
+  'socketio-ws': sidePortEngine('socketio-ws', 'plain Socket.IO 4.8 on node:http + ws', 'socket.io', 'servers/socketio-ws.ts'),
+  'socketio-uws': sidePortEngine('socketio-uws', 'bare Socket.IO 4.8 on uWS (attachApp)', 'socket.io', 'servers/socketio-uws.ts'),
+  'uws-raw': sidePortEngine('uws-raw', 'raw uWS pub/sub, JSON protocol', 'raw', 'servers/uws-raw.ts'),
 };
 
-/** utime + stime of a process, in microseconds, from /proc/<pid>/stat. */
-export function cpuMicros(pid: number, clockTicks = 100): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // Fields after the command name start at field 3 (state): utime is field 14, stime field 15.
-  return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / clockTicks;
+/**
+ * NODE_OPTIONS that CPU-profile a server into `dir` (a .cpuprofile per process, for Chrome DevTools
+ * or speedscope). Node refuses --cpu-prof in NODE_OPTIONS, so an --import hook starts the profiler
+ * through the inspector and writes it on exit; a main-thread inspector session answers
+ * synchronously, which an exit handler needs.
+ */
+export function cpuProfileNodeOptions(dir: string): string {
+  const hook = `Promise.all([import('node:inspector'),import('node:fs')]).then(([{Session},fs])=>{const s=new Session();s.connect();s.post('Profiler.enable');s.post('Profiler.start');process.on('exit',()=>s.post('Profiler.stop',(e,r)=>{if(!e)fs.writeFileSync(${JSON.stringify(dir)}+'/'+process.pid+'.cpuprofile',JSON.stringify(r.profile))}))})`;
+  return `--import=data:text/javascript,${encodeURIComponent(hook)}`;
+}
+
+/** Servers running right now, so that an interrupt stops them too (a Fluxo node outlives its Redis). */
+export class LiveServers {
+  private readonly stops = new Set<() => Promise<void>>();
+
+  /** Returns `stop` that also forgets the server. */
+  track(stop: () => Promise<void>): () => Promise<void> {
+    this.stops.add(stop);
+    return async () => {
+      this.stops.delete(stop);
+      await stop();
+    };
+  }
+
+  async stopAll(): Promise<void> {
+    const all = [...this.stops];
+    this.stops.clear();
+    await Promise.allSettled(all.map((s) => s()));
+  }
+}
+
+/**
+ * Runs `cleanup` on Ctrl-C or SIGTERM before exiting: Postgres (started through pg_ctl) and temp
+ * dirs would otherwise outlive the bench. Returns the function that removes the handlers again.
+ */
+export function onInterrupt(cleanup: () => Promise<void>): () => void {
+  const handler = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\n${signal}: stopping what the bench started…\n`);
+    cleanup().finally(() => process.exit(signal === 'SIGTERM' ? 143 : 130));
+  };
+  process.once('SIGINT', handler);
+  process.once('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }

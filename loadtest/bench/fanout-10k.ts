@@ -1,29 +1,10 @@
-import { parseArgs } from 'node:util';
-import { newRunId, sleep } from '../setup.js';
-import { type BenchContext, cpuMicros, ENGINES, type EngineId } from './engines.js';
-import {
-  cpuPercent,
-  cpuPerDelivery,
-  LiveServers,
-  onInterrupt,
-  Session,
-  spawnWorkers,
-  subscribeAll,
-  unsubscribeAll,
-  type Worker,
-} from './measure.js';
-import {
-  check,
-  envelope,
-  mdTable,
-  medianRow,
-  provenance,
-  type Suite,
-  type SuiteResult,
-  type TargetCheck,
-  targetLines,
-  textTable,
-} from './suite.js';
+import { closeAll, spawnWorkers, type Worker } from '../clients.js';
+import { sleep } from '../setup.js';
+import { type BenchContext, benchContext, ENGINES, type EngineId, LiveServers, onInterrupt } from './engines.js';
+import { suiteFlags } from './flags.js';
+import { cpuPercent, cpuPerDelivery, Session, subscribeAll } from './measure.js';
+import { cpuMicros } from './proc-cpu.js';
+import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
 /**
  * 10,000 subscribers in one room of one node, 10 events/s: 100,000 deliveries/s offered. Every event
@@ -83,30 +64,16 @@ export interface TenKResult extends SuiteResult {
 }
 
 function options(argv: string[], quick: boolean): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: false,
-    options: Object.fromEntries(
-      ['subscribers', 'rate', 'rounds', 'window', 'engines', 'processes', 'connect-rate'].map((k) => [k, { type: 'string' }]),
-    ),
-  });
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  const num = (k: string, dflt: number) => {
-    const v = Number(str(k) ?? dflt);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k}: a positive number`);
-    return v;
-  };
-  const engineIds = (str('engines')?.split(',') ?? DEFAULT_ENGINES) as EngineId[];
-  for (const id of engineIds) if (!ENGINES[id]) throw new Error(`unknown engine ${id}`);
+  const f = suiteFlags(argv, ['subscribers', 'rate', 'rounds', 'window', 'engines', 'processes', 'connect-rate']);
   const o: Options = {
     quick,
-    subscribers: num('subscribers', quick ? 1000 : 10_000),
-    rate: num('rate', 10),
-    rounds: num('rounds', quick ? 1 : 3),
-    windowS: num('window', quick ? 2 : 10),
-    processes: num('processes', quick ? 2 : 4),
-    connectRate: num('connect-rate', 1000),
-    engineIds,
+    subscribers: f.num('subscribers', quick ? 1000 : 10_000),
+    rate: f.num('rate', 10),
+    rounds: f.num('rounds', quick ? 1 : 3),
+    windowS: f.num('window', quick ? 2 : 10),
+    processes: f.num('processes', quick ? 2 : 4),
+    connectRate: f.num('connect-rate', 1000),
+    engineIds: f.subset('engines', Object.keys(ENGINES) as EngineId[], DEFAULT_ENGINES),
   };
   if (o.subscribers / o.processes > MAX_PER_PROCESS) {
     throw new Error(
@@ -116,20 +83,12 @@ function options(argv: string[], quick: boolean): Options {
   return o;
 }
 
-async function measure(o: Options, ctx: BenchContext, id: EngineId, workers: Worker[], round: number): Promise<TenKMeasurement> {
+async function measure(o: Options, ctx: BenchContext, id: EngineId, workers: Worker[], round: number): Promise<TenKMeasurement[]> {
   const engine = ENGINES[id];
   const running = await engine.start(ctx);
   const stop = live.track(running.stop);
   try {
-    await subscribeAll(workers, {
-      url: running.url,
-      protocol: engine.protocol,
-      room: engine.room,
-      subscribers: o.subscribers,
-      connectRate: o.connectRate,
-      label: id,
-      ...(engine.auth ? { auth: { secret: ctx.secret, tenant: ctx.tenant } } : {}),
-    });
+    await subscribeAll(workers, engine, running.url, ctx, o.subscribers, o.connectRate);
     // 10,000 joins leave presence diffs and GC behind them: let them pass before measuring.
     await sleep(o.quick ? 500 : 2000);
     const w = await new Session(workers, o.subscribers).phase({
@@ -146,23 +105,25 @@ async function measure(o: Options, ctx: BenchContext, id: EngineId, workers: Wor
       drainMs: o.quick ? 300 : 1000,
       cpu: { server: () => cpuMicros(running.pid) },
     });
-    return {
-      engine: id,
-      round,
-      offeredPerS: o.rate * o.subscribers,
-      publishedPerS: w.publishedPerS,
-      deliveriesPerS: w.deliveriesPerS,
-      p50Ms: w.latency.p50,
-      p99Ms: w.latency.p99,
-      p999Ms: w.latency.p999,
-      maxMs: w.latency.max,
-      lost: w.lost,
-      cpuUsPerDelivery: cpuPerDelivery(w),
-      serverCpuPct: cpuPercent(w),
-      publishErrors: w.publishErrors,
-    };
+    return [
+      {
+        engine: id,
+        round,
+        offeredPerS: o.rate * o.subscribers,
+        publishedPerS: w.publishedPerS,
+        deliveriesPerS: w.deliveriesPerS,
+        p50Ms: w.latency.p50,
+        p99Ms: w.latency.p99,
+        p999Ms: w.latency.p999,
+        maxMs: w.latency.max,
+        lost: w.lost,
+        cpuUsPerDelivery: cpuPerDelivery(w),
+        serverCpuPct: cpuPercent(w),
+        publishErrors: w.publishErrors,
+      },
+    ];
   } finally {
-    await unsubscribeAll(workers);
+    await closeAll(workers);
     await stop();
   }
 }
@@ -183,20 +144,6 @@ function checkTargets(medians: TenKMeasurement[], o: Options): TargetCheck[] {
     ]);
 }
 
-const HEAD = [
-  'engine',
-  'offered/s',
-  'events/s published',
-  'deliveries/s',
-  'p50 ms',
-  'p99 ms',
-  'p99.9 ms',
-  'max ms',
-  'lost',
-  'µs CPU/deliv',
-  'server CPU',
-  'issue p99 at 10k',
-];
 const rows = (medians: TenKMeasurement[]) =>
   medians.map((m) => [
     m.engine,
@@ -212,11 +159,6 @@ const rows = (medians: TenKMeasurement[]) =>
     `${m.serverCpuPct} %`,
     ISSUE_P99_MS[m.engine] ? `${ISSUE_P99_MS[m.engine]} ms` : '',
   ]);
-const legend = (r: TenKResult) =>
-  r.medians.map(
-    (m) =>
-      `${m.engine}: ${ENGINES[m.engine].label}${m.publishedPerS < Number(r.config.rate) * REACHED ? ' — SATURATED: the offered rate was not reached, its latency is at a lower load' : ''}`,
-  );
 
 export const fanout10k: Suite<TenKResult> = {
   name: 'fanout-10k',
@@ -224,75 +166,64 @@ export const fanout10k: Suite<TenKResult> = {
   usage: USAGE,
   async run(args) {
     const o = options(args.argv, args.quick);
-    const ctx: BenchContext = {
-      secret: 'bench-secret-that-is-long-enough-for-hs256!!',
-      publishKey: 'bench-publish-key-0123456789',
-      tenant: `bench-${newRunId()}`,
-      // ~100 bytes of event data.
-      payload: { pad: 'x'.repeat(90) },
-    };
+    const ctx = benchContext();
     const { workers, close } = spawnWorkers(o.processes);
     const offInterrupt = onInterrupt(async () => {
       await live.stopAll();
       close();
     });
-    const all: TenKMeasurement[] = [];
     const started = Date.now();
+    let all: TenKMeasurement[];
     try {
-      for (let round = 1; round <= o.rounds; round++) {
-        for (const id of o.engineIds) {
-          const m = await measure(o, ctx, id, workers, round);
-          all.push(m);
+      all = await alternate(
+        o.rounds,
+        o.engineIds,
+        (id, round) => measure(o, ctx, id, workers, round),
+        (m) =>
           args.log(
-            `round ${round} ${id.padEnd(18)} ${String(m.deliveriesPerS).padStart(7)}/s  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  p99.9 ${m.p999Ms} ms  lost ${m.lost}  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  cpu ${m.serverCpuPct}%`,
-          );
-        }
-      }
+            `round ${m.round} ${m.engine.padEnd(18)} ${String(m.deliveriesPerS).padStart(7)}/s  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  p99.9 ${m.p999Ms} ms  lost ${m.lost}  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  cpu ${m.serverCpuPct}%`,
+          ),
+      );
     } finally {
       offInterrupt();
       close();
     }
-    const medians = o.engineIds.map((engine) =>
-      medianRow(
-        all.filter((m) => m.engine === engine),
-        ['publishErrors'],
-      ),
-    );
+    const medians = mediansBy(all, (m) => m.engine, ['publishErrors']);
     const { engineIds, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };
     return { ...envelope('fanout-10k', config, started, checkTargets(medians, o)), medians, runs: all };
   },
-  table(r) {
-    return [
-      textTable(HEAD, rows(r.medians)),
-      '',
-      'engines:',
-      ...legend(r).map((l) => `  ${l}`),
-      '',
-      'targets:',
-      ...targetLines(r.targets, 'text'),
-    ].join('\n');
-  },
-  markdown(r) {
-    return [
-      '## Fan-out to 10,000 subscribers, one node',
-      '',
-      provenance(r),
-      '',
+  section: (r) => ({
+    title: 'Fan-out to 10,000 subscribers, one node',
+    about: [
       'One room on one server process, events published at a fixed rate (one request per event), the same lean',
       "load generator spread over several client processes. Latency is from the event's `at` (set by the server",
       'when it accepted the event) to receipt, over every delivery of the measured window; each event is a burst',
       'to the whole room, so p99 is how long the slowest 1 % of a burst waits. Server CPU is utime+stime of the',
       'server process from /proc over the window, per delivery. Medians over rounds.',
-      '',
-      mdTable(HEAD, rows(r.medians)),
-      '',
-      ...legend(r).map((l) => `- ${l}`),
-      '',
-      '### Targets (issue 4)',
-      '',
-      ...targetLines(r.targets, 'md'),
-      '',
-    ].join('\n');
-  },
+    ],
+    head: [
+      'engine',
+      'offered/s',
+      'events/s published',
+      'deliveries/s',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'max ms',
+      'lost',
+      'µs CPU/deliv',
+      'server CPU',
+      'issue p99 at 10k',
+    ],
+    rows: rows(r.medians),
+    legend: {
+      title: 'engines',
+      entries: r.medians.map((m) => [
+        m.engine,
+        `${ENGINES[m.engine].label}${m.publishedPerS < Number(r.config.rate) * REACHED ? ' — SATURATED: the offered rate was not reached, its latency is at a lower load' : ''}`,
+      ]),
+    },
+    targetsHeading: true,
+  }),
 };

@@ -1,84 +1,103 @@
-import { newRunId, sleep } from '../setup.js';
-import { type BenchContext, cpuMicros, ENGINES, type Engine, type EngineId } from './engines.js';
-import { checkTargets, type FanoutResult, type Measurement, markdown, type Phase, table } from './fanout-report.js';
-import {
-  cpuPercent,
-  cpuPerDelivery,
-  type FanoutOptions,
-  fanoutOptions,
-  fanoutUsage,
-  Session,
-  spawnWorkers,
-  subscribeAll,
-  unsubscribeAll,
-  type Worker,
-} from './measure.js';
-import { envelope, medianRow, type Suite } from './suite.js';
+import { closeAll, spawnWorkers, type Worker } from '../clients.js';
+import { benchContext, ENGINES, type Engine, type EngineId } from './engines.js';
+import { type FanoutOptions, fanoutOptions, fanoutUsage } from './flags.js';
+import { cpuPercent, cpuPerDelivery, latencyAndLoss, maxThenRate, type Phase, subscribeAll } from './measure.js';
+import { cpuMicros } from './proc-cpu.js';
+import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
 /**
  * One-node fan-out: Fluxo vs its baselines, each a separate server process, measured in
  * alternation under the same lean load generator. Ratios taken within one run hold on a noisy
  * machine where absolute figures do not.
  */
-const USAGE = `fanout [options]
-${fanoutUsage(Object.keys(ENGINES))}`;
 
-type Options = FanoutOptions<EngineId>;
+export interface Measurement {
+  engine: EngineId;
+  /** 0 for medians. */
+  round: number;
+  phase: Phase;
+  deliveriesPerS: number;
+  /** Server utime+stime (from /proc) over the window, per delivery received by the clients. */
+  cpuUsPerDelivery: number | null;
+  serverCpuPct: number;
+  p50Ms: number;
+  p99Ms: number;
+  publishErrors: number;
+  /** Events a client never received although it received a later one (id gaps) during the window. */
+  lost: number;
+}
 
-const ctx: BenchContext = {
-  secret: 'bench-secret-that-is-long-enough-for-hs256!!',
-  publishKey: 'bench-publish-key-0123456789',
-  tenant: `bench-${newRunId()}`,
-  // ~100 bytes of event data.
-  payload: { pad: 'x'.repeat(90) },
+/** Baselines measured for issue 4 on this kind of 2-core machine (median of 5, 1,000 subscribers). */
+export const ISSUE_BASELINES: Partial<Record<EngineId, { deliveriesPerS: number; cpuUsPerDelivery: number }>> = {
+  'socketio-ws': { deliveriesPerS: 145_000, cpuUsPerDelivery: 7.3 },
+  'socketio-uws': { deliveriesPerS: 735_000, cpuUsPerDelivery: 0.92 },
+  'uws-raw': { deliveriesPerS: 915_000, cpuUsPerDelivery: 0.67 },
 };
 
-let o: Options;
+export interface FanoutResult extends SuiteResult {
+  medians: Measurement[];
+  runs: Measurement[];
+}
 
-async function measure(engine: Engine, workers: Worker[], round: number): Promise<Measurement[]> {
+/** The one-node fan-out targets of issue 4, from flat-out medians of the same run. */
+export function checkTargets(medians: Measurement[]): TargetCheck[] {
+  const get = (e: EngineId) => medians.find((m) => m.engine === e && m.phase === 'max');
+  const sioWs = get('socketio-ws');
+  const sioUws = get('socketio-uws');
+  const checks: TargetCheck[] = [];
+  for (const id of ['fluxo', 'fluxo-fanout-only'] as EngineId[]) {
+    const f = get(id);
+    if (!f?.cpuUsPerDelivery) continue;
+    if (sioUws?.cpuUsPerDelivery)
+      checks.push(check(id, 'CPU/delivery vs Socket.IO-on-uWS', f.cpuUsPerDelivery / sioUws.cpuUsPerDelivery, 1.3));
+    if (sioWs?.cpuUsPerDelivery)
+      checks.push(check(id, 'CPU/delivery vs plain Socket.IO', f.cpuUsPerDelivery / sioWs.cpuUsPerDelivery, 0.2));
+    if (sioWs?.deliveriesPerS)
+      checks.push(check(id, 'deliveries/s vs plain Socket.IO', f.deliveriesPerS / sioWs.deliveriesPerS, 4, { atLeast: true }));
+  }
+  return checks;
+}
+
+function rows(medians: Measurement[]): string[][] {
+  const ref = (e: EngineId, p: string) => medians.find((m) => m.engine === e && m.phase === p);
+  return medians.map((m) => {
+    const sio = ref('socketio-ws', m.phase);
+    const base = ISSUE_BASELINES[m.engine];
+    return [
+      m.engine,
+      m.phase,
+      m.deliveriesPerS.toLocaleString('en'),
+      sio?.deliveriesPerS ? `${(m.deliveriesPerS / sio.deliveriesPerS).toFixed(2)}×` : '-',
+      m.cpuUsPerDelivery === null ? '-' : m.cpuUsPerDelivery.toFixed(2),
+      sio?.cpuUsPerDelivery && m.cpuUsPerDelivery ? `${(m.cpuUsPerDelivery / sio.cpuUsPerDelivery).toFixed(2)}×` : '-',
+      `${m.serverCpuPct} %`,
+      String(m.p50Ms),
+      String(m.p99Ms),
+      m.lost.toLocaleString('en'),
+      m.phase === 'max' && base ? `${(base.deliveriesPerS / 1000).toFixed(0)}k/s, ${base.cpuUsPerDelivery} µs` : '',
+    ];
+  });
+}
+
+const ctx = benchContext();
+
+async function measure(o: FanoutOptions<EngineId>, engine: Engine, workers: Worker[], round: number): Promise<Measurement[]> {
   const running = await engine.start(ctx);
   try {
-    await subscribeAll(workers, {
-      url: running.url,
-      protocol: engine.protocol,
-      room: engine.room,
-      subscribers: o.subscribers,
-      connectRate: 1000,
-      label: engine.id,
-      ...(engine.auth ? { auth: { secret: ctx.secret, tenant: ctx.tenant } } : {}),
-    });
-    // Let join-time traffic (Fluxo's presence diffs) settle before measuring.
-    await sleep(o.quick ? 300 : 1000);
-    const session = new Session(workers, o.subscribers);
-    const out: Measurement[] = [];
-    for (const phase of ['max', 'rate'] as Phase[]) {
-      const w = await session.phase({
-        publish: (n) => running.publish(n),
-        count: phase === 'max' ? o.batch : 1,
-        offered: phase === 'max' ? 0 : o.rate,
-        inflight: o.inflight,
-        backlogEvents: Math.max(2 * o.batch, o.backlog),
-        warmupMs: o.quick ? 300 : 700,
-        windowMs: o.windowS * 1000,
-        drainMs: o.quick ? 200 : 1000,
-        cpu: { server: () => cpuMicros(running.pid) },
-      });
-      out.push({
-        engine: engine.id,
-        round,
-        phase,
-        deliveriesPerS: w.deliveriesPerS,
-        cpuUsPerDelivery: cpuPerDelivery(w),
-        serverCpuPct: cpuPercent(w),
-        p50Ms: w.latency.p50,
-        p99Ms: w.latency.p99,
-        publishErrors: w.publishErrors,
-        lost: w.lost,
-      });
-    }
-    return out;
+    await subscribeAll(workers, engine, running.url, ctx, o.subscribers);
+    const backlog = Math.max(2 * o.batch, o.backlog);
+    const windows = await maxThenRate(workers, o, running.publish, backlog, { server: () => cpuMicros(running.pid) });
+    return windows.map(([phase, w]) => ({
+      engine: engine.id,
+      round,
+      phase,
+      deliveriesPerS: w.deliveriesPerS,
+      cpuUsPerDelivery: cpuPerDelivery(w),
+      serverCpuPct: cpuPercent(w),
+      ...latencyAndLoss(w),
+    }));
   } finally {
-    await unsubscribeAll(workers);
+    await closeAll(workers);
     await running.stop();
   }
 }
@@ -86,38 +105,55 @@ async function measure(engine: Engine, workers: Worker[], round: number): Promis
 export const fanout: Suite<FanoutResult> = {
   name: 'fanout',
   summary: 'one node, 1,000 subscribers in one room: Fluxo vs plain Socket.IO, Socket.IO on uWS, raw uWS',
-  usage: USAGE,
-  table,
-  markdown,
+  usage: `fanout [options]\n${fanoutUsage(Object.keys(ENGINES))}`,
   async run(args) {
-    o = fanoutOptions(args.argv, args.quick, { all: Object.keys(ENGINES) as EngineId[] });
+    const o = fanoutOptions(args.argv, args.quick, { all: Object.keys(ENGINES) as EngineId[] });
     const { workers, close } = spawnWorkers(o.processes);
-    const all: Measurement[] = [];
     const started = Date.now();
+    let all: Measurement[];
     try {
-      for (let round = 1; round <= o.rounds; round++) {
-        for (const id of o.engineIds) {
-          for (const m of await measure(ENGINES[id], workers, round)) {
-            all.push(m);
-            args.log(
-              `round ${round} ${id.padEnd(18)} ${m.phase.padEnd(4)} ${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  cpu ${m.serverCpuPct}%  lost ${m.lost}`,
-            );
-          }
-        }
-      }
+      all = await alternate(
+        o.rounds,
+        o.engineIds,
+        (id, round) => measure(o, ENGINES[id], workers, round),
+        (m) =>
+          args.log(
+            `round ${m.round} ${m.engine.padEnd(18)} ${m.phase.padEnd(4)} ${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  cpu ${m.serverCpuPct}%  lost ${m.lost}`,
+          ),
+      );
     } finally {
       close();
     }
-    const medians: Measurement[] = o.engineIds.flatMap((engine) =>
-      (['max', 'rate'] as Phase[]).map((phase) =>
-        medianRow(
-          all.filter((m) => m.engine === engine && m.phase === phase),
-          ['publishErrors'],
-        ),
-      ),
-    );
+    const medians = mediansBy(all, (m) => `${m.engine} ${m.phase}`, ['publishErrors']);
     const { engineIds, extra: _extra, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };
     return { ...envelope('fanout', config, started, checkTargets(medians)), medians, runs: all };
   },
+  section: (r) => ({
+    title: 'Fan-out, one node',
+    about: [
+      'All engines ran in the same run, in alternation, each as its own server process, under the same lean',
+      'load generator (loadtest/client-worker.ts). `max` = publishers flat out; `rate` = fixed offered',
+      'events/s. Server CPU is utime+stime of the server process from /proc over the measured window, divided',
+      'by deliveries counted at the clients. Medians over rounds. Figures from a shared, noisy 2-core machine:',
+      'read the ratios, not the absolutes.',
+    ],
+    head: [
+      'engine',
+      'phase',
+      'deliveries/s',
+      'vs sio-ws',
+      'µs CPU/deliv',
+      'vs sio-ws',
+      'server CPU',
+      'p50 ms',
+      'p99 ms',
+      'lost',
+      'issue baseline',
+    ],
+    rows: rows(r.medians),
+    left: 2,
+    legend: { title: 'engines', entries: [...new Set(r.medians.map((m) => m.engine))].map((e) => [e, ENGINES[e].label]) },
+    targetsHeading: true,
+  }),
 };

@@ -1,5 +1,7 @@
 import { execSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import postgres from 'postgres';
 
 interface ProcStat {
   ppid: number;
@@ -13,20 +15,30 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
+/** Fields of /proc/<pid>/stat after the command name, which may hold spaces and parentheses. */
+function statFields(pid: number): string[] {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // f[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
+  return text.slice(text.lastIndexOf(')') + 2).split(' ');
+}
+
+/** utime + stime of one process (its reaped children not included), in µs. */
+export function cpuMicros(pid: number): number {
+  const f = statFields(pid);
+  return ((Number(f[11]) + Number(f[12])) * 1e6) / ticksPerSecond();
+}
+
 function readAll(): Map<number, ProcStat> {
   const out = new Map<number, ProcStat>();
   for (const name of readdirSync('/proc')) {
     const pid = Number(name);
     if (!Number.isInteger(pid)) continue;
-    let text: string;
+    let f: string[];
     try {
-      text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      f = statFields(pid);
     } catch {
       continue; // gone between readdir and read
     }
-    // comm (field 2) may hold spaces and parentheses: the fields that follow start after the last ')'.
-    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    // f[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
     out.set(pid, { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) });
   }
   return out;
@@ -63,4 +75,28 @@ export function treeCpuMicros(roots: Record<string, number>): Record<string, num
 /** Per-tree difference b − a. */
 export function cpuDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.keys(b).map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));
+}
+
+/** The pid of the redis-server on `port`, from its INFO: whose CPU counts as Redis's. */
+export async function redisPid(port: number): Promise<number> {
+  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await r.connect();
+    const m = /process_id:(\d+)/.exec(await r.info('server'));
+    if (!m) throw new Error(`redis on ${port}: no process_id in INFO`);
+    return Number(m[1]);
+  } finally {
+    r.disconnect();
+  }
+}
+
+/** The postmaster's pid — a backend's parent — so that every process of the server is one tree. */
+export async function postmasterPid(url: string): Promise<number> {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const [backend] = await sql<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+    return Number(statFields(backend!.pid)[1]);
+  } finally {
+    await sql.end();
+  }
 }

@@ -1,26 +1,14 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Ack, FluxoEvent, SubscribeResult } from '../../shared/protocol.js';
 import { connect } from '../../shared/sdk/index.js';
+import { api, token } from '../../test/harness/node.js';
 import { type PostgresHandle, startPostgres } from '../../test/harness/postgres.js';
 import { LeanClient } from '../lean-client.js';
-import { mint, newRunId } from '../setup.js';
 import { nowMs } from '../stats.js';
-import { cpuProfileNodeOptions, startWithEnv } from './engine-env.js';
-import { type BenchContext, ENGINES, type RunningEngine } from './engines.js';
-import {
-  check,
-  envelope,
-  mdTable,
-  median,
-  provenance,
-  type Suite,
-  type SuiteResult,
-  type TargetCheck,
-  targetLines,
-  textTable,
-} from './suite.js';
+import { type BenchContext, benchContext, cpuProfileNodeOptions, ENGINES, type RunningEngine } from './engines.js';
+import { suiteFlags } from './flags.js';
+import { check, envelope, median, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
 /**
  * Replay on reconnect: a client that missed N events of a room subscribes with `after` and is timed
@@ -76,35 +64,15 @@ export interface ReplayResult extends SuiteResult {
 }
 
 function options(argv: string[], quick: boolean): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: false,
-    options: {
-      events: { type: 'string' },
-      reps: { type: 'string' },
-      stores: { type: 'string' },
-      clients: { type: 'string' },
-      'cpu-prof': { type: 'string' },
-    },
-  });
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  const events = (str('events')?.split(',').map(Number) ?? (quick ? [1000, 2000] : [1000, TARGET_EVENTS])).sort((a, b) => a - b);
-  if (events.some((n) => !Number.isInteger(n) || n < 1)) throw new Error('--events: positive integers');
-  const stores = (str('stores')?.split(',') ?? (quick || !existsSync(PG_BIN) ? ['pglite'] : [...STORES])) as StoreId[];
-  for (const s of stores) if (!STORES.includes(s)) throw new Error(`unknown store ${s}`);
-  const clients = (str('clients')?.split(',') ?? [...CLIENTS]) as ClientId[];
-  for (const c of clients) if (!CLIENTS.includes(c)) throw new Error(`unknown client ${c}`);
-  return { events, reps: Number(str('reps') ?? (quick ? 2 : 7)), stores, clients, cpuProfDir: str('cpu-prof'), quick };
-}
-
-async function post(url: string, key: string, body: unknown): Promise<{ status: number; data: unknown }> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-    body: JSON.stringify(body),
-  });
-  const json = (await res.json().catch(() => null)) as { data?: unknown } | null;
-  return { status: res.status, data: json?.data };
+  const f = suiteFlags(argv, ['events', 'reps', 'stores', 'clients', 'cpu-prof']);
+  return {
+    events: f.ints('events', quick ? [1000, 2000] : [1000, TARGET_EVENTS]),
+    reps: f.int('reps', quick ? 2 : 7),
+    stores: f.subset('stores', STORES, quick || !existsSync(PG_BIN) ? ['pglite'] : STORES),
+    clients: f.subset('clients', CLIENTS, CLIENTS),
+    cpuProfDir: f.str('cpu-prof'),
+    quick,
+  };
 }
 
 /**
@@ -112,10 +80,13 @@ async function post(url: string, key: string, body: unknown): Promise<{ status: 
  * batch form `{ events: [...] }` when the server takes it, single events otherwise.
  */
 async function preload(running: RunningEngine, ctx: BenchContext, count: number): Promise<{ ids: number[]; batched: boolean }> {
-  const url = `${running.url}/api/publish`;
+  const post = async (body: unknown) => {
+    const res = await api<{ data?: FluxoEvent | FluxoEvent[] }>(running.url, 'POST', '/api/publish', { token: ctx.publishKey, body });
+    return { status: res.status, data: res.body?.data };
+  };
   const one = { tenant: ctx.tenant, room: 'tenant', type: 'bench', data: ctx.payload };
   const ids: number[] = [];
-  const probe = await post(url, ctx.publishKey, { events: [one, one] });
+  const probe = await post({ events: [one, one] });
   const batched = probe.status === 201 && Array.isArray(probe.data) && probe.data.length === 2;
   if (batched) ids.push(...(probe.data as FluxoEvent[]).map((e) => e.id));
   let left = count - ids.length;
@@ -127,7 +98,7 @@ async function preload(running: RunningEngine, ctx: BenchContext, count: number)
   await Promise.all(
     Array.from({ length: PRELOAD_INFLIGHT }, async () => {
       for (let n = take(); n > 0; n = take()) {
-        const res = await post(url, ctx.publishKey, batched ? { events: Array.from({ length: n }, () => one) } : one);
+        const res = await post(batched ? { events: Array.from({ length: n }, () => one) } : one);
         if (res.status !== 201) throw new Error(`publish: HTTP ${res.status}`);
         for (const e of (batched ? res.data : [res.data]) as FluxoEvent[]) ids.push(e.id);
       }
@@ -202,12 +173,7 @@ async function measureStore(
   o: Options,
   log: (l: string) => void,
 ): Promise<{ cases: ReplayCase[]; preload: ReplayResult['preload'][number] }> {
-  const ctx: BenchContext = {
-    secret: 'bench-secret-that-is-long-enough-for-hs256!!',
-    publishKey: 'bench-publish-key-0123456789',
-    tenant: `bench-${newRunId()}`,
-    payload: { pad: 'x'.repeat(90) },
-  };
+  const ctx = benchContext();
   let pg: PostgresHandle | undefined;
   let running: RunningEngine | undefined;
   try {
@@ -218,15 +184,15 @@ async function measureStore(
     }
     if (o.cpuProfDir) {
       mkdirSync(o.cpuProfDir, { recursive: true });
-      env.NODE_OPTIONS = [process.env.NODE_OPTIONS, cpuProfileNodeOptions(resolve(o.cpuProfDir))].filter(Boolean).join(' ');
+      env.NODE_OPTIONS = cpuProfileNodeOptions(resolve(o.cpuProfDir));
     }
-    running = await startWithEnv(ENGINES.fluxo, ctx, env);
+    running = await ENGINES.fluxo.start(ctx, env);
     const max = o.events[o.events.length - 1]!;
     const t0 = nowMs();
     const { ids, batched } = await preload(running, ctx, max);
     const perS = Math.round(max / ((nowMs() - t0) / 1000));
     log(`${store}: ${max} events stored at ${perS}/s${batched ? ' (batch publish)' : ''}`);
-    const token = await mint(ctx.secret, 'bench-replay', ctx.tenant, 'viewer');
+    const viewer = await token({ sub: 'bench-replay', tid: ctx.tenant, role: 'viewer', secret: ctx.secret });
     const cases: ReplayCase[] = [];
     for (const n of o.events) {
       // The client last saw the event just before the n newest.
@@ -234,9 +200,9 @@ async function measureStore(
       for (const client of o.clients) {
         const replay = client === 'sdk' ? replaySdk : replayLean;
         // One untimed reconnect first: the JIT and the database's caches warm up on the same path.
-        await replay(running.url, token, after, n);
+        await replay(running.url, viewer, after, n);
         const timesMs: number[] = [];
-        for (let r = 0; r < o.reps; r++) timesMs.push(Math.round((await replay(running.url, token, after, n)) * 10) / 10);
+        for (let r = 0; r < o.reps; r++) timesMs.push(Math.round((await replay(running.url, viewer, after, n)) * 10) / 10);
         const p50 = median(timesMs);
         cases.push({
           store,
@@ -267,7 +233,6 @@ function checkTargets(cases: ReplayCase[]): TargetCheck[] {
     );
 }
 
-const HEAD = ['store', 'client', 'events', 'p50 ms', 'max ms', 'events/s at p50', 'reconnects'];
 const rows = (r: ReplayResult) =>
   r.cases.map((c) => [
     c.store,
@@ -298,25 +263,16 @@ export const replay: Suite<ReplayResult> = {
     const { cpuProfDir: _dir, ...config } = o;
     return { ...envelope('replay', config, started, checkTargets(cases)), cases, preload: loads };
   },
-  table(r) {
-    return [textTable(HEAD, rows(r), 2), preloadLine(r), '', 'Targets:', ...targetLines(r.targets, 'text')].join('\n');
-  },
-  markdown(r) {
-    return [
-      '## Replay on reconnect',
-      '',
-      provenance(r),
-      '',
+  section: (r) => ({
+    title: 'Replay on reconnect',
+    about: [
       'Timed from the subscribe with `after` to the last missed event received, one fresh connection per reconnect ' +
         '(connected before the clock starts), after one untimed warm-up reconnect. The server returns at most 1,000 ' +
         'events per subscribe ack (`truncated`); both clients subscribe again from the last id until done.',
-      '',
-      mdTable(HEAD, rows(r)),
-      '',
-      preloadLine(r),
-      '',
-      ...targetLines(r.targets, 'md'),
-      '',
-    ].join('\n');
-  },
+    ],
+    head: ['store', 'client', 'events', 'p50 ms', 'max ms', 'events/s at p50', 'reconnects'],
+    rows: rows(r),
+    left: 2,
+    notes: [preloadLine(r)],
+  }),
 };

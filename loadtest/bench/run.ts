@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { sectionMarkdown, sectionText } from '../report.js';
 import type { SuiteResult } from './suite.js';
 import { SUITES } from './suites.js';
 
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
   for (const suite of run) {
     try {
       const result = await suite.run({ quick, argv: suiteArgv, log: log(suite.name) });
-      process.stdout.write(`\n== ${suite.name} ==\n${suite.table(result)}\n`);
+      process.stdout.write(`\n== ${suite.name} ==\n${sectionText(suite.section(result), result)}\n`);
       const file = join(resultsDir, `${suite.name}.json`);
       writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
       process.stdout.write(`wrote ${file}\n`);
@@ -64,7 +65,8 @@ async function main(): Promise<void> {
   const sections = SUITES.flatMap((s) => {
     const file = join(resultsDir, `${s.name}.json`);
     if (!readdirSync(resultsDir).includes(`${s.name}.json`)) return [];
-    return [s.markdown(JSON.parse(readFileSync(file, 'utf8')) as SuiteResult)];
+    const result = JSON.parse(readFileSync(file, 'utf8')) as SuiteResult;
+    return [sectionMarkdown(s.section(result), result)];
   });
   mkdirSync(dirname(mdFile), { recursive: true });
   writeFileSync(

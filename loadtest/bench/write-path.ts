@@ -1,7 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import type { Process } from '../../shared/protocol.js';
 import {
@@ -12,11 +10,14 @@ import {
   startCluster,
   startNginx,
 } from '../../test/harness/cluster.js';
-import { createProcess, createWorkflow, mint, newRunId, runTenant } from '../setup.js';
+import { createBoard, createProcess } from '../../test/harness/fixtures.js';
+import { token } from '../../test/harness/node.js';
+import { newRunId, runTenant } from '../setup.js';
 import type { LatencySummary } from '../stats.js';
-import { cpuProfileNodeOptions } from './engine-env.js';
-import { cpuDelta, treeCpuMicros } from './proc-cpu.js';
-import { check, envelope, mdTable, provenance, type Suite, type SuiteResult, type TargetCheck, targetLines, textTable } from './suite.js';
+import { cpuProfileNodeOptions, onInterrupt } from './engines.js';
+import { suiteFlags } from './flags.js';
+import { cpuDelta, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
+import { check, envelope, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 import {
   balancedAddresses,
   drain,
@@ -97,65 +98,42 @@ export interface WritePathResult extends SuiteResult {
 }
 
 function options(argv: string[], quick: boolean): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: false,
-    options: {
-      nodes: { type: 'string' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      connections: { type: 'string' },
-      processes: { type: 'string' },
-      users: { type: 'string' },
-      rate: { type: 'string' },
-      mode: { type: 'string' },
-      sources: { type: 'string' },
-      'cpu-prof': { type: 'string' },
-    },
-  });
-  const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
-  const int = (k: string, d: number, min = 1) => {
-    const v = Number(str(k) ?? d);
-    if (!Number.isInteger(v) || v < min) throw new Error(`write-path: --${k} must be an integer ≥ ${min}`);
-    return v;
-  };
-  const nodes = (str('nodes') ?? (quick ? '1' : '1,2,3')).split(',').map(Number);
-  if (nodes.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) throw new Error('write-path: --nodes takes counts 1..8');
-  const mode = str('mode') ?? 'blind';
-  if (mode !== 'blind' && mode !== 'rmw') throw new Error('write-path: --mode is blind or rmw');
-  const connections = int('connections', 96);
+  const f = suiteFlags(argv, ['nodes', 'duration', 'warmup', 'connections', 'processes', 'users', 'rate', 'mode', 'sources', 'cpu-prof']);
+  // Ascending: a bigger cluster is made by adding nodes to the running one.
+  const nodes = f.ints('nodes', quick ? [1] : [1, 2, 3]);
+  if (nodes.some((n) => n > 8)) throw new Error('--nodes: counts 1..8');
+  const mode = f.str('mode') ?? 'blind';
+  if (mode !== 'blind' && mode !== 'rmw') throw new Error('--mode: blind or rmw');
+  const connections = f.int('connections', 96);
   return {
-    // Ascending: a bigger cluster is made by adding nodes to the running one.
-    nodes: [...new Set(nodes)].sort((a, b) => a - b),
-    durationS: int('duration', quick ? 3 : 15),
-    warmupS: int('warmup', quick ? 1 : 3, 0),
+    nodes,
+    durationS: f.int('duration', quick ? 3 : 15),
+    warmupS: f.int('warmup', quick ? 1 : 3, 0),
     connections,
-    processes: int('processes', connections),
-    users: int('users', 24),
-    rate: int('rate', 0, 0),
+    processes: f.int('processes', connections),
+    users: f.int('users', 24),
+    rate: f.int('rate', 0, 0),
     mode,
-    sources: int('sources', 4),
-    cpuProfDir: str('cpu-prof'),
+    sources: f.int('sources', 4),
+    cpuProfDir: f.str('cpu-prof'),
   };
 }
 
 /** pids of the server processes whose CPU is counted (each with its children). */
-async function serverRoots(cluster: ClusterHandle, nginxDir: string, db: postgres.Sql, nodes: number): Promise<Record<string, number>> {
+async function serverRoots(cluster: ClusterHandle, nginxDir: string, nodes: number): Promise<Record<string, number>> {
   const roots: Record<string, number> = {};
   for (const n of cluster.nodes.slice(0, nodes)) roots[n.nodeId] = n.proc.pid!;
   roots.nginx = Number(readFileSync(join(nginxDir, 'nginx.pid'), 'utf8').trim());
-  const info = execFileSync('redis-cli', ['-p', String(cluster.redis!.port), 'info', 'server']).toString();
-  roots.redis = Number(/process_id:(\d+)/.exec(info)![1]);
-  // A backend's parent is the postmaster.
-  const [backend] = await db<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
-  roots.postgres = Number(readFileSync(`/proc/${backend!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  roots.redis = await redisPid(cluster.redis!.port);
+  roots.postgres = await postmasterPid(cluster.postgres.url);
   return roots;
 }
 
 async function setupTenant(url: string, tenant: string, o: Options): Promise<{ tokens: string[]; processes: Process[] }> {
-  const users = await Promise.all(Array.from({ length: o.users }, (_, i) => mint(CLUSTER_SECRET, `wp-${i}`, tenant, 'editor')));
+  const mint = (sub: string, role: 'admin' | 'editor' | 'viewer') => token({ sub, tid: tenant, role, secret: CLUSTER_SECRET });
+  const users = await Promise.all(Array.from({ length: o.users }, (_, i) => mint(`wp-${i}`, 'editor')));
   const tokens = Array.from({ length: o.connections }, (_, i) => users[i % users.length]!);
-  const wf = await createWorkflow(url, await mint(CLUSTER_SECRET, 'wp-admin', tenant, 'admin'));
+  const wf = await createBoard(url, await mint('wp-admin', 'admin'));
   const processes: Process[] = [];
   let made = 0;
   await Promise.all(
@@ -188,8 +166,11 @@ async function runLevel(cluster: ClusterHandle, n: number, o: Options, run: stri
     // Interleaved, so that connection i and i+1 go to different nodes and each node gets connections/n.
     const localAddresses = Array.from({ length: o.sources }, (_, k) => nodes.map((x) => byNode.get(x.nodeId)![k]!)).flat();
     // Straight to each node: the point is that every node's sockets get every event, whichever node committed it.
-    for (const x of nodes) subs.push(await subscribe(x.nodeId, x.url, await mint(CLUSTER_SECRET, `wp-sub-${x.nodeId}`, tenant, 'viewer')));
-    const roots = await serverRoots(cluster, nginxDir, db, n);
+    for (const x of nodes) {
+      const viewer = await token({ sub: `wp-sub-${x.nodeId}`, tid: tenant, role: 'viewer', secret: CLUSTER_SECRET });
+      subs.push(await subscribe(x.nodeId, x.url, viewer));
+    }
+    const roots = await serverRoots(cluster, nginxDir, n);
     let cpu0: Record<string, number> = {};
     let self0 = process.cpuUsage();
     let served0: Promise<number[]> = Promise.resolve([]);
@@ -251,7 +232,8 @@ async function runLevel(cluster: ClusterHandle, n: number, o: Options, run: stri
     };
     log(
       `${n} node(s): ${level.committedPerS}/s committed, ${level.fannedOutPerS}/s fanned out everywhere, p50 ${level.latencyMs.p50} ms p99 ${level.latencyMs.p99} ms, ` +
-        `per node ${level.perNode.map((p) => p.requests).join('/')}, missing ${missing.join('/')}, ${level.cpu.usPerTransition} µs CPU/transition`,
+        `per node ${level.perNode.map((p) => p.requests).join('/')}, missing ${missing.join('/')}, ${level.cpu.usPerTransition} µs CPU/transition; ` +
+        `persisted: ${level.persisted.ackedInLog} of ${level.persisted.acked} acked transitions in the log (${level.persisted.rows} rows)`,
     );
     return level;
   } finally {
@@ -274,35 +256,24 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
     mkdirSync(o.cpuProfDir, { recursive: true });
     env.NODE_OPTIONS = cpuProfileNodeOptions(resolve(o.cpuProfDir));
   }
-  let cluster: ClusterHandle | null = null;
-  let signalled: NodeJS.Signals | null = null;
-  const exitAfterStop = async (sig: NodeJS.Signals) => {
-    await cluster?.stop();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
-  };
   // The terminal's SIGINT also reaches the nodes, nginx and Redis, but not Postgres (pg_ctl detaches
   // it) nor the temp dirs. While the cluster is starting, startCluster cleans up after itself when a
-  // part dies; otherwise it is stopped once up.
-  const interrupted = (sig: NodeJS.Signals) => {
-    signalled = sig;
-    if (cluster) void exitAfterStop(sig);
-  };
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
+  // part dies; an interrupt then stops it once it is up.
+  // A profile is written when a node exits on its own: stop them with SIGTERM then.
+  const starting = startCluster({ nodes: 1, env, graceful: o.cpuProfDir !== undefined, onProgress: (w) => args.log(w) });
+  const stop = async () => (await starting.catch(() => null))?.stop();
+  const offInterrupt = onInterrupt(stop);
   const levels: WritePathLevel[] = [];
   try {
-    // A profile is written when a node exits on its own: stop them with SIGTERM then.
-    cluster = await startCluster({ nodes: 1, env, graceful: o.cpuProfDir !== undefined, onProgress: (w) => args.log(w) });
-    if (signalled) await exitAfterStop(signalled);
+    const cluster = await starting;
     const runId = newRunId();
     for (const n of o.nodes) {
       while (cluster.nodes.length < n) cluster.nodes.push(await cluster.addNode(cluster.nodes.length + 1));
       levels.push(await runLevel(cluster, n, o, runId, args.log));
     }
   } finally {
-    await cluster?.stop();
-    process.off('SIGINT', interrupted);
-    process.off('SIGTERM', interrupted);
+    offInterrupt();
+    await stop();
   }
   const targets: TargetCheck[] = levels.flatMap((l) => {
     const subject = `fluxo ${l.nodes} node${l.nodes > 1 ? 's' : ''}`;
@@ -321,23 +292,8 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
 
 const ms = (x: number) => x.toFixed(1);
 
-function rows(r: WritePathResult): { head: string[]; body: string[][] } {
-  const head = [
-    'nodes',
-    'committed/s',
-    'fanned out/s',
-    'p50 ms',
-    'p99 ms',
-    'max ms',
-    'per node',
-    'missing',
-    'fan-out p99 ms',
-    '409 conflicts',
-    'failures',
-    'µs CPU/tr',
-    'CPU % (load gen)',
-  ];
-  const body = r.levels.map((l) => [
+function rows(r: WritePathResult): string[][] {
+  return r.levels.map((l) => [
     String(l.nodes),
     l.committedPerS.toLocaleString('en'),
     l.fannedOutPerS.toLocaleString('en'),
@@ -359,7 +315,6 @@ function rows(r: WritePathResult): { head: string[]; body: string[][] } {
       .map(([k, v]) => `${k} ${v}`)
       .join(', ')} (${l.cpu.loadGeneratorPct})`,
   ]);
-  return { head, body };
 }
 
 export const writePath: Suite<WritePathResult> = {
@@ -367,33 +322,30 @@ export const writePath: Suite<WritePathResult> = {
   summary: 'HTTP transitions through nginx to 1–3 nodes: persisted to Postgres and fanned out, per second and p99',
   usage: USAGE,
   run,
-  table(r) {
-    const { head, body } = rows(r);
-    const persisted = r.levels
-      .map(
-        (l) =>
-          `${l.nodes} node(s): ${l.persisted.ackedInLog} of ${l.persisted.acked} acked transitions in the log (${l.persisted.rows} rows)`,
-      )
-      .join('; ');
-    return [textTable(head, body), `persisted: ${persisted}`, ...targetLines(r.targets, 'text')].join('\n');
-  },
-  markdown(r) {
-    const { head, body } = rows(r);
-    return [
-      '## Write path: transitions through nginx, persisted and fanned out',
-      '',
-      provenance(r),
-      '',
+  section: (r) => ({
+    title: 'Write path: transitions through nginx, persisted and fanned out',
+    about: [
       'autocannon POSTs transitions through nginx (ip_hash) from source addresses spread evenly over the nodes',
       '(per node: requests each node served, from its /metrics). A subscriber on every node counts the events;',
       '"fanned out/s" counts the transitions acked *and* received on every node. Latency is the HTTP round trip',
       '(commit included); fan-out p99 is commit to receipt per subscriber. CPU: µs per transition over all server',
       'processes (nodes, nginx, Postgres, Redis, from /proc), and % of one core per part (the load generator in brackets).',
-      '',
-      mdTable(head, body),
-      '',
-      ...targetLines(r.targets, 'md'),
-      '',
-    ].join('\n');
-  },
+    ],
+    head: [
+      'nodes',
+      'committed/s',
+      'fanned out/s',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'per node',
+      'missing',
+      'fan-out p99 ms',
+      '409 conflicts',
+      'failures',
+      'µs CPU/tr',
+      'CPU % (load gen)',
+    ],
+    rows: rows(r),
+  }),
 };

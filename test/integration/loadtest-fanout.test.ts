@@ -1,8 +1,8 @@
 import uWS from 'uWebSockets.js';
 import { Server } from 'socket.io';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdSet } from '../../loadtest/fanout/id-set.js';
 import { runFanout } from '../../loadtest/fanout.js';
+import { IdSet } from '../../loadtest/id-set.js';
 import { LeanClient } from '../../loadtest/lean-client.js';
 import { fanoutHtml } from '../../loadtest/report.js';
 import type { FluxoNode } from '../../server/app.js';

@@ -1,18 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { type CrossMeasurement, checkTargets } from '../../loadtest/bench/cross-node-report.js';
-import { cpuPerDelivery, publishLoop, type Window } from '../../loadtest/bench/measure.js';
+import { type CrossMeasurement, checkTargets } from '../../loadtest/bench/cross-node.js';
+import { cpuPerDelivery, type Window } from '../../loadtest/bench/measure.js';
+import { publishLoop } from '../../loadtest/publish-loop.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('bench publish loop', () => {
   it('fires at the offered rate', async () => {
     let n = 0;
-    const loop = publishLoop(
-      async () => void n++,
-      200,
-      4,
-      () => true,
-    );
+    const loop = publishLoop({ publish: async () => void n++, offered: 200, lanes: 4 });
     await sleep(500);
     await loop.stop();
     // 200/s for 0.5 s, with timer slack on a busy machine.
@@ -23,17 +19,17 @@ describe('bench publish loop', () => {
   it('flat out, publishes only while the backlog allows it and counts failed publishes', async () => {
     let n = 0;
     let open = false;
-    const loop = publishLoop(
+    const loop = publishLoop({
       // A real publish is a request: it yields to timers (an instant one would spin the loop forever).
-      async () => {
+      publish: async () => {
         await sleep(1);
         n++;
         if (n % 2) throw new Error('refused');
       },
-      0,
-      2,
-      () => open,
-    );
+      offered: 0,
+      lanes: 2,
+      mayPublish: () => open,
+    });
     await sleep(50);
     expect(n).toBe(0);
     open = true;

@@ -1,3 +1,5 @@
+import type { Server } from 'socket.io';
+
 /**
  * The event the baseline servers broadcast: the same fields as a Fluxo event (see shared/protocol.ts),
  * with ~100 bytes of data, so every engine serialises and sends a comparable payload.
@@ -46,4 +48,17 @@ export async function listenPublisher(onPublish: (body: PublishBody & { tenant?:
     });
   });
   await new Promise<void>((resolve) => side.listen(Number(process.env.SIDE_PORT), HOST, resolve));
+}
+
+/** What every Socket.IO baseline does: joins a room on `subscribe` (acked as Fluxo acks it), broadcasts what is published. */
+export async function serveSocketIo(io: Server): Promise<void> {
+  io.on('connection', (socket) => {
+    socket.on('subscribe', (req: { room: string }, ack: (r: unknown) => void) => {
+      socket.join(req.room);
+      ack({ data: { room: req.room } });
+    });
+  });
+  await listenPublisher((body) => {
+    for (let i = 0; i < (body.count ?? 1); i++) io.to(body.room).emit('event', benchEvent(body.room, body.data));
+  });
 }

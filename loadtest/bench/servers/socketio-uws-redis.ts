@@ -1,8 +1,7 @@
-import uWS from 'uWebSockets.js';
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Cluster, Redis } from 'ioredis';
-import { Server } from 'socket.io';
-import { benchEvent, HOST, listenPublisher, PORT } from './event.js';
+import { serveSocketIo } from './event.js';
+import { listenUws, socketIoOnUws } from './uws.js';
 
 /**
  * Baseline for fan-out across nodes: bare Socket.IO 4.8 on uWebSockets.js with @socket.io/redis-adapter
@@ -17,25 +16,12 @@ const nodes = (process.env.REDIS_CLUSTER_NODES ?? '')
 const url = process.env.REDIS_URL;
 if (!nodes.length && !url) throw new Error('REDIS_URL or REDIS_CLUSTER_NODES is required');
 
-const app = uWS.App();
-const io = new Server({ transports: ['websocket'], serveClient: false });
-io.attachApp(app);
+const { app, io } = socketIoOnUws();
 const [pub, sub] = nodes.length
   ? [new Cluster(nodes), new Cluster(nodes, { shardedSubscribers: true })]
   : [new Redis(url!), new Redis(url!)];
 // /health answers only once both connections are up, so the bench never publishes into a queue.
 await Promise.all([pub, sub].map((c) => (c.status === 'ready' ? undefined : new Promise((r) => c.once('ready', r)))));
 io.adapter(nodes.length ? createShardedAdapter(pub as Cluster, sub as Cluster, { subscriptionMode: 'dynamic' }) : createAdapter(pub, sub));
-io.on('connection', (socket) => {
-  socket.on('subscribe', (req: { room: string }, ack: (r: unknown) => void) => {
-    socket.join(req.room);
-    ack({ data: { room: req.room } });
-  });
-});
-app.get('/health', (res) => void res.end('ok'));
-await listenPublisher((body) => {
-  for (let i = 0; i < (body.count ?? 1); i++) io.to(body.room).emit('event', benchEvent(body.room, body.data));
-});
-app.listen(HOST, PORT, (ok) => {
-  if (!ok) process.exit(1);
-});
+await serveSocketIo(io);
+listenUws(app);

@@ -1,5 +1,6 @@
 import uWS from 'uWebSockets.js';
-import { benchEvent, HOST, listenPublisher, PORT } from './event.js';
+import { benchEvent, listenPublisher } from './event.js';
+import { listenUws } from './uws.js';
 
 /**
  * Near-limit reference: raw uWebSockets.js pub/sub with a JSON protocol. A client sends
@@ -17,10 +18,7 @@ app.ws('/ws', {
     }
   },
 });
-app.get('/health', (res) => void res.end('ok'));
 await listenPublisher((body) => {
   for (let i = 0; i < (body.count ?? 1); i++) app.publish(body.room, JSON.stringify(benchEvent(body.room, body.data)));
 });
-app.listen(HOST, PORT, (ok) => {
-  if (!ok) process.exit(1);
-});
+listenUws(app);

@@ -1,6 +1,8 @@
-import type { FluxoEvent, TransitionResult } from '../../shared/protocol.js';
-import { LeanClient } from '../lean-client.js';
-import { type ApiResult, call, createProcess, createWorkflow, mint, nextStage, runTenant } from '../setup.js';
+import type { FluxoEvent, TransitionResult } from '../shared/protocol.js';
+import { createBoard, createProcess } from '../test/harness/fixtures.js';
+import { api, token } from '../test/harness/node.js';
+import { LeanClient } from './lean-client.js';
+import { nextStage, runTenant } from './setup.js';
 
 /** How events are produced: the publish API, HTTP transitions, or `process:transition` on a socket. */
 export type PublishMode = 'publish' | 'http' | 'socket';
@@ -38,13 +40,13 @@ export async function createRooms(s: PublisherSetup): Promise<RunRoom[]> {
     Array.from({ length: s.rooms }, async (_, r): Promise<RunRoom> => {
       const tenant = runTenant(s.run, r);
       if (s.mode === 'publish') return { key: `r${r}`, tenant, room: 'tenant' };
-      const wf = await createWorkflow(s.url, await mint(s.secret, 'lt-admin', tenant, 'admin'));
+      const wf = await createBoard(s.url, await token({ sub: 'lt-admin', tid: tenant, role: 'admin', secret: s.secret }));
       return { key: `r${r}`, tenant, room: `workflow:${wf.id}`, workflowId: wf.id };
     }),
   );
 }
 
-function check<T>(res: ApiResult<{ data: T }>, what: string): T {
+function check<T>(res: { status: number; body: { data: T } }, what: string): T {
   if (res.status >= 300) throw new Error(`${what}: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
   return res.body.data;
 }
@@ -60,21 +62,22 @@ export async function createPublishers(s: PublisherSetup, rooms: RunRoom[]): Pro
         const body = { tenant: room.tenant, room: room.room, type: 'loadtest', data: { pad } };
         return {
           roomKey: room.key,
-          publish: async () => check<FluxoEvent>(await call(s.url, 'POST', '/api/publish', s.publishKey, body), 'publish').id,
+          publish: async () =>
+            check(await api<{ data: FluxoEvent }>(s.url, 'POST', '/api/publish', { token: s.publishKey, body }), 'publish').id,
           close: () => {},
         };
       }
-      const token = await mint(s.secret, `lt-pub-${p}`, room.tenant, 'editor');
-      const proc = await createProcess(s.url, token, room.workflowId!, `loadtest ${p}`);
+      const editor = await token({ sub: `lt-pub-${p}`, tid: room.tenant, role: 'editor', secret: s.secret });
+      const proc = await createProcess(s.url, editor, room.workflowId!, `loadtest ${p}`);
       let stage = proc.stage;
       if (s.mode === 'http') {
         return {
           roomKey: room.key,
           publish: async () => {
             const to = nextStage(stage);
-            const res = await call<{ data: TransitionResult }>(s.url, 'POST', `/api/processes/${proc.id}/transition`, token, {
-              to,
-              data: { pad },
+            const res = await api<{ data: TransitionResult }>(s.url, 'POST', `/api/processes/${proc.id}/transition`, {
+              token: editor,
+              body: { to, data: { pad } },
             });
             const result = check(res, 'transition');
             stage = result.process.stage;
@@ -83,7 +86,7 @@ export async function createPublishers(s: PublisherSetup, rooms: RunRoom[]): Pro
           close: () => {},
         };
       }
-      const client = await LeanClient.connect({ url: s.url, token });
+      const client = await LeanClient.connect({ url: s.url, token: editor });
       return {
         roomKey: room.key,
         publish: async () => {
