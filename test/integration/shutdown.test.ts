@@ -17,14 +17,14 @@ describe('graceful shutdown of a real process', () => {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       const url = `http://127.0.0.1:${port}`;
-      await eventually(async () => expect((await fetch(`${url}/ready`)).status).toBe(200), 20_000, 200);
+      // Bounded by the test's timeout only: a loaded machine can take long to start tsx.
+      await eventually(async () => expect((await fetch(`${url}/ready`)).status).toBe(200), 110_000, 200);
       const s = await client(url, { token: await token({ sub: 'u', tid: 'acme' }) });
       const told = new Promise((resolve) => s.once('server:reconnect', resolve));
-      const started = Date.now();
       child.kill('SIGTERM');
       expect(await told).toMatchObject({ reason: 'shutdown' });
+      // Exit 0 is the proof the drain finished in time: past SHUTDOWN_GRACE_MS + 2 s, main.ts exits 1.
       expect(await exited).toBe(0);
-      expect(Date.now() - started).toBeLessThan(3000);
       s.close();
       // JSON logs with the node id; no token ever printed.
       const lines = out
@@ -37,5 +37,5 @@ describe('graceful shutdown of a real process', () => {
     } finally {
       child.kill('SIGKILL');
     }
-  });
+  }, 120_000);
 });
