@@ -48,12 +48,15 @@ export async function balancedAddresses(url: string, nodeIds: string[], perNode:
 
 export type WriteMode = 'blind' | 'rmw';
 
+/** What the load needs to know of a process: Fluxo's answers and the baselines' carry at least this. */
+export type ProcessState = Pick<Process, 'id' | 'stage' | 'version'>;
+
 export interface LoadSpec {
   url: string;
   /** One per connection, cycled. */
   tokens: string[];
   /** Processes, shared round robin by the connections. */
-  processes: Process[];
+  processes: ProcessState[];
   /** One per connection, cycled; empty: the default source address. */
   localAddresses: string[];
   connections: number;
@@ -94,7 +97,7 @@ export async function runTransitions(s: LoadSpec): Promise<LoadResult> {
   const committedInRun: number[] = [];
   let windowFrom = -1;
   const known = new Map<string, { stage: string; version: number }>(s.processes.map((p) => [p.id, { stage: p.stage, version: p.version }]));
-  const adopt = (p: Process) => {
+  const adopt = (p: ProcessState) => {
     const k = known.get(p.id);
     // Several connections may share a process: keep the newest state any of them saw.
     if (k && p.version >= k.version) Object.assign(k, { stage: p.stage, version: p.version });
@@ -119,7 +122,7 @@ export async function runTransitions(s: LoadSpec): Promise<LoadResult> {
             committedInRun.push(r.event.id);
             adopt(r.process);
           } else if (status === 409) {
-            const current = (JSON.parse(body) as { error: { current?: Process } }).error.current;
+            const current = (JSON.parse(body) as { error: { current?: ProcessState } }).error.current;
             if (current) adopt(current);
           } else if (status === 422) {
             // invalid_transition: on a two-stage board the process already is where we asked it to go.

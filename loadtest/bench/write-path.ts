@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import postgres from 'postgres';
 import type { Process } from '../../shared/protocol.js';
@@ -13,27 +13,26 @@ import {
 import { createBoard, createProcess } from '../../test/harness/fixtures.js';
 import { token } from '../../test/harness/node.js';
 import { newRunId, runTenant } from '../setup.js';
-import type { LatencySummary } from '../stats.js';
 import { cpuProfileNodeOptions, onInterrupt } from './engines.js';
 import { suiteFlags } from './flags.js';
-import { cpuDelta, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { check, envelope, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
+import { measureTutorialStack, TUTORIAL_ID, TUTORIAL_LABEL } from './write-path-baseline.js';
 import {
-  balancedAddresses,
-  drain,
-  type LoadResult,
-  missingFrom,
-  runTransitions,
-  type Subscriber,
-  subscribe,
-  transitionsServed,
-  type WriteMode,
-} from './write-path-load.js';
+  type BaselineComparison,
+  compareWithBaseline,
+  guaranteeCheck,
+  TARGET_CPU_RATIO,
+  TARGET_THROUGHPUT_RATIO,
+} from './write-path-compare.js';
+import { balancedAddresses, type Subscriber, subscribe, transitionsServed, type WriteMode } from './write-path-load.js';
+import { infraRoots, measureLevel, userTokens, type WritePathLevel } from './write-path-measure.js';
 
 /**
  * The write path through the production topology: HTTP transitions through nginx (ip_hash) to 1, 2
  * and 3 Fluxo nodes, committed to Postgres and fanned out over Redis to a subscriber on every node.
  * The load comes from source addresses spread over /24s so that ip_hash shares it between nodes.
+ * Right after the 1-node level, the same load goes to the tutorial stack (write-path-baseline.ts)
+ * on the same Postgres and Redis, and the two are compared.
  */
 const USAGE = `write-path [options]
   --nodes a,b        node counts, each measured in turn (default 1,2,3; quick 1)
@@ -45,14 +44,15 @@ const USAGE = `write-path [options]
   --rate N           offered transitions/s over all connections; 0 = flat out (default 0)
   --mode blind|rmw   blind writes, or expectedVersion from the last state seen (default blind)
   --sources N        source addresses (distinct /24s) per node (default 4)
-  --cpu-prof DIR     CPU-profile every node; a .cpuprofile per node is written to DIR when it stops`;
+  --baseline B       tutorial: the hand-built stack, measured after the 1-node level; none: skip it (default tutorial)
+  --baseline-lose N  self-check: the baseline skips the emits of every Nth committed transition,
+                     which its guarantee check must then report (default 0: none)
+  --cpu-prof DIR     CPU-profile every node (and the baseline); a .cpuprofile per process is written to DIR when it stops`;
 
 const TARGET_PER_S = 5_000;
 const TARGET_P99_MS = 50;
 /** Processes are created through the API this many at a time. */
 const SETUP_INFLIGHT = 16;
-/** How long fan-out may trail the last ack before a missing event counts as lost. */
-const DRAIN_MS = 5_000;
 
 interface Options {
   nodes: number[];
@@ -64,47 +64,45 @@ interface Options {
   rate: number;
   mode: WriteMode;
   sources: number;
+  baseline: 'tutorial' | 'none';
+  baselineLose: number;
   cpuProfDir: string | undefined;
 }
 
-export interface WritePathLevel {
-  nodes: number;
-  seconds: number;
-  /** Transitions acked with 200 in the measured window. */
-  committed: number;
-  committedPerS: number;
-  /** Of those, received by the subscriber on every node; the figure the target is about. */
-  fannedOutPerS: number;
-  latencyMs: LoadResult['latencyMs'];
-  statuses: Record<string, number>;
-  /** 409s (version conflicts; only `rmw` with shared processes makes them). */
-  conflicts: number;
-  /** Everything neither 200 nor 409: other statuses, socket errors, timeouts. */
-  failures: number;
-  /** Transition requests each node answered in the window, from its /metrics. */
-  perNode: { node: string; requests: number }[];
-  subscribers: { node: string; missing: number; lagMs: LatencySummary }[];
-  /**
-   * Over warm-up and window: transitions acked, how many of them the event log holds (all, or the
-   * store acked before commit), and its rows in all (more: in flight when the load stopped).
-   */
-  persisted: { acked: number; ackedInLog: number; rows: number };
-  /** Server CPU: µs per committed transition over all server processes, and % of one core per part. */
-  cpu: { usPerTransition: number; corePct: Record<string, number>; loadGeneratorPct: number };
-}
+export type { WritePathLevel };
 
 export interface WritePathResult extends SuiteResult {
+  /** Fluxo, one level per node count. */
   levels: WritePathLevel[];
+  /** The tutorial stack under the same load, right after Fluxo's 1-node level; absent when skipped (and in older results). */
+  baseline?: WritePathLevel | null;
+  /** Fluxo's 1-node level against `baseline`. */
+  comparison?: BaselineComparison | null;
 }
 
 function options(argv: string[], quick: boolean): Options {
-  const f = suiteFlags(argv, ['nodes', 'duration', 'warmup', 'connections', 'processes', 'users', 'rate', 'mode', 'sources', 'cpu-prof']);
+  const f = suiteFlags(argv, [
+    'nodes',
+    'duration',
+    'warmup',
+    'connections',
+    'processes',
+    'users',
+    'rate',
+    'mode',
+    'sources',
+    'baseline',
+    'baseline-lose',
+    'cpu-prof',
+  ]);
   // Ascending: a bigger cluster is made by adding nodes to the running one.
   const nodes = f.ints('nodes', quick ? [1] : [1, 2, 3]);
   if (nodes.some((n) => n > 8)) throw new Error('--nodes: counts 1..8');
   const mode = f.str('mode') ?? 'blind';
   if (mode !== 'blind' && mode !== 'rmw') throw new Error('--mode: blind or rmw');
   const connections = f.int('connections', 96);
+  const baseline = f.str('baseline') ?? 'tutorial';
+  if (baseline !== 'tutorial' && baseline !== 'none') throw new Error('--baseline: tutorial or none');
   return {
     nodes,
     durationS: f.int('duration', quick ? 3 : 15),
@@ -115,25 +113,16 @@ function options(argv: string[], quick: boolean): Options {
     rate: f.int('rate', 0, 0),
     mode,
     sources: f.int('sources', 4),
+    baseline,
+    baselineLose: f.int('baseline-lose', 0, 0),
     cpuProfDir: f.str('cpu-prof'),
   };
 }
 
-/** pids of the server processes whose CPU is counted (each with its children). */
-async function serverRoots(cluster: ClusterHandle, nginxDir: string, nodes: number): Promise<Record<string, number>> {
-  const roots: Record<string, number> = {};
-  for (const n of cluster.nodes.slice(0, nodes)) roots[n.nodeId] = n.proc.pid!;
-  roots.nginx = Number(readFileSync(join(nginxDir, 'nginx.pid'), 'utf8').trim());
-  roots.redis = await redisPid(cluster.redis!.port);
-  roots.postgres = await postmasterPid(cluster.postgres.url);
-  return roots;
-}
-
 async function setupTenant(url: string, tenant: string, o: Options): Promise<{ tokens: string[]; processes: Process[] }> {
-  const mint = (sub: string, role: 'admin' | 'editor' | 'viewer') => token({ sub, tid: tenant, role, secret: CLUSTER_SECRET });
-  const users = await Promise.all(Array.from({ length: o.users }, (_, i) => mint(`wp-${i}`, 'editor')));
-  const tokens = Array.from({ length: o.connections }, (_, i) => users[i % users.length]!);
-  const wf = await createBoard(url, await mint('wp-admin', 'admin'));
+  const tokens = await userTokens(tenant, o.users, o.connections);
+  const users = tokens.slice(0, o.users);
+  const wf = await createBoard(url, await token({ sub: 'wp-admin', tid: tenant, role: 'admin', secret: CLUSTER_SECRET }));
   const processes: Process[] = [];
   let made = 0;
   await Promise.all(
@@ -170,72 +159,25 @@ async function runLevel(cluster: ClusterHandle, n: number, o: Options, run: stri
       const viewer = await token({ sub: `wp-sub-${x.nodeId}`, tid: tenant, role: 'viewer', secret: CLUSTER_SECRET });
       subs.push(await subscribe(x.nodeId, x.url, viewer));
     }
-    const roots = await serverRoots(cluster, nginxDir, n);
-    let cpu0: Record<string, number> = {};
-    let self0 = process.cpuUsage();
-    let served0: Promise<number[]> = Promise.resolve([]);
-    const load = await runTransitions({
-      url: nginx.url,
-      tokens,
-      processes,
-      localAddresses,
-      connections: o.connections,
-      warmupS: o.warmupS,
-      durationS: o.durationS,
-      rate: o.rate,
-      mode: o.mode,
-      onWindow: () => {
-        cpu0 = treeCpuMicros(roots);
-        self0 = process.cpuUsage();
-        for (const s of subs) s.measure();
-        served0 = Promise.all(nodes.map((x) => transitionsServed(x.url)));
+    const roots: Record<string, number> = Object.fromEntries(nodes.map((x) => [x.nodeId, x.proc.pid!]));
+    return await measureLevel(
+      {
+        server: 'fluxo',
+        nodes: nodes.map((x) => x.nodeId),
+        load: { url: nginx.url, tokens, processes, localAddresses },
+        subscribers: subs,
+        roots: { ...roots, ...(await infraRoots(nginxDir, cluster.redis!.port, cluster.postgres.url)) },
+        served: () => Promise.all(nodes.map((x) => transitionsServed(x.url))),
+        inLog: async (acked) => {
+          const [stored] = await db<{ rows: number; acked: number }[]>`SELECT count(*)::int AS rows,
+            count(*) FILTER (WHERE id = ANY(${acked}::bigint[]))::int AS acked
+            FROM events WHERE tenant_id = ${tenant} AND type = 'process.transitioned'`;
+          return { rows: Number(stored?.rows), acked: Number(stored?.acked) };
+        },
       },
-    });
-    const cpu = cpuDelta(cpu0, treeCpuMicros(roots));
-    const self = process.cpuUsage(self0);
-    const wall = load.seconds;
-    const served = await Promise.all(nodes.map((x) => transitionsServed(x.url)));
-    const servedBefore = await served0;
-    const acked = load.committedInRun;
-    await drain(subs, load.committed, DRAIN_MS);
-    // Every acked transition must be in the log; rows beyond them were in flight when autocannon stopped.
-    const [stored] = await db<{ rows: number; acked: number }[]>`SELECT count(*)::int AS rows,
-      count(*) FILTER (WHERE id = ANY(${acked}::bigint[]))::int AS acked
-      FROM events WHERE tenant_id = ${tenant} AND type = 'process.transitioned'`;
-
-    const missing = subs.map((s) => missingFrom(s, load.committed));
-    const everywhere = load.committed.filter((id) => subs.every((s) => s.ids.has(id))).length;
-    const conflicts = load.statuses['409'] ?? 0;
-    const failures = Object.entries(load.statuses)
-      .filter(([k]) => k !== '200' && k !== '409')
-      .reduce((a, [, v]) => a + v, 0);
-    const total = Object.values(cpu).reduce((a, b) => a + b, 0);
-    const pct = (us: number) => Math.round((us / (wall * 1e6)) * 100);
-    const level: WritePathLevel = {
-      nodes: n,
-      seconds: Math.round(load.seconds * 10) / 10,
-      committed: load.committed.length,
-      committedPerS: Math.round(load.committed.length / load.seconds),
-      fannedOutPerS: Math.round(everywhere / load.seconds),
-      latencyMs: load.latencyMs,
-      statuses: load.statuses,
-      conflicts,
-      failures,
-      perNode: nodes.map((x, i) => ({ node: x.nodeId, requests: served[i]! - servedBefore[i]! })),
-      subscribers: subs.map((s, i) => ({ node: s.node, missing: missing[i]!, lagMs: s.lag() })),
-      persisted: { acked: acked.length, ackedInLog: Number(stored?.acked), rows: Number(stored?.rows) },
-      cpu: {
-        usPerTransition: load.committed.length ? Math.round((total / load.committed.length) * 10) / 10 : 0,
-        corePct: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, pct(v)])),
-        loadGeneratorPct: pct(self.user + self.system),
-      },
-    };
-    log(
-      `${n} node(s): ${level.committedPerS}/s committed, ${level.fannedOutPerS}/s fanned out everywhere, p50 ${level.latencyMs.p50} ms p99 ${level.latencyMs.p99} ms, ` +
-        `per node ${level.perNode.map((p) => p.requests).join('/')}, missing ${missing.join('/')}, ${level.cpu.usPerTransition} µs CPU/transition; ` +
-        `persisted: ${level.persisted.ackedInLog} of ${level.persisted.acked} acked transitions in the log (${level.persisted.rows} rows)`,
+      o,
+      log,
     );
-    return level;
   } finally {
     for (const s of subs) s.close();
     await nginx?.stop();
@@ -264,19 +206,45 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
   const stop = async () => (await starting.catch(() => null))?.stop();
   const offInterrupt = onInterrupt(stop);
   const levels: WritePathLevel[] = [];
+  let baseline: WritePathLevel | null = null;
   try {
     const cluster = await starting;
     const runId = newRunId();
     for (const n of o.nodes) {
       while (cluster.nodes.length < n) cluster.nodes.push(await cluster.addNode(cluster.nodes.length + 1));
       levels.push(await runLevel(cluster, n, o, runId, args.log));
+      // Next to the level it is compared with, before more nodes join: the two figures come from adjacent
+      // minutes of a machine whose load drifts. Fluxo's node idles meanwhile; its CPU is not counted.
+      if (n === 1 && o.baseline === 'tutorial') {
+        const nodeOptions = env.NODE_OPTIONS;
+        baseline = await measureTutorialStack(
+          cluster,
+          { ...o, loseEvery: o.baselineLose, ...(nodeOptions ? { nodeOptions } : {}) },
+          runId,
+          args.log,
+        );
+      }
     }
+    if (o.baseline === 'tutorial' && !baseline)
+      args.log(`${TUTORIAL_ID} skipped: it is compared with the 1-node level, and --nodes has none`);
   } finally {
     offInterrupt();
     await stop();
   }
+  const { targets, comparison } = writePathTargets(levels, baseline);
+  const { cpuProfDir: _dir, ...config } = o;
+  return { ...envelope('write-path', config, started, targets), levels, baseline, comparison };
+}
+
+const subjectOf = (l: WritePathLevel) => `${l.server ?? 'fluxo'} ${l.nodes} node${l.nodes > 1 ? 's' : ''}`;
+
+/** Each Fluxo level's targets and guarantee, then the baseline's guarantee and the ratios to it. */
+function writePathTargets(
+  levels: WritePathLevel[],
+  baseline: WritePathLevel | null,
+): { targets: TargetCheck[]; comparison: BaselineComparison | null } {
   const targets: TargetCheck[] = levels.flatMap((l) => {
-    const subject = `fluxo ${l.nodes} node${l.nodes > 1 ? 's' : ''}`;
+    const subject = subjectOf(l);
     // Missing events already lower fannedOutPerS: it counts only transitions that reached every node.
     return [
       check(subject, 'transitions/s persisted and fanned out', l.fannedOutPerS, TARGET_PER_S, { atLeast: true, unit: '/s' }),
@@ -284,16 +252,22 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
       l.committed > 0
         ? check(subject, 'p99 latency', l.latencyMs.p99, TARGET_P99_MS, { unit: 'ms' })
         : { ...check(subject, 'p99 latency', 0, TARGET_P99_MS, { unit: 'ms' }), actual: 'no transition committed', met: false },
+      guaranteeCheck(subject, l),
     ];
   });
-  const { cpuProfDir: _dir, ...config } = o;
-  return { ...envelope('write-path', config, started, targets), levels };
+  const one = levels.find((l) => l.nodes === 1);
+  if (!baseline || !one) return { targets, comparison: null };
+  const compared = compareWithBaseline(one, baseline, baseline.server ?? TUTORIAL_ID);
+  return { targets: [...targets, guaranteeCheck(subjectOf(baseline), baseline), ...compared.targets], comparison: compared.comparison };
 }
 
 const ms = (x: number) => x.toFixed(1);
 
 function rows(r: WritePathResult): string[][] {
-  return r.levels.map((l) => [
+  // The baseline under the level it is compared with, in the order they were measured.
+  const measured = r.levels.flatMap((l) => (l.nodes === 1 && r.baseline ? [l, r.baseline] : [l]));
+  return measured.map((l) => [
+    l.server ?? 'fluxo',
     String(l.nodes),
     l.committedPerS.toLocaleString('en'),
     l.fannedOutPerS.toLocaleString('en'),
@@ -317,9 +291,21 @@ function rows(r: WritePathResult): string[][] {
   ]);
 }
 
+/** The ratios to the baseline, in words, under the table. */
+function comparisonNotes(r: WritePathResult): string[] {
+  const c = r.comparison;
+  if (!c) return [];
+  const x = (v: number | null) => (v === null ? 'n/a' : `${v.toFixed(2)}×`);
+  return [
+    `fluxo 1 node / ${c.baseline}, measured one after the other in this run: ${x(c.throughputRatio)} the transitions/s ` +
+      `(target ≥ ${TARGET_THROUGHPUT_RATIO}×), ${x(c.cpuRatio)} the server CPU per transition (target ≤ ${TARGET_CPU_RATIO}×); ` +
+      `CPU summed over the same parts on both sides: ${c.cpuParts.join(', ')}.`,
+  ];
+}
+
 export const writePath: Suite<WritePathResult> = {
   name: 'write-path',
-  summary: 'HTTP transitions through nginx to 1–3 nodes: persisted to Postgres and fanned out, per second and p99',
+  summary: 'HTTP transitions through nginx to 1–3 nodes and a hand-built tutorial stack: persisted, fanned out, p99, CPU',
   usage: USAGE,
   run,
   section: (r) => ({
@@ -330,8 +316,12 @@ export const writePath: Suite<WritePathResult> = {
       '"fanned out/s" counts the transitions acked *and* received on every node. Latency is the HTTP round trip',
       '(commit included); fan-out p99 is commit to receipt per subscriber. CPU: µs per transition over all server',
       'processes (nodes, nginx, Postgres, Redis, from /proc), and % of one core per part (the load generator in brackets).',
+      `${TUTORIAL_ID}: the same load, checks and CPU accounting against the server users write by hand, on the same`,
+      'Postgres (a database of its own) and Redis behind an nginx of its own, right after the 1-node level (its "per node":',
+      'the responses the load generator counted; it has no /metrics).',
     ],
     head: [
+      'server',
       'nodes',
       'committed/s',
       'fanned out/s',
@@ -346,6 +336,19 @@ export const writePath: Suite<WritePathResult> = {
       'µs CPU/tr',
       'CPU % (load gen)',
     ],
+    left: 2,
     rows: rows(r),
+    ...(r.baseline
+      ? {
+          legend: {
+            title: 'Servers',
+            entries: [
+              ['fluxo', 'Fluxo nodes (uWS, group commit, limiter, metrics) behind nginx ip_hash'],
+              [TUTORIAL_ID, TUTORIAL_LABEL],
+            ],
+          },
+        }
+      : {}),
+    notes: comparisonNotes(r),
   }),
 };

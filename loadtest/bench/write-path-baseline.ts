@@ -1,0 +1,94 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import postgres from 'postgres';
+import { CLUSTER_SECRET, type ClusterHandle, type NginxHandle, startNginx } from '../../test/harness/cluster.js';
+import { token } from '../../test/harness/node.js';
+import { freePort } from '../../test/harness/ports.js';
+import { runTenant } from '../setup.js';
+import { launch, stopper } from './engines.js';
+import { ackedInLog, seedBoard } from './servers/tutorial-schema.js';
+import { balancedAddresses, type Subscriber, subscribe } from './write-path-load.js';
+import { infraRoots, type LoadShape, measureLevel, userTokens, type WritePathLevel } from './write-path-measure.js';
+
+/**
+ * The write path's baseline: servers/tutorial-stack.ts, the server users write by hand, started
+ * beside the Fluxo cluster and measured the way Fluxo's one node is — behind its own nginx (the
+ * shipped config), on the same Redis and the same Postgres (its own database there), under the
+ * same load, with the same checks and the same kinds of process trees counted for CPU.
+ */
+
+export const TUTORIAL_ID = 'tutorial-stack';
+export const TUTORIAL_LABEL =
+  'the Socket.IO + Postgres tutorial server: node:http, postgres.js (default pool), jose per request, one transaction per transition ' +
+  '(SELECT … FOR UPDATE, version check, UPDATE, INSERT event), then io.to(room).emit to 3 rooms via @socket.io/redis-adapter (Socket.IO on ws)';
+
+const NODE_ID = 'tutorial-1';
+const script = fileURLToPath(new URL('./servers/tutorial-stack.ts', import.meta.url));
+
+export interface BaselineOptions extends LoadShape {
+  users: number;
+  processes: number;
+  sources: number;
+  /** Self-check: the server skips the emits of every Nth committed transition (0: none). */
+  loseEvery: number;
+  /** Passed to the server as NODE_OPTIONS (a CPU profile), when set. */
+  nodeOptions?: string;
+}
+
+export async function measureTutorialStack(
+  cluster: ClusterHandle,
+  o: BaselineOptions,
+  run: string,
+  log: (l: string) => void,
+): Promise<WritePathLevel> {
+  const redis = cluster.redis;
+  if (!redis) throw new Error(`${TUTORIAL_ID}: needs one redis-server (the cluster has a Redis Cluster)`);
+  // A database of its own on Fluxo's Postgres: the same server and settings, none of Fluxo's tables.
+  const database = `tutorial_${run}`;
+  const admin = postgres(cluster.postgres.url, { max: 1, onnotice: () => {} });
+  await admin`CREATE DATABASE ${admin(database)}`.finally(() => admin.end({ timeout: 1 }));
+  const dbUrl = new URL(cluster.postgres.url);
+  dbUrl.pathname = `/${database}`;
+
+  const port = await freePort();
+  const env: Record<string, string> = {
+    PORT: String(port),
+    NODE_ID,
+    DATABASE_URL: dbUrl.href,
+    REDIS_URL: redis.url,
+    JWT_SECRET: CLUSTER_SECRET,
+    ...(o.loseEvery > 0 ? { LOSE_EVERY: String(o.loseEvery) } : {}),
+    ...(o.nodeOptions ? { NODE_OPTIONS: o.nodeOptions } : {}),
+  };
+  const child = await launch(script, env, `http://127.0.0.1:${port}/health`);
+  const nginxDir = join(cluster.dir, 'nginx-tutorial');
+  let nginx: NginxHandle | null = null;
+  let sub: Subscriber | null = null;
+  const db = postgres(dbUrl.href, { max: 1, onnotice: () => {} });
+  try {
+    nginx = await startNginx(nginxDir, [`127.0.0.1:${port}`]);
+    const tenant = runTenant(run, 0);
+    const processes = await seedBoard(db, tenant, o.processes);
+    const localAddresses = (await balancedAddresses(nginx.url, [NODE_ID], o.sources)).get(NODE_ID)!;
+    const viewer = await token({ sub: `wp-sub-${NODE_ID}`, tid: tenant, role: 'viewer', secret: CLUSTER_SECRET });
+    // Straight to the node, as Fluxo's subscribers are.
+    sub = await subscribe(NODE_ID, `http://127.0.0.1:${port}`, viewer);
+    return await measureLevel(
+      {
+        server: TUTORIAL_ID,
+        nodes: [NODE_ID],
+        load: { url: nginx.url, tokens: await userTokens(tenant, o.users, o.connections), processes, localAddresses },
+        subscribers: [sub],
+        roots: { [NODE_ID]: child.pid!, ...(await infraRoots(nginxDir, redis.port, cluster.postgres.url)) },
+        inLog: (acked) => ackedInLog(db, tenant, acked),
+      },
+      o,
+      log,
+    );
+  } finally {
+    sub?.close();
+    await nginx?.stop();
+    await db.end({ timeout: 1 });
+    await stopper(child)();
+  }
+}
