@@ -3,17 +3,17 @@ import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { FluxoEvent, TransitionRequest, TransitionResult } from '../../shared/protocol.js';
 import { movesFrom } from '../../shared/workflow-moves.js';
 import { AppError } from '../errors.js';
+import type { Db } from './db.js';
 import { type EventDraft, stampEvents } from './event-stamps.js';
 import type { Outcome } from './group-commit.js';
-import { toEvent, toProcess } from './rows.js';
+import { roomsOf, toEvent, toProcess } from './rows.js';
 import { events, idempotencyKeys, processes, workflows } from './schema.js';
-import type { Db } from './sql-store.js';
 import type { Actor, CustomEventInput } from './store.js';
 
 /** A write that goes through group commit. */
-export type WriteItem =
-  | { kind: 'append'; tenant: string; inputs: ResolvedAppend[] }
-  | { kind: 'transition'; actor: Actor; req: TransitionRequest };
+export type WriteItem = AppendItem | TransitionItem;
+type AppendItem = { kind: 'append'; tenant: string; inputs: ResolvedAppend[] };
+type TransitionItem = { kind: 'transition'; actor: Actor; req: TransitionRequest };
 
 /** A custom event whose room was already parsed. */
 export interface ResolvedAppend extends Omit<CustomEventInput, 'tenant'> {
@@ -26,17 +26,51 @@ export type WriteResult = { kind: 'append'; events: FluxoEvent[] } | { kind: 'tr
 type StoredResult = Omit<TransitionResult, 'replayed'>;
 type ProcessRow = typeof processes.$inferSelect;
 
-const key = (tenant: string, id: string) => `${tenant}\0${id}`;
-
-function roomsOf(processId: string, workflowId: string): string[] {
-  return [`process:${processId}`, `workflow:${workflowId}`, 'tenant'];
+/** What the steps of one batch share: its items and each item's outcome once decided. */
+interface Batch {
+  readonly items: readonly WriteItem[];
+  readonly outcomes: (Outcome<WriteResult> | undefined)[];
+  /** Item → the earlier item with the same (tenant, requestId), whose outcome it gets. */
+  readonly followers: Map<number, number>;
+  /** Items whose request id this batch claimed. */
+  readonly claimed: Set<number>;
 }
+
+interface Claim {
+  tenantId: string;
+  requestId: string;
+  index: number;
+}
+
+/** The processes the batch's transitions touch, as the batch leaves them. */
+interface Touched {
+  /** By key(tenant, id): the locked rows, replaced by their next state as transitions apply. */
+  readonly rows: Map<string, ProcessRow>;
+  /** Allowed moves of their workflows, by key(tenant, workflowId). */
+  readonly flows: Map<string, Record<string, string[]>>;
+  /** Keys of the rows that moved. */
+  readonly moved: Set<string>;
+}
+
+/** An event to insert, for the item at `index`; `process` is the moved row of a transition. */
+interface PendingEvent {
+  index: number;
+  tenant: string;
+  values: EventDraft;
+  process?: ProcessRow;
+}
+
+const key = (tenant: string, id: string) => `${tenant}\0${id}`;
 
 /** `(tenant_id, col) IN …` for pairs, grouped by tenant so each group can use the primary key. */
 function pairsIn(tenantCol: PgColumn, idCol: PgColumn, pairs: [string, string][]): SQL {
   const byTenant = new Map<string, string[]>();
   for (const [t, id] of pairs) byTenant.set(t, [...(byTenant.get(t) ?? []), id]);
   return or(...[...byTenant].map(([t, ids]) => and(eq(tenantCol, t), inArray(idCol, [...new Set(ids)]))))!;
+}
+
+function fail(batch: Batch, i: number, error: AppError): void {
+  batch.outcomes[i] = { ok: false, error };
 }
 
 /**
@@ -50,100 +84,124 @@ function pairsIn(tenantCol: PgColumn, idCol: PgColumn, pairs: [string, string][]
  * alone).
  */
 export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<WriteResult>[]> {
-  const outcomes: (Outcome<WriteResult> | undefined)[] = items.map(() => undefined);
-  const fail = (i: number, error: AppError) => {
-    outcomes[i] = { ok: false, error };
-  };
+  const batch: Batch = { items, outcomes: items.map(() => undefined), followers: new Map(), claimed: new Set() };
+  await claimRequestIds(tx, batch);
+  const touched = await lockProcesses(tx, batch);
+  const pending = decide(batch, touched);
+  await updateProcesses(tx, touched);
+  const inserted = await insertEvents(tx, pending);
+  const stored = settle(batch, pending, inserted);
+  await finishClaims(tx, batch, stored);
+  followLeaders(batch);
+  return batch.outcomes.map((o) => o ?? { ok: false, error: new Error('batch commit: item left without an outcome') });
+}
 
-  // 1. Idempotency. Within the batch, a repeated (tenant, requestId) follows its first occurrence.
+/** The request ids to claim, one per (tenant, requestId); a repeat within the batch follows its first occurrence. */
+function claimsOf(batch: Batch): Claim[] {
   const leaderOf = new Map<string, number>();
-  const followers: [number, number][] = [];
-  const claims: { tenantId: string; requestId: string; index: number }[] = [];
-  items.forEach((item, i) => {
+  const claims: Claim[] = [];
+  batch.items.forEach((item, i) => {
     if (item.kind !== 'transition' || !item.req.requestId) return;
     const k = key(item.actor.tenant, item.req.requestId);
     const leader = leaderOf.get(k);
-    if (leader !== undefined) followers.push([i, leader]);
+    if (leader !== undefined) batch.followers.set(i, leader);
     else {
       leaderOf.set(k, i);
       claims.push({ tenantId: item.actor.tenant, requestId: item.req.requestId, index: i });
     }
   });
-  const isFollower = new Set(followers.map(([f]) => f));
-  claims.sort((a, b) => (a.tenantId === b.tenantId ? (a.requestId < b.requestId ? -1 : 1) : a.tenantId < b.tenantId ? -1 : 1));
-  const claimed = new Set<number>();
-  if (claims.length > 0) {
-    const got = await tx
-      .insert(idempotencyKeys)
-      .values(claims.map((c) => ({ tenantId: c.tenantId, requestId: c.requestId, result: null })))
-      .onConflictDoNothing()
-      .returning({ tenantId: idempotencyKeys.tenantId, requestId: idempotencyKeys.requestId });
-    const mine = new Set(got.map((r) => key(r.tenantId, r.requestId)));
-    const taken = claims.filter((c) => !mine.has(key(c.tenantId, c.requestId)));
-    for (const c of claims) if (mine.has(key(c.tenantId, c.requestId))) claimed.add(c.index);
-    if (taken.length > 0) {
-      const stored = await tx
-        .select({ tenantId: idempotencyKeys.tenantId, requestId: idempotencyKeys.requestId, result: idempotencyKeys.result })
-        .from(idempotencyKeys)
-        .where(
-          pairsIn(
-            idempotencyKeys.tenantId,
-            idempotencyKeys.requestId,
-            taken.map((c) => [c.tenantId, c.requestId]),
-          ),
-        );
-      const byKey = new Map(stored.map((s) => [key(s.tenantId, s.requestId), s.result as StoredResult | null]));
-      for (const c of taken) {
-        const result = byKey.get(key(c.tenantId, c.requestId));
-        if (result) outcomes[c.index] = { ok: true, value: { kind: 'transition', result: { ...result, replayed: true } } };
-        // Claimed by a write not committed yet (or whose result is not stored): retryable, unlike `conflict`.
-        else fail(c.index, new AppError('request_in_progress'));
-      }
-    }
-  }
+  // Key order: two batches inserting the same keys in different orders could deadlock.
+  return claims.sort((a, b) => (a.tenantId === b.tenantId ? (a.requestId < b.requestId ? -1 : 1) : a.tenantId < b.tenantId ? -1 : 1));
+}
 
-  // 2. Lock and read what the transitions touch.
-  const todo = items
-    .map((item, i) => ({ item, i }))
-    .filter((x): x is { item: Extract<WriteItem, { kind: 'transition' }>; i: number } => x.item.kind === 'transition')
-    .filter(({ i }) => outcomes[i] === undefined && !isFollower.has(i));
-  const rows = new Map<string, ProcessRow>();
-  const flows = new Map<string, Record<string, string[]>>();
-  if (todo.length > 0) {
-    const locked = await tx
-      .select()
-      .from(processes)
-      .where(
-        pairsIn(
-          processes.tenantId,
-          processes.id,
-          todo.map(({ item }) => [item.actor.tenant, item.req.processId]),
-        ),
-      )
-      .orderBy(asc(processes.tenantId), asc(processes.id))
-      .for('update');
-    for (const r of locked) rows.set(key(r.tenantId, r.id), r);
-    if (locked.length > 0) {
-      const wfs = await tx
-        .select({ tenantId: workflows.tenantId, id: workflows.id, transitions: workflows.transitions })
-        .from(workflows)
-        .where(
-          pairsIn(
-            workflows.tenantId,
-            workflows.id,
-            locked.map((r) => [r.tenantId, r.workflowId]),
-          ),
-        );
-      for (const w of wfs) flows.set(key(w.tenantId, w.id), w.transitions);
-    }
+/**
+ * Step 1, idempotency: claims the request ids with placeholder rows. An item whose key is already
+ * taken gets the stored result as a replay, or request_in_progress while it has none.
+ */
+async function claimRequestIds(tx: Db, batch: Batch): Promise<void> {
+  const claims = claimsOf(batch);
+  if (claims.length === 0) return;
+  const got = await tx
+    .insert(idempotencyKeys)
+    .values(claims.map((c) => ({ tenantId: c.tenantId, requestId: c.requestId, result: null })))
+    .onConflictDoNothing()
+    .returning({ tenantId: idempotencyKeys.tenantId, requestId: idempotencyKeys.requestId });
+  const mine = new Set(got.map((r) => key(r.tenantId, r.requestId)));
+  const taken = claims.filter((c) => !mine.has(key(c.tenantId, c.requestId)));
+  for (const c of claims) if (mine.has(key(c.tenantId, c.requestId))) batch.claimed.add(c.index);
+  if (taken.length === 0) return;
+  const stored = await tx
+    .select({ tenantId: idempotencyKeys.tenantId, requestId: idempotencyKeys.requestId, result: idempotencyKeys.result })
+    .from(idempotencyKeys)
+    .where(
+      pairsIn(
+        idempotencyKeys.tenantId,
+        idempotencyKeys.requestId,
+        taken.map((c) => [c.tenantId, c.requestId]),
+      ),
+    );
+  const byKey = new Map(stored.map((s) => [key(s.tenantId, s.requestId), s.result as StoredResult | null]));
+  for (const c of taken) {
+    const result = byKey.get(key(c.tenantId, c.requestId));
+    if (result) batch.outcomes[c.index] = { ok: true, value: { kind: 'transition', result: { ...result, replayed: true } } };
+    // Claimed by a write not committed yet (or whose result is not stored): retryable, unlike `conflict`.
+    else fail(batch, c.index, new AppError('request_in_progress'));
   }
+}
 
-  // 3. Decide, in arrival order, against the state left by earlier items of the batch.
+/** Step 2: locks the processes the undecided transitions move, and reads their workflows' moves. */
+async function lockProcesses(tx: Db, batch: Batch): Promise<Touched> {
+  const touched: Touched = { rows: new Map(), flows: new Map(), moved: new Set() };
+  const pairs: [string, string][] = [];
+  batch.items.forEach((item, i) => {
+    if (item.kind === 'transition' && batch.outcomes[i] === undefined && !batch.followers.has(i)) {
+      pairs.push([item.actor.tenant, item.req.processId]);
+    }
+  });
+  if (pairs.length === 0) return touched;
+  const locked = await tx
+    .select()
+    .from(processes)
+    .where(pairsIn(processes.tenantId, processes.id, pairs))
+    .orderBy(asc(processes.tenantId), asc(processes.id))
+    .for('update');
+  for (const r of locked) touched.rows.set(key(r.tenantId, r.id), r);
+  if (locked.length === 0) return touched;
+  const wfs = await tx
+    .select({ tenantId: workflows.tenantId, id: workflows.id, transitions: workflows.transitions })
+    .from(workflows)
+    .where(
+      pairsIn(
+        workflows.tenantId,
+        workflows.id,
+        locked.map((r) => [r.tenantId, r.workflowId]),
+      ),
+    );
+  for (const w of wfs) touched.flows.set(key(w.tenantId, w.id), w.transitions);
+  return touched;
+}
+
+/** Why `req` may not move `row` (null: it may). */
+function refusal(row: ProcessRow, allowed: Record<string, string[]> | undefined, req: TransitionRequest): AppError | null {
+  if (req.expectedVersion !== undefined && req.expectedVersion !== row.version) {
+    return new AppError('version_conflict', undefined, { current: toProcess(row) });
+  }
+  if (!allowed) return new AppError('not_found', 'No such workflow.');
+  if (!movesFrom(allowed, row.stage).includes(req.to)) {
+    return new AppError('invalid_transition', `The workflow does not allow ${row.stage} → ${req.to}.`);
+  }
+  return null;
+}
+
+/**
+ * Step 3, in memory: decides every undecided item in arrival order, each transition against the
+ * state the earlier ones left, and drafts the events of those that go ahead.
+ */
+function decide(batch: Batch, touched: Touched): PendingEvent[] {
   const now = new Date();
-  const pending: { index: number; tenant: string; values: EventDraft; process?: ProcessRow }[] = [];
-  const dirty = new Set<string>();
-  for (const [i, item] of items.entries()) {
-    if (outcomes[i] !== undefined || isFollower.has(i)) continue;
+  const pending: PendingEvent[] = [];
+  for (const [i, item] of batch.items.entries()) {
+    if (batch.outcomes[i] !== undefined || batch.followers.has(i)) continue;
     if (item.kind === 'append') {
       for (const input of item.inputs) {
         pending.push({
@@ -163,16 +221,16 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
     }
     const { actor, req } = item;
     const k = key(actor.tenant, req.processId);
-    const row = rows.get(k);
-    const allowed = row && flows.get(key(actor.tenant, row.workflowId));
-    if (!row) fail(i, new AppError('not_found', 'No such process.'));
-    else if (req.expectedVersion !== undefined && req.expectedVersion !== row.version) {
-      fail(i, new AppError('version_conflict', undefined, { current: toProcess(row) }));
-    } else if (!allowed) fail(i, new AppError('not_found', 'No such workflow.'));
-    else if (!movesFrom(allowed, row.stage).includes(req.to)) {
-      fail(i, new AppError('invalid_transition', `The workflow does not allow ${row.stage} → ${req.to}.`));
+    const row = touched.rows.get(k);
+    if (!row) {
+      fail(batch, i, new AppError('not_found', 'No such process.'));
+      continue;
     }
-    if (!row || outcomes[i] !== undefined) continue;
+    const refused = refusal(row, touched.flows.get(key(actor.tenant, row.workflowId)), req);
+    if (refused) {
+      fail(batch, i, refused);
+      continue;
+    }
     const next: ProcessRow = {
       ...row,
       stage: req.to,
@@ -180,8 +238,8 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
       data: { ...row.data, ...(req.data ?? {}) },
       updatedAt: now,
     };
-    rows.set(k, next);
-    dirty.add(k);
+    touched.rows.set(k, next);
+    touched.moved.add(k);
     pending.push({
       index: i,
       tenant: actor.tenant,
@@ -199,28 +257,37 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
       },
     });
   }
+  return pending;
+}
 
-  // 4. Final state of every moved process, one statement.
-  if (dirty.size > 0) {
-    const values = [...dirty].map((k) => {
-      const r = rows.get(k)!;
-      return sql`(${r.tenantId}, ${r.id}, ${r.stage}, ${r.version}::int, ${JSON.stringify(r.data)}::jsonb, ${r.updatedAt.toISOString()}::timestamptz)`;
-    });
-    await tx.execute(sql`UPDATE processes AS p SET stage = v.stage, version = v.version, data = v.data, updated_at = v.updated_at
-      FROM (VALUES ${sql.join(values, sql`, `)}) AS v(tenant_id, id, stage, version, data, updated_at)
-      WHERE p.tenant_id = v.tenant_id AND p.id = v.id`);
-  }
+/** Step 4: the final state of every moved process, in one statement. */
+async function updateProcesses(tx: Db, touched: Touched): Promise<void> {
+  if (touched.moved.size === 0) return;
+  const values = [...touched.moved].map((k) => {
+    const r = touched.rows.get(k)!;
+    return sql`(${r.tenantId}, ${r.id}, ${r.stage}, ${r.version}::int, ${JSON.stringify(r.data)}::jsonb, ${r.updatedAt.toISOString()}::timestamptz)`;
+  });
+  await tx.execute(sql`UPDATE processes AS p SET stage = v.stage, version = v.version, data = v.data, updated_at = v.updated_at
+    FROM (VALUES ${sql.join(values, sql`, `)}) AS v(tenant_id, id, stage, version, data, updated_at)
+    WHERE p.tenant_id = v.tenant_id AND p.id = v.id`);
+}
 
-  // 5. Last: ids and room offsets (see event-stamps.ts), then all events in one insert.
+/** Step 5, last: ids and room offsets (see event-stamps.ts), then all events in one insert; in `pending` order. */
+async function insertEvents(tx: Db, pending: PendingEvent[]): Promise<FluxoEvent[]> {
   const inserted: FluxoEvent[] = [];
-  if (pending.length > 0) {
-    const rowsToInsert = await stampEvents(tx, pending);
-    const back = await tx.insert(events).values(rowsToInsert).returning();
-    const byKey = new Map(back.map((r) => [key(r.tenantId, String(r.id)), toEvent(r)]));
-    for (const r of rowsToInsert) inserted.push(byKey.get(key(r.tenantId, String(r.id)))!);
-  }
+  if (pending.length === 0) return inserted;
+  const rowsToInsert = await stampEvents(tx, pending);
+  const back = await tx.insert(events).values(rowsToInsert).returning();
+  const byKey = new Map(back.map((r) => [key(r.tenantId, String(r.id)), toEvent(r)]));
+  for (const r of rowsToInsert) inserted.push(byKey.get(key(r.tenantId, String(r.id)))!);
+  return inserted;
+}
 
-  // 6. Results: appends get their events in order; transitions their own process version.
+/**
+ * Step 6: appends get their events in order, transitions their own process version. Returns the
+ * results to store under the transitions' request ids, by item.
+ */
+function settle(batch: Batch, pending: PendingEvent[], inserted: FluxoEvent[]): Map<number, StoredResult> {
   const stored = new Map<number, StoredResult>();
   pending.forEach((p, n) => {
     const event = inserted[n]!;
@@ -228,19 +295,22 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
       stored.set(p.index, { process: toProcess(p.process), event });
       return;
     }
-    const o = outcomes[p.index];
+    const o = batch.outcomes[p.index];
     if (o?.ok && o.value.kind === 'append') o.value.events.push(event);
-    else outcomes[p.index] = { ok: true, value: { kind: 'append', events: [event] } };
+    else batch.outcomes[p.index] = { ok: true, value: { kind: 'append', events: [event] } };
   });
   for (const [index, result] of stored)
-    outcomes[index] = { ok: true, value: { kind: 'transition', result: { ...result, replayed: false } } };
+    batch.outcomes[index] = { ok: true, value: { kind: 'transition', result: { ...result, replayed: false } } };
+  return stored;
+}
 
-  // 7. Keys: store results of what committed; release claims of what failed (as a rollback would).
-  const done = [...claimed].filter((i) => stored.has(i));
-  const released = [...claimed].filter((i) => !stored.has(i));
+/** Step 7: stores the results of the claims that committed; releases those that failed, as a rollback would. */
+async function finishClaims(tx: Db, batch: Batch, stored: Map<number, StoredResult>): Promise<void> {
+  const done = [...batch.claimed].filter((i) => stored.has(i));
+  const released = [...batch.claimed].filter((i) => !stored.has(i));
   if (done.length > 0) {
     const values = done.map((i) => {
-      const item = items[i] as Extract<WriteItem, { kind: 'transition' }>;
+      const item = batch.items[i] as TransitionItem;
       return sql`(${item.actor.tenant}, ${item.req.requestId!}, ${JSON.stringify(stored.get(i))}::jsonb)`;
     });
     await tx.execute(sql`UPDATE idempotency_keys AS k SET result = v.result
@@ -253,20 +323,21 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
         idempotencyKeys.tenantId,
         idempotencyKeys.requestId,
         released.map((i) => {
-          const item = items[i] as Extract<WriteItem, { kind: 'transition' }>;
+          const item = batch.items[i] as TransitionItem;
           return [item.actor.tenant, item.req.requestId!];
         }),
       ),
     );
   }
+}
 
-  // Followers: the leader's outcome, as a replay when it succeeded.
-  for (const [f, leader] of followers) {
-    const o = outcomes[leader];
-    outcomes[f] =
+/** Step 8: a repeated request id gets its first occurrence's outcome, as a replay when it succeeded. */
+function followLeaders(batch: Batch): void {
+  for (const [f, leader] of batch.followers) {
+    const o = batch.outcomes[leader];
+    batch.outcomes[f] =
       o?.ok && o.value.kind === 'transition'
         ? { ok: true, value: { kind: 'transition', result: { ...o.value.result, replayed: true } } }
         : o;
   }
-  return outcomes.map((o) => o ?? { ok: false, error: new Error('batch commit: item left without an outcome') });
 }

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
+import type { Db } from './db.js';
 import { rowsOf } from './rows.js';
 import type { events } from './schema.js';
-import type { Db } from './sql-store.js';
 
 type EventInsert = typeof events.$inferInsert;
 /** An event before it has an id and its room offsets. */

@@ -2,9 +2,10 @@ import { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import type { Db, StoreLogger } from './db.js';
 import type { MigrationClient } from './migrator.js';
 import { schema } from './schema.js';
-import { type Backend, type Db, SqlStore, type StoreLogger } from './sql-store.js';
+import { type Backend, SqlStore } from './sql-store.js';
 import type { Store } from './store.js';
 
 export { SqlStore } from './sql-store.js';
@@ -19,8 +20,12 @@ export interface CreateStoreOptions {
   pgliteDir?: string;
   /** Connections per Postgres pool (primary and each replica). @default 10 */
   poolSize?: number;
-  /** See SqlStoreOptions.readYourWritesMs. @default 0 */
-  readYourWritesMs?: number;
+  /**
+   * @deprecated Ignored, and only 0 is accepted: the store no longer sends a tenant's reads to the
+   * primary after a write. Read-your-writes is per user, decided by WorkflowService (`fresh`).
+   * Remove once server/app.ts stops passing it.
+   */
+  readYourWritesMs?: 0;
   logger?: StoreLogger;
   /** Directory of the SQL migrations. @default <repo>/migrations */
   migrationsDir?: string;
@@ -50,7 +55,7 @@ export interface SessionTimeouts {
   /**
    * `idle_in_transaction_session_timeout`: a session idle this long inside a transaction — its
    * node frozen or cut off mid-transaction — is ended by the server, releasing its locks. Also the
-   * limit after which nodes end a session stuck mid-statement (SqlStore.endStuckSessions). @default 3000
+   * limit after which nodes end a session stuck mid-statement (stuck-sessions.ts). @default 3000
    */
   idleInTransactionTimeoutMs?: number;
 }
@@ -68,7 +73,6 @@ export const STORE_DEFAULTS = {
 export async function createStore(opts: CreateStoreOptions = {}): Promise<SqlStore & Store> {
   const backend = opts.databaseUrl ? postgresBackend(opts.databaseUrl, opts) : await pgliteBackend(opts.pgliteDir);
   return new SqlStore(backend, {
-    readYourWritesMs: opts.readYourWritesMs,
     logger: opts.logger,
     migrationsDir: opts.migrationsDir,
     replicaMaxLagMs: opts.replicaMaxLagMs,
@@ -76,7 +80,7 @@ export async function createStore(opts: CreateStoreOptions = {}): Promise<SqlSto
     // Deadlines for Postgres only: an embedded PGlite cannot become unreachable.
     writeTimeoutMs: backend.kind === 'postgres' ? (opts.writeTimeoutMs ?? STORE_DEFAULTS.writeTimeoutMs) : undefined,
     replicaTimeoutMs: opts.replicaTimeoutMs ?? STORE_DEFAULTS.replicaTimeoutMs,
-    // The idle timeout's counterpart for sessions frozen mid-statement (see SqlStore.endStuckSessions).
+    // The idle timeout's counterpart for sessions frozen mid-statement (see stuck-sessions.ts).
     stuckSessionMs: opts.session?.idleInTransactionTimeoutMs ?? STORE_DEFAULTS.idleInTransactionTimeoutMs,
     // PGlite runs one query at a time; a Postgres pool can build the next batch while one commits.
     commitConcurrency: backend.kind === 'postgres' ? 2 : 1,
@@ -153,7 +157,7 @@ function postgresBackend(url: string, opts: CreateStoreOptions): Backend {
   return {
     kind: 'postgres',
     primary: drizzlePostgres({ client: primary, schema }) as unknown as Db,
-    // Replicas are routed by SqlStore.read (health, fallback, read-your-writes) rather than drizzle's
+    // Replicas are routed by ReadRouter (health, lag, fallback, `fresh`) rather than drizzle's
     // withReplicas, which picks at random and cannot tell which replica failed.
     replicas: replicas.map((client) => drizzlePostgres({ client, schema }) as unknown as Db),
     migrations,

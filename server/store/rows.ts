@@ -1,4 +1,5 @@
 import type { FluxoEvent, Process, Workflow } from '../../shared/protocol.js';
+import { roomOf } from '../../shared/rooms.js';
 import { AppError } from '../errors.js';
 import type { events, processes, workflows } from './schema.js';
 
@@ -37,6 +38,11 @@ export function toEvent(row: typeof events.$inferSelect): FluxoEvent {
   };
 }
 
+/** The `rooms` of every event of a process: its own room, its workflow's, then the tenant's. */
+export function roomsOf(processId: string, workflowId: string): string[] {
+  return [roomOf.process(processId), roomOf.workflow(workflowId), roomOf.tenant()];
+}
+
 /** Keyset position of a process list: (created_at, id) of the last item, newest first. */
 export interface PageKey {
   createdAt: string;
@@ -65,46 +71,6 @@ export function decodeCursor(cursor: string): PageKey {
     // fall through: a cursor we did not make
   }
   throw new AppError('bad_request', 'The cursor is not valid.');
-}
-
-/** First instant (UTC) of the month `offset` months after the month of `at`. */
-export function monthStart(at: Date, offset = 0): Date {
-  return new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth() + offset, 1));
-}
-
-/** `events_2026_11` for November 2026 (UTC). */
-export function partitionName(start: Date): string {
-  return `events_${start.getUTCFullYear()}_${String(start.getUTCMonth() + 1).padStart(2, '0')}`;
-}
-
-const PARTITION = /^events_(\d{4})_(\d{2})$/;
-
-/** The month range of a monthly partition name, or null for any other table (e.g. events_default). */
-export function partitionRange(name: string): { from: Date; to: Date } | null {
-  const m = PARTITION.exec(name);
-  if (!m) return null;
-  const month = Number(m[2]);
-  if (month < 1 || month > 12) return null;
-  const from = new Date(Date.UTC(Number(m[1]), month - 1, 1));
-  return { from, to: monthStart(from, 1) };
-}
-
-/** `now` minus `months` calendar months (day clamped to the target month's length), UTC. */
-export function monthsBefore(now: Date, months: number): Date {
-  const y = now.getUTCFullYear();
-  const m = now.getUTCMonth() - months;
-  const lastDay = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
-  return new Date(
-    Date.UTC(
-      y,
-      m,
-      Math.min(now.getUTCDate(), lastDay),
-      now.getUTCHours(),
-      now.getUTCMinutes(),
-      now.getUTCSeconds(),
-      now.getUTCMilliseconds(),
-    ),
-  );
 }
 
 /** Rows of a raw `execute` (PGlite answers `{ rows }`, postgres.js an array). */

@@ -83,7 +83,6 @@ export interface Store {
 
   /** Durable token revocation until `expiresAt`. Idempotent. */
   revokeToken(key: string, expiresAt: Date): Promise<void>;
-  isRevoked(key: string): Promise<boolean>;
   /**
    * Unexpired revocations recorded or extended after `since` (all when null), `revokedAt` by the
    * primary's clock. Read on a healthy replica when there is one, else on the primary.

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../../server/errors.js';
 import { isConnectionError, toStoreError } from '../../server/store/errors.js';
-import { decodeCursor, encodeCursor, monthStart, monthsBefore, partitionName, partitionRange } from '../../server/store/rows.js';
+import { monthStart, monthsBefore, partitionName, partitionRange } from '../../server/store/partitions.js';
+import { decodeCursor, encodeCursor } from '../../server/store/rows.js';
 
 const withCode = (code: string) => Object.assign(new Error(code), { code });
 
