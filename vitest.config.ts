@@ -6,6 +6,15 @@ export default defineConfig({
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], sequence: { groupOrder: 0 } } },
       {
         test: {
+          name: 'types',
+          sequence: { groupOrder: 0 },
+          // Type tests only (tsc, nothing runs): a `@ts-expect-error` that meets no error fails them.
+          // Their own tsconfig checks them and what they import, not the whole tree (`npm run typecheck` does).
+          typecheck: { enabled: true, only: true, include: ['test/types/**/*.test-d.ts'], tsconfig: 'test/types/tsconfig.json' },
+        },
+      },
+      {
+        test: {
           name: 'integration',
           sequence: { groupOrder: 1 },
           include: ['test/integration/**/*.test.ts'],

@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     const [{ formatFanout, runFanout }, { PUBLISH_MODES }, { fanoutHtml }] = await Promise.all([
       import('./fanout.js'),
       import('./publishers.js'),
-      import('./report.js'),
+      import('./report-html.js'),
     ]);
     const mode = values.mode as PublishMode;
     if (!PUBLISH_MODES.includes(mode)) throw new Error(`--mode must be one of ${PUBLISH_MODES.join(', ')}`);

@@ -8,13 +8,20 @@
  * shared/errors.ts are inlined, so the package has no import outside itself but socket.io-client,
  * its one dependency. The package is staged in a temporary directory with the repository's
  * LICENSE, so the source tree gets no build output and two builds at once do not collide.
+ *
+ * The build reads a copy of shared/ in which contract.ts is replaced by its declarations with the
+ * request types written out (scripts/sdk-contract-dts.ts): the SDK imports the contract as types
+ * only, and its declarations must not need zod, which the contract derives those types from. The
+ * copy is under .tmp/ in the repository, where socket.io-client's types resolve. A built file that
+ * still mentions zod fails the build.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'tsdown';
+import { contractDeclarations } from './sdk-contract-dts.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const SDK = resolve(ROOT, 'shared/sdk');
@@ -31,16 +38,19 @@ export interface PackedSdk {
 /** Builds and packs the SDK into `outDir`; resolves with the tarball. */
 export async function packSdk(outDir: string): Promise<PackedSdk> {
   const stage = await mkdtemp(join(tmpdir(), 'fluxo-sdk-'));
+  await mkdir(join(ROOT, '.tmp'), { recursive: true });
+  const sources = await mkdtemp(join(ROOT, '.tmp', 'sdk-src-'));
   try {
+    const sdk = await stageSources(sources);
     await build({
-      cwd: SDK,
+      cwd: sdk,
       config: false,
-      entry: { index: join(SDK, 'index.ts') },
+      entry: { index: join(sdk, 'index.ts') },
       outDir: join(stage, 'dist'),
       format: 'esm',
       platform: 'neutral',
       target: 'es2022',
-      tsconfig: join(SDK, 'tsconfig.json'),
+      tsconfig: join(sdk, 'tsconfig.json'),
       dts: true,
       hash: false,
       fixedExtension: false,
@@ -54,6 +64,9 @@ export async function packSdk(outDir: string): Promise<PackedSdk> {
       // A slow build on a busy machine (parallel tests) is not worth a warning.
       checks: { bundlerTimings: false },
     });
+    for (const file of ['index.js', 'index.d.ts']) {
+      if (/\bzod\b/.test(await readFile(join(stage, 'dist', file), 'utf8'))) throw new Error(`dist/${file} of the SDK mentions zod`);
+    }
     for (const file of ['package.json', 'README.md']) await copyFile(join(SDK, file), join(stage, file));
     await copyFile(join(ROOT, 'LICENSE'), join(stage, 'LICENSE'));
     await mkdir(outDir, { recursive: true });
@@ -68,7 +81,17 @@ export async function packSdk(outDir: string): Promise<PackedSdk> {
     };
   } finally {
     await rm(stage, { recursive: true, force: true });
+    await rm(sources, { recursive: true, force: true });
   }
+}
+
+/** Copies shared/ (and the tsconfig the SDK's extends) into `dir`, contract.ts swapped for its SDK declarations; returns the SDK's folder there. */
+async function stageSources(dir: string): Promise<string> {
+  await cp(join(ROOT, 'shared'), join(dir, 'shared'), { recursive: true });
+  await copyFile(join(ROOT, 'tsconfig.json'), join(dir, 'tsconfig.json'));
+  await rm(join(dir, 'shared/contract.ts'));
+  await writeFile(join(dir, 'shared/contract.d.ts'), contractDeclarations(ROOT));
+  return join(dir, 'shared/sdk');
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {

@@ -14,10 +14,12 @@ try {
   throw err;
 }
 
-const node = await createApp(config).catch((err: unknown) => {
+const cannotStart = (err: unknown): never => {
   process.stderr.write(`fluxo: cannot start — ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(err instanceof ListenError ? ListenError.EXIT_CODE : 1);
-});
+};
+const node = await createApp(config).catch(cannotStart);
+await node.listen().catch(cannotStart);
 
 let draining = false;
 // Last line of defence, never the plan: every entry point (HTTP route, socket event, middleware)
@@ -44,7 +46,7 @@ const stop = (signal: string) => {
   }, config.shutdownGraceMs + 2000);
   hard.unref();
   draining = true;
-  node.shutdown().then(
+  node.close().then(
     () => process.exit(0),
     (err) => {
       node.log.error({ err }, 'shutdown failed');

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { FORBIDDEN_KEYS, MAX_JSON_DEPTH, screenJson } from './json-screen.js';
-import { ROLES } from './protocol.js';
+import { ROLES } from './model.js';
 import { TENANT_ID } from './rooms.js';
 
 // The check runs on the raw input: once parsed into a record, a `__proto__` key would already be
@@ -81,7 +81,13 @@ export const transitionSchema = z
 /** The HTTP body of POST /api/processes/:id/transition (the id comes from the path). */
 export const transitionBodySchema = transitionSchema.omit({ processId: true });
 
-export const subscribeSchema = z.object({ room: z.string().max(160), after: z.number().int().min(0).optional() }).strict();
+export const subscribeSchema = z
+  .object({
+    room: z.string().max(160),
+    /** Replay the room's stored events with an id greater than this (the `id` of your position). */
+    after: z.number().int().min(0).optional(),
+  })
+  .strict();
 export const unsubscribeSchema = z.object({ room: z.string().max(160) }).strict();
 export const presenceUpdateSchema = z
   .object({

@@ -1,7 +1,6 @@
 import { execSync } from 'node:child_process';
 import os from 'node:os';
 import { gitSha } from '../meta.js';
-import type { Section } from '../report.js';
 
 /**
  * One benchmark of `npm run bench`. Each suite parses its own flags, runs Fluxo and its baselines
@@ -161,4 +160,21 @@ export async function alternate<E, T>(
     }
   }
   return all;
+}
+
+/** One bench suite's figures: printed after its run, and its `## …` section of bench/RESULTS.md. */
+export interface Section {
+  title: string;
+  /** How it was measured, above the table (RESULTS.md only). */
+  about?: string[];
+  head: string[];
+  rows: string[][];
+  /** Columns left-aligned in the terminal. @default 1 */
+  left?: number;
+  /** What each engine (or case) of the table is. */
+  legend?: { title: string; entries: [string, string][] };
+  /** Lines below the table and legend, in both. */
+  notes?: string[];
+  /** RESULTS.md: a "### Targets (issue 4)" heading over the targets. */
+  targetsHeading?: boolean;
 }

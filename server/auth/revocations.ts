@@ -1,4 +1,5 @@
 import { AppError } from '../errors.js';
+import { localRevocationBroadcast, type RevocationBroadcast } from './revocation-broadcast.js';
 import type { Principal } from './types.js';
 
 /** A revoked token key as stored: until when it matters and when it was recorded (the primary's clock). */
@@ -29,6 +30,12 @@ export const REVOCATION_POLL_MS = 2_000;
 
 export interface RevocationsOptions {
   store: RevocationStore;
+  /**
+   * Tells the other nodes of each revocation made here, and hears theirs (Redis); `start` listens
+   * before its first read of the store, so nothing falls between.
+   * @default localRevocationBroadcast (a single node)
+   */
+  broadcast?: RevocationBroadcast;
   /**
    * Kept past `exp` because the verifier accepts a token up to JWT_CLOCK_TOLERANCE_S (max 300 s)
    * after it expires.
@@ -61,7 +68,7 @@ const WARN_EVERY_MS = 30_000;
  * working while the primary is down.
  *
  * Kept current three ways: `revoke` on this node records the key at once; with Redis, a revocation
- * on another node arrives through the bus (server/bus/revocations.ts → `markRevoked`) at once; and
+ * on another node arrives through the broadcast (revocation-broadcast.ts → `markRevoked`) at once; and
  * every `pollMs` the node reads the rows recorded since its last read (`revokedSince`, from a replica
  * when one is healthy, else the primary). Hence the bound:
  *
@@ -75,6 +82,7 @@ const WARN_EVERY_MS = 30_000;
  */
 export class Revocations {
   readonly #store: RevocationStore;
+  readonly #broadcast: RevocationBroadcast;
   readonly #graceMs: number;
   readonly #pollMs: number;
   readonly #overlapMs: number;
@@ -90,12 +98,14 @@ export class Revocations {
   #reading: Promise<void> | null = null;
   #timer: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
+  #started = false;
   #stopped = false;
   #failingSince: number | null = null;
   #lastWarn = 0;
 
   constructor(opts: RevocationsOptions) {
     this.#store = opts.store;
+    this.#broadcast = opts.broadcast ?? localRevocationBroadcast;
     this.#graceMs = opts.graceMs ?? 300_000;
     this.#pollMs = Math.max(opts.pollMs ?? REVOCATION_POLL_MS, 10);
     this.#overlapMs = Math.max(opts.overlapMs ?? 10_000, 0);
@@ -103,10 +113,11 @@ export class Revocations {
     this.#now = opts.now ?? Date.now;
   }
 
-  /** Revokes the principal's token: the store first (so a crash cannot lose it), then this node's memory. */
+  /** Revokes the principal's token: the store first (so a crash cannot lose it), then the other nodes and this node's memory. */
   async revoke(principal: Pick<Principal, 'revocationKey' | 'exp'>): Promise<void> {
     const expiresAtMs = principal.exp * 1000 + this.#graceMs;
     await this.#store.revokeToken(principal.revocationKey, new Date(expiresAtMs));
+    await this.#broadcast.publish(principal.revocationKey, expiresAtMs);
     this.markRevoked(principal.revocationKey, expiresAtMs);
   }
 
@@ -153,11 +164,14 @@ export class Revocations {
   }
 
   /**
-   * Reads once, then every `pollMs` until `stop`. Resolves after the first read whether it
-   * succeeded or not (failures are logged and retried); returns `loaded`.
+   * Listens to the broadcast, reads once, then every `pollMs` until `stop`. Resolves after the
+   * first read whether it succeeded or not (failures are logged and retried); returns `loaded`.
    */
   async start(): Promise<boolean> {
-    if (!this.#timer && !this.#stopped) {
+    if (!this.#started && !this.#stopped) {
+      this.#started = true;
+      await this.#broadcast.listen((key, untilMs) => this.markRevoked(key, untilMs));
+      if (this.#stopped) return this.loaded;
       this.#timer = setInterval(() => void this.#poll(), this.#pollMs);
       this.#timer.unref();
       await this.#poll();

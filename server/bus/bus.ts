@@ -1,9 +1,7 @@
-import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
-import { Counter, Gauge } from 'prom-client';
+import { Gauge } from 'prom-client';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { FluxoServer } from '../realtime/deps.js';
 import { connect, type RedisClient, type RedisRole, type RedisTarget, ROLES, whenReady } from './connections.js';
 
 export interface RedisBus {
@@ -11,8 +9,6 @@ export interface RedisBus {
   readonly prefix: string;
   /** The connection for one job. */
   client(role: RedisRole): RedisClient;
-  /** For `io.adapter(...)`: the classic adapter on one Redis, the sharded one on a cluster. */
-  adapter(): ReturnType<typeof createAdapter>;
   /**
    * Null when every connection is up and answered its last PING (one a second, each within the
    * command timeout), else which are not (for /ready). A frozen Redis keeps its connections open:
@@ -22,12 +18,11 @@ export interface RedisBus {
   /** False while `role`'s connection is down or did not answer its last PING in time. */
   answering(role: RedisRole): boolean;
   /**
-   * Runs after Redis came back (every connection ready again after one dropped), in order of
-   * registration; the bus then tells every local socket to `resync` its rooms.
+   * Runs `fn` after Redis came back (every connection ready again after one dropped), awaited one
+   * after another in order of registration: what others rebuild first (presence) is complete before
+   * what is told later (clients asked to resync) reads it.
    */
   onRecovered(fn: () => Promise<void> | void): void;
-  /** Sends `resync` with each local socket's rooms after a recovery. Call once io exists. */
-  attachIo(io: FluxoServer): void;
   close(): Promise<void>;
 }
 
@@ -42,8 +37,10 @@ export function redisTarget(config: Config): RedisTarget | null {
 }
 
 /**
- * Opens the Redis connections (one per job), watches them (`redis_connected{role}`), and after an
- * outage re-runs the recovery hooks and asks clients to replay what they may have missed.
+ * Opens the Redis connections (one per job), watches them (`redis_connected{role}`, a PING a
+ * second), and after an outage runs the `onRecovered` listeners. What each concept does with Redis
+ * lives with the concept (presence/redis.ts, auth/revocation-broadcast.ts, survey/redis.ts,
+ * realtime/redis-adapter.ts); this file holds only the connections and their health.
  */
 export async function createRedisBus(opts: {
   target: RedisTarget;
@@ -60,11 +57,6 @@ export async function createRedisBus(opts: {
     labelNames: ['role'] as const,
     registers: [metrics.registry],
   });
-  const resyncs = new Counter({
-    name: 'redis_resyncs_total',
-    help: 'Times this node told its clients to resync after a Redis outage',
-    registers: [metrics.registry],
-  });
 
   const clients = new Map<RedisRole, RedisClient>();
   const down = new Set<RedisRole>(ROLES);
@@ -74,7 +66,6 @@ export async function createRedisBus(opts: {
   let everReady = false;
   let outage = false;
   let closed = false;
-  let io: FluxoServer | null = null;
   const hooks: (() => Promise<void> | void)[] = [];
   let recovering: Promise<void> | null = null;
 
@@ -86,15 +77,6 @@ export async function createRedisBus(opts: {
         log.warn({ err }, 'redis recovery hook failed');
       }
     }
-    if (!io) return;
-    // Events published while the subscription was down never reached this node: every client
-    // replays its rooms from its last event id (duplicates are dropped by id).
-    const sockets = io.of('/').sockets;
-    for (const socket of sockets.values()) {
-      socket.emit('resync', { rooms: [...(socket.data.rooms ?? [])] });
-    }
-    resyncs.inc();
-    log.info({ sockets: sockets.size }, 'redis is back: clients told to resync');
   };
 
   /** After an outage, once every connection is ready; again if another outage began meanwhile. */
@@ -173,15 +155,6 @@ export async function createRedisBus(opts: {
     target,
     prefix: opts.prefix,
     client: get,
-    adapter: () =>
-      'cluster' in target
-        ? // Redis 7 sharded Pub/Sub: each room's channel lives on one shard, so a publish costs one
-          // shard instead of being broadcast to the whole cluster; 'dynamic' = one channel per room.
-          (createShardedAdapter(get('adapter-pub'), get('adapter-sub'), {
-            channelPrefix: `${opts.prefix}:sio`,
-            subscriptionMode: 'dynamic',
-          }) as unknown as ReturnType<typeof createAdapter>)
-        : createAdapter(get('adapter-pub'), get('adapter-sub'), { key: `${opts.prefix}:sio` }),
     notReadyReason: () => {
       if (down.size > 0) return `redis not connected (${[...down].join(', ')})`;
       if (silent.size > 0) return `redis not answering (${[...silent].join(', ')})`;
@@ -190,9 +163,6 @@ export async function createRedisBus(opts: {
     answering: (role) => !down.has(role) && !silent.has(role),
     onRecovered: (fn) => {
       hooks.push(fn);
-    },
-    attachIo: (server) => {
-      io = server;
     },
     close: async () => {
       closed = true;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseRateLimits, RateLimitsError } from '../limits/parse.js';
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']).transform((v) => ['true', '1', 'yes', 'on'].includes(v));
 const list = z.string().transform((v) =>
@@ -199,7 +200,20 @@ export const configSchema = z.object({
     .describe(
       'Live Engine.IO sessions (connected or not) from one client IP on this node; one more handshake is answered HTTP 429 `rate_limited`. Default 2 × MAX_SOCKETS_PER_IP: room for sessions not yet connected (see CONNECT_TIMEOUT_MS), so a client that connects meets the typed socket cap first.',
     ),
-  RATE_LIMITS: z.string().default('').describe('Overrides as `event=points/seconds,…`, e.g. `process:transition=20/1,http:write=50/1`.'),
+  RATE_LIMITS: z
+    .string()
+    // Parsed here, with every other variable: a typo is a configuration error (exit 78) before the
+    // node opens its database or Redis, not a failure after.
+    .superRefine((spec, ctx) => {
+      try {
+        parseRateLimits(spec);
+      } catch (err) {
+        if (!(err instanceof RateLimitsError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+      }
+    })
+    .default('')
+    .describe('Overrides as `event=points/seconds,…`, e.g. `process:transition=20/1,http:write=50/1`.'),
   PUBLISH_API_KEY: z.string().min(16).optional().describe('Bearer key for POST /api/publish; unset disables the endpoint.'),
   OPERATOR_API_KEY: z
     .string()

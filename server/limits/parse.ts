@@ -59,10 +59,16 @@ export function isLimitEvent(value: string): value is LimitEvent {
   return Object.hasOwn(DEFAULT_LIMITS, value);
 }
 
+/** A RATE_LIMITS entry that cannot be used; the message names the entry (and says nothing of the variable: callers add it). */
+export class RateLimitsError extends Error {
+  override name = 'RateLimitsError';
+}
+
 /**
  * Parses RATE_LIMITS (`event=points/seconds,…`, e.g. `process:transition=20/1,http:write=50/1`)
- * into overrides. An empty string gives no overrides. Throws an Error naming the bad entry, so a
- * typo fails start-up instead of silently keeping the default.
+ * into overrides. An empty string gives no overrides. Throws a RateLimitsError naming the bad entry,
+ * so a typo fails start-up instead of silently keeping the default (the config schema parses it
+ * before anything starts: exit 78 like any other bad variable).
  */
 export function parseRateLimits(spec: string): Partial<Record<LimitEvent, Limit>> {
   const out: Partial<Record<LimitEvent, Limit>> = {};
@@ -70,13 +76,13 @@ export function parseRateLimits(spec: string): Partial<Record<LimitEvent, Limit>
     const entry = raw.trim();
     if (!entry) continue;
     const match = /^([A-Za-z:_-]+)\s*=\s*(\d+)\s*\/\s*(\d+)$/.exec(entry);
-    if (!match) throw new Error(`RATE_LIMITS: "${entry}" is not of the form event=points/seconds`);
+    if (!match) throw new RateLimitsError(`"${entry}" is not of the form event=points/seconds`);
     const [, event, points, seconds] = match as unknown as [string, string, string, string];
-    if (!isLimitEvent(event)) throw new Error(`RATE_LIMITS: "${entry}" names unknown event "${event}"; known: ${LIMIT_EVENTS.join(', ')}`);
-    if (event in out) throw new Error(`RATE_LIMITS: "${entry}" sets "${event}" a second time`);
+    if (!isLimitEvent(event)) throw new RateLimitsError(`"${entry}" names unknown event "${event}"; known: ${LIMIT_EVENTS.join(', ')}`);
+    if (event in out) throw new RateLimitsError(`"${entry}" sets "${event}" a second time`);
     const limit = { points: Number(points), durationS: Number(seconds) };
-    if (limit.points < 1 || limit.points > 1_000_000) throw new Error(`RATE_LIMITS: "${entry}": points must be 1..1000000`);
-    if (limit.durationS < 1 || limit.durationS > 86_400) throw new Error(`RATE_LIMITS: "${entry}": seconds must be 1..86400`);
+    if (limit.points < 1 || limit.points > 1_000_000) throw new RateLimitsError(`"${entry}": points must be 1..1000000`);
+    if (limit.durationS < 1 || limit.durationS > 86_400) throw new RateLimitsError(`"${entry}": seconds must be 1..86400`);
     out[event] = limit;
   }
   return out;

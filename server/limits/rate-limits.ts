@@ -33,8 +33,6 @@ export interface RateLimitsOptions {
    * through rather than failing on a limiter fault.
    */
   onError?: (err: unknown, event: LimitEvent) => void;
-  /** Called on every refusal (metrics). */
-  onRefused?: (event: LimitEvent) => void;
 }
 
 /**
@@ -80,7 +78,6 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
       await limiter.consume(subject, points);
     } catch (err) {
       if (err instanceof RateLimiterRes) {
-        opts.onRefused?.(event);
         throw new AppError('rate_limited', undefined, { retryAfterMs: Math.max(1, Math.ceil(err.msBeforeNext)) });
       }
       opts.onError?.(err, event);

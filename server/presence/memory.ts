@@ -63,6 +63,19 @@ export class MemoryPresence implements PresenceStore {
     return [...(this.rooms.get(room)?.values() ?? [])].map(view);
   }
 
+  async members(room: string, userIds: readonly string[]): Promise<Map<string, PresenceMember>> {
+    const members = this.rooms.get(room);
+    const out = new Map<string, PresenceMember>();
+    for (const userId of userIds) {
+      const m = members?.get(userId);
+      if (m) out.set(userId, view(m));
+    }
+    return out;
+  }
+
+  /** Nothing runs in the background: every change is made by a request of this node. */
+  async start(): Promise<void> {}
+
   async close(): Promise<void> {
     this.rooms.clear();
     this.connUser.clear();

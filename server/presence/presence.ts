@@ -13,6 +13,9 @@ export interface PresenceChange {
   updates: PresenceMember[];
 }
 
+/** Changes that no request of this node made (with Redis: a dead node's entries removed, this node's written again). `room` is the internal name. */
+export type PresenceListener = (room: string, change: PresenceChange) => void;
+
 /**
  * Who is in which room. Rooms are server-internal names. A user counts once however many
  * connections (tabs, devices, nodes) they have; `connections` says how many.
@@ -22,6 +25,13 @@ export interface PresenceStore {
   leave(room: string, connId: string): Promise<PresenceChange>;
   update(room: string, connId: string, state: PresenceState): Promise<PresenceChange>;
   snapshot(room: string): Promise<PresenceMember[]>;
+  /**
+   * How `userIds` stand in the room now, whoever changed them last; users not in the room are
+   * absent from the map. Rejects when the shared state cannot be read (the caller keeps what it knew).
+   */
+  members(room: string, userIds: readonly string[]): Promise<Map<string, PresenceMember>>;
+  /** Starts any background work (with Redis: heartbeats, reaping dead nodes); its changes go to `onChange`. */
+  start(onChange: PresenceListener): Promise<void>;
   close(): Promise<void>;
 }
 

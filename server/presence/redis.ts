@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { PresenceMember, PresenceState } from '../../shared/protocol.js';
-import { isEmptyChange, type PresenceChange, type PresenceConn, type PresenceStore } from './presence.js';
+import { isEmptyChange, type PresenceChange, type PresenceConn, type PresenceListener, type PresenceStore } from './presence.js';
 
 const NONE: PresenceChange = { joins: [], leaves: [], updates: [] };
 
@@ -34,6 +34,13 @@ if not user then return false end
 redis.call('HSET', KEYS[4], user, ARGV[2])
 return {user, tonumber(redis.call('HGET', KEYS[2], user) or '0'), redis.call('HGET', KEYS[3], user) or '', ARGV[2]}`;
 const SNAPSHOT = `return {redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}`;
+const MEMBERS = `
+local out = {}
+for _, user in ipairs(ARGV) do
+  local n = redis.call('HGET', KEYS[1], user)
+  if n then out[#out + 1] = {user, tonumber(n), redis.call('HGET', KEYS[2], user) or '', redis.call('HGET', KEYS[3], user) or ''} end
+end
+return out`;
 
 type Row = [userId: string, connections: number, nameJson: string, stateJson: string];
 
@@ -52,11 +59,6 @@ export interface RedisPresenceOptions {
   prefix?: string;
   /** A node silent for this long is dead; survivors remove its entries. @default 15_000 */
   ttlMs?: number;
-  /**
-   * Changes this node must broadcast that no client request caused: a dead node's entries
-   * removed, or this node's entries re-asserted after Redis lost them. `room` is the internal name.
-   */
-  onChange?: (room: string, change: PresenceChange) => void;
   onError?: (err: unknown, op: string) => void;
 }
 
@@ -71,7 +73,8 @@ export class RedisPresence implements PresenceStore {
   readonly #node: string;
   readonly #prefix: string;
   readonly #ttlMs: number;
-  readonly #onChange: (room: string, change: PresenceChange) => void;
+  /** Changes this node must broadcast that no client request caused (given to `start`). */
+  #onChange: PresenceListener = () => {};
   readonly #onError: (err: unknown, op: string) => void;
   readonly #local = new Map<string, LocalConn>();
   readonly #timers: NodeJS.Timeout[] = [];
@@ -84,7 +87,6 @@ export class RedisPresence implements PresenceStore {
     this.#node = opts.nodeId;
     this.#prefix = opts.prefix ?? 'fluxo';
     this.#ttlMs = opts.ttlMs ?? 15_000;
-    this.#onChange = opts.onChange ?? (() => {});
     this.#onError = opts.onError ?? (() => {});
   }
 
@@ -93,8 +95,11 @@ export class RedisPresence implements PresenceStore {
    * this node id (a restart after a crash must not keep ghosts alive under a fresh heartbeat).
    * Timing: heartbeat every ttl/4, key lives 2/3 ttl, dead nodes looked for every ttl/6 — so a
    * dead node's entries go within ttl, and a live node survives a stall of up to ~ttl/2.
+   * `onChange` gets the diffs of the dead nodes' entries this node removes, and of its own entries
+   * written again (`reassert`).
    */
-  async start(): Promise<void> {
+  async start(onChange: PresenceListener): Promise<void> {
+    this.#onChange = onChange;
     await this.#reap(this.#node).catch((err) => this.#onError(err, 'reap-self'));
     await this.#heartbeat();
     // Tracked, so that close() waits for a beat or reap in progress instead of closing Redis under it.
@@ -161,6 +166,22 @@ export class RedisPresence implements PresenceStore {
       this.#onError(err, 'snapshot');
       const users = new Set([...this.#local.values()].filter((c) => c.room === room).map((c) => c.userId));
       return [...users].map((u) => this.#localView(room, u));
+    }
+  }
+
+  async members(room: string, userIds: readonly string[]): Promise<Map<string, PresenceMember>> {
+    const out = new Map<string, PresenceMember>();
+    if (userIds.length === 0) return out;
+    const [, pn, pm, ps] = this.#roomKeys(room);
+    try {
+      const rows = (await this.#track(this.#redis.eval(MEMBERS, 3, pn, pm, ps, ...userIds))) as Row[];
+      for (const row of rows) out.set(row[0], view(row));
+      return out;
+    } catch (err) {
+      // No local answer here: this node knows only its own connections, and a user it holds none of
+      // may still be in the room through another node.
+      this.#onError(err, 'members');
+      throw err;
     }
   }
 

@@ -1,14 +1,39 @@
-import type { Server } from 'socket.io';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol.js';
-import type { TokenVerifier } from '../auth/types.js';
+import type { Server, Socket } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/contract.js';
+import type { FluxoEvent } from '../../shared/model.js';
+import type { Principal, TokenVerifier } from '../auth/types.js';
 import type { Config } from '../config/index.js';
 import type { WorkflowService } from '../domain/workflow-service.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { PresenceStore } from '../presence/presence.js';
-import type { SocketData } from './handlers.js';
 import type { PresenceDiffs } from './presence-diffs.js';
+
+export interface SocketData {
+  principal: Principal;
+  /** Tenant-relative rooms this socket subscribed to; created on the first subscribe (most sockets of a big node sit idle). */
+  rooms?: Set<string>;
+  /** The one pending timer of armExpiry: the warning first, then the expiry. */
+  expiryTimer?: NodeJS.Timeout;
+  /** The replay page after a truncated one, read while the client is still receiving that one. */
+  replayAhead?: ReplayAhead;
+  /** The last of this socket's events queued or running (see `enqueue` in handlers.ts); unset when idle. */
+  queue?: Promise<void>;
+  /** The client IP whose MAX_SOCKETS_PER_IP slot (and whose user's slot) this socket holds; unset once freed (io.ts). */
+  ip?: string;
+  /** The socket's `events` budget: when its window ends, and how many events came in it (see `spend` in handlers.ts). */
+  budgetResetAt?: number;
+  budgetUsed?: number;
+}
+
+export interface ReplayAhead {
+  room: string;
+  after: number;
+  events: Promise<FluxoEvent[]>;
+}
+
+export type FluxoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 export type FluxoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 

@@ -1,8 +1,7 @@
 import type { Namespace } from 'socket.io';
 import { ERRORS, type ErrorCode, isErrorCode } from '../../shared/errors.js';
 import type { ServerDisconnect } from '../../shared/protocol.js';
-import type { FluxoServer } from './deps.js';
-import type { FluxoSocket } from './handlers.js';
+import type { FluxoServer, FluxoSocket } from './deps.js';
 
 /**
  * Every disconnect the server makes goes through here, so that the client is told why first: a

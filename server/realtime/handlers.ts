@@ -1,42 +1,25 @@
-import type { Socket } from 'socket.io';
 import type { ZodType } from 'zod';
+import {
+  type Ack,
+  CLIENT_EVENTS,
+  CLIENT_REQUESTS,
+  type ClientEventHandlers,
+  type ClientEventName,
+  type ReplyOf,
+  type RequestOf,
+} from '../../shared/contract.js';
 import { MAX_JSON_DEPTH, screenJson } from '../../shared/json-screen.js';
-import type { Ack, ClientToServerEvents, FluxoEvent, PresenceState, ServerToClientEvents } from '../../shared/protocol.js';
-import { CLIENT_EVENTS } from '../../shared/protocol.js';
+import type { FluxoEvent, PresenceState } from '../../shared/model.js';
 import { internalRoom } from '../../shared/rooms.js';
-import { presenceUpdateSchema, refreshSchema, subscribeSchema, transitionSchema, unsubscribeSchema } from '../../shared/schemas.js';
-import type { Principal } from '../auth/types.js';
 import { AppError, toErrorBody } from '../errors.js';
 import { resolveLimits } from '../limits/parse.js';
 import type { PresenceChange } from '../presence/presence.js';
 import { screenError, validate } from '../validate.js';
-import type { RealtimeDeps } from './deps.js';
+import type { FluxoSocket, RealtimeDeps, ReplayAhead, SocketData } from './deps.js';
 import { disconnectSocket } from './disconnects.js';
 
-export interface SocketData {
-  principal: Principal;
-  /** Tenant-relative rooms this socket subscribed to; created on the first subscribe (most sockets of a big node sit idle). */
-  rooms?: Set<string>;
-  /** The one pending timer of armExpiry: the warning first, then the expiry. */
-  expiryTimer?: NodeJS.Timeout;
-  /** The replay page after a truncated one, read while the client is still receiving that one. */
-  replayAhead?: ReplayAhead;
-  /** The last of this socket's events queued or running (see `enqueue`); unset when idle. */
-  queue?: Promise<void>;
-  /** The client IP whose MAX_SOCKETS_PER_IP slot (and whose user's slot) this socket holds; unset once freed (io.ts). */
-  ip?: string;
-  /** The socket's `events` budget: when its window ends, and how many events came in it (see `spend`). */
-  budgetResetAt?: number;
-  budgetUsed?: number;
-}
-
-interface ReplayAhead {
-  room: string;
-  after: number;
-  events: Promise<FluxoEvent[]>;
-}
-
-export type FluxoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+// Here for the modules that took them from the handlers (operator.ts, io.ts); they live in deps.ts.
+export type { FluxoSocket, SocketData } from './deps.js';
 
 /** Most replayed events a subscribe ack carries; beyond it (`truncated`) the SDK subscribes again from the last id it got. */
 export const REPLAY_LIMIT = 1000;
@@ -132,72 +115,9 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
     next();
   };
 
-  const listeners: [string, (this: FluxoSocket, ...args: unknown[]) => void][] = [];
-  function handle<T, R>(event: (typeof CLIENT_EVENTS)[number], schema: ZodType<T>, fn: (socket: FluxoSocket, input: T) => Promise<R>) {
-    const run = async (socket: FluxoSocket, args: unknown[]) => {
-      // The screen let only packets whose last argument is an ack through.
-      const ack = args[args.length - 1] as (r: Ack<R>) => void;
-      const payloads = args.slice(0, -1);
-      try {
-        await limits.consume(event === 'unsubscribe' ? 'subscribe' : event, subject(socket));
-        if (payloads.length !== 1) {
-          throw new AppError('validation_failed', undefined, {
-            issues: [{ path: '', message: 'send exactly one payload before the ack' }],
-          });
-        }
-        // Iterative: a recursive measure (JSON.stringify) of `[[[…]]]` 10,000 deep threw outside any try and killed the node.
-        const finding = screenJson(payloads[0], { maxDepth: MAX_JSON_DEPTH, maxBytes: config.maxPayloadBytes });
-        if (finding) throw screenError(finding, config.maxPayloadBytes);
-        ack({ data: await fn(socket, validate(schema, payloads[0])) });
-      } catch (err) {
-        const body = toErrorBody(err);
-        if (body.code === 'internal') {
-          const { tenant, userId } = socket.data.principal;
-          log.error({ err, event, socket: socket.id, tenant, user: userId }, 'socket handler failed');
-        }
-        ack({ error: body });
-      }
-    };
-    listeners.push([
-      event,
-      function (this: FluxoSocket, ...args: unknown[]) {
-        enqueue(this, () => run(this, args));
-      },
-    ]);
-  }
-
   const broadcastPresence = (socket: FluxoSocket, room: string, change: PresenceChange) => {
     deps.presenceDiffs.push(internalRoom(socket.data.principal.tenant, room), room, change);
   };
-
-  handle('subscribe', subscribeSchema, async (socket, { room, after }) => {
-    const data = socket.data;
-    const name = await service.authorizeRoom(data.principal, room);
-    const internal = internalRoom(data.principal.tenant, name);
-    // Join before reading the replay so nothing committed in between is lost; the client drops duplicates by id.
-    socket.join(internal);
-    data.rooms ??= new Set();
-    const first = !data.rooms.has(name);
-    data.rooms.add(name);
-    if (first) {
-      broadcastPresence(
-        socket,
-        name,
-        await presence.join(internal, { connId: socket.id, userId: data.principal.userId, name: data.principal.name }),
-      );
-    }
-    // The head first, then the replay: a client tells retention's cuts from the two (protocol.ts, rule 5).
-    const [members, { position, events }] = await Promise.all([
-      presence.snapshot(internal),
-      service.roomPosition(data.principal, name).then(async (position) => ({
-        position,
-        events: after === undefined ? [] : await replayPage(socket, name, after),
-      })),
-    ]);
-    const truncated = events.length === REPLAY_LIMIT;
-    if (truncated) readAhead(socket, name, events[events.length - 1]!.id);
-    return { room: name, presence: members, events, truncated, position };
-  });
 
   /** The page the client asks for: read ahead when it is the one after the last truncated page, else read now. */
   function replayPage(socket: FluxoSocket, room: string, after: number): Promise<FluxoEvent[]> {
@@ -225,37 +145,116 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
     }, REPLAY_AHEAD_MS).unref();
   }
 
-  handle('unsubscribe', unsubscribeSchema, async (socket, { room }) => {
-    const data = socket.data;
-    if (!data.rooms?.delete(room)) throw new AppError('invalid_room', 'Not subscribed to this room.');
-    const internal = internalRoom(data.principal.tenant, room);
-    socket.leave(internal);
-    broadcastPresence(socket, room, await presence.leave(internal, socket.id));
-    return { room };
-  });
+  /**
+   * The server's side of the contract (shared/contract.ts): one handler per client event, given the
+   * validated request and resolving with its ack's `data`; a handler missing, or a reply of another
+   * shape, does not compile. A thrown error becomes the ack's `error`.
+   */
+  const handlers: ClientEventHandlers<FluxoSocket> = {
+    async subscribe(socket, { room, after }) {
+      const data = socket.data;
+      const name = await service.authorizeRoom(data.principal, room);
+      const internal = internalRoom(data.principal.tenant, name);
+      // Join before reading the replay so nothing committed in between is lost; the client drops duplicates by id.
+      socket.join(internal);
+      data.rooms ??= new Set();
+      const first = !data.rooms.has(name);
+      data.rooms.add(name);
+      if (first) {
+        broadcastPresence(
+          socket,
+          name,
+          await presence.join(internal, { connId: socket.id, userId: data.principal.userId, name: data.principal.name }),
+        );
+      }
+      // The head first, then the replay: a client tells retention's cuts from the two (protocol.ts, rule 5).
+      const [members, { position, events }] = await Promise.all([
+        presence.snapshot(internal),
+        service.roomPosition(data.principal, name).then(async (position) => ({
+          position,
+          events: after === undefined ? [] : await replayPage(socket, name, after),
+        })),
+      ]);
+      const truncated = events.length === REPLAY_LIMIT;
+      if (truncated) readAhead(socket, name, events[events.length - 1]!.id);
+      return { room: name, presence: members, events, truncated, position };
+    },
 
-  handle('presence:update', presenceUpdateSchema, async (socket, { room, state }) => {
-    if (!socket.data.rooms?.has(room)) throw new AppError('invalid_room', 'Subscribe to the room first.');
-    const internal = internalRoom(socket.data.principal.tenant, room);
-    // The sender sees its own update too: it is the confirmation that others see it.
-    broadcastPresence(socket, room, await presence.update(internal, socket.id, state as PresenceState));
-    return { room };
-  });
+    async unsubscribe(socket, { room }) {
+      const data = socket.data;
+      if (!data.rooms?.delete(room)) throw new AppError('invalid_room', 'Not subscribed to this room.');
+      const internal = internalRoom(data.principal.tenant, room);
+      socket.leave(internal);
+      broadcastPresence(socket, room, await presence.leave(internal, socket.id));
+      return { room };
+    },
 
-  handle('process:transition', transitionSchema, (socket, req) => service.transition(socket.data.principal, req));
+    async 'presence:update'(socket, { room, state }) {
+      if (!socket.data.rooms?.has(room)) throw new AppError('invalid_room', 'Subscribe to the room first.');
+      const internal = internalRoom(socket.data.principal.tenant, room);
+      // The sender sees its own update too: it is the confirmation that others see it.
+      broadcastPresence(socket, room, await presence.update(internal, socket.id, state as PresenceState));
+      return { room };
+    },
 
-  handle('auth:refresh', refreshSchema, async (socket, { token }) => {
-    const data = socket.data;
-    const next = await verifier.verify(token);
-    if (next.userId !== data.principal.userId || next.tenant !== data.principal.tenant) {
-      throw new AppError('forbidden', 'A refreshed token must be for the same user and tenant.');
+    'process:transition': (socket, req) => service.transition(socket.data.principal, req),
+
+    async 'auth:refresh'(socket, { token }) {
+      const data = socket.data;
+      const next = await verifier.verify(token);
+      if (next.userId !== data.principal.userId || next.tenant !== data.principal.tenant) {
+        throw new AppError('forbidden', 'A refreshed token must be for the same user and tenant.');
+      }
+      socket.leave(revocationRoom(data.principal.revocationKey));
+      data.principal = next;
+      socket.join(revocationRoom(next.revocationKey));
+      armExpiry(socket);
+      return { exp: next.exp };
+    },
+  };
+
+  /**
+   * Runs one client event in its socket's turn: its budget (`unsubscribe` spends `subscribe`'s),
+   * exactly one payload, screened, through the event's schema, then its handler; the ack gets the
+   * reply or the error.
+   */
+  async function run<E extends ClientEventName>(event: E, socket: FluxoSocket, args: unknown[]): Promise<void> {
+    // The screen let only packets whose last argument is an ack through.
+    const ack = args[args.length - 1] as (r: Ack<ReplyOf<E>>) => void;
+    const payloads = args.slice(0, -1);
+    try {
+      await limits.consume(event === 'unsubscribe' ? 'subscribe' : event, subject(socket));
+      if (payloads.length !== 1) {
+        throw new AppError('validation_failed', undefined, {
+          issues: [{ path: '', message: 'send exactly one payload before the ack' }],
+        });
+      }
+      // Iterative: a recursive measure (JSON.stringify) of `[[[…]]]` 10,000 deep threw outside any try and killed the node.
+      const finding = screenJson(payloads[0], { maxDepth: MAX_JSON_DEPTH, maxBytes: config.maxPayloadBytes });
+      if (finding) throw screenError(finding, config.maxPayloadBytes);
+      // RequestOf<E> is defined as this schema's output; TypeScript cannot follow a generic key through the table.
+      const schema = CLIENT_REQUESTS[event] as unknown as ZodType<RequestOf<E>>;
+      ack({ data: await handlers[event](socket, validate(schema, payloads[0])) });
+    } catch (err) {
+      const body = toErrorBody(err);
+      if (body.code === 'internal') {
+        const { tenant, userId } = socket.data.principal;
+        log.error({ err, event, socket: socket.id, tenant, user: userId }, 'socket handler failed');
+      }
+      ack({ error: body });
     }
-    socket.leave(revocationRoom(data.principal.revocationKey));
-    data.principal = next;
-    socket.join(revocationRoom(next.revocationKey));
-    armExpiry(socket);
-    return { exp: next.exp };
-  });
+  }
+
+  // One listener per client event, built once per node: Socket.IO calls it with the socket as `this`.
+  const listeners = CLIENT_EVENTS.map(
+    (event) =>
+      [
+        event,
+        function (this: FluxoSocket, ...args: unknown[]) {
+          enqueue(this, () => run(event, this, args));
+        },
+      ] as const,
+  );
 
   function onDisconnect(this: FluxoSocket) {
     const data = this.data;
@@ -272,7 +271,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
 
   return (socket) => {
     socket.use((packet, next) => screen(socket, packet, next));
-    for (const [event, listener] of listeners) socket.on(event as never, listener as never);
+    for (const [event, listener] of listeners) socket.on(event, listener as never);
     socket.on('disconnect', onDisconnect);
   };
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Server } from 'socket.io';
-import { ERRORS, type ErrorCode } from '../../shared/errors.js';
+import type { ConnectError } from '../../shared/contract.js';
+import { ERRORS } from '../../shared/errors.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { type BrowserHeaders, bearerToken, clientIp, cookiePage, parseCookies } from '../auth/token-source.js';
 import type { Config } from '../config/index.js';
@@ -8,11 +9,10 @@ import { AppError, toErrorBody } from '../errors.js';
 import { engineCors } from '../http/cors.js';
 import { LiveCounts } from '../limits/caps.js';
 import { resolveLimits } from '../limits/parse.js';
-import type { FluxoServer, RealtimeDeps } from './deps.js';
-import { armExpiry, type FluxoSocket, revocationRoom, socketHandlers } from './handlers.js';
+import type { FluxoServer, FluxoSocket, RealtimeDeps } from './deps.js';
+import { armExpiry, revocationRoom, socketHandlers } from './handlers.js';
 
-type ConnectError = Error & { data?: { code: ErrorCode; message: string; retryAfterMs?: number } };
-
+/** The refusal a client gets as `connect_error`, its `data` shaped as the contract says (ConnectErrorData). */
 function connectError(err: unknown): ConnectError {
   const body = toErrorBody(err);
   const e: ConnectError = new Error(body.message);

@@ -3,9 +3,9 @@ import { dirname, join } from 'node:path';
 import { ERRORS, type ErrorCode } from '../../shared/errors.js';
 import { internalRoom } from '../../shared/rooms.js';
 import type { AdminConnection, AdminNode, AdminPresence, AdminRoom } from '../../shared/schemas.js';
-import type { Survey, SurveyResult } from '../bus/survey.js';
 import type { Logger } from '../ops/logger.js';
 import type { PresenceStore } from '../presence/presence.js';
+import type { Survey, SurveyResult } from '../survey/survey.js';
 import type { FluxoServer } from './deps.js';
 import { disconnectSocket } from './disconnects.js';
 import type { FluxoSocket } from './handlers.js';
@@ -13,7 +13,7 @@ import type { PresenceDiffs } from './presence-diffs.js';
 
 /**
  * What the operator API (server/http/admin.ts) asks of the cluster. Each question is answered by
- * every node from its own sockets through the survey (server/bus/survey.ts) and merged here;
+ * every node from its own sockets through the survey (server/survey/) and merged here;
  * presence comes from the presence store, which is already shared. Tenants are always explicit:
  * the caller decides which one a request may see.
  */

@@ -1,13 +1,17 @@
-import type { PresenceMember } from '../../shared/protocol.js';
-import { isEmptyChange, type PresenceChange } from '../presence/presence.js';
-import type { FluxoServer } from './deps.js';
+import type { PresenceDiff, PresenceMember } from '../../shared/protocol.js';
+import { isEmptyChange, type PresenceChange, type PresenceStore } from '../presence/presence.js';
 
 /** How long changes of one room are gathered before one `presence` message goes out. */
 export const PRESENCE_FLUSH_MS = 50;
 
+/** Where a room's diff goes: Socket.IO's `io`, whose `to(room)` reaches the room on every node (adapter). */
+export interface PresenceTarget {
+  to(room: string): { emit(event: 'presence', diff: PresenceDiff): unknown };
+}
+
 interface Pending {
   relative: string;
-  /** userId → whether the user was in the room when the window opened, and how it ends. */
+  /** userId → whether the user was in the room when the window opened (as this node saw it), and how it ends here. */
   users: Map<string, { wasPresent: boolean; last: PresenceMember | null }>;
 }
 
@@ -16,12 +20,29 @@ interface Pending {
  * Two reasons: a join storm (a thousand viewers opening a dashboard) would otherwise send one
  * diff per join to every member — quadratic — and a broadcast that excludes the sender
  * (`socket.to(room)`) leaves Socket.IO-on-uWS's native publish for a per-socket loop in JS.
+ *
+ * Every presence change goes through here, whatever made it: this node's sockets, the operator
+ * API, and the store's own (a dead node's entries reaped, entries re-asserted after a Redis outage).
+ *
+ * A diff says how each user it names stands *now*, read from the store when the window closes, not
+ * what this node last saw: with several nodes, each sends its own diffs, up to a window late, and
+ * watchers apply them in arrival order. Built from this node's view alone, a user whose connections
+ * were on two nodes could be left a ghost: a join and a leave folded here into nothing while the
+ * other node had shown the user meanwhile, or this node's stale "still here" arriving after the
+ * other node's final leave. So a user who is gone is always sent as a leave (a leave of someone a
+ * watcher never saw is a no-op), and one who is here with the store's current view.
+ * (test/integration/presence-cluster.test.ts)
  */
 export class PresenceDiffs {
-  private readonly pending = new Map<string, Pending>();
+  private pending = new Map<string, Pending>();
   private timer: NodeJS.Timeout | null = null;
+  /** The flush being sent: the next one waits for it, so one room's diffs leave this node in order. */
+  private sending: Promise<void> = Promise.resolve();
 
-  constructor(private readonly io: FluxoServer) {}
+  constructor(
+    private readonly target: PresenceTarget,
+    private readonly presence: Pick<PresenceStore, 'members'>,
+  ) {}
 
   push(internal: string, relative: string, change: PresenceChange): void {
     if (isEmptyChange(change)) return;
@@ -37,21 +58,29 @@ export class PresenceDiffs {
     for (const m of change.joins) note(m.userId, false, m);
     for (const m of change.updates) note(m.userId, true, m);
     for (const userId of change.leaves) note(userId, true, null);
-    this.timer ??= setTimeout(() => this.flush(), PRESENCE_FLUSH_MS);
+    this.timer ??= setTimeout(() => void this.flush(), PRESENCE_FLUSH_MS);
   }
 
-  flush(): void {
+  /** Sends what was gathered; resolves once it (and every earlier flush) is sent. */
+  flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    for (const [internal, room] of this.pending) {
-      const diff = { room: room.relative, joins: [] as PresenceMember[], leaves: [] as string[], updates: [] as PresenceMember[] };
-      for (const [userId, { wasPresent, last }] of room.users) {
-        if (last && !wasPresent) diff.joins.push(last);
-        else if (last) diff.updates.push(last);
-        else if (wasPresent) diff.leaves.push(userId);
-      }
-      if (!isEmptyChange(diff)) this.io.to(internal).emit('presence', diff);
+    const batch = this.pending;
+    this.pending = new Map();
+    this.sending = this.sending.then(() => Promise.all([...batch].map(([internal, room]) => this.send(internal, room)))).then(() => {});
+    return this.sending;
+  }
+
+  private async send(internal: string, room: Pending): Promise<void> {
+    const now = await this.presence.members(internal, [...room.users.keys()]).catch(() => null);
+    const diff: PresenceDiff = { room: room.relative, joins: [], leaves: [], updates: [] };
+    for (const [userId, { wasPresent, last }] of room.users) {
+      // Without the store's answer (Redis away), what this node saw last.
+      const current = now ? (now.get(userId) ?? null) : last;
+      if (!current) diff.leaves.push(userId);
+      else if (wasPresent) diff.updates.push(current);
+      else diff.joins.push(current);
     }
-    this.pending.clear();
+    this.target.to(internal).emit('presence', diff);
   }
 }

@@ -1,22 +1,28 @@
 import { io, type Socket } from 'socket.io-client';
 import { ERRORS, isErrorCode } from '../errors.js';
+// Types only: the contract's values bring zod, which the SDK does not ship.
 import type {
   Ack,
+  ClientEventName,
   ClientToServerEvents,
+  ConnectError,
   FluxoEvent,
   PresenceDiff,
   PresenceMember,
   PresenceState,
+  ReplyOf,
+  RequestOf,
   Role,
   RoomPosition,
   ServerToClientEvents,
+  ServerUnsubscribe,
   SubscribeResult,
   TransitionResult,
 } from '../protocol.js';
 import { type BackoffOptions, backoffDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { FluxoError } from './errors.js';
-import { FluxoHttp } from './http.js';
+import { FluxoHttp, type TransitionOptions } from './http.js';
 import { protocolMismatch } from './protocol-version.js';
 import { DEFAULT_REFRESH_LIMIT, type RefreshLimit, refreshDelayMs } from './refresh.js';
 import { type RoomGap, RoomStream } from './room-stream.js';
@@ -100,6 +106,14 @@ export type ClientEvents = {
    * goes on after the gap.
    */
   gap: (gap: RoomGap) => void;
+  /**
+   * A room's subscription ended without the application asking: the server took this connection
+   * out of it (`server:unsubscribe`: `error.code` is `unsubscribed_by_operator`), or refused to
+   * subscribe it (again) for good (`forbidden`, `not_found`, …; also emitted as `error`). Its
+   * handlers get nothing more and the SDK does not subscribe it again — not after a reconnect nor
+   * on `resync`; `subscribe` it again if the application should.
+   */
+  unsubscribed: (info: { room: string; error: FluxoError }) => void;
   /** The token was refreshed. */
   token: (info: { exp: number }) => void;
   /**
@@ -116,14 +130,6 @@ export type EventHandler = (event: FluxoEvent) => void;
 /** Stops the subscription; `ready` settles with the first subscribe ack. */
 export type Unsubscribe = (() => Promise<void>) & { ready: Promise<SubscribeResult> };
 
-export interface TransitionOptions {
-  /** Refuse (409 version_conflict) unless the process is at this version. */
-  expectedVersion?: number;
-  /** Idempotency key; generated when absent, and reused when the request is retried after a disconnect. */
-  requestId?: string;
-  data?: Record<string, unknown>;
-}
-
 interface Room {
   stream: RoomStream;
   handlers: Set<EventHandler>;
@@ -136,6 +142,8 @@ interface Room {
   /** A (re)subscribe is in flight; another was asked for meanwhile (`rejoin`): run it after. */
   joining: boolean;
   rejoin: boolean;
+  /** The server took the connection out of the room (`server:unsubscribe`). */
+  takenAway: boolean;
 }
 
 /**
@@ -273,6 +281,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
         firstAck: Promise.resolve(null as never),
         joining: false,
         rejoin: false,
+        takenAway: false,
       };
       created.firstAck = new Promise<SubscribeResult>((resolve, reject) => {
         created.ready = { resolve, reject };
@@ -478,6 +487,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
         if (entry) void this.join(room, entry);
       }
     });
+    s.on('server:unsubscribe', (info) => this.onTakenAway(info));
     s.on('auth:expiring', (info) => this.onExpiring(info));
     s.on('auth:expired', () => {
       this.expired = true;
@@ -503,7 +513,7 @@ export class FluxoClient extends Emitter<ClientEvents> {
       if (this.expired || told?.code === 'token_expired') void this.refreshThenReconnect();
       else this.scheduleReconnect(told?.retryAfterMs ?? 0);
     });
-    s.on('connect_error', (err: Error & { data?: { code?: string; message?: string; retryAfterMs?: number } }) => {
+    s.on('connect_error', (err: ConnectError) => {
       if (this.closed) return;
       const code = err.data?.code;
       if (code === 'token_expired' && this.opts.getToken) {
@@ -511,9 +521,9 @@ export class FluxoClient extends Emitter<ClientEvents> {
         return;
       }
       if (code === 'origin_not_allowed' && this.tryOtherTransport()) return;
-      if (code === 'token_expired' || isFinal(code)) {
-        const error = FluxoError.fromBody({ code: code as never, message: err.data?.message ?? err.message });
-        this.giveUp(code as string, error);
+      if (code !== undefined && (code === 'token_expired' || isFinal(code))) {
+        const error = FluxoError.fromBody({ code, message: err.data?.message ?? err.message });
+        this.giveUp(code, error);
         return;
       }
       // A refused handshake (rate_limited) says when to come back; never sooner.
@@ -567,12 +577,15 @@ export class FluxoClient extends Emitter<ClientEvents> {
     let last: SubscribeResult;
     for (;;) {
       last = await this.request('subscribe', { room, ...(after !== undefined ? { after } : {}) });
+      if (this.rooms.get(room) !== entry) {
+        this.abandoned(room, entry);
+        return;
+      }
       first ??= last;
       events.push(...last.events);
       if (!last.truncated || last.events.length === 0) break;
       after = last.events[last.events.length - 1]!.id;
     }
-    if (this.rooms.get(room) !== entry) return; // unsubscribed meanwhile
     entry.members = new Map(last.presence.map((m) => [m.userId, m]));
     // The first page's head was read before any of the replay: that is what tells cuts apart.
     entry.stream.synced(first.position, events);
@@ -582,12 +595,39 @@ export class FluxoClient extends Emitter<ClientEvents> {
     if (entry.presenceState) void this.request('presence:update', { room, state: entry.presenceState }).catch(() => {});
   }
 
-  private dropRoom(room: string, entry: Room, error: FluxoError): void {
+  /**
+   * Ends a subscription the application did not end (see the `unsubscribed` event): a final refusal
+   * of its subscribe is also an `error`; the server's `server:unsubscribe` is a notice, not a failure.
+   */
+  private dropRoom(room: string, entry: Room, error: FluxoError, failed = true): void {
     entry.stream.close();
     if (this.rooms.get(room) === entry) this.rooms.delete(room);
     entry.ready?.reject(error);
     entry.ready = null;
-    this.emit('error', error);
+    this.emit('unsubscribed', { room, error });
+    if (failed) this.emit('error', error);
+  }
+
+  /**
+   * `server:unsubscribe`: the server took this connection out of the room and no event of it follows
+   * on this connection. The room is dropped as if the application had unsubscribed, so neither the
+   * next connect nor a `resync` subscribes it again behind the operator's back.
+   */
+  private onTakenAway(info: ServerUnsubscribe): void {
+    const entry = this.rooms.get(info.room);
+    if (!entry) return;
+    entry.takenAway = true;
+    this.dropRoom(info.room, entry, FluxoError.fromBody(info), false);
+  }
+
+  /**
+   * A subscribe answered after its room was dropped. Dropped by the application: its `unsubscribe`
+   * went out after this subscribe, and the server runs them in order. Taken away by the server: a
+   * subscribe sent before the notice arrived may have put the connection back in the room, so it
+   * is undone — unless the application has subscribed the room again since.
+   */
+  private abandoned(room: string, entry: Room): void {
+    if (entry.takenAway && !this.rooms.has(room)) void this.request('unsubscribe', { room }).catch(() => {});
   }
 
   private dispatch(entry: Room, event: FluxoEvent): void {
@@ -707,19 +747,13 @@ export class FluxoClient extends Emitter<ClientEvents> {
    * `request` for the application's calls: made while not connected, it waits for the connection,
    * at most `offlineTimeoutMs` (then `offline`; at once when the client has given up for good).
    */
-  private async call<E extends keyof ClientToServerEvents>(
-    event: E,
-    payload: Parameters<ClientToServerEvents[E]>[0],
-  ): Promise<AckData<ClientToServerEvents[E]>> {
+  private async call<E extends ClientEventName>(event: E, payload: RequestOf<E>): Promise<ReplyOf<E>> {
     if (!this.closed && !this.socket.connected) await this.whenConnected(this.offlineTimeoutMs);
     return this.request(event, payload);
   }
 
   /** Emits with an ack; resolves with `data`, rejects with a FluxoError (`disconnected` at once when not connected). */
-  private request<E extends keyof ClientToServerEvents>(
-    event: E,
-    payload: Parameters<ClientToServerEvents[E]>[0],
-  ): Promise<AckData<ClientToServerEvents[E]>> {
+  private request<E extends ClientEventName>(event: E, payload: RequestOf<E>): Promise<ReplyOf<E>> {
     if (this.closed) return Promise.reject(new FluxoError('closed', 'The client is closed.'));
     if (!this.socket.connected) return Promise.reject(new FluxoError('disconnected', 'Not connected.'));
     const timeoutMs = this.opts.ackTimeoutMs ?? 10_000;
@@ -738,9 +772,10 @@ export class FluxoClient extends Emitter<ClientEvents> {
         fn();
       };
       this.socket.once('disconnect', onDisconnect);
-      const emit = this.socket.emit as (e: string, p: unknown, ack: (r: Ack<unknown>) => void) => void;
+      // Socket.IO's typed emit cannot take an event name that is a type parameter: the contract's own shape, spelled out.
+      const emit = this.socket.emit as (e: E, p: RequestOf<E>, ack: (r: Ack<ReplyOf<E>>) => void) => void;
       emit.call(this.socket, event, payload, (response) =>
-        finish(() => ('data' in response ? resolve(response.data as never) : reject(FluxoError.fromBody(response.error)))),
+        finish(() => ('data' in response ? resolve(response.data) : reject(FluxoError.fromBody(response.error)))),
       );
     });
   }
@@ -750,8 +785,6 @@ export class FluxoClient extends Emitter<ClientEvents> {
     this.emit('state', status);
   }
 }
-
-type AckData<F> = F extends (req: never, ack: (r: Ack<infer T>) => void) => void ? T : never;
 
 function randomId(): string {
   // randomUUID exists in Node and in secure browser contexts; plain-HTTP pages on a LAN host are not secure.

@@ -12,8 +12,16 @@ import type {
   TransitionResult,
   Workflow,
 } from '../protocol.js';
-import type { TransitionOptions } from './client.js';
 import { FluxoError } from './errors.js';
+
+/** Options of a transition, over the socket (`FluxoClient.transition`) or HTTP (`FluxoHttp.transition`). */
+export interface TransitionOptions {
+  /** Refuse (409 version_conflict) unless the process is at this version. */
+  expectedVersion?: number;
+  /** Idempotency key; generated when absent, and reused when the request is retried after a disconnect. */
+  requestId?: string;
+  data?: Record<string, unknown>;
+}
 
 export interface HttpOptions {
   /** Base URL of Fluxo (or of the load balancer), e.g. `http://localhost:8080`. In a page served by Fluxo: `location.origin`. */

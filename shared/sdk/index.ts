@@ -37,13 +37,12 @@ export type {
   FluxoSocket,
   PresenceChange,
   Session,
-  TransitionOptions,
   Unsubscribe,
 } from './client.js';
 export { connect, FluxoClient } from './client.js';
 export type { ClientErrorCode } from './errors.js';
 export { FluxoError } from './errors.js';
-export type { HttpOptions } from './http.js';
+export type { HttpOptions, TransitionOptions } from './http.js';
 export { FluxoHttp } from './http.js';
 export { protocolMismatch } from './protocol-version.js';
 export type { RoomGap } from './room-stream.js';

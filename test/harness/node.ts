@@ -1,8 +1,8 @@
 import { io as connect, type Socket } from 'socket.io-client';
-import { createApp, type FluxoNode } from '../../server/app.js';
+import { type AppParts, createApp, type FluxoNode } from '../../server/app.js';
 import { DEV_JWT_SECRET } from '../../server/auth/dev-secret.js';
 import { mintToken } from '../../server/auth/mint.js';
-import { loadConfig } from '../../server/config/index.js';
+import { type Config, loadConfig } from '../../server/config/index.js';
 import type { ClientToServerEvents, Role, ServerToClientEvents } from '../../shared/protocol.js';
 
 export type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -11,10 +11,24 @@ export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!';
 
 /**
  * Starts a real Fluxo node on a free loopback port. Env values override the test defaults
- * (embedded PGlite in memory, silent logs). Stop it with `node.shutdown()`.
+ * (embedded PGlite in memory, silent logs); `parts` replaces what the config would build (see
+ * AppParts). Stop it with `node.close()`.
  */
-export async function startNode(env: Record<string, string> = {}): Promise<FluxoNode> {
-  const config = loadConfig({
+export async function startNode(env: Record<string, string> = {}, parts: AppParts = {}): Promise<FluxoNode> {
+  const config = testConfig(env);
+  const node = await createApp(config, parts);
+  try {
+    await node.listen();
+  } catch (err) {
+    await node.close();
+    throw err;
+  }
+  return node;
+}
+
+/** The configuration `startNode` uses: the test defaults, then `env`. */
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({
     NODE_ENV: 'test',
     PORT: '0',
     HOST: '127.0.0.1',
@@ -24,7 +38,6 @@ export async function startNode(env: Record<string, string> = {}): Promise<Fluxo
     MIGRATE_ON_START: 'true',
     ...env,
   });
-  return createApp(config);
 }
 
 export function token(opts: { sub: string; tid: string; role?: Role; name?: string; ttlS?: number; secret?: string }): Promise<string> {

@@ -27,17 +27,12 @@ async function presenceNode(nodeId: string) {
   clients.push(client);
   await new Promise((r) => client.once('ready', r));
   const changes: { room: string; change: PresenceChange }[] = [];
-  const store = new RedisPresence({
-    redis: client,
-    nodeId,
-    ttlMs: TTL_MS,
-    onChange: (room, change) => {
-      changes.push({ room, change });
-      everyChange.push({ room, change });
-    },
-  });
+  const store = new RedisPresence({ redis: client, nodeId, ttlMs: TTL_MS });
   stores.push(store);
-  await store.start();
+  await store.start((room, change) => {
+    changes.push({ room, change });
+    everyChange.push({ room, change });
+  });
   return { store, client, changes };
 }
 
@@ -55,10 +50,15 @@ describe('RedisPresence (the store behind cross-node presence)', () => {
     await b.store.update(room, 's2', { status: 'editing' });
     for (const s of [a.store, b.store]) {
       expect(await s.snapshot(room)).toEqual([{ userId: 'ada', name: 'Ada', connections: 2, state: { status: 'editing' } }]);
+      // What PresenceDiffs reads when its window closes: the named users as they stand, the absent left out.
+      expect(await s.members(room, ['ada', 'nobody'])).toEqual(
+        new Map([['ada', { userId: 'ada', name: 'Ada', connections: 2, state: { status: 'editing' } }]]),
+      );
     }
     expect(await a.store.leave(room, 's1')).toMatchObject({ updates: [{ userId: 'ada', connections: 1 }] });
     expect(await b.store.leave(room, 's2')).toEqual({ joins: [], leaves: ['ada'], updates: [] });
     expect(await a.store.snapshot(room)).toEqual([]);
+    expect(await a.store.members(room, ['ada'])).toEqual(new Map());
   });
 
   it('writes its entries again after Redis lost them (restart), and after being wrongly declared dead', async () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFanout } from '../../loadtest/fanout.js';
 import { IdSet } from '../../loadtest/id-set.js';
 import { LeanClient } from '../../loadtest/lean-client.js';
-import { fanoutHtml } from '../../loadtest/report.js';
+import { fanoutHtml } from '../../loadtest/report-html.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent } from '../../shared/protocol.js';
 import { api, client, collect, eventually, request, startNode, TEST_SECRET, token } from '../harness/node.js';

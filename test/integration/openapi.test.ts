@@ -113,6 +113,7 @@ beforeAll(async () => {
       RATE_LIMITS: 'auth=100000/60,http:read=100000/1,http:write=100000/1,process:transition=20/60',
     }),
   );
+  await node.listen();
   const mint = (sub: string, role: 'admin' | 'editor' | 'viewer') => token({ sub, tid: TENANT, role, secret: DEV_JWT_SECRET });
   [admin, editor, viewer] = await Promise.all([mint('ada', 'admin'), mint('eve', 'editor'), mint('vic', 'viewer')]);
   otherAdmin = await token({ sub: 'oz', tid: 'elsewhere', role: 'admin', secret: DEV_JWT_SECRET });

@@ -114,12 +114,13 @@ describe('dev login', () => {
     expect(config.devLogin).toBe(true);
     const dev = await createApp(config, { logger: pino({ level: 'info' }, sink) });
     try {
+      await dev.listen();
       expect((await api(dev.url, 'GET', '/auth/dev-users')).status).toBe(200);
       expect(lines.some((l) => l.level === 40 && /DEV_LOGIN is on/.test(l.msg))).toBe(true);
     } finally {
       await dev.shutdown();
     }
-    // Off: not a word about it.
+    // Off: not a word about it (built, never started).
     lines.length = 0;
     const quiet = await createApp(loadConfig({ ...env, DEV_LOGIN: 'false' }), { logger: pino({ level: 'info' }, sink) });
     await quiet.shutdown();

@@ -25,6 +25,8 @@ describe('config', () => {
     expect(() => loadConfig({ JWT_SECRET: 'short' })).toThrow(/JWT_SECRET: at least 32 characters/);
     expect(() => loadConfig({ JWT_ALGORITHMS: 'none' })).toThrow(/JWT_ALGORITHMS/);
     expect(() => loadConfig({ COOKIE_SECURE: 'maybe' })).toThrow(/COOKIE_SECURE/);
+    expect(() => loadConfig({ RATE_LIMITS: 'http:wrte=5/1' })).toThrow(/RATE_LIMITS: "http:wrte=5\/1" names unknown event "http:wrte"/);
+    expect(loadConfig({ RATE_LIMITS: 'http:write=5/1' }).rateLimits).toBe('http:write=5/1');
   });
 
   it('requires a secret or JWKS in production and refuses DEV_LOGIN there', () => {

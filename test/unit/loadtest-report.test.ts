@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type FanoutResult, fanoutThresholds, formatFanout } from '../../loadtest/fanout.js';
-import { fanoutHtml, niceTicks } from '../../loadtest/report.js';
+import { fanoutHtml, niceTicks } from '../../loadtest/report-html.js';
 import { newHistogram, recordUs, summarize } from '../../loadtest/stats.js';
 
 describe('latency summaries', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { FluxoServer } from '../../server/realtime/deps.js';
-import { PresenceDiffs } from '../../server/realtime/presence-diffs.js';
+import { MemoryPresence } from '../../server/presence/memory.js';
+import type { PresenceChange, PresenceStore } from '../../server/presence/presence.js';
+import { PresenceDiffs, type PresenceTarget } from '../../server/realtime/presence-diffs.js';
 import type { PresenceDiff, PresenceMember } from '../../shared/protocol.js';
 
 const member = (userId: string, connections = 1, state: PresenceMember['state'] = null): PresenceMember => ({
@@ -9,42 +10,174 @@ const member = (userId: string, connections = 1, state: PresenceMember['state'] 
   connections,
   state,
 });
+const none: PresenceChange = { joins: [], leaves: [], updates: [] };
 
-function fakeIo() {
+/** Records every diff sent, in order; `sent` resolves with the next one. */
+function fakeTarget() {
   const sent: { room: string; diff: PresenceDiff }[] = [];
-  const io = { to: (room: string) => ({ emit: (_e: string, diff: PresenceDiff) => sent.push({ room, diff }) }) } as unknown as FluxoServer;
-  return { io, sent };
+  let waiting: ((d: PresenceDiff) => void) | null = null;
+  const target: PresenceTarget = {
+    to: (room) => ({
+      emit: (_event, diff) => {
+        sent.push({ room, diff });
+        waiting?.(diff);
+      },
+    }),
+  };
+  const next = () =>
+    new Promise<PresenceDiff>((resolve) => {
+      waiting = resolve;
+    });
+  return { target, sent, next };
+}
+
+/** A store whose answer to `members` is set by the test: how the users stand "now". */
+function storeSaying(now: PresenceMember[]): Pick<PresenceStore, 'members'> {
+  return { members: async (_room, ids) => new Map(now.filter((m) => ids.includes(m.userId)).map((m) => [m.userId, m])) };
+}
+
+/** A client's member list, kept as the SDK keeps it (shared/sdk/client.ts). */
+function watcher() {
+  const members = new Map<string, PresenceMember>();
+  return {
+    members,
+    apply(diff: PresenceDiff) {
+      for (const userId of diff.leaves) members.delete(userId);
+      for (const m of [...diff.joins, ...diff.updates]) members.set(m.userId, m);
+    },
+  };
 }
 
 describe('presence diff coalescing', () => {
-  it('sends one message per room per window, with the net change of each user', () => {
-    const { io, sent } = fakeIo();
-    const diffs = new PresenceDiffs(io);
-    const none = { joins: [], leaves: [], updates: [] };
+  it('sends one message per room per window, each user as the store has it when the window closes', async () => {
+    const { target, sent } = fakeTarget();
+    const diffs = new PresenceDiffs(target, storeSaying([member('ada', 2, { status: 'editing' }), member('cy', 1), member('dan', 3)]));
     diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('ada')] });
-    diffs.push('t:a:tenant', 'tenant', { ...none, updates: [member('ada', 2, { status: 'editing' })] });
+    diffs.push('t:a:tenant', 'tenant', { ...none, updates: [member('ada', 2)] });
     diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('eve')] });
     diffs.push('t:a:tenant', 'tenant', { ...none, leaves: ['eve'] });
     diffs.push('t:a:tenant', 'tenant', { ...none, leaves: ['bob'] });
     diffs.push('t:a:tenant', 'tenant', { ...none, updates: [member('cy', 1)] });
+    // This node saw dan's connection go; another node's arrived meanwhile: the store says he is here.
+    diffs.push('t:a:tenant', 'tenant', { ...none, leaves: ['dan'] });
     diffs.push('t:a:workflow:w', 'workflow:w', { ...none, joins: [member('ada')] });
-    diffs.flush();
+    await diffs.flush();
     expect(sent).toHaveLength(2);
-    expect(sent[0]).toEqual({
-      room: 't:a:tenant',
-      // ada joined and changed state within the window: one join with the final view; eve came and went: nothing.
-      diff: { room: 'tenant', joins: [member('ada', 2, { status: 'editing' })], leaves: ['bob'], updates: [member('cy', 1)] },
+    expect(sent.find((s) => s.room === 't:a:tenant')?.diff).toEqual({
+      room: 'tenant',
+      // ada joined and changed state within the window: one join with the store's view. eve came and
+      // went: a leave all the same (another node may have shown her meanwhile; harmless otherwise).
+      joins: [member('ada', 2, { status: 'editing' })],
+      leaves: ['eve', 'bob'],
+      updates: [member('cy', 1), member('dan', 3)],
     });
-    expect(sent[1]?.diff).toEqual({ room: 'workflow:w', joins: [member('ada')], leaves: [], updates: [] });
+    expect(sent.find((s) => s.room === 't:a:workflow:w')?.diff).toEqual({
+      room: 'workflow:w',
+      joins: [member('ada', 2, { status: 'editing' })],
+      leaves: [],
+      updates: [],
+    });
   });
 
-  it('flushes by itself after the window and sends nothing for an empty change', async () => {
-    const { io, sent } = fakeIo();
-    const diffs = new PresenceDiffs(io);
+  it('flushes by itself after the window, and sends nothing for an empty change', async () => {
+    const { target, sent, next } = fakeTarget();
+    const diffs = new PresenceDiffs(target, storeSaying([member('ada')]));
     diffs.push('t:a:tenant', 'tenant', { joins: [], leaves: [], updates: [] });
     diffs.push('t:a:tenant', 'tenant', { joins: [member('ada')], leaves: [], updates: [] });
     expect(sent).toHaveLength(0);
-    await new Promise((r) => setTimeout(r, 120));
+    expect(await next()).toEqual({ room: 'tenant', joins: [member('ada')], leaves: [], updates: [] });
     expect(sent).toHaveLength(1);
+  });
+
+  it('falls back to what this node saw when the store cannot answer (Redis away)', async () => {
+    const { target, sent } = fakeTarget();
+    const diffs = new PresenceDiffs(target, { members: () => Promise.reject(new Error('redis down')) });
+    diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('ada')] });
+    diffs.push('t:a:tenant', 'tenant', { ...none, updates: [member('bob', 2)] });
+    diffs.push('t:a:tenant', 'tenant', { ...none, leaves: ['cy'] });
+    await diffs.flush();
+    expect(sent[0]?.diff).toEqual({ room: 'tenant', joins: [member('ada')], leaves: ['cy'], updates: [member('bob', 2)] });
+  });
+
+  it('sends the flushes of one node in order, even when the store answers the first one last', async () => {
+    const { target, sent } = fakeTarget();
+    const answers: (() => void)[] = [];
+    const slowFirst: Pick<PresenceStore, 'members'> = {
+      members: (_room, ids) =>
+        new Promise((resolve) => {
+          const reply = () => resolve(new Map(ids.map((id) => [id, member(id, answers.length)])));
+          answers.push(reply);
+        }),
+    };
+    const diffs = new PresenceDiffs(target, slowFirst);
+    diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('ada')] });
+    const first = diffs.flush();
+    diffs.push('t:a:tenant', 'tenant', { ...none, leaves: ['bob'] });
+    const second = diffs.flush();
+    await new Promise((r) => setImmediate(r));
+    // The second flush has not even asked yet: it waits for the first to be sent.
+    expect(answers).toHaveLength(1);
+    answers[0]?.();
+    await first;
+    await new Promise((r) => setImmediate(r));
+    answers[1]?.();
+    await second;
+    expect(sent.map((s) => [...s.diff.joins, ...s.diff.updates].map((m) => m.userId))).toEqual([['ada'], ['bob']]);
+  });
+});
+
+/**
+ * Two nodes, each with its own window, over one shared presence store (what Redis is to them): the
+ * watcher applies whatever either node sends, in the order sent. The scenarios that left a ghost
+ * member when each node sent its own view (the real thing on two nodes and Redis:
+ * test/integration/presence-cluster.test.ts).
+ */
+describe('presence diffs of two nodes over one shared store', () => {
+  function twoNodes() {
+    const shared = new MemoryPresence();
+    const { target, sent } = fakeTarget();
+    const w = watcher();
+    const relay: PresenceTarget = {
+      to: (room) => ({
+        emit: (event, diff) => {
+          w.apply(diff);
+          return target.to(room).emit(event, diff);
+        },
+      }),
+    };
+    const a = new PresenceDiffs(relay, shared);
+    const b = new PresenceDiffs(relay, shared);
+    const room = 't:acme:tenant';
+    const join = async (node: PresenceDiffs, conn: string, userId: string) =>
+      node.push(room, 'tenant', await shared.join(room, { connId: conn, userId, name: null }));
+    const leave = async (node: PresenceDiffs, conn: string) => node.push(room, 'tenant', await shared.leave(room, conn));
+    return { a, b, w, sent, join, leave };
+  }
+
+  it('sends the final leave when a join and a leave fold into one window of a node while the other node showed the user', async () => {
+    const { a, b, w, join, leave } = twoNodes();
+    await join(a, 'a1', 'ada'); // A's window opens: ada joins
+    await join(b, 'b1', 'ada'); // ada's second connection, on B
+    await b.flush(); // B's window closes first: the watcher sees ada
+    expect(w.members.has('ada')).toBe(true);
+    await leave(b, 'b1');
+    await leave(a, 'a1'); // A's window: a join and a leave of ada — she is gone
+    await b.flush();
+    await a.flush();
+    expect([...w.members.keys()]).toEqual([]);
+  });
+
+  it("does not let one node's stale 'still here' arrive after the other node's final leave", async () => {
+    const { a, b, w, join, leave } = twoNodes();
+    await join(a, 'a1', 'ada');
+    await join(b, 'b1', 'ada');
+    await a.flush();
+    await b.flush();
+    expect(w.members.get('ada')?.connections).toBe(2);
+    await leave(a, 'a1'); // A sees ada still here (1 connection left, on B)…
+    await leave(b, 'b1'); // …and B sees her go.
+    await b.flush(); // B's window closes first…
+    await a.flush(); // …A's "still here" would come after it.
+    expect([...w.members.keys()]).toEqual([]);
   });
 });

@@ -10,6 +10,7 @@ import { benchEvent, listenPublisher } from './event.js';
  * It isolates the fan-out cost from PGlite's per-event commit, which bounds the full path's rate.
  */
 const node = await createApp(loadConfig());
+await node.listen();
 await listenPublisher((body) => {
   const target = node.io.to(internalRoom(body.tenant ?? '', body.room));
   for (let i = 0; i < (body.count ?? 1); i++) {

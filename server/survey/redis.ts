@@ -1,13 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Counter, Gauge } from 'prom-client';
+import type { RedisClient } from '../bus/connections.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { RedisBus } from './bus.js';
+import { type NodeBeat, type Survey, type SurveyAnswer, SurveyHandlers, type SurveyResult, surveyMetrics } from './survey.js';
 
-/**
- * Asks every node of the cluster a question and gathers the answers: the transport of the
- * operator API (Centrifugo calls the same thing a "survey").
- *
+/*
  * Why not the Socket.IO adapter's `serverSideEmitWithAck` or `fetchSockets`: they wait for the
  * number of servers Redis counts as subscribers (PUBSUB NUMSUB, or SHARDNUMSUB summed over the
  * shards for the sharded adapter). A frozen node stays subscribed: `serverSideEmitWithAck` then
@@ -20,41 +17,6 @@ import type { RedisBus } from './bus.js';
  * `bye`. Plain PUBLISH/SUBSCRIBE, so the same on one Redis and on a Redis Cluster (where classic
  * Pub/Sub reaches every shard).
  */
-
-/** What a node says about itself in each beat. */
-export interface NodeBeat {
-  nodeId: string;
-  version: string;
-  startedAt: string;
-}
-
-export interface SurveyAnswer<R> {
-  nodeId: string;
-  result: R;
-}
-
-export interface SurveyResult<R> {
-  /** This node's answer first, then the others' in arrival order. */
-  answers: SurveyAnswer<R>[];
-  /** Nodes believed alive that did not answer in time (or failed to), sorted. */
-  missing: string[];
-}
-
-/** Answers one kind of question from this node's own state. Arguments come from peers running Fluxo: check what they need. */
-export type SurveyHandler = (arg: unknown) => Promise<unknown> | unknown;
-
-export interface Survey {
-  /** This node, as it announces itself. */
-  readonly self: NodeBeat;
-  handle(op: string, fn: SurveyHandler): void;
-  /** Asks this node and every node it knows; resolves within `timeoutMs` (never rejects for a silent peer). */
-  ask<R>(op: string, arg: unknown): Promise<SurveyResult<R>>;
-  /** The nodes heard from within the TTL, this one included, with what they last said about themselves. */
-  nodes(): NodeBeat[];
-  start(): Promise<void>;
-  /** Says `bye` (the others forget this node at once) and stops listening. */
-  stop(): Promise<void>;
-}
 
 type Message =
   | { t: 'beat'; from: string; beat: NodeBeat; hello?: boolean }
@@ -69,9 +31,12 @@ interface Pending {
   finish: () => void;
 }
 
-export interface SurveyOptions {
-  /** Null: a single node without Redis, which answers alone. */
-  bus: RedisBus | null;
+export interface RedisSurveyOptions {
+  /** The `state` connection. */
+  pub: RedisClient;
+  /** The `state-sub` connection. */
+  sub: RedisClient;
+  prefix: string;
   self: NodeBeat;
   /** PRESENCE_TTL_MS: a node not heard from for this long is gone. */
   ttlMs: number;
@@ -81,40 +46,29 @@ export interface SurveyOptions {
   metrics: Metrics;
 }
 
-export function createSurvey(opts: SurveyOptions): Survey {
-  const { bus, self, log } = opts;
+/** The survey across every node that shares this Redis (and REDIS_KEY_PREFIX). */
+export function createRedisSurvey(opts: RedisSurveyOptions): Survey {
+  const { pub, sub, self, log } = opts;
   const nodeId = self.nodeId;
-  const handlers = new Map<string, SurveyHandler>();
+  const handlers = new SurveyHandlers();
   const seen = new Map<string, { beat: NodeBeat; at: number }>();
   const pending = new Map<string, Pending>();
-  const channel = `${bus?.prefix ?? 'fluxo'}:operator`;
+  const channel = `${opts.prefix}:operator`;
   const inbox = `${channel}:${nodeId}`;
   const beatEveryMs = Math.max(100, Math.floor(opts.ttlMs / 4));
   let beating: NodeJS.Timeout | undefined;
+  let started = false;
   let stopped = false;
+  const { missed } = surveyMetrics(opts.metrics, () => alive().length + 1);
 
-  const missed = new Counter({
-    name: 'cluster_survey_missing_total',
-    help: 'Nodes that did not answer an operator API question within OPERATOR_TIMEOUT_MS',
-    registers: [opts.metrics.registry],
-  });
-  new Gauge({
-    name: 'cluster_nodes_seen',
-    help: 'Nodes this node heard from within PRESENCE_TTL_MS, itself included (the operator API node list)',
-    registers: [opts.metrics.registry],
-    collect() {
-      this.set(alive().length);
-    },
-  });
-
+  /** The other nodes heard from within the TTL. */
   function alive(): string[] {
     const now = Date.now();
     for (const [id, { at }] of seen) if (now - at > opts.ttlMs) seen.delete(id);
     return [...seen.keys()];
   }
 
-  const publish = (to: string, msg: Message): Promise<unknown> =>
-    bus ? bus.client('state').publish(to, JSON.stringify(msg)) : Promise.resolve();
+  const publish = (to: string, msg: Message): Promise<unknown> => pub.publish(to, JSON.stringify(msg));
 
   const beat = (hello = false) =>
     publish(channel, { t: 'beat', from: nodeId, beat: self, ...(hello ? { hello } : {}) }).catch((err: unknown) =>
@@ -122,11 +76,9 @@ export function createSurvey(opts: SurveyOptions): Survey {
     );
 
   async function answer(msg: Extract<Message, { t: 'ask' }>): Promise<void> {
-    const fn = handlers.get(msg.op);
     let reply: Message;
     try {
-      if (!fn) throw new Error(`unknown survey op ${msg.op}`);
-      reply = { t: 'answer', id: msg.id, from: nodeId, ok: true, result: await fn(msg.arg) };
+      reply = { t: 'answer', id: msg.id, from: nodeId, ok: true, result: await handlers.get(msg.op)(msg.arg) };
     } catch (err) {
       log.warn({ err, op: msg.op, from: msg.from }, 'survey question failed here');
       reply = { t: 'answer', id: msg.id, from: nodeId, ok: false };
@@ -177,9 +129,8 @@ export function createSurvey(opts: SurveyOptions): Survey {
 
   async function ask<R>(op: string, arg: unknown): Promise<SurveyResult<R>> {
     const fn = handlers.get(op);
-    if (!fn) throw new Error(`unknown survey op ${op}`);
     const peers = alive();
-    if (!bus || peers.length === 0) return { answers: [{ nodeId, result: (await fn(arg)) as R }], missing: [] };
+    if (peers.length === 0) return { answers: [{ nodeId, result: (await fn(arg)) as R }], missing: [] };
     const id = randomUUID();
     let finish = () => {};
     const done = new Promise<void>((resolve) => {
@@ -210,25 +161,23 @@ export function createSurvey(opts: SurveyOptions): Survey {
 
   return {
     self,
-    handle: (op, fn) => {
-      handlers.set(op, fn);
-    },
+    handle: (op, fn) => handlers.set(op, fn),
     ask,
     nodes: () => [self, ...alive().map((id) => (seen.get(id) as { beat: NodeBeat }).beat)],
     start: async () => {
-      if (!bus) return;
-      const sub = bus.client('state-sub');
+      if (started) return;
+      started = true;
       sub.on('message', onMessage);
       await sub.subscribe(channel, inbox);
       await beat(true);
       beating = setInterval(() => void beat(), beatEveryMs).unref();
     },
     stop: async () => {
-      if (!bus || stopped) return;
+      if (stopped) return;
       stopped = true;
       clearInterval(beating);
+      if (!started) return;
       await publish(channel, { t: 'bye', from: nodeId }).catch(() => {});
-      const sub = bus.client('state-sub');
       sub.off('message', onMessage);
       await sub.unsubscribe(channel, inbox).catch(() => {});
       for (const p of pending.values()) p.finish();
