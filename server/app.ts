@@ -258,8 +258,6 @@ function openStore(config: Config, log: Logger): Promise<Store> {
     replicaUrls: config.replicaUrls,
     pgliteDir: config.pgliteDir,
     poolSize: config.poolSize,
-    // Read-your-writes is per user and decided by WorkflowService (it passes `fresh`).
-    readYourWritesMs: 0,
     replicaMaxLagMs: config.replicaMaxLagMs,
     logger: log,
     writeTimeoutMs: config.dbWriteTimeoutMs,

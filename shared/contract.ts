@@ -144,7 +144,7 @@ export interface ServerToClientEvents {
   'server:disconnect': (info: ServerDisconnect) => void;
   /** Sent when the server took this socket out of a room (see ServerUnsubscribe). */
   'server:unsubscribe': (info: ServerUnsubscribe) => void;
-  /** Live delivery had a gap for these rooms: replay from your last event id. */
+  /** Live delivery had a gap for these rooms: replay each from its position (its last offset). */
   resync: (info: { rooms: string[] }) => void;
   /** Sent once after connect. */
   hello: (info: Hello) => void;

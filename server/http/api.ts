@@ -109,7 +109,7 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
     })
     .add('GET', '/auth/session', async ({ req }) => {
       // What the page asks on load: 200 either way, so a signed-out visitor's first request is not
-      // a 401 in the browser's console. Already paid for as an /auth/ route (app.ts); given back
+      // a 401 in the browser's console. Already paid for as an /auth/ route (http/dispatch.ts); given back
       // when the session verifies, as the /api routes do.
       const offers = config.devLogin ? { devLogin: true } : {};
       const presented = bearerToken(req.headers.authorization) ?? parseCookies(req.headers.cookie)[config.cookieName];
@@ -132,7 +132,7 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
       const clear: [string, string] = ['Set-Cookie', clearSessionCookie(config.cookieName, config.cookieSecure)];
       let authed: Authed;
       try {
-        // Already paid for as an /auth/ route (app.ts).
+        // Already paid for as an /auth/ route (http/dispatch.ts).
         authed = await credentials(req);
       } catch (err) {
         // Logging out with a dead token still clears the cookie; a cross-site attempt does not.

@@ -46,6 +46,6 @@ export interface RealtimeDeps {
   verifier: TokenVerifier;
   metrics: Metrics;
   log: Logger;
-  /** Coalesced presence broadcasts (built by installRealtime). */
+  /** Coalesced presence broadcasts (built by createApp). */
   presenceDiffs: PresenceDiffs;
 }

@@ -8,7 +8,7 @@ import type { FluxoServer } from './deps.js';
  * a single-room broadcast natively (uWS topics, no per-socket JS work) but falls back to a
  * per-socket loop for multi-room broadcasts, so `io.to([a, b, c])` would cost several times more.
  * The price: a socket subscribed to two of the event's rooms receives it twice, with the same
- * id — clients drop repeats by id (they must anyway, for replay).
+ * id and the same offsets — clients drop what they already have by the room's offset (they must anyway, for replay).
  */
 export function createFanout(io: FluxoServer, metrics: Metrics) {
   const emit = (tenant: string, event: FluxoEvent): void => {

@@ -134,7 +134,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
    * the store reads it meanwhile, while the page is on the wire and being parsed (the replay of
    * 10,000 events from PGlite went from ~174 to ~157 ms p50). Nothing can be missed by reading early:
    * the socket joined the room before its first read, so whatever commits later arrives live and
-   * the client merges by id.
+   * the client merges by the room's offsets.
    */
   function readAhead(socket: FluxoSocket, room: string, after: number): void {
     const ahead: ReplayAhead = { room, after, events: service.eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT) };
@@ -155,7 +155,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
       const data = socket.data;
       const name = await service.authorizeRoom(data.principal, room);
       const internal = internalRoom(data.principal.tenant, name);
-      // Join before reading the replay so nothing committed in between is lost; the client drops duplicates by id.
+      // Join before reading the replay so nothing committed in between is lost; the client drops repeats by the room's offset.
       socket.join(internal);
       data.rooms ??= new Set();
       const first = !data.rooms.has(name);

@@ -10,8 +10,8 @@ export interface Recoveries {
 
 /**
  * After a bus outage, tells every socket of this node to `resync` its rooms: events published while
- * the subscription was down never reached this node, so each client replays its rooms from its last
- * event id (duplicates are dropped by id). Install it after the listeners that rebuild shared state
+ * the subscription was down never reached this node, so each client replays each room from its own
+ * position (its last offset; repeats are dropped by offset). Install it after the listeners that rebuild shared state
  * (presence) so that what clients read then is complete again.
  */
 export function resyncAfterRecovery(io: FluxoServer, bus: Recoveries, deps: { metrics: Metrics; log: Logger }): void {

@@ -20,12 +20,6 @@ export interface CreateStoreOptions {
   pgliteDir?: string;
   /** Connections per Postgres pool (primary and each replica). @default 10 */
   poolSize?: number;
-  /**
-   * @deprecated Ignored, and only 0 is accepted: the store no longer sends a tenant's reads to the
-   * primary after a write. Read-your-writes is per user, decided by WorkflowService (`fresh`).
-   * Remove once server/app.ts stops passing it.
-   */
-  readYourWritesMs?: 0;
   logger?: StoreLogger;
   /** Directory of the SQL migrations. @default <repo>/migrations */
   migrationsDir?: string;
