@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { parseRateLimits, RateLimitsError } from '../limits/parse.js';
 
 const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off']).transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+/** An integer variable within [min, max], `def` when unset. */
+const int = (min: number, max: number, def: number) => z.coerce.number().int().min(min).max(max).default(def);
 const list = z.string().transform((v) =>
   v
     .split(',')
@@ -18,51 +20,27 @@ export const configSchema = z.object({
     .enum(['development', 'production', 'test'])
     .default('development')
     .describe('`production` makes a missing JWT secret/JWKS a start-up error and turns DEV_LOGIN off.'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('TCP port of HTTP and Socket.IO (0 picks a free one).'),
+  PORT: int(0, 65535, 8080).describe('TCP port of HTTP and Socket.IO (0 picks a free one).'),
   HOST: z.string().default('0.0.0.0').describe('Address to listen on.'),
   NODE_ID: z.string().min(1).max(64).optional().describe('Name of this node in logs, metrics and `hello`; defaults to host name + port.'),
   DATABASE_URL: z.string().url().optional().describe('Postgres primary (postgres.js). Unset: embedded PGlite.'),
   DATABASE_REPLICA_URLS: list.default([]).describe('Comma-separated streaming replicas for reads that may lag.'),
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10).describe('Connections per Postgres pool.'),
-  DB_WRITE_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(100)
-    .max(60_000)
-    .default(2_000)
-    .describe(
-      'A call on the Postgres primary (a write, waiting for its group commit included) not answered by then gets 503 `store_unavailable`; the write may still have been applied, so retry with the same requestId.',
-    ),
-  DB_STATEMENT_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(3_600_000)
-    .default(5_000)
-    .describe('Postgres `statement_timeout` of every session (0: none); partition and key maintenance run without it.'),
-  DB_LOCK_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(600_000)
-    .default(1_000)
-    .describe('Postgres `lock_timeout` of every session (0: none): a write waiting longer for a row lock gets 503 `store_unavailable`.'),
-  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(3_600_000)
-    .default(3_000)
-    .describe(
-      'Postgres `idle_in_transaction_session_timeout` (0: none): the transaction of a node frozen mid-transaction is ended, releasing its locks (by the server, or by the other nodes if it froze mid-statement).',
-    ),
-  DB_REPLICA_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(50)
-    .max(60_000)
-    .default(500)
-    .describe('A replica read not answered by then is served by the primary, and the replica is skipped for a while.'),
+  DATABASE_POOL_SIZE: int(1, 200, 10).describe('Connections per Postgres pool.'),
+  DB_WRITE_TIMEOUT_MS: int(100, 60_000, 2_000).describe(
+    'A call on the Postgres primary (a write, waiting for its group commit included) not answered by then gets 503 `store_unavailable`; the write may still have been applied, so retry with the same requestId.',
+  ),
+  DB_STATEMENT_TIMEOUT_MS: int(0, 3_600_000, 5_000).describe(
+    'Postgres `statement_timeout` of every session (0: none); partition and key maintenance run without it.',
+  ),
+  DB_LOCK_TIMEOUT_MS: int(0, 600_000, 1_000).describe(
+    'Postgres `lock_timeout` of every session (0: none): a write waiting longer for a row lock gets 503 `store_unavailable`.',
+  ),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0, 3_600_000, 3_000).describe(
+    'Postgres `idle_in_transaction_session_timeout` (0: none): the transaction of a node frozen mid-transaction is ended, releasing its locks (by the server, or by the other nodes if it froze mid-statement).',
+  ),
+  DB_REPLICA_TIMEOUT_MS: int(50, 60_000, 500).describe(
+    'A replica read not answered by then is served by the primary, and the replica is skipped for a while.',
+  ),
   PGLITE_DIR: z.string().optional().describe('Directory for embedded PGlite data; unset keeps it in memory.'),
   REDIS_URL: z
     .string()
@@ -78,31 +56,13 @@ export const configSchema = z.object({
     .regex(/^[A-Za-z0-9_.-]{1,32}$/)
     .default('fluxo')
     .describe('Prefix of every Redis key and channel Fluxo uses (several deployments can share one Redis).'),
-  REDIS_COMMAND_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(50)
-    .max(60_000)
-    .default(500)
-    .describe(
-      'Every Redis command not answered by then fails (rate limits fall back to in-memory, presence to local); a Redis not answering PING within it makes /ready 503.',
-    ),
-  PRESENCE_TTL_MS: z.coerce
-    .number()
-    .int()
-    .min(1000)
-    .max(300_000)
-    .default(15_000)
-    .describe(
-      "With Redis: a node that stops heartbeating is declared dead and its presence removed (with `leave` diffs) within this time; it also leaves the operator API's node list by then.",
-    ),
-  REPLICA_MAX_LAG_MS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(600_000)
-    .default(5_000)
-    .describe('A replica lagging more than this is skipped and its reads go to the primary.'),
+  REDIS_COMMAND_TIMEOUT_MS: int(50, 60_000, 500).describe(
+    'Every Redis command not answered by then fails (rate limits fall back to in-memory, presence to local); a Redis not answering PING within it makes /ready 503.',
+  ),
+  PRESENCE_TTL_MS: int(1000, 300_000, 15_000).describe(
+    "With Redis: a node that stops heartbeating is declared dead and its presence removed (with `leave` diffs) within this time; it also leaves the operator API's node list by then.",
+  ),
+  REPLICA_MAX_LAG_MS: int(0, 600_000, 5_000).describe('A replica lagging more than this is skipped and its reads go to the primary.'),
   JWT_SECRET: z
     .string()
     .min(32, 'at least 32 characters')
@@ -115,7 +75,7 @@ export const configSchema = z.object({
     .pipe(z.array(z.enum(['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'])).min(1))
     .optional()
     .describe('Allowed algorithms; default HS256 with JWT_SECRET, RS256,ES256 with JWT_JWKS_URL. Never `none`.'),
-  JWT_CLOCK_TOLERANCE_S: z.coerce.number().int().min(0).max(300).default(5).describe('Seconds of clock skew tolerated on exp/nbf.'),
+  JWT_CLOCK_TOLERANCE_S: int(0, 300, 5).describe('Seconds of clock skew tolerated on exp/nbf.'),
   AUTH_COOKIE_NAME: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/)
@@ -130,13 +90,7 @@ export const configSchema = z.object({
   TRUST_PROXY: list
     .default(['127.0.0.1', '::1', '::ffff:127.0.0.1'])
     .describe('Peer addresses whose X-Forwarded-For/X-Real-IP are believed.'),
-  MAX_PAYLOAD_BYTES: z.coerce
-    .number()
-    .int()
-    .min(1024)
-    .max(16 * 1024 * 1024)
-    .default(64 * 1024)
-    .describe('Largest HTTP body or socket message accepted.'),
+  MAX_PAYLOAD_BYTES: int(1024, 16 * 1024 * 1024, 64 * 1024).describe('Largest HTTP body or socket message accepted.'),
   MAX_HTTP_BUFFER_SIZE: z.coerce
     .number()
     .int()
@@ -146,51 +100,21 @@ export const configSchema = z.object({
     .describe(
       'Hard cap of one Engine.IO message: a WebSocket frame or a long-polling POST body (Socket.IO `maxHttpBufferSize`); at least MAX_PAYLOAD_BYTES. Default 4 × MAX_PAYLOAD_BYTES: a message a little over MAX_PAYLOAD_BYTES still gets a typed `payload_too_large` ack and a polling POST can carry a few messages, while one frame never makes the node buffer more. Over it a WebSocket is closed at once (1006, no close frame) and a polling POST gets 413.',
     ),
-  PING_INTERVAL_MS: z.coerce
-    .number()
-    .int()
-    .min(100)
-    .max(600_000)
-    .default(25_000)
-    .describe(
-      "Engine.IO heartbeat period. 25 s (Socket.IO's default) keeps an idle socket under the 60 s idle timeout of common proxies and load balancers.",
-    ),
-  PING_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(100)
-    .max(600_000)
-    .default(20_000)
-    .describe(
-      "A client that has not answered a ping by then is dropped. 20 s (Socket.IO's default) tolerates a slow mobile link; a dead peer is noticed within PING_INTERVAL_MS + this (45 s), which frees its presence and its per-user and per-IP slots.",
-    ),
-  CONNECT_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(100)
-    .max(600_000)
-    .default(10_000)
-    .describe(
-      "An Engine.IO session that has not completed a Socket.IO CONNECT by then is closed. 10 s instead of Socket.IO's 45 s: a client sends CONNECT as soon as it has its token, and a session that never connects holds one of its IP's MAX_SESSIONS_PER_IP slots.",
-    ),
-  MAX_SOCKETS_PER_USER: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(50)
-    .describe(
-      'Live sockets of one user (tenant + user id) on this node; one more is refused with connect_error `rate_limited`. 50: each tab or device holds one, and a network blip briefly doubles them until the old ones time out.',
-    ),
-  MAX_SOCKETS_PER_IP: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(500)
-    .describe(
-      'Live sockets from one client IP on this node, refused like MAX_SOCKETS_PER_USER. 500: an office or a carrier-grade NAT puts hundreds of users behind one address.',
-    ),
+  PING_INTERVAL_MS: int(100, 600_000, 25_000).describe(
+    "Engine.IO heartbeat period. 25 s (Socket.IO's default) keeps an idle socket under the 60 s idle timeout of common proxies and load balancers.",
+  ),
+  PING_TIMEOUT_MS: int(100, 600_000, 20_000).describe(
+    "A client that has not answered a ping by then is dropped. 20 s (Socket.IO's default) tolerates a slow mobile link; a dead peer is noticed within PING_INTERVAL_MS + this (45 s), which frees its presence and its per-user and per-IP slots.",
+  ),
+  CONNECT_TIMEOUT_MS: int(100, 600_000, 10_000).describe(
+    "An Engine.IO session that has not completed a Socket.IO CONNECT by then is closed. 10 s instead of Socket.IO's 45 s: a client sends CONNECT as soon as it has its token, and a session that never connects holds one of its IP's MAX_SESSIONS_PER_IP slots.",
+  ),
+  MAX_SOCKETS_PER_USER: int(1, 1_000_000, 50).describe(
+    'Live sockets of one user (tenant + user id) on this node; one more is refused with connect_error `rate_limited`. 50: each tab or device holds one, and a network blip briefly doubles them until the old ones time out.',
+  ),
+  MAX_SOCKETS_PER_IP: int(1, 1_000_000, 500).describe(
+    'Live sockets from one client IP on this node, refused like MAX_SOCKETS_PER_USER. 500: an office or a carrier-grade NAT puts hundreds of users behind one address.',
+  ),
   MAX_SESSIONS_PER_IP: z.coerce
     .number()
     .int()
@@ -224,38 +148,14 @@ export const configSchema = z.object({
     .describe(
       'Bearer key of the operator API (/api/admin: presence, rooms, connections, disconnect, unsubscribe, nodes) for every tenant; must differ from PUBLISH_API_KEY. Unset: only tokens with role `admin` use it, each for its own tenant.',
     ),
-  OPERATOR_TIMEOUT_MS: z.coerce
-    .number()
-    .int()
-    .min(100)
-    .max(60_000)
-    .default(2_000)
-    .describe(
-      'How long an operator API call waits for the other nodes to answer; a node that has not answered by then is listed in `missing` (a dead node leaves the list within PRESENCE_TTL_MS).',
-    ),
+  OPERATOR_TIMEOUT_MS: int(100, 60_000, 2_000).describe(
+    'How long an operator API call waits for the other nodes to answer; a node that has not answered by then is listed in `missing` (a dead node leaves the list within PRESENCE_TTL_MS).',
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-  SHUTDOWN_GRACE_MS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(600_000)
-    .default(10_000)
-    .describe('Time allowed to drain on SIGTERM before exiting.'),
+  SHUTDOWN_GRACE_MS: int(0, 600_000, 10_000).describe('Time allowed to drain on SIGTERM before exiting.'),
   MIGRATE_ON_START: bool.optional().describe('Apply migrations at start; default on for embedded PGlite, off with DATABASE_URL.'),
-  EVENT_RETENTION_MONTHS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(1200)
-    .default(0)
-    .describe('Drop event-log partitions older than this many months (0 keeps all).'),
-  READ_YOUR_WRITES_MS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(60_000)
-    .default(5_000)
-    .describe("After a write, route that user's reads to the primary for this long."),
+  EVENT_RETENTION_MONTHS: int(0, 1200, 0).describe('Drop event-log partitions older than this many months (0 keeps all).'),
+  READ_YOUR_WRITES_MS: int(0, 60_000, 5_000).describe("After a write, route that user's reads to the primary for this long."),
   DEV_LOGIN: bool
     .optional()
     .describe(

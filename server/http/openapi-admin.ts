@@ -12,7 +12,7 @@ import {
   adminUnsubscribeBody,
   adminUserPath,
 } from '../../shared/schemas.js';
-import type { RouteDoc, RouteDocs } from './openapi.js';
+import { BODY_REFUSALS, type RouteDoc, type RouteDocs, TOKEN_REFUSALS } from './openapi.js';
 
 /**
  * The operator API (admin.ts) in the OpenAPI document: its requests and answers are the zod schemas
@@ -21,18 +21,9 @@ import type { RouteDoc, RouteDocs } from './openapi.js';
  */
 
 /** What every operator call may answer (admin.ts `route`: the `auth` budget, the credential, `http:read`/`write`, the role). */
-const CALLER: ErrorCode[] = [
-  'unauthorized',
-  'token_invalid',
-  'token_expired',
-  'token_revoked',
-  'auth_unavailable',
-  'store_unavailable',
-  'rate_limited',
-  'forbidden',
-];
+const CALLER: ErrorCode[] = [...TOKEN_REFUSALS, 'forbidden'];
 const PATH: ErrorCode[] = ['validation_failed', 'payload_too_deep'];
-const BODY: ErrorCode[] = ['unsupported_media_type', 'invalid_json', 'validation_failed', 'payload_too_deep', 'payload_too_large'];
+const BODY = BODY_REFUSALS;
 
 const admin = (doc: Omit<RouteDoc, 'tag' | 'security'>): RouteDoc => ({ tag: 'operator', security: ['operatorKey', 'bearer'], ...doc });
 const gathered =

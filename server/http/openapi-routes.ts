@@ -12,7 +12,7 @@ import {
   sessionSchema,
   transitionBodySchema,
 } from '../../shared/schemas.js';
-import type { RouteDocs } from './openapi.js';
+import { BODY_REFUSALS, type RouteDocs, TOKEN_REFUSALS } from './openapi.js';
 import { ADMIN_ROUTE_DOCS } from './openapi-admin.js';
 import { data, eventSchema, meSchema, processSchema, roleSchema, transitionResultSchema, workflowSchema } from './openapi-schemas.js';
 
@@ -25,18 +25,8 @@ import { data, eventSchema, meSchema, processSchema, roleSchema, transitionResul
  * (the operator API's are in openapi-admin.ts).
  */
 
-/** Refusals of a JSON body (respond.ts readBody, validate). */
-const BODY: ErrorCode[] = ['unsupported_media_type', 'invalid_json', 'validation_failed', 'payload_too_deep', 'payload_too_large'];
-/** Refusals of a token (verifier), and of the budgets an authenticated /api route spends (api.ts `authed`). */
-const TOKEN: ErrorCode[] = [
-  'unauthorized',
-  'token_invalid',
-  'token_expired',
-  'token_revoked',
-  'auth_unavailable',
-  'store_unavailable',
-  'rate_limited',
-];
+const BODY = BODY_REFUSALS;
+const TOKEN = TOKEN_REFUSALS;
 /** A write with the session cookie from a page of another origin. */
 const COOKIE_WRITE: ErrorCode[] = ['origin_not_allowed'];
 /** Reads and writes of the database. */

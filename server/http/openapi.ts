@@ -58,6 +58,26 @@ export type RouteDocs = Record<string, RouteDoc>;
 
 export const routeKey = (method: string, pattern: string): string => `${method} ${pattern}`;
 
+/** Refusals of a JSON body (respond.ts readBody, validate): shared by every module's route docs. */
+export const BODY_REFUSALS: ErrorCode[] = [
+  'unsupported_media_type',
+  'invalid_json',
+  'validation_failed',
+  'payload_too_deep',
+  'payload_too_large',
+];
+
+/** Refusals of a token (verifier), and of the budgets an authenticated route spends (api.ts `authed`, admin.ts `route`). */
+export const TOKEN_REFUSALS: ErrorCode[] = [
+  'unauthorized',
+  'token_invalid',
+  'token_expired',
+  'token_revoked',
+  'auth_unavailable',
+  'store_unavailable',
+  'rate_limited',
+];
+
 /** `/api/processes/:id` → `/api/processes/{id}`. */
 export const openApiPath = (pattern: string): string => pattern.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 

@@ -130,16 +130,11 @@ async function claimRequestIds(tx: Db, batch: Batch): Promise<void> {
   const taken = claims.filter((c) => !mine.has(key(c.tenantId, c.requestId)));
   for (const c of claims) if (mine.has(key(c.tenantId, c.requestId))) batch.claimed.add(c.index);
   if (taken.length === 0) return;
+  const takenKeys = taken.map((c): [string, string] => [c.tenantId, c.requestId]);
   const stored = await tx
     .select({ tenantId: idempotencyKeys.tenantId, requestId: idempotencyKeys.requestId, result: idempotencyKeys.result })
     .from(idempotencyKeys)
-    .where(
-      pairsIn(
-        idempotencyKeys.tenantId,
-        idempotencyKeys.requestId,
-        taken.map((c) => [c.tenantId, c.requestId]),
-      ),
-    );
+    .where(pairsIn(idempotencyKeys.tenantId, idempotencyKeys.requestId, takenKeys));
   const byKey = new Map(stored.map((s) => [key(s.tenantId, s.requestId), s.result as StoredResult | null]));
   for (const c of taken) {
     const result = byKey.get(key(c.tenantId, c.requestId));
@@ -167,16 +162,11 @@ async function lockProcesses(tx: Db, batch: Batch): Promise<Touched> {
     .for('update');
   for (const r of locked) touched.rows.set(key(r.tenantId, r.id), r);
   if (locked.length === 0) return touched;
+  const flowKeys = locked.map((r): [string, string] => [r.tenantId, r.workflowId]);
   const wfs = await tx
     .select({ tenantId: workflows.tenantId, id: workflows.id, transitions: workflows.transitions })
     .from(workflows)
-    .where(
-      pairsIn(
-        workflows.tenantId,
-        workflows.id,
-        locked.map((r) => [r.tenantId, r.workflowId]),
-      ),
-    );
+    .where(pairsIn(workflows.tenantId, workflows.id, flowKeys));
   for (const w of wfs) touched.flows.set(key(w.tenantId, w.id), w.transitions);
   return touched;
 }

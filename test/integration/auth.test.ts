@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FluxoNode } from '../../server/app.js';
+import { ERRORS } from '../../shared/errors.js';
 import type { ServerDisconnect } from '../../shared/protocol.js';
 import { type ConnectionStatus, connect as sdkConnect } from '../../shared/sdk/index.js';
 import { api, type Client, client, eventually, helloOf, request, startNode, TEST_SECRET, token } from '../harness/node.js';
@@ -28,19 +29,32 @@ describe('socket authentication', () => {
     const forged = await token({ sub: 'u', tid: 'acme', secret: 'another-secret-that-is-long-enough-xx' });
     expect((await connectError(client(node.url, { token: forged }))).data?.code).toBe('token_invalid');
     expect((await connectError(client(node.url, { token: 'not.a.jwt' }))).data?.code).toBe('token_invalid');
-    const expired = await token({ sub: 'u', tid: 'acme', ttlS: 1 });
-    await new Promise((r) => setTimeout(r, 1100));
+    // Expired a minute ago (this node allows no clock skew), rather than waiting for a fresh one to expire.
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({ tid: 'acme', role: 'editor' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('u')
+      .setIssuedAt(now - 120)
+      .setExpirationTime(now - 60)
+      .sign(new TextEncoder().encode(TEST_SECRET));
     expect((await connectError(client(node.url, { token: expired }))).data?.code).toBe('token_expired');
   });
 
   it('accepts the session cookie only from an allowed Origin', async () => {
     const t = await token({ sub: 'c1', tid: 'acme' });
     const cookie = `fluxo_session=${t}`;
-    // A cross-site page: refused in allowRequest, before any Socket.IO packet.
-    await expect(client(node.url, { headers: { cookie, origin: 'https://evil.example.net' } })).rejects.toThrow();
+    // A cross-site page: refused in allowRequest with 403, before any Socket.IO packet — over WebSocket
+    // the upgrade is answered 403, over polling the handshake says why.
+    const refusedUpgrade = { type: 'TransportError', description: { message: 'Unexpected server response: 403' } };
+    const handshake = (origin: string) => fetch(`${node.url}/socket.io/?EIO=4&transport=polling`, { headers: { cookie, origin } });
+    for (const origin of ['https://evil.example.net', 'null']) {
+      await expect(client(node.url, { headers: { cookie, origin } }), origin).rejects.toMatchObject(refusedUpgrade);
+      const polled = await handshake(origin);
+      expect(polled.status, origin).toBe(403);
+      expect(await polled.json()).toEqual({ code: 4, message: ERRORS.origin_not_allowed.message });
+    }
     // No Origin: the cookie is never used.
     expect((await connectError(client(node.url, { headers: { cookie } }))).data?.code).toBe('origin_not_allowed');
-    await expect(client(node.url, { headers: { cookie, origin: 'null' } })).rejects.toThrow();
     const ok = await client(node.url, { headers: { cookie, origin: 'https://app.example.com' } });
     ok.close();
   });
@@ -53,17 +67,26 @@ describe('socket authentication', () => {
     await expired;
     expect(await closed).toBe('io server disconnect');
 
-    const b = await client(node.url, { token: await token({ sub: 'exp', tid: 'acme', ttlS: 2 }) });
+    // b refreshes; the control, minted after b's first token (so expiring no earlier) does not. Once the
+    // control is dropped, b's original expiry has passed on the server too.
+    const b = await client(node.url, { token: await token({ sub: 'exp', tid: 'acme', ttlS: 3 }) });
+    const control = await client(node.url, { token: await token({ sub: 'exp', tid: 'acme', ttlS: 3 }) });
     try {
+      const seenB = watch(b);
+      const controlGone = new Promise<string>((resolve) => control.on('disconnect', (reason) => resolve(reason)));
       const refreshed = await request(b, 'auth:refresh', { token: await token({ sub: 'exp', tid: 'acme', ttlS: 60 }) });
       expect(refreshed).toMatchObject({ data: { exp: expect.any(Number) } });
       expect(await request(b, 'auth:refresh', { token: await token({ sub: 'other', tid: 'acme' }) })).toMatchObject({
         error: { code: 'forbidden' },
       });
-      await new Promise((r) => setTimeout(r, 2500));
+      expect(await controlGone).toBe('io server disconnect');
+      // Barrier on b's own socket: a disconnect sent before this ack would have arrived first.
+      expect(await request(b, 'subscribe', { room: 'tenant' })).toMatchObject({ data: { room: 'tenant' } });
+      expect(seenB).toEqual([]);
       expect(b.connected).toBe(true);
     } finally {
       b.close();
+      control.close();
     }
   });
 
@@ -187,8 +210,9 @@ describe('revocation keys are scoped by tenant', () => {
       expect((await api<{ data: { revoked: boolean } }>(node.url, 'POST', '/auth/logout', { token: a })).body.data.revoked).toBe(true);
       await eventually(() => expect(seenA).toContain('disconnect io server disconnect'));
       expect((await api(node.url, 'GET', '/api/me', { token: a })).status).toBe(401);
-      // B: still connected, still accepted over HTTP and for a new handshake.
-      await new Promise((r) => setTimeout(r, 200));
+      // B: still connected, still accepted over HTTP and for a new handshake. The barrier is a round
+      // trip on B's own socket: a revocation notice sent to B before its ack would have arrived first.
+      expect(await request(onB, 'subscribe', { room: 'tenant' })).toMatchObject({ data: { room: 'tenant' } });
       expect(seenB).toEqual([]);
       expect(onB.connected).toBe(true);
       expect(await api(node.url, 'GET', '/api/me', { token: b })).toMatchObject({ status: 200, body: { data: { tenant: 'tenant-b' } } });

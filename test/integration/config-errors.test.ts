@@ -18,6 +18,18 @@ afterAll(async () => {
 });
 
 describe('a configuration error', () => {
+  it('stops the process with one line and no stack on a bad value', async () => {
+    const err = await run(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: 'eighty' },
+    }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(78);
+    expect(err?.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^fluxo: invalid configuration — PORT: /)]);
+  });
+
   it('in RATE_LIMITS stops the start like any other (exit 78, one line) before the database is opened', async () => {
     // Embedded PGlite creates its directory when it opens: still absent after the exit means never opened.
     const data = join(dir, 'data');

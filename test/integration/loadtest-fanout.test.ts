@@ -60,13 +60,20 @@ describe('lean Socket.IO client', () => {
     io.attachApp(app);
     const listen = await new Promise<uWS.us_listen_socket>((resolve) => app.listen('127.0.0.1', 0, resolve));
     const port = uWS.us_socket_local_port(listen);
+    let pongs = 0;
+    io.engine.on('connection', (conn: { on(event: 'packet', listener: (p: { type: string }) => void): void }) =>
+      conn.on('packet', (p) => {
+        if (p.type === 'pong') pongs++;
+      }),
+    );
     const lean = await LeanClient.connect({ url: `http://127.0.0.1:${port}` });
     try {
       let closed = false;
       lean.onClose = () => {
         closed = true;
       };
-      await new Promise((r) => setTimeout(r, 600));
+      // Counted, not timed: a client that did not answer would be dropped 100 ms after the first ping.
+      await eventually(() => expect(pongs).toBeGreaterThanOrEqual(5));
       expect(closed).toBe(false);
       expect(io.of('/').sockets.size).toBe(1);
     } finally {

@@ -21,6 +21,15 @@ function open(opts: Parameters<typeof connect>[0]): FluxoClient {
   return c;
 }
 
+/** The `process:transition` packets with this requestId that a client sends (SDK retries included). */
+function triesOf(c: FluxoClient, requestId: string): number[] {
+  const sent: number[] = [];
+  c.socket.onAnyOutgoing((event: string, payload?: { requestId?: string }) => {
+    if (event === 'process:transition' && payload?.requestId === requestId) sent.push(Date.now());
+  });
+  return sent;
+}
+
 function states(c: FluxoClient): ConnectionStatus[] {
   const seen: ConnectionStatus[] = [c.status];
   c.on('state', (s) => seen.push(s));
@@ -163,6 +172,7 @@ describe('SDK: delivery', () => {
   it('starts a room from `after` and stops delivering after unsubscribe', async () => {
     const wf = await createBoard(node.url, admin);
     const p = await createProcess(node.url, editor, wf.id);
+    const other = await createProcess(node.url, editor, wf.id);
     const writer = open({ url: node.url, token: editor });
     const first = await writer.transition(p.id, 'doing');
     const second = await writer.transition(p.id, 'todo');
@@ -172,10 +182,20 @@ describe('SDK: delivery', () => {
     const ack = await stop.ready;
     expect(ack.events.map((e) => e.id)).toEqual([second.event.id]);
     expect(got).toEqual([second.event.id]);
+    const otherGot: number[] = [];
+    await reader.subscribe(`process:${other.id}`, (e) => otherGot.push(e.id)).ready;
     await stop();
+    // What reaches the socket at all, so the check is that the server stopped sending, not only that the SDK dropped it.
+    const sentForP: number[] = [];
+    reader.socket.on('event', (e) => {
+      if (e.rooms.includes(`process:${p.id}`)) sentForP.push(e.id);
+    });
     await writer.transition(p.id, 'doing');
-    await new Promise((r) => setTimeout(r, 200));
+    // Barrier: a later event on the same socket, in the room still subscribed.
+    const barrier = await writer.transition(other.id, 'doing');
+    await eventually(() => expect(otherGot).toEqual([barrier.event.id]));
     expect(got).toEqual([second.event.id]);
+    expect(sentForP).toEqual([]);
   });
 });
 
@@ -223,13 +243,15 @@ describe('SDK: typed errors', () => {
     // Another write holds 'held' (its claim is there, its result not yet)…
     const store = node.store as unknown as { query(q: SQL): Promise<unknown> };
     await store.query(sql`INSERT INTO idempotency_keys (tenant_id, request_id, result) VALUES ('acme', 'held', NULL)`);
+    const tries = triesOf(c, 'held');
     const pending = c.transition(p.id, 'doing', { requestId: 'held' });
-    // …and stores it a moment later.
-    await new Promise((r) => setTimeout(r, 20));
+    // …and stores it once the client asked a second time, i.e. after its first try was answered request_in_progress.
+    await eventually(() => expect(tries.length).toBeGreaterThanOrEqual(2));
     await store.query(
       sql`UPDATE idempotency_keys SET result = (SELECT result FROM idempotency_keys WHERE tenant_id = 'acme' AND request_id = 'done-before') WHERE tenant_id = 'acme' AND request_id = 'held'`,
     );
     expect(await pending).toEqual({ ...first, replayed: true });
+    expect(tries.length).toBeGreaterThanOrEqual(2);
   });
 
   it('goes offline, without retrying, when the token is refused', async () => {
@@ -288,8 +310,12 @@ describe('SDK: tokens', () => {
   });
 
   it("never refreshes more often than the server's auth:refresh budget, and keeps the session", async () => {
-    // 1 refresh per 3 s: tokens of 4 s are due 3 s after each refresh, the budget says 3.3 s at least.
-    const tight = await startNode({ RATE_LIMITS: 'auth:refresh=1/3,handshake=1000/1' });
+    // 1 refresh per 9 s: the SDK keeps 9.9 s between two. Tokens of 12 s (11–12 s left when minted:
+    // exp is in whole seconds) would be due after at most 9 s by their lifetime alone, so only the
+    // budget can explain gaps of 9.9 s, and each refresh still lands 1 s or more before the previous
+    // token expires (with 4 s tokens and a 3.3 s gap that margin was 0–0.7 s, lost at load 9).
+    const BUDGET_GAP_MS = 9_900;
+    const tight = await startNode({ RATE_LIMITS: 'auth:refresh=1/9,handshake=1000/1' });
     try {
       const received: number[] = [];
       tight.io.on('connection', (socket) =>
@@ -300,15 +326,18 @@ describe('SDK: tokens', () => {
       );
       const c = open({
         url: tight.url,
-        token: await token({ sub: 'bob', tid: 'acme', ttlS: 4 }),
-        getToken: () => token({ sub: 'bob', tid: 'acme', ttlS: 4 }),
+        // The first token is short, so the first refresh comes early and the test waits for two gaps only.
+        token: await token({ sub: 'bob', tid: 'acme', ttlS: 2 }),
+        getToken: () => token({ sub: 'bob', tid: 'acme', ttlS: 12 }),
       });
       const seen = states(c);
       const errors: FluxoError[] = [];
       c.on('error', (e) => errors.push(e));
       await c.whenConnected();
-      await eventually(() => expect(received.length).toBeGreaterThanOrEqual(3), 15_000, 50);
-      for (let i = 1; i < received.length; i++) expect(received[i]! - received[i - 1]!).toBeGreaterThan(3000);
+      await eventually(() => expect(received.length).toBeGreaterThanOrEqual(3), 40_000, 50);
+      // The server's timestamps are taken on arrival, after the SDK's: a little earlier than its own clock saw.
+      const SLACK_MS = 200;
+      for (let i = 1; i < received.length; i++) expect(received[i]! - received[i - 1]!).toBeGreaterThanOrEqual(BUDGET_GAP_MS - SLACK_MS);
       expect(errors).toEqual([]);
       // Each refresh came before the token expired: the connection was never dropped.
       expect(seen.filter((s) => s.state !== 'connected' && s.state !== 'connecting')).toEqual([]);
@@ -317,7 +346,7 @@ describe('SDK: tokens', () => {
     } finally {
       await tight.shutdown();
     }
-  });
+  }, 60_000);
 
   it('reconnects with a fresh token after the old one expired, and resumes its rooms', async () => {
     const wf = await createBoard(node.url, admin);

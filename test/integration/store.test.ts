@@ -133,18 +133,28 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     async () => {
       const { actor, process } = await setup();
       const other = postgres(pg!.url, { max: 1, onnotice: () => {} });
+      // Its own connection: `other`'s only one is inside the transaction, where pg_stat_activity would not change.
+      const probe = postgres(pg!.url, { max: 1, onnotice: () => {} });
       try {
         const reserved = await other.reserve();
         await reserved`BEGIN`;
         await reserved`INSERT INTO idempotency_keys (tenant_id, request_id, result) VALUES (${actor.tenant}, 'busy-2', NULL)`;
         // The duplicate's claim waits for the other transaction (on its uncommitted key)…
         const dup = rejection(store.transition(actor, { processId: process.id, to: 'review', requestId: 'busy-2' }));
-        await new Promise((r) => setTimeout(r, 200));
+        // Waited for, not slept on: the duplicate's backend is blocked on the uncommitted key.
+        for (const until = Date.now() + 10_000; ; ) {
+          const [row] =
+            await probe`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%idempotency_keys%'`;
+          if (row?.n > 0) break;
+          if (Date.now() > until) throw new Error('the duplicate never waited on the claimed key');
+          await new Promise((r) => setTimeout(r, 20)); // polling step
+        }
         // …which commits without a result (it is still working, e.g. on another node).
         await reserved`COMMIT`;
         reserved.release();
         expect((await dup).code).toBe('request_in_progress');
       } finally {
+        await probe.end();
         await other.end();
       }
     },

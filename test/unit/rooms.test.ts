@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, ERRORS } from '../../shared/errors.js';
+import { ERROR_CODES, ERRORS, type ErrorCode } from '../../shared/errors.js';
 import { internalRoom, parseRoom } from '../../shared/rooms.js';
 
 describe('room names', () => {
@@ -32,12 +32,18 @@ describe('room names', () => {
 });
 
 describe('error catalog', () => {
-  it('gives every code an HTTP status and a message, and documents each in README', () => {
+  it('documents every code in the README table with its exact HTTP status, retry flag and message', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    for (const code of ERROR_CODES) {
-      expect(ERRORS[code].status).toBeGreaterThanOrEqual(400);
-      expect(ERRORS[code].message.length).toBeGreaterThan(0);
-      expect(readme, `README lacks error code ${code}`).toContain(`\`${code}\``);
+    // Rows of the "Error codes" table: | `code` | status | yes/no | message (+ a note) |
+    const rows = readme
+      .split('\n')
+      .filter((line) => /^\| `[a-z_]+` \| \d{3} \|/.test(line))
+      .map((line) => line.split('|').map((cell) => cell.trim()));
+    expect(rows.map((cells) => cells[1])).toEqual(ERROR_CODES.map((code) => `\`${code}\``));
+    for (const [, cell, status, retry, meaning] of rows) {
+      const code = cell!.slice(1, -1) as ErrorCode;
+      expect([status, retry], code).toEqual([String(ERRORS[code].status), ERRORS[code].retryable ? 'yes' : 'no']);
+      expect(meaning!.startsWith(ERRORS[code].message), code).toBe(true);
     }
   });
 });

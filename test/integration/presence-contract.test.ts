@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryPresence } from '../../server/presence/memory.js';
+import type { PresenceStore } from '../../server/presence/presence.js';
+import { RedisPresence } from '../../server/presence/redis.js';
+import type { PresenceState } from '../../shared/protocol.js';
+import { type RedisInstance, startRedis } from '../harness/redis.js';
+
+// One behavioural suite for every PresenceStore: what a request of this node gets back and what a
+// snapshot says must not depend on whether the node runs alone (memory) or in a cluster (Redis).
+// Cross-node behaviour (dead nodes reaped, diffs merged) is in presence-cluster and cluster-failover.
+
+let redis: RedisInstance | undefined;
+const connections: Redis[] = [];
+
+const variants = [
+  { name: 'memory', open: async (): Promise<PresenceStore> => new MemoryPresence() },
+  {
+    name: 'redis',
+    open: async (): Promise<PresenceStore> => {
+      redis ??= await startRedis();
+      const connection = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      connections.push(connection);
+      // A node id of its own per test: no other test's entries, nothing reaped but its own.
+      return new RedisPresence({ redis: connection, nodeId: `contract-${randomUUID()}`, prefix: 'contract' });
+    },
+  },
+] as const;
+
+afterAll(async () => {
+  for (const c of connections) c.disconnect();
+  await redis?.stop();
+});
+
+describe.each(variants)('presence on $name', ({ open }) => {
+  let store: PresenceStore;
+  /** A room of its own per test (the Redis server is shared by the tests of a variant). */
+  let room: string;
+
+  beforeAll(async () => {
+    await open().then((s) => s.close()); // starts the Redis server once, outside a test's timeout
+  }, 30_000);
+  afterEach(async () => {
+    await store.close();
+  });
+
+  async function fresh(): Promise<PresenceStore> {
+    store = await open();
+    await store.start(() => {});
+    room = `t:contract-${randomUUID()}:tenant`;
+    return store;
+  }
+
+  const ada = { connId: 'c1', userId: 'ada', name: 'Ada' };
+
+  it('joins a user once: a first connection is a join, a second an update of the count, the same one again nothing', async () => {
+    const s = await fresh();
+    expect(await s.join(room, ada)).toEqual({
+      joins: [{ userId: 'ada', name: 'Ada', connections: 1, state: null }],
+      leaves: [],
+      updates: [],
+    });
+    expect(await s.join(room, { ...ada, connId: 'c2' })).toEqual({
+      joins: [],
+      leaves: [],
+      updates: [{ userId: 'ada', name: 'Ada', connections: 2, state: null }],
+    });
+    expect(await s.join(room, ada)).toEqual({ joins: [], leaves: [], updates: [] });
+    expect(await s.snapshot(room)).toEqual([{ userId: 'ada', name: 'Ada', connections: 2, state: null }]);
+  });
+
+  it('leaves a user when the last connection goes, and ignores a connection it does not know', async () => {
+    const s = await fresh();
+    await s.join(room, ada);
+    await s.join(room, { ...ada, connId: 'c2' });
+    expect(await s.leave(room, 'unknown')).toEqual({ joins: [], leaves: [], updates: [] });
+    expect(await s.leave(room, 'c1')).toEqual({
+      joins: [],
+      leaves: [],
+      updates: [{ userId: 'ada', name: 'Ada', connections: 1, state: null }],
+    });
+    expect(await s.leave(room, 'c2')).toEqual({ joins: [], leaves: ['ada'], updates: [] });
+    expect(await s.leave(room, 'c2')).toEqual({ joins: [], leaves: [], updates: [] });
+    expect(await s.snapshot(room)).toEqual([]);
+  });
+
+  it("sets a member's state from any of its connections, and not for a connection outside the room", async () => {
+    const s = await fresh();
+    await s.join(room, ada);
+    await s.join(room, { ...ada, connId: 'c2' });
+    const state: PresenceState = { status: 'editing', card: 'p1' };
+    expect(await s.update(room, 'c2', state)).toEqual({
+      joins: [],
+      leaves: [],
+      updates: [{ userId: 'ada', name: 'Ada', connections: 2, state }],
+    });
+    expect(await s.update(room, 'nobody', { status: 'idle' })).toEqual({ joins: [], leaves: [], updates: [] });
+    expect(await s.update(`${room}-other`, 'c1', { status: 'idle' })).toEqual({ joins: [], leaves: [], updates: [] });
+    expect(await s.snapshot(room)).toEqual([{ userId: 'ada', name: 'Ada', connections: 2, state }]);
+  });
+
+  it('keeps rooms apart and answers members() for the users asked about who are present', async () => {
+    const s = await fresh();
+    await s.join(room, ada);
+    await s.join(room, { connId: 'c3', userId: 'bob', name: null });
+    await s.join(`${room}-other`, { connId: 'c4', userId: 'eve', name: 'Eve' });
+    expect((await s.snapshot(room)).map((m) => m.userId).sort()).toEqual(['ada', 'bob']);
+    expect(await s.snapshot(`${room}-other`)).toEqual([{ userId: 'eve', name: 'Eve', connections: 1, state: null }]);
+    const members = await s.members(room, ['bob', 'eve', 'nobody']);
+    expect([...members.entries()]).toEqual([['bob', { userId: 'bob', name: null, connections: 1, state: null }]]);
+    expect(await s.snapshot(`${room}-empty`)).toEqual([]);
+  });
+});
