@@ -97,7 +97,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 describe('board layout', () => {

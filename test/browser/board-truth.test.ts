@@ -38,7 +38,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await browser?.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 async function board(titles: string[]): Promise<{ wf: Workflow; cards: Process[] }> {

@@ -150,7 +150,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await node?.shutdown();
+  await node?.close();
   await Promise.all([app, foreign].map((p) => p && new Promise((r) => p.server.close(r))));
 });
 

@@ -39,7 +39,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 describe('dashboard in a real browser', () => {

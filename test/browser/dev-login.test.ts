@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await front?.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 describe('demo sign-in in a real browser', () => {

@@ -16,7 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await browser?.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 it('tells the user to wait when moves are rate limited', async () => {

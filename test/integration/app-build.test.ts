@@ -35,8 +35,10 @@ describe('a node built by createApp', () => {
     nodes.push(node);
     expect(() => node.url).toThrow(/not listening/);
     expect(await refused(port)).toBe(true);
-    // No migration yet: the schema is not there.
-    await expect(node.store.listWorkflows('acme')).rejects.toThrow();
+    // No migration yet: the schema is not there (42P01 undefined_table).
+    await expect(node.store.listWorkflows('acme')).rejects.toMatchObject({
+      cause: { code: '42P01', message: 'relation "workflows" does not exist' },
+    });
     expect(await node.listen()).toBe(`http://127.0.0.1:${port}`);
     expect(node.port).toBe(port);
     expect((await fetch(`${node.url}/ready`)).status).toBe(200);

@@ -34,8 +34,8 @@ beforeAll(async () => {
   for (const node of [a, b]) await eventually(async () => expect((await api(node.url, 'GET', '/ready')).status).toBe(200), 10_000, 50);
 }, 60_000);
 afterAll(async () => {
-  await a?.shutdown();
-  await b?.shutdown();
+  await a?.close();
+  await b?.close();
   await pg?.stop();
 });
 

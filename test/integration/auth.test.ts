@@ -12,7 +12,7 @@ let node: FluxoNode;
 beforeAll(async () => {
   node = await startNode({ ALLOWED_ORIGINS: 'https://app.example.com', JWT_CLOCK_TOLERANCE_S: '0' });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 function connectError(p: Promise<unknown>): Promise<{ message: string; data?: { code: string } }> {
   return p.then(
@@ -169,7 +169,7 @@ describe('server-side disconnects say why first', () => {
     const draining = await startNode();
     const s = await client(draining.url, { token: await token({ sub: 'd', tid: 'acme' }) });
     const seen = watch(s);
-    await draining.shutdown();
+    await draining.close();
     await eventually(() => expect(seen).toEqual(['server:reconnect', 'server:disconnect not_ready', 'disconnect io server disconnect']));
   });
 
@@ -245,7 +245,7 @@ describe('an identity provider (JWKS) that is down', () => {
     viaJwks = await startNode({ JWT_SECRET: '', JWT_JWKS_URL: url, RATE_LIMITS: 'handshake=1000/1' });
   });
   afterAll(async () => {
-    await viaJwks?.shutdown();
+    await viaJwks?.close();
     idp.closeAllConnections();
     await new Promise<void>((r) => idp.close(() => r()));
   });

@@ -15,7 +15,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   socket?.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 type ErrBody = { error: { code: string; message: string } };

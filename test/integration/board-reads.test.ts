@@ -35,7 +35,7 @@ describe.each([
     admin = await token({ sub: 'ada', tid: 'acme', role: 'admin' });
   });
   afterAll(async () => {
-    await node?.shutdown();
+    await node?.close();
     await pg?.stop();
   });
 
@@ -130,7 +130,7 @@ describe('GET /auth/session', () => {
     ]);
   });
   afterAll(async () => {
-    await Promise.all([node?.shutdown(), dev?.shutdown()]);
+    await Promise.all([node?.close(), dev?.close()]);
   });
 
   /** Each test calls from its own address (loopback is a trusted proxy by default), so budgets do not mix. */

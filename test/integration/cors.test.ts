@@ -18,7 +18,7 @@ beforeAll(async () => {
   node = await startNode({ ALLOWED_ORIGINS: APP, RATE_LIMITS: 'handshake=1000/1,http:read=1000/1' });
   host = new URL(node.url).host;
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 async function options(path: string, headers: Record<string, string>): Promise<Response> {
   return fetch(node.url + path, { method: 'OPTIONS', headers });

@@ -16,7 +16,7 @@ beforeAll(async () => {
   editor = await token({ sub: 'bob', tid: 'acme', role: 'editor' });
   foreign = await token({ sub: 'eve', tid: 'globex', role: 'admin' });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 describe('real-time delivery', () => {
   it('delivers an HTTP transition to subscribers of the tenant, and never to another tenant', async () => {
@@ -273,7 +273,7 @@ describe('real-time delivery', () => {
       expect(after.body.data).toEqual([]);
     } finally {
       watcher.close();
-      await n.shutdown();
+      await n.close();
     }
   });
 });

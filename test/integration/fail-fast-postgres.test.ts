@@ -70,7 +70,7 @@ describe('a node on Postgres fails fast and recovers alone', () => {
     admin = await token({ sub: 'ff-admin', tid: 'acme', role: 'admin' });
   });
   afterAll(async () => {
-    await node?.shutdown();
+    await node?.close();
     await pg?.stop();
   });
 

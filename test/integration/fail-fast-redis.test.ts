@@ -52,7 +52,7 @@ describe('a node with a frozen Redis (connected, silent)', () => {
   afterAll(async () => {
     frozen?.thaw();
     for (const s of sockets) s.close();
-    await node?.shutdown();
+    await node?.close();
     await redis?.stop();
   });
 

@@ -16,7 +16,7 @@ beforeAll(async () => {
   node = await startNode({ RATE_LIMITS: 'http:read=100000/1,http:write=100000/1', MAX_PAYLOAD_BYTES: '1024' });
   port = Number(new URL(node.url).port);
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 /** Sends raw bytes; resolves with what came back and whether the server closed the connection (within `waitMs`). */
 function raw(text: string, opts: { port?: number; waitMs?: number; endAt?: RegExp } = {}): Promise<{ out: string; closed: boolean }> {

@@ -18,7 +18,7 @@ beforeAll(async () => {
     RATE_LIMITS: 'handshake=1000/1,session=12/60',
   });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 const polling = () => `${node.url}/socket.io/?EIO=4&transport=polling`;
 

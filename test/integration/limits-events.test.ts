@@ -12,7 +12,7 @@ const BUDGET = 20;
 beforeAll(async () => {
   node = await startNode({ RATE_LIMITS: `events=${BUDGET}/60,subscribe=1000/1` });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 type Ack = { data?: unknown; error?: { code: string; retryAfterMs?: number } };
 const ask = (s: Client, event: string, payload: unknown): Promise<Ack> =>

@@ -13,7 +13,7 @@ const BUDGET = 5;
 beforeAll(async () => {
   node = await startNode({ RATE_LIMITS: `auth=${BUDGET}/60,http:read=1000/1` });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 const from = (ip: string, extra: Record<string, string> = {}) => ({ 'x-forwarded-for': ip, ...extra });
 

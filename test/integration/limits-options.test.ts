@@ -13,7 +13,7 @@ beforeAll(async () => {
     startNode({ MAX_PAYLOAD_BYTES: '1024', MAX_HTTP_BUFFER_SIZE: '2048', CONNECT_TIMEOUT_MS: '500' }),
   ]);
 });
-afterAll(() => Promise.all([fast?.shutdown(), small?.shutdown()]));
+afterAll(() => Promise.all([fast?.close(), small?.close()]));
 
 interface Raw {
   ws: WebSocket;

@@ -25,7 +25,7 @@ beforeAll(async () => {
   });
 });
 afterAll(async () => {
-  await node?.shutdown();
+  await node?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -18,7 +18,7 @@ beforeAll(async () => {
     RATE_LIMITS: 'handshake=100000/1,publish=100000/1,process:transition=100000/1,http:write=100000/1,subscribe=100000/1',
   });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 const publish = (tenant: string, n: number) =>
   api<{ data: FluxoEvent }>(node.url, 'POST', '/api/publish', {

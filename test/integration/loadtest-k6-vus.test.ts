@@ -19,7 +19,7 @@ beforeAll(async () => {
   });
   env = { FLUXO_URL: node.url, JWT_SECRET: TEST_SECRET };
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 /** Every VU (and setup, VU 0) used tokens of the one tenant setup() made, and nothing else. */
 function expectOneTenant(r: K6RunResult, vus: number): void {

@@ -33,7 +33,7 @@ describe('monitoring: the metrics the dashboard and the alerts use', () => {
     });
   });
   afterAll(async () => {
-    await node?.shutdown();
+    await node?.close();
     await Promise.all([pg?.stop(), redis?.stop()]);
   });
 

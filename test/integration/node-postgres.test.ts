@@ -22,7 +22,7 @@ describe('a node on Postgres with a replica', () => {
     admin = await token({ sub: 'pg-admin', tid: 'acme', role: 'admin' });
   });
   afterAll(async () => {
-    await node?.shutdown();
+    await node?.close();
     await pg?.stop();
   });
 

@@ -123,7 +123,7 @@ beforeAll(async () => {
   expect(res.status).toBe(200);
   doc = await res.json();
 }, 60_000);
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 function validatorFor(path: string, method: string, status: number): ValidateFunction | null {
   const id = `${method} ${path} ${status}`;

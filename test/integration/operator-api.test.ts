@@ -451,7 +451,7 @@ describe('operator API — one node without Redis', () => {
       expect(presence.body.data).toMatchObject({ users: 1, connections: 1 });
     } finally {
       s.close();
-      await node.shutdown();
+      await node.close();
     }
   });
 });

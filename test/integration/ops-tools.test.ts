@@ -44,7 +44,7 @@ let node: FluxoNode;
 beforeAll(async () => {
   node = await startNode({ PUBLISH_API_KEY: KEY, RATE_LIMITS: 'http:write=100000/1,http:read=100000/1,publish=100000/1' });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 describe('every script answers --help', () => {
   const both = ['--help', '-h'];

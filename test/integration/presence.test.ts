@@ -7,7 +7,7 @@ let node: FluxoNode;
 beforeAll(async () => {
   node = await startNode();
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 describe('presence', () => {
   it('counts a user once across two tabs, sends joins, updates and leaves, and keeps tenants apart', async () => {

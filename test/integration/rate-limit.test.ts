@@ -7,7 +7,7 @@ let node: FluxoNode;
 beforeAll(async () => {
   node = await startNode({ RATE_LIMITS: 'process:transition=3/60,http:read=5/60' });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 describe('rate limits', () => {
   it('refuses the fourth socket transition with rate_limited and retryAfterMs, and counts it', async () => {

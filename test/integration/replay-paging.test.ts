@@ -11,7 +11,7 @@ let node: FluxoNode;
 beforeAll(async () => {
   node = await startNode({ PUBLISH_API_KEY: KEY, RATE_LIMITS: 'publish=100000/1,subscribe=100000/1' });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 /**
  * Publishes `n` events to the tenant room in batches of up to 50, 8 requests in flight; returns their

@@ -44,7 +44,7 @@ beforeAll(async () => {
   // The built-in development secret (no JWT_SECRET): the one demo tokens are signed with.
   node = await startNode({ JWT_SECRET: '' });
 });
-afterAll(() => node?.shutdown());
+afterAll(() => node?.close());
 
 describe('dev login', () => {
   it('lists the demo users and mints a short-lived token for one, set as an httpOnly cookie', async () => {
@@ -97,7 +97,7 @@ describe('dev login', () => {
       expect((await api(withSecret.url, 'GET', '/auth/dev-users')).status).toBe(404);
       expect((await api(withSecret.url, 'POST', '/auth/dev-login', { body: { userId: 'ada' } })).status).toBe(404);
     } finally {
-      await withSecret.shutdown();
+      await withSecret.close();
     }
   });
 
@@ -118,12 +118,12 @@ describe('dev login', () => {
       expect((await api(dev.url, 'GET', '/auth/dev-users')).status).toBe(200);
       expect(lines.some((l) => l.level === 40 && /DEV_LOGIN is on/.test(l.msg))).toBe(true);
     } finally {
-      await dev.shutdown();
+      await dev.close();
     }
     // Off: not a word about it (built, never started).
     lines.length = 0;
     const quiet = await createApp(loadConfig({ ...env, DEV_LOGIN: 'false' }), { logger: pino({ level: 'info' }, sink) });
-    await quiet.shutdown();
+    await quiet.close();
     expect(lines.some((l) => /DEV_LOGIN/.test(l.msg))).toBe(false);
   });
 });

@@ -28,7 +28,7 @@ beforeAll(async () => {
 afterAll(async () => {
   other?.closeAllConnections();
   other?.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 async function failure(call: Promise<unknown>): Promise<FluxoError> {

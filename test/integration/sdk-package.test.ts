@@ -27,7 +27,7 @@ beforeAll(async () => {
   await run('npm', ['install', packed.tarball, '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts'], { cwd: app });
 }, 120_000);
 afterAll(async () => {
-  await node?.shutdown();
+  await node?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

@@ -32,7 +32,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const c of clients) c.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 async function open(userId: string): Promise<FluxoClient> {

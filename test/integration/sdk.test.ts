@@ -43,7 +43,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const c of clients) c.close();
-  await node?.shutdown();
+  await node?.close();
 });
 
 describe('SDK: delivery', () => {
@@ -231,7 +231,7 @@ describe('SDK: typed errors', () => {
       expect(err).toMatchObject({ code: 'rate_limited', retryable: true });
       expect((err as FluxoError).retryAfterMs).toBeGreaterThan(0);
     } finally {
-      await limited.shutdown();
+      await limited.close();
     }
   });
 
@@ -344,7 +344,7 @@ describe('SDK: tokens', () => {
       expect(c.status.state).toBe('connected');
       c.close();
     } finally {
-      await tight.shutdown();
+      await tight.close();
     }
   }, 60_000);
 

@@ -125,7 +125,7 @@ describe('a port already taken', () => {
     // A fixed port, as in production: uWS sets SO_REUSEPORT only then, and that let a second node share it.
     holder = await startNode({ HOST: '127.0.0.1', PORT: String(await freePort()) });
   });
-  afterAll(() => holder?.shutdown());
+  afterAll(() => holder?.close());
 
   it('is a start-up error naming the port (exit 69), and the node that holds it keeps it', async () => {
     const p = start(process.execPath, ['--import', 'tsx', 'server/main.ts'], { PORT: String(holder.port) });

@@ -285,7 +285,9 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     // The moved partition is a full member: new rows route there, keys still enforced.
     await insert(4, '2031-07-05T00:00:00Z');
     expect((await where())[4]).toBe('events_2031_07');
-    await expect(insert(4, '2031-07-05T00:00:00Z')).rejects.toThrow();
+    await expect(insert(4, '2031-07-05T00:00:00Z')).rejects.toMatchObject({
+      cause: { code: '23505', message: 'duplicate key value violates unique constraint "events_2031_07_pkey"' },
+    });
     // Current month and the next three exist (created in beforeAll).
     const cur = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
     const expected = [0, 1, 2, 3].map((i) => {

@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../server/config/index.js';
@@ -30,6 +28,7 @@ function envOf(service: Service): Record<string, string> {
 const compose = parse(readFileSync(COMPOSE, 'utf8'), { merge: true }) as { services: Record<string, Service> };
 const nodes = Object.entries(compose.services).filter(([name]) => /^fluxo-\d+$/.test(name));
 
+// That docker-compose itself accepts the file (a process): test/integration/compose-config.test.ts.
 describe('compose.yaml', () => {
   it('runs three Fluxo nodes behind nginx with Redis, a Postgres primary and a replica', () => {
     expect(nodes.map(([n]) => n)).toEqual(['fluxo-1', 'fluxo-2', 'fluxo-3']);
@@ -65,15 +64,5 @@ describe('compose.yaml', () => {
     const [, first] = nodes[0] ?? [];
     if (!first) throw new Error('no fluxo node in compose.yaml');
     expect(() => loadConfig(envOf(first))).toThrow(/JWT_SECRET or JWT_JWKS_URL/);
-  });
-
-  it('passes `docker-compose -f compose.yaml config -q`', async (ctx) => {
-    const bin = ['/usr/bin/docker-compose', '/usr/local/bin/docker-compose'].find((p) => existsSync(p));
-    if (!bin) {
-      ctx.skip('docker-compose is not installed (apt-get install -y docker-compose); CI runs this check in .ci/run');
-      return;
-    }
-    const { stderr } = await promisify(execFile)(bin, ['-f', COMPOSE, 'config', '-q'], { cwd: ROOT, timeout: 30_000 });
-    expect(stderr.trim()).toBe('');
   });
 });
