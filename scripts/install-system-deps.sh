@@ -9,7 +9,7 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 # The browser tests drive Debian's chromium through playwright-core (no bundled browser download).
 command -v chromium >/dev/null || need+=(chromium)
-# promtool (in Debian's prometheus package) checks deploy/monitoring: test/unit/monitoring.test.ts.
+# promtool (in Debian's prometheus package) checks deploy/monitoring: test/integration/monitoring-tools.test.ts.
 command -v promtool >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -eq 0 ]; then echo "system deps: all present"; exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then

@@ -60,8 +60,6 @@ export interface FluxoNode {
    * every part (injected ones too). Once; later calls get the same promise.
    */
   close(): Promise<void>;
-  /** @deprecated The same as `close()` (the name tests and tools used before `listen()` existed). */
-  shutdown(): Promise<void>;
 }
 
 /** Parts built elsewhere (tests); each one not given is built from the config. The node closes them all. */
@@ -125,7 +123,8 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     relayDisconnects(io);
   }
   if (backplane.recoveries) resyncAfterRecovery(io, backplane.recoveries, { metrics, log });
-  const service = new WorkflowService(store, createFanout(io, metrics), metrics, config.readYourWritesMs);
+  const fanout = createFanout(io, metrics, { oneMessage: backplane.adapter !== null && backplane.adapterReachesEveryNode });
+  const service = new WorkflowService(store, fanout, metrics, config.readYourWritesMs);
   const presenceDiffs = new PresenceDiffs(io, presence);
   installRealtime({ io, config, service, presence, limits: wsLimits, verifier, metrics, log, presenceDiffs });
   const operator = createOperator({ io, survey, presence, presenceDiffs, log });
@@ -248,7 +247,6 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       return listening;
     },
     close,
-    shutdown: close,
   };
 }
 

@@ -21,6 +21,8 @@ export interface Backplane {
   readonly kind: 'local' | 'redis';
   /** Socket.IO's cross-node adapter; null: its in-memory one (this node's sockets only). */
   readonly adapter: AdapterConstructor | null;
+  /** True when the adapter delivers every message to every node, so an event can cross as one message (realtime/fanout.ts). */
+  readonly adapterReachesEveryNode: boolean;
   readonly presence: PresenceStore;
   /** Where budgets shared by every node are counted, and whether it answers now; null: each node counts alone, in memory. */
   readonly rateLimitStore: { redis: RedisClient; answering(): boolean } | null;
@@ -53,6 +55,7 @@ export function localBackplane(deps: Pick<BackplaneDeps, 'metrics' | 'self'>): B
   return {
     kind: 'local',
     adapter: null,
+    adapterReachesEveryNode: false,
     presence,
     rateLimitStore: null,
     revocations: localRevocationBroadcast,
@@ -82,6 +85,8 @@ export async function redisBackplane(config: Config, target: RedisTarget, deps: 
   return {
     kind: 'redis',
     adapter: redisAdapter(bus),
+    // The classic adapter subscribes every node to all channels; the sharded one only to its rooms'.
+    adapterReachesEveryNode: !('cluster' in target),
     presence,
     rateLimitStore: { redis: bus.client('limiter'), answering: () => bus.answering('limiter') },
     revocations: redisRevocationBroadcast({ pub: bus.client('state'), sub: bus.client('state-sub'), prefix, nodeId: config.nodeId, log }),

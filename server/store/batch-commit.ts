@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, or, type SQL, sql } from 'drizzle-orm';
+import { and, eq, inArray, or, type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { FluxoEvent, TransitionRequest, TransitionResult } from '../../shared/protocol.js';
 import { movesFrom } from '../../shared/workflow-moves.js';
@@ -6,8 +6,9 @@ import { AppError } from '../errors.js';
 import type { Db } from './db.js';
 import { type EventDraft, stampEvents } from './event-stamps.js';
 import type { Outcome } from './group-commit.js';
+import { runPrepared } from './prepared.js';
 import { roomsOf, toEvent, toProcess } from './rows.js';
-import { events, idempotencyKeys, processes, workflows } from './schema.js';
+import { idempotencyKeys, type processes } from './schema.js';
 import type { Actor, CustomEventInput } from './store.js';
 
 /** A write that goes through group commit. */
@@ -77,8 +78,8 @@ function fail(batch: Batch, i: number, error: AppError): void {
  * Commits a batch of writes in ONE transaction with a fixed number of statements, whatever the
  * batch size: claim idempotency keys, lock the processes (in key order, so concurrent batches
  * cannot deadlock on them), check every transition in memory in arrival order (a second move of
- * the same card sees the first), write the final rows, then — last, as in single writes — take
- * the tenants' ids in one upsert and insert all events. An item's own failure (not_found,
+ * the same card sees the first), then — last, as in single writes — take the tenants' ids in one
+ * upsert, and write the final rows and insert all events in one more statement. An item's own failure (not_found,
  * version_conflict, …) is its outcome; no statement fails because of one item's input, so the
  * others still commit. Anything that does throw fails the whole batch (the caller retries items
  * alone).
@@ -88,8 +89,7 @@ export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<W
   await claimRequestIds(tx, batch);
   const touched = await lockProcesses(tx, batch);
   const pending = decide(batch, touched);
-  await updateProcesses(tx, touched);
-  const inserted = await insertEvents(tx, pending);
+  const inserted = await insertEvents(tx, pending, movedRows(touched));
   const stored = settle(batch, pending, inserted);
   await finishClaims(tx, batch, stored);
   followLeaders(batch);
@@ -144,31 +144,55 @@ async function claimRequestIds(tx: Db, batch: Batch): Promise<void> {
   }
 }
 
-/** Step 2: locks the processes the undecided transitions move, and reads their workflows' moves. */
+const LOCK_PROCESSES = `SELECT p.tenant_id, p.id, p.workflow_id, p.title, p.stage, p.assignee, p.data, p.version,
+    p.created_at, p.updated_at, w.transitions
+  FROM jsonb_to_recordset($1::jsonb) AS x(t text, id text)
+  JOIN processes AS p ON p.tenant_id = x.t AND p.id = x.id
+  LEFT JOIN workflows AS w ON w.tenant_id = p.tenant_id AND w.id = p.workflow_id
+  ORDER BY p.tenant_id, p.id
+  FOR UPDATE OF p`;
+
+/**
+ * Step 2: locks the processes the undecided transitions move, in key order, and reads their
+ * workflows' moves in the same statement. One jsonb parameter whatever the batch size, so the
+ * text never changes and is prepared once per connection (prepared.ts), as is step 5's.
+ */
 async function lockProcesses(tx: Db, batch: Batch): Promise<Touched> {
   const touched: Touched = { rows: new Map(), flows: new Map(), moved: new Set() };
-  const pairs: [string, string][] = [];
+  const wanted = new Map<string, { t: string; id: string }>();
   batch.items.forEach((item, i) => {
     if (item.kind === 'transition' && batch.outcomes[i] === undefined && !batch.followers.has(i)) {
-      pairs.push([item.actor.tenant, item.req.processId]);
+      wanted.set(key(item.actor.tenant, item.req.processId), { t: item.actor.tenant, id: item.req.processId });
     }
   });
-  if (pairs.length === 0) return touched;
-  const locked = await tx
-    .select()
-    .from(processes)
-    .where(pairsIn(processes.tenantId, processes.id, pairs))
-    .orderBy(asc(processes.tenantId), asc(processes.id))
-    .for('update');
-  for (const r of locked) touched.rows.set(key(r.tenantId, r.id), r);
-  if (locked.length === 0) return touched;
-  const flowKeys = locked.map((r): [string, string] => [r.tenantId, r.workflowId]);
-  const wfs = await tx
-    .select({ tenantId: workflows.tenantId, id: workflows.id, transitions: workflows.transitions })
-    .from(workflows)
-    .where(pairsIn(workflows.tenantId, workflows.id, flowKeys));
-  for (const w of wfs) touched.flows.set(key(w.tenantId, w.id), w.transitions);
+  if (wanted.size === 0) return touched;
+  const locked = await runPrepared(tx, LOCK_PROCESSES, [JSON.stringify([...wanted.values()])]);
+  for (const r of locked) {
+    const row = processRow(r);
+    touched.rows.set(key(row.tenantId, row.id), row);
+    if (r.transitions != null) touched.flows.set(key(row.tenantId, row.workflowId), jsonValue(r.transitions));
+  }
   return touched;
+}
+
+/** A jsonb column of a raw `execute`: parsed by postgres.js, and by PGlite. */
+const jsonValue = <T>(v: unknown): T => (typeof v === 'string' ? JSON.parse(v) : v) as T;
+const dateValue = (v: unknown): Date => (v instanceof Date ? v : new Date(String(v)));
+
+/** A `processes` row of a raw `execute`, as drizzle's select would have typed it. */
+function processRow(r: Record<string, unknown>): ProcessRow {
+  return {
+    tenantId: String(r.tenant_id),
+    id: String(r.id),
+    workflowId: String(r.workflow_id),
+    title: String(r.title),
+    stage: String(r.stage),
+    assignee: r.assignee == null ? null : String(r.assignee),
+    data: jsonValue(r.data),
+    version: Number(r.version),
+    createdAt: dateValue(r.created_at),
+    updatedAt: dateValue(r.updated_at),
+  };
 }
 
 /** Why `req` may not move `row` (null: it may). */
@@ -250,27 +274,72 @@ function decide(batch: Batch, touched: Touched): PendingEvent[] {
   return pending;
 }
 
-/** Step 4: the final state of every moved process, in one statement. */
-async function updateProcesses(tx: Db, touched: Touched): Promise<void> {
-  if (touched.moved.size === 0) return;
+/**
+ * Step 4, in memory: the final state of every moved process, as the jsonb parameter of step 5's
+ * statement, which writes them. Every moved process has an event, so step 5 always runs when
+ * there is something to write; the update takes no lock the batch does not hold (step 2).
+ */
+function movedRows(touched: Touched): string {
   const values = [...touched.moved].map((k) => {
     const r = touched.rows.get(k)!;
-    return sql`(${r.tenantId}, ${r.id}, ${r.stage}, ${r.version}::int, ${JSON.stringify(r.data)}::jsonb, ${r.updatedAt.toISOString()}::timestamptz)`;
+    return { t: r.tenantId, id: r.id, stage: r.stage, version: r.version, data: r.data, at: r.updatedAt.toISOString() };
   });
-  await tx.execute(sql`UPDATE processes AS p SET stage = v.stage, version = v.version, data = v.data, updated_at = v.updated_at
-    FROM (VALUES ${sql.join(values, sql`, `)}) AS v(tenant_id, id, stage, version, data, updated_at)
-    WHERE p.tenant_id = v.tenant_id AND p.id = v.id`);
+  return JSON.stringify(values);
 }
 
-/** Step 5, last: ids and room offsets (see event-stamps.ts), then all events in one insert; in `pending` order. */
-async function insertEvents(tx: Db, pending: PendingEvent[]): Promise<FluxoEvent[]> {
-  const inserted: FluxoEvent[] = [];
-  if (pending.length === 0) return inserted;
+/** Step 4's update and step 5's insert, one statement of fixed text (see step 2): one round trip less. */
+const UPDATE_AND_INSERT = `WITH moved AS (
+    UPDATE processes AS p SET stage = v.stage, version = v.version, data = v.data, updated_at = v.at
+    FROM jsonb_to_recordset($2::jsonb) AS v(t text, id text, stage text, version int, data jsonb, at timestamptz)
+    WHERE p.tenant_id = v.t AND p.id = v.id
+  )
+  INSERT INTO events (tenant_id, id, type, process_id, workflow_id, rooms, offsets, from_stage, to_stage, version, actor, data)
+  SELECT x.t, x.id, x.type, x.process_id, x.workflow_id, x.rooms, x.offsets, x.from_stage, x.to_stage, x.version, x.actor, x.data
+  FROM jsonb_to_recordset($1::jsonb) AS x(t text, id bigint, type text, process_id text, workflow_id text,
+    rooms text[], offsets bigint[], from_stage text, to_stage text, version int, actor text, data jsonb)
+  RETURNING tenant_id, id, occurred_at`;
+
+/**
+ * Step 5, last: ids and room offsets (see event-stamps.ts), then all events in one insert that
+ * also writes step 4's rows (a data-modifying WITH runs exactly once, read or not) and returns
+ * only what the database chose, the time; in `pending` order.
+ */
+async function insertEvents(tx: Db, pending: PendingEvent[], moved: string): Promise<FluxoEvent[]> {
+  if (pending.length === 0) return [];
   const rowsToInsert = await stampEvents(tx, pending);
-  const back = await tx.insert(events).values(rowsToInsert).returning();
-  const byKey = new Map(back.map((r) => [key(r.tenantId, String(r.id)), toEvent(r)]));
-  for (const r of rowsToInsert) inserted.push(byKey.get(key(r.tenantId, String(r.id)))!);
-  return inserted;
+  const values = rowsToInsert.map((r) => ({
+    t: r.tenantId,
+    id: r.id,
+    type: r.type,
+    process_id: r.processId ?? null,
+    workflow_id: r.workflowId ?? null,
+    rooms: r.rooms,
+    offsets: r.offsets,
+    from_stage: r.fromStage ?? null,
+    to_stage: r.toStage ?? null,
+    version: r.version ?? null,
+    actor: r.actor,
+    data: r.data,
+  }));
+  const back = await runPrepared(tx, UPDATE_AND_INSERT, [JSON.stringify(values), moved]);
+  const at = new Map(back.map((r) => [key(String(r.tenant_id), String(r.id)), dateValue(r.occurred_at)]));
+  return rowsToInsert.map((r) =>
+    toEvent({
+      tenantId: r.tenantId,
+      id: r.id,
+      occurredAt: at.get(key(r.tenantId, String(r.id)))!,
+      type: r.type,
+      processId: r.processId ?? null,
+      workflowId: r.workflowId ?? null,
+      rooms: r.rooms,
+      offsets: r.offsets,
+      fromStage: r.fromStage ?? null,
+      toStage: r.toStage ?? null,
+      version: r.version ?? null,
+      actor: r.actor,
+      data: r.data,
+    }),
+  );
 }
 
 /**

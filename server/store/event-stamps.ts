@@ -1,6 +1,5 @@
-import { sql } from 'drizzle-orm';
 import type { Db } from './db.js';
-import { rowsOf } from './rows.js';
+import { runPrepared } from './prepared.js';
 import type { events } from './schema.js';
 
 type EventInsert = typeof events.$inferInsert;
@@ -8,6 +7,27 @@ type EventInsert = typeof events.$inferInsert;
 export type EventDraft = Omit<EventInsert, 'tenantId' | 'id' | 'offsets'>;
 
 const key = (tenant: string, room: string) => `${tenant}\0${room}`;
+
+/**
+ * ONE statement, one round trip, two jsonb parameters whatever the batch size (so prepared once per
+ * connection, prepared.ts). The room upsert reads its tenant's new last id from the tenant upsert's
+ * output, so a room's row is locked only after its tenant's row — the discipline that keeps room
+ * rows free of deadlocks — and tenants are locked in name order.
+ */
+const STAMP = `WITH t AS (
+    INSERT INTO tenant_cursors (tenant_id, last_event_id)
+    SELECT x.t, x.n FROM jsonb_to_recordset($1::jsonb) AS x(t text, n bigint)
+    ON CONFLICT (tenant_id) DO UPDATE SET last_event_id = tenant_cursors.last_event_id + excluded.last_event_id
+    RETURNING tenant_id, last_event_id
+  ), r AS (
+    INSERT INTO room_heads (tenant_id, room, last_offset, last_id)
+    SELECT x.t, x.r, x.n, t.last_event_id - x.b
+    FROM jsonb_to_recordset($2::jsonb) AS x(t text, r text, n bigint, b bigint) JOIN t ON t.tenant_id = x.t
+    ON CONFLICT (tenant_id, room) DO UPDATE SET last_offset = room_heads.last_offset + excluded.last_offset, last_id = excluded.last_id
+    RETURNING tenant_id, room, last_offset
+  )
+  SELECT tenant_id, NULL AS room, last_event_id AS last FROM t
+  UNION ALL SELECT tenant_id, room, last_offset FROM r`;
 
 /**
  * Gives each draft, in the order given, the next id of its tenant and the next offset in each of
@@ -36,26 +56,7 @@ export async function stampEvents(tx: Db, drafts: readonly { tenant: string; val
   }
   const tenants = [...perTenant.keys()].sort().map((t) => ({ t, n: perTenant.get(t)! }));
   const rooms = [...heads.values()].map((h) => ({ t: h.t, r: h.r, n: h.n, b: perTenant.get(h.t)! - h.seen }));
-  // ONE statement, one round trip, two jsonb parameters whatever the batch size. The room upsert
-  // reads its tenant's new last id from the tenant upsert's output, so a room's row is locked only
-  // after its tenant's row — the discipline that keeps room rows free of deadlocks — and tenants
-  // are locked in name order.
-  const out = rowsOf(
-    await tx.execute(sql`WITH t AS (
-        INSERT INTO tenant_cursors (tenant_id, last_event_id)
-        SELECT x.t, x.n FROM jsonb_to_recordset(${JSON.stringify(tenants)}::jsonb) AS x(t text, n bigint)
-        ON CONFLICT (tenant_id) DO UPDATE SET last_event_id = tenant_cursors.last_event_id + excluded.last_event_id
-        RETURNING tenant_id, last_event_id
-      ), r AS (
-        INSERT INTO room_heads (tenant_id, room, last_offset, last_id)
-        SELECT x.t, x.r, x.n, t.last_event_id - x.b
-        FROM jsonb_to_recordset(${JSON.stringify(rooms)}::jsonb) AS x(t text, r text, n bigint, b bigint) JOIN t ON t.tenant_id = x.t
-        ON CONFLICT (tenant_id, room) DO UPDATE SET last_offset = room_heads.last_offset + excluded.last_offset, last_id = excluded.last_id
-        RETURNING tenant_id, room, last_offset
-      )
-      SELECT tenant_id, NULL AS room, last_event_id AS last FROM t
-      UNION ALL SELECT tenant_id, room, last_offset FROM r`),
-  );
+  const out = await runPrepared(tx, STAMP, [JSON.stringify(tenants), JSON.stringify(rooms)]);
   const nextId = new Map<string, number>();
   const nextOffset = new Map<string, number>();
   for (const row of out) {

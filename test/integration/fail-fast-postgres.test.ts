@@ -223,8 +223,9 @@ describe('a node on Postgres fails fast and recovers alone', () => {
     let release = () => {};
     let holding: Promise<unknown> = Promise.resolve();
     try {
-      // 1. Events are inserted last in a write's transaction, after the tenant's rows are taken:
-      //    while events are locked, A's insert waits there (in its Parse step), holding those rows.
+      // 1. Events are inserted last in a write's transaction (with the processes' update, in one
+      //    statement), after the tenant's rows are taken: while events are locked, A's insert waits
+      //    there, holding those rows.
       const released = new Promise<void>((r) => {
         release = r;
       });
@@ -243,7 +244,7 @@ describe('a node on Postgres fails fast and recovers alone', () => {
       await eventually(
         async () => {
           const rows = await observer<{ pid: number }[]>`SELECT pid FROM pg_stat_activity
-            WHERE application_name = 'fluxo' AND wait_event_type = 'Lock' AND query ILIKE 'insert into "events"%'`;
+            WHERE application_name = 'fluxo' AND wait_event_type = 'Lock' AND query ILIKE '%insert into%events%'`;
           expect(rows).toHaveLength(1);
           aPid = rows[0]!.pid;
         },
