@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWTPayload, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenVerifier } from '../../server/auth/verifier.js';
-import { AppError } from '../../server/errors.js';
+import type { AppError } from '../../server/errors.js';
+import { rejection } from '../harness/rejections.js';
 
 // The token verifier against a JWKS URL: a local HTTP server stands in for the identity provider
 // (a server, so not in the unit tier; the verifier with secrets and in-memory key sets is
@@ -11,17 +12,6 @@ import { AppError } from '../../server/errors.js';
 
 const now = () => Math.floor(Date.now() / 1000);
 const good: JWTPayload = { sub: 'u1', tid: 'acme', role: 'editor', exp: now() + 600 };
-
-async function rejection(p: Promise<unknown>): Promise<AppError> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AppError);
-  return err as AppError;
-}
 
 describe('createTokenVerifier with a JWKS URL', () => {
   let rsa: Awaited<ReturnType<typeof generateKeyPair>>;

@@ -2,7 +2,7 @@ import { createLocalJWKSet, exportJWK, generateKeyPair, type JWTPayload, SignJWT
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mintToken } from '../../server/auth/mint.js';
 import { createTokenVerifier } from '../../server/auth/verifier.js';
-import { AppError } from '../../server/errors.js';
+import { rejection } from '../harness/rejections.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 const key = new TextEncoder().encode(SECRET);
@@ -12,17 +12,6 @@ function sign(payload: JWTPayload, opts: { alg?: string; secret?: Uint8Array } =
   return new SignJWT(payload).setProtectedHeader({ alg: opts.alg ?? 'HS256' }).sign(opts.secret ?? key);
 }
 const good: JWTPayload = { sub: 'u1', tid: 'acme', role: 'editor', exp: now() + 600 };
-
-async function rejection(p: Promise<unknown>): Promise<AppError> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(AppError);
-  return err as AppError;
-}
 
 describe('createTokenVerifier with an HS256 secret', () => {
   const verifier = createTokenVerifier({ secret: SECRET, clockToleranceS: 5 });
