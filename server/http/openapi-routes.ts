@@ -1,17 +1,7 @@
 import { z } from 'zod';
 import type { ErrorCode } from '../../shared/errors.js';
 import { TENANT_ID } from '../../shared/rooms.js';
-import {
-  createProcessSchema,
-  createWorkflowSchema,
-  eventsQuery,
-  id,
-  listProcessesQuery,
-  publishBatchSchema,
-  publishSchema,
-  sessionSchema,
-  transitionBodySchema,
-} from '../../shared/schemas.js';
+import * as schemas from '../../shared/schemas.js';
 import { BODY_REFUSALS, type RouteDocs, TOKEN_REFUSALS } from './openapi.js';
 import { ADMIN_ROUTE_DOCS } from './openapi-admin.js';
 import { data, eventSchema, meSchema, processSchema, roleSchema, transitionResultSchema, workflowSchema } from './openapi-schemas.js';
@@ -33,7 +23,7 @@ const COOKIE_WRITE: ErrorCode[] = ['origin_not_allowed'];
 const STORE: ErrorCode[] = ['store_unavailable'];
 
 const SESSION = ['bearer', 'cookie'] as const;
-const idParam = z.object({ id });
+const idParam = z.object({ id: schemas.id });
 
 // Mirrors dev-login.ts (its schemas are private to it); the coverage test sends it bodies of both kinds.
 const devUsersQuery = z.object({ tenant: z.string().regex(TENANT_ID).default('acme') });
@@ -110,7 +100,7 @@ const ROUTES: RouteDocs = {
     summary: 'Exchange a token for the httpOnly session cookie',
     tag: 'auth',
     security: [],
-    body: sessionSchema,
+    body: schemas.sessionSchema,
     ok: { 200: { description: 'Signed in.', schema: data(meSchema), headers: { 'Set-Cookie': 'The session cookie.' } } },
     errors: [...BODY, ...TOKEN, ...COOKIE_WRITE],
   },
@@ -196,7 +186,7 @@ const ROUTES: RouteDocs = {
     summary: 'Create a workflow (admin)',
     tag: 'workflows',
     security: [...SESSION],
-    body: createWorkflowSchema,
+    body: schemas.createWorkflowSchema,
     ok: { 201: { description: 'Created.', schema: data(workflowSchema) } },
     errors: [...BODY, ...TOKEN, ...COOKIE_WRITE, ...STORE, 'forbidden'],
   },
@@ -214,7 +204,7 @@ const ROUTES: RouteDocs = {
     summary: 'A page of processes, newest first',
     tag: 'processes',
     security: [...SESSION],
-    query: listProcessesQuery,
+    query: schemas.listProcessesQuery,
     ok: { 200: { description: 'One page.', schema: processPage } },
     errors: [...TOKEN, ...STORE, 'validation_failed', 'payload_too_deep', 'bad_request'],
   },
@@ -223,7 +213,7 @@ const ROUTES: RouteDocs = {
     summary: 'Create a process (editor); it starts in `stage`, else the workflow’s first stage',
     tag: 'processes',
     security: [...SESSION],
-    body: createProcessSchema,
+    body: schemas.createProcessSchema,
     ok: { 201: { description: 'Created; its `process.created` event is sent to its rooms.', schema: data(processSchema) } },
     errors: [...BODY, ...TOKEN, ...COOKIE_WRITE, ...STORE, 'forbidden', 'not_found'],
   },
@@ -244,7 +234,7 @@ const ROUTES: RouteDocs = {
     tag: 'processes',
     security: [...SESSION],
     params: idParam,
-    body: transitionBodySchema,
+    body: schemas.transitionBodySchema,
     ok: { 200: { description: 'Moved; its `process.transitioned` event is sent to its rooms.', schema: data(transitionResultSchema) } },
     errors: [
       ...BODY,
@@ -263,7 +253,7 @@ const ROUTES: RouteDocs = {
     summary: 'The stored events of a room, in id order (replay, history)',
     tag: 'events',
     security: [...SESSION],
-    query: eventsQuery,
+    query: schemas.eventsQuery,
     ok: { 200: { description: 'One page.', schema: eventPage } },
     errors: [...TOKEN, ...STORE, 'validation_failed', 'payload_too_deep', 'invalid_room', 'forbidden', 'not_found'],
   },
@@ -273,7 +263,7 @@ const ROUTES: RouteDocs = {
     description: 'One event, or `{ events: [...] }` (up to 1,000, committed together, ids in the order given).',
     tag: 'publish',
     security: ['publishKey'],
-    body: z.union([publishSchema, publishBatchSchema]),
+    body: z.union([schemas.publishSchema, schemas.publishBatchSchema]),
     ok: { 201: { description: 'Committed and sent to their rooms.', schema: data(z.union([eventSchema, z.array(eventSchema)])) } },
     errors: [...BODY, ...STORE, 'unauthorized', 'rate_limited', 'not_found', 'invalid_room'],
   },
