@@ -11,6 +11,8 @@ command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v chromium >/dev/null || need+=(chromium)
 # promtool (in Debian's prometheus package) checks deploy/monitoring: test/integration/monitoring-tools.test.ts.
 command -v promtool >/dev/null || need+=(prometheus)
+# stress-ng loads both cores while CI runs the suite (scripts/under-load.sh): the tests must not need an idle machine.
+command -v stress-ng >/dev/null || need+=(stress-ng)
 if [ ${#need[@]} -eq 0 ]; then echo "system deps: all present"; exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "system deps missing: ${need[*]} — run as root (or: sudo apt-get install -y ${need[*]})" >&2
