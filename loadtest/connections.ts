@@ -1,4 +1,4 @@
-import { token } from '../test/harness/node.js';
+import { token } from '../scripts/topology/tokens.js';
 import { closeAll, openWave, spawnWorkers } from './clients.js';
 import { newRunId, runTenant, serverRss, sleep, sourceAddresses } from './setup.js';
 import { type LatencySummary, summarize } from './stats.js';

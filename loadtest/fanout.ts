@@ -1,5 +1,5 @@
 import type { Histogram } from 'hdr-histogram-js';
-import { token } from '../test/harness/node.js';
+import { token } from '../scripts/topology/tokens.js';
 import type { MarkMessage, MissingReport, RoomSpec } from './client-worker.js';
 import { ask, openWave, spawnWorkers } from './clients.js';
 import { type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';

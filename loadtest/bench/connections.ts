@@ -1,4 +1,4 @@
-import { token } from '../../test/harness/node.js';
+import { token } from '../../scripts/topology/tokens.js';
 import { closeAll, openWave, shares, spawnWorkers, type Wave, type Worker } from '../clients.js';
 import { sleep, sourceAddresses } from '../setup.js';
 import { newHistogram, summarize } from '../stats.js';

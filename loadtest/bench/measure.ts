@@ -1,4 +1,4 @@
-import { token } from '../../test/harness/node.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { MarkMessage } from '../client-worker.js';
 import { ask, openWave, shares, type Worker } from '../clients.js';
 import { publishLoop } from '../publish-loop.js';

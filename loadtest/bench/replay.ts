@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { Ack, FluxoEvent, SubscribeResult } from '../../shared/protocol.js';
 import { connect } from '../../shared/sdk/index.js';
-import { api, token } from '../../test/harness/node.js';
 import { type PostgresHandle, startPostgres } from '../../test/harness/postgres.js';
 import { LeanClient } from '../lean-client.js';
 import { nowMs } from '../stats.js';

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { token } from '../../scripts/topology/tokens.js';
 import { CLUSTER_SECRET, type ClusterHandle, type NginxHandle, startNginx } from '../../test/harness/cluster.js';
-import { token } from '../../test/harness/node.js';
 import { freePort } from '../../test/harness/ports.js';
 import { runTenant } from '../setup.js';
 import { launch, stopper } from './engines.js';

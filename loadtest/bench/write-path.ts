@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import postgres from 'postgres';
+import { token } from '../../scripts/topology/tokens.js';
 import type { Process } from '../../shared/protocol.js';
 import {
   CLUSTER_SECRET,
@@ -11,7 +12,6 @@ import {
   startNginx,
 } from '../../test/harness/cluster.js';
 import { createBoard, createProcess } from '../../test/harness/fixtures.js';
-import { token } from '../../test/harness/node.js';
 import { newRunId, runTenant } from '../setup.js';
 import { cpuProfileNodeOptions, onInterrupt } from './engines.js';
 import { suiteFlags } from './flags.js';

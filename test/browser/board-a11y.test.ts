@@ -2,9 +2,11 @@ import { resolve } from 'node:path';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWebIfStale } from '../../scripts/build-web.js';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { Process, TransitionResult, Workflow } from '../../shared/protocol.js';
-import { api, startNode, token } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 import { avatarContrastOverHues, boxes, lowContrast, overlap, smallTargets } from './a11y.js';
 import { card, cardIn, launchChromium, type SignedIn, screenshot, signInWithToken, waitForBoard, waitForSignIn } from './harness.js';
 

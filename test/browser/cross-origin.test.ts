@@ -3,10 +3,12 @@ import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, startNode, token } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 import { freePort } from '../harness/ports.js';
 import { launchChromium } from './harness.js';
 

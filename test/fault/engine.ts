@@ -10,10 +10,11 @@
  */
 import { rm } from 'node:fs/promises';
 import postgres from 'postgres';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
 import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createProcess } from '../harness/fixtures.js';
-import { api, token } from '../harness/node.js';
 import { forwardFrom, nodeBehind, type SourceForwarder, sourceAddress } from '../harness/source-address.js';
 import { check, type LogEvent, type ReaderRoom, type Verdict } from './check.js';
 import { Reader } from './readers.js';

@@ -1,13 +1,11 @@
 import { io as connect, type Socket } from 'socket.io-client';
+import { TEST_SECRET } from '../../scripts/topology/tokens.js';
 import { type AppParts, createApp, type FluxoNode } from '../../server/app.js';
 import { DEV_JWT_SECRET } from '../../server/auth/dev-secret.js';
-import { mintToken } from '../../server/auth/mint.js';
 import { type Config, loadConfig } from '../../server/config/index.js';
-import type { ClientToServerEvents, Role, ServerToClientEvents } from '../../shared/protocol.js';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol.js';
 
 export type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
-
-export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!';
 
 /**
  * Starts a real Fluxo node on a free loopback port. Env values override the test defaults
@@ -37,17 +35,6 @@ export function testConfig(env: Record<string, string> = {}): Config {
     SHUTDOWN_GRACE_MS: '2000',
     MIGRATE_ON_START: 'true',
     ...env,
-  });
-}
-
-export function token(opts: { sub: string; tid: string; role?: Role; name?: string; ttlS?: number; secret?: string }): Promise<string> {
-  return mintToken({
-    sub: opts.sub,
-    tid: opts.tid,
-    role: opts.role ?? 'editor',
-    ttlS: opts.ttlS ?? 3600,
-    secret: opts.secret ?? TEST_SECRET,
-    ...(opts.name ? { name: opts.name } : {}),
   });
 }
 
@@ -103,27 +90,6 @@ export async function eventually(check: () => void | Promise<void>, timeoutMs = 
       await new Promise((r) => setTimeout(r, stepMs));
     }
   }
-}
-
-export async function api<T = unknown>(
-  base: string,
-  method: string,
-  path: string,
-  opts: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: string } = {},
-): Promise<{ status: number; body: T; headers: Headers }> {
-  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  let body: string | undefined;
-  if (opts.raw !== undefined) body = opts.raw;
-  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
-  if (body !== undefined && !headers['content-type']) headers['content-type'] = 'application/json';
-  const res = await fetch(base + path, { method, headers, body });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {}
-  return { status: res.status, body: parsed as T, headers: res.headers };
 }
 
 /** Emits with an ack and resolves with the ack payload. */

@@ -2,11 +2,13 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { TEST_SECRET, token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { ERRORS } from '../../shared/errors.js';
 import type { ServerDisconnect } from '../../shared/protocol.js';
 import { type ConnectionStatus, connect as sdkConnect } from '../../shared/sdk/index.js';
-import { api, type Client, client, eventually, helloOf, request, startNode, TEST_SECRET, token } from '../harness/node.js';
+import { type Client, client, eventually, helloOf, request, startNode } from '../harness/node.js';
 
 let node: FluxoNode;
 beforeAll(async () => {

@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { ERROR_CODES } from '../../shared/errors.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, type Client, client, request, startNode, token } from '../harness/node.js';
+import { type Client, client, request, startNode } from '../harness/node.js';
 
 let node: FluxoNode;
 let admin: string;

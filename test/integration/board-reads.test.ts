@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, Process, TransitionResult, Workflow } from '../../shared/protocol.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, startNode, token } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /**

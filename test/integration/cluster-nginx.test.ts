@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { io as connectRaw } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, type Client, eventually, request, token } from '../harness/node.js';
+import { type Client, eventually, request } from '../harness/node.js';
 
 let cluster: ClusterHandle;
 const open: Client[] = [];

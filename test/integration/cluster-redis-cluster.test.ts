@@ -1,9 +1,11 @@
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { PresenceDiff, Workflow } from '../../shared/protocol.js';
 import { type ClusterHandle, clientPool, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, eventually, request, token } from '../harness/node.js';
+import { eventually, request } from '../harness/node.js';
 
 let cluster: ClusterHandle;
 const { connect, closeAll } = clientPool();

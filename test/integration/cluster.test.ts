@@ -1,10 +1,12 @@
 import { Emitter } from '@socket.io/redis-emitter';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { PresenceDiff } from '../../shared/protocol.js';
 import { type ClusterHandle, clientPool, firstTwo, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, client, collect, eventually, helloOf, request, token } from '../harness/node.js';
+import { client, collect, eventually, helloOf, request } from '../harness/node.js';
 
 let cluster: ClusterHandle;
 const { connect, closeAll } = clientPool();

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { api, client, startNode, token } from '../harness/node.js';
+import { client, startNode } from '../harness/node.js';
 
 /**
  * CORS on the HTTP API and on Socket.IO's long-polling (ALLOWED_ORIGINS, exact matches), and the

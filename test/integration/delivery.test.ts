@@ -1,9 +1,11 @@
 import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, TransitionResult } from '../../shared/protocol.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, type Client, client, collect, eventually, request, startNode, token } from '../harness/node.js';
+import { type Client, client, collect, eventually, request, startNode } from '../harness/node.js';
 
 let node: FluxoNode;
 let admin: string;

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
 import type { Db } from '../../server/store/sql-store.js';
@@ -11,7 +13,7 @@ import type { Process } from '../../shared/protocol.js';
 import { type SpawnedNode, spawnNode } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
 import { freezePostgres } from '../harness/freeze.js';
-import { api, eventually, startNode, token } from '../harness/node.js';
+import { eventually, startNode } from '../harness/node.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /** DB_WRITE_TIMEOUT_MS of the node under test: every answer must come within it (plus slack). */

@@ -1,8 +1,10 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { api, type Client, client, eventually, startNode, token } from '../harness/node.js';
+import { type Client, client, eventually, startNode } from '../harness/node.js';
 
 /**
  * Connection caps, per client IP and per user, on one node: Engine.IO sessions are counted from

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { api, type Client, client, eventually, startNode, token } from '../harness/node.js';
+import { type Client, client, eventually, startNode } from '../harness/node.js';
 
 /**
  * Every client event draws from its socket's `events` budget before anything else is done with it:

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { api, startNode, token } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 
 /**
  * Unauthenticated HTTP draws from a per-IP `auth` budget before any token is verified: requests

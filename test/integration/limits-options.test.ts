@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { ConfigError, loadConfig } from '../../server/config/index.js';
-import { api, client, startNode, token } from '../harness/node.js';
+import { client, startNode } from '../harness/node.js';
 
 /** MAX_HTTP_BUFFER_SIZE, PING_INTERVAL_MS, PING_TIMEOUT_MS and CONNECT_TIMEOUT_MS reach Engine.IO / Socket.IO. */
 let fast: FluxoNode; // short heartbeats

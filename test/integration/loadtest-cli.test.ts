@@ -6,8 +6,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionsResult } from '../../loadtest/connections.js';
 import type { HttpResult } from '../../loadtest/http.js';
+import { TEST_SECRET } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { startNode, TEST_SECRET } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 
 const run = promisify(execFile);
 const cli = (args: string[]) =>

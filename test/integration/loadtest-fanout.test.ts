@@ -5,9 +5,11 @@ import { runFanout } from '../../loadtest/fanout.js';
 import { IdSet } from '../../loadtest/id-set.js';
 import { LeanClient } from '../../loadtest/lean-client.js';
 import { fanoutHtml } from '../../loadtest/report-html.js';
+import { api } from '../../scripts/topology/api.js';
+import { TEST_SECRET, token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent } from '../../shared/protocol.js';
-import { api, client, collect, eventually, request, startNode, TEST_SECRET, token } from '../harness/node.js';
+import { client, collect, eventually, request, startNode } from '../harness/node.js';
 
 const KEY = 'loadtest-publish-key-0123456789';
 let node: FluxoNode;

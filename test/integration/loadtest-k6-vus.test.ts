@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_SECRET } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { type K6RunResult, runK6 } from '../harness/k6/k6.js';
-import { startNode, TEST_SECRET } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 
 // The k6 scripts driven as k6 drives them (test/harness/k6: init code once per VU in its own module
 // instances, setup() once, its data passed to every VU) against a real node: all VUs must work in

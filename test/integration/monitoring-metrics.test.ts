@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, client, eventually, request, startNode, token } from '../harness/node.js';
+import { client, eventually, request, startNode } from '../harness/node.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 import { alertRules, dashboard, dashboardQueries, exportedNames, metricNames, SCRAPE_SERIES } from '../harness/promql.js';
 import { type RedisInstance, startRedis } from '../harness/redis.js';

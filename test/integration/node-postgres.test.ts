@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { Process, TransitionResult } from '../../shared/protocol.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, client, collect, eventually, request, startNode, token } from '../harness/node.js';
+import { client, collect, eventually, request, startNode } from '../harness/node.js';
 import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /** The same node, on a real Postgres 15 primary with a streaming replica instead of PGlite. */

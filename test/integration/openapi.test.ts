@@ -3,6 +3,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { buildWebIfStale } from '../../scripts/build-web.js';
+import { token } from '../../scripts/topology/tokens.js';
 import { createApp, type FluxoNode } from '../../server/app.js';
 import { loadConfig } from '../../server/config/index.js';
 import { openApiPath, type RouteDoc, routeKey } from '../../server/http/openapi.js';
@@ -24,7 +25,7 @@ import type {
   transitionBodySchema,
 } from '../../shared/schemas.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { DEV_JWT_SECRET, token } from '../harness/node.js';
+import { DEV_JWT_SECRET } from '../harness/node.js';
 
 /**
  * /openapi.json against the node that serves it: every route the router has is documented and every

@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpResult } from '../../loadtest/http.js';
+import { api } from '../../scripts/topology/api.js';
+import { TEST_SECRET } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { type NginxHandle, startNginx } from '../harness/cluster.js';
-import { api, startNode, TEST_SECRET } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 import { freePort } from '../harness/ports.js';
 
 // The scripts a user runs by hand, as real processes: every one answers --help, the tools that talk

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { api, client, eventually, request, startNode, token } from '../harness/node.js';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
+import { client, eventually, request, startNode } from '../harness/node.js';
 
 const PUBLISH_KEY = 'ops-test-publish-key-0123456789';
 

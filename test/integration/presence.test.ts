@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { PresenceDiff } from '../../shared/protocol.js';
-import { client, eventually, request, startNode, token } from '../harness/node.js';
+import { client, eventually, request, startNode } from '../harness/node.js';
 
 let node: FluxoNode;
 beforeAll(async () => {

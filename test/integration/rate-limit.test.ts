@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, client, request, startNode, token } from '../harness/node.js';
+import { client, request, startNode } from '../harness/node.js';
 
 let node: FluxoNode;
 beforeAll(async () => {

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { REPLAY_LIMIT } from '../../server/realtime/handlers.js';
 import type { FluxoEvent } from '../../shared/protocol.js';
 import { connect } from '../../shared/sdk/index.js';
-import { api, client, collect, eventually, request, startNode, token } from '../harness/node.js';
+import { client, collect, eventually, request, startNode } from '../harness/node.js';
 
 const KEY = 'replay-publish-key-0123456789';
 let node: FluxoNode;

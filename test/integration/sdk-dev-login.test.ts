@@ -1,6 +1,8 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { TEST_SECRET } from '../../scripts/topology/tokens.js';
 import { createApp, type FluxoNode } from '../../server/app.js';
 import { ConfigError, loadConfig } from '../../server/config/index.js';
 import { AppError, toErrorBody } from '../../server/errors.js';
@@ -8,7 +10,7 @@ import { DEMO_USERS, devLoginRoutes } from '../../server/http/dev-login.js';
 import { errorResponse } from '../../server/http/respond.js';
 import { Router } from '../../server/http/router.js';
 import type { HttpResponse } from '../../server/transport/uws.js';
-import { api, startNode, TEST_SECRET } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 
 /**
  * The dev-login routes on their own router (app.ts mounts them); tokens are checked by a real node.

@@ -1,10 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { api } from '../../scripts/topology/api.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoEvent, TransitionResult } from '../../shared/protocol.js';
 import type { AdminConnection } from '../../shared/schemas.js';
 import { connect, type FluxoClient, FluxoError } from '../../shared/sdk/index.js';
 import { type ClusterHandle, firstTwo, requireBinaries, startCluster } from '../harness/cluster.js';
 import { createBoard, createProcess } from '../harness/fixtures.js';
-import { api, eventually, token } from '../harness/node.js';
+import { eventually } from '../harness/node.js';
 
 /**
  * The SDK obeys the operator API's `server:unsubscribe`, on real processes (two nodes, Redis,

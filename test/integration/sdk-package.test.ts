@@ -6,9 +6,10 @@ import { promisify } from 'node:util';
 import * as esbuild from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PackedSdk, packSdk } from '../../scripts/pack-sdk.js';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol.js';
-import { startNode, token } from '../harness/node.js';
+import { startNode } from '../harness/node.js';
 
 const run = promisify(execFile);
 const CONSUMER = resolve(import.meta.dirname, '../sdk-consumer');

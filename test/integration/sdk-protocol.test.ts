@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { connect, type FluxoClient, FluxoError, protocolMismatch } from '../../shared/sdk/index.js';
-import { client, eventually, helloOf, startNode, token } from '../harness/node.js';
+import { client, eventually, helloOf, startNode } from '../harness/node.js';
 
 let node: FluxoNode;
 const clients: FluxoClient[] = [];

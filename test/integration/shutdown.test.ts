@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { client, eventually, TEST_SECRET, token } from '../harness/node.js';
+import { TEST_SECRET, token } from '../../scripts/topology/tokens.js';
+import { client, eventually } from '../harness/node.js';
 import { freePort } from '../harness/ports.js';
 
 describe('graceful shutdown of a real process', () => {
