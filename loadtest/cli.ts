@@ -7,7 +7,7 @@ import type { PublishMode } from './publishers.js';
 import { resolveSecret } from './setup.js';
 
 // A scenario's module is loaded only when it runs: the fixtures it shares with the tests
-// (test/harness) load the whole server, which --help and a wrong URL need not wait for.
+// (scripts/topology) load the whole server, which --help and a wrong URL need not wait for.
 const HTTP_SCENARIOS: readonly HttpScenario[] = ['health', 'read', 'transition', 'transition-rmw'];
 
 const HELP = `Usage: npm run loadtest -- <scenario> [options]

@@ -1,7 +1,7 @@
 import autocannon, { type Client, type Request } from 'autocannon';
+import { createBoard, createProcess } from '../scripts/topology/fixtures.js';
 import { token } from '../scripts/topology/tokens.js';
 import type { Process } from '../shared/protocol.js';
-import { createBoard, createProcess } from '../test/harness/fixtures.js';
 import { type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';
 import { formatCounts, formatLatency, formatThresholds } from './report.js';
 import { newRunId, nextStage, runTenant } from './setup.js';

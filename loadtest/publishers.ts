@@ -1,7 +1,7 @@
 import { api } from '../scripts/topology/api.js';
+import { createBoard, createProcess } from '../scripts/topology/fixtures.js';
 import { token } from '../scripts/topology/tokens.js';
 import type { FluxoEvent, TransitionResult } from '../shared/protocol.js';
-import { createBoard, createProcess } from '../test/harness/fixtures.js';
 import { LeanClient } from './lean-client.js';
 import { nextStage, runTenant } from './setup.js';
 

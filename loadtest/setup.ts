@@ -1,9 +1,9 @@
+import { sourceAddress } from '../scripts/topology/source-address.js';
 import { DEV_JWT_SECRET } from '../server/auth/dev-secret.js';
-import { sourceAddress } from '../test/harness/source-address.js';
 
 /**
- * What every run needs beside the test fixtures it shares (test/harness: tokens, workflows,
- * processes): its own tenant, so that a run never touches real data and the ids of a tenant's
+ * What every run needs beside the fixtures it shares with the tests (scripts/topology: tokens,
+ * workflows, processes): its own tenant, so that a run never touches real data and the ids of a tenant's
  * events are the run's alone.
  */
 

@@ -7,7 +7,7 @@
  * the temp dir (data, logs) is removed unless --keep.
  */
 import { parseArgs } from 'node:util';
-import { type ClusterHandle, requireBinaries, startCluster } from '../test/harness/cluster.js';
+import { type ClusterHandle, requireBinaries, startCluster } from './topology/cluster.js';
 
 const USAGE = 'usage: npm run cluster -- [--nodes 3] [--redis-cluster] [--keep] [--port 8080] [--fast (Postgres fsync off)]';
 

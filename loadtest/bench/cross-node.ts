@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { type PostgresHandle, startPostgres } from '../../test/harness/postgres.js';
-import { type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from '../../test/harness/redis.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
+import { type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from '../../scripts/topology/redis.js';
 import { closeAll, spawnWorkers, type Worker } from '../clients.js';
 import {
   type BenchContext,

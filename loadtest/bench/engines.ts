@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../test/harness/ports.js';
+import { freePort } from '../../scripts/topology/ports.js';
 import type { Protocol } from '../client-worker.js';
 import { tsxImport } from '../clients.js';
 import { newRunId, sleep } from '../setup.js';

@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { api } from '../../scripts/topology/api.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { Ack, FluxoEvent, SubscribeResult } from '../../shared/protocol.js';
 import { connect } from '../../shared/sdk/index.js';
-import { type PostgresHandle, startPostgres } from '../../test/harness/postgres.js';
 import { LeanClient } from '../lean-client.js';
 import { nowMs } from '../stats.js';
 import { type BenchContext, benchContext, cpuProfileNodeOptions, ENGINES, type RunningEngine } from './engines.js';

@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
+import { CLUSTER_SECRET, type ClusterHandle, type NginxHandle, startNginx } from '../../scripts/topology/cluster.js';
+import { freePort } from '../../scripts/topology/ports.js';
 import { token } from '../../scripts/topology/tokens.js';
-import { CLUSTER_SECRET, type ClusterHandle, type NginxHandle, startNginx } from '../../test/harness/cluster.js';
-import { freePort } from '../../test/harness/ports.js';
 import { runTenant } from '../setup.js';
 import { launch, stopper } from './engines.js';
 import { ackedInLog, seedBoard } from './servers/tutorial-schema.js';

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import autocannon, { type Client, type Request } from 'autocannon';
+import { nodeBehind } from '../../scripts/topology/source-address.js';
 import type { FluxoEvent, Process, TransitionResult } from '../../shared/protocol.js';
-import { nodeBehind } from '../../test/harness/source-address.js';
 import { LeanClient } from '../lean-client.js';
 import { nextStage, sourceAddresses } from '../setup.js';
 import { type LatencySummary, newHistogram, nowMs, recordUs, summarize } from '../stats.js';

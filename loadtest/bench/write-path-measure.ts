@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CLUSTER_SECRET } from '../../scripts/topology/cluster.js';
 import { token } from '../../scripts/topology/tokens.js';
-import { CLUSTER_SECRET } from '../../test/harness/cluster.js';
 import type { LatencySummary } from '../stats.js';
 import { cpuDelta, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { drain, type LoadResult, type LoadSpec, missingFrom, runTransitions, type Subscriber } from './write-path-load.js';

@@ -1,8 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import postgres from 'postgres';
-import { token } from '../../scripts/topology/tokens.js';
-import type { Process } from '../../shared/protocol.js';
 import {
   CLUSTER_SECRET,
   type ClusterHandle,
@@ -10,8 +8,10 @@ import {
   requireBinaries,
   startCluster,
   startNginx,
-} from '../../test/harness/cluster.js';
-import { createBoard, createProcess } from '../../test/harness/fixtures.js';
+} from '../../scripts/topology/cluster.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
+import { token } from '../../scripts/topology/tokens.js';
+import type { Process } from '../../shared/protocol.js';
 import { newRunId, runTenant } from '../setup.js';
 import { cpuProfileNodeOptions, onInterrupt } from './engines.js';
 import { suiteFlags } from './flags.js';

@@ -2,10 +2,10 @@ import type { Browser, Page, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWebIfStale } from '../../scripts/build-web.js';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { Process, TransitionResult, Workflow } from '../../shared/protocol.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { startNode } from '../harness/node.js';
 import {
   card,

@@ -2,10 +2,10 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWebIfStale } from '../../scripts/build-web.js';
 import { api } from '../../scripts/topology/api.js';
+import { type ClusterHandle, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { Process, TransitionResult, Workflow } from '../../shared/protocol.js';
-import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { card, cardIn, expectNoDuplicates, launchChromium, type SignedIn, screenshot, signInWithToken } from './harness.js';
 
 /**

@@ -4,12 +4,12 @@ import { resolve } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
+import { freePort } from '../../scripts/topology/ports.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { startNode } from '../harness/node.js';
-import { freePort } from '../harness/ports.js';
 import { launchChromium } from './harness.js';
 
 /**

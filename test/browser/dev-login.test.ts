@@ -1,10 +1,10 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildWebIfStale } from '../../scripts/build-web.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { DEV_JWT_SECRET, startNode } from '../harness/node.js';
 import { withDevLogin } from './dev-login-proxy.js';
 import { card, cardIn, launchChromium, screenshot, waitForBoard } from './harness.js';

@@ -1,9 +1,9 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { buildWebIfStale } from '../../scripts/build-web.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { startNode } from '../harness/node.js';
 import { card, cardIn, launchChromium, screenshot, signInWithToken } from './harness.js';
 

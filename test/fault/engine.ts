@@ -11,11 +11,11 @@
 import { rm } from 'node:fs/promises';
 import postgres from 'postgres';
 import { api } from '../../scripts/topology/api.js';
+import { type ClusterHandle, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { createProcess } from '../../scripts/topology/fixtures.js';
+import { forwardFrom, nodeBehind, type SourceForwarder, sourceAddress } from '../../scripts/topology/source-address.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
-import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
-import { createProcess } from '../harness/fixtures.js';
-import { forwardFrom, nodeBehind, type SourceForwarder, sourceAddress } from '../harness/source-address.js';
 import { check, type LogEvent, type ReaderRoom, type Verdict } from './check.js';
 import { Reader } from './readers.js';
 import type { FaultContext, Scenario } from './scenarios.js';

@@ -1,7 +1,7 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import type { Sql } from 'postgres';
-import type { ClusterHandle, SpawnedNode } from '../harness/cluster.js';
-import type { RedisInstance } from '../harness/redis.js';
+import type { ClusterHandle, SpawnedNode } from '../../scripts/topology/cluster.js';
+import type { RedisInstance } from '../../scripts/topology/redis.js';
 
 export interface FaultContext {
   cluster: ClusterHandle;

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import postgres from 'postgres';
 import { io as connectClient } from 'socket.io-client';
+import { CLUSTER_SECRET, type SpawnedNode, spawnNode } from '../../scripts/topology/cluster.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { mintToken } from '../../server/auth/mint.js';
 import type { Role } from '../../shared/protocol.js';
-import { CLUSTER_SECRET, type SpawnedNode, spawnNode } from './cluster.js';
 import type { Client } from './node.js';
-import { type PostgresHandle, startPostgres } from './postgres.js';
 import { rawHttp } from './wire.js';
 
 export const SECRET = CLUSTER_SECRET;

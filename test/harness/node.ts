@@ -71,6 +71,21 @@ export function helloOf(socket: Client): Promise<Parameters<ServerToClientEvents
   return p;
 }
 
+/** Clients that a test file opens and closes together in afterAll. */
+export function clientPool(): { connect: (url: string, token: string) => Promise<Client>; closeAll: () => void } {
+  const open: Client[] = [];
+  return {
+    connect: async (url, tok) => {
+      const s = await client(url, { token: tok });
+      open.push(s);
+      return s;
+    },
+    closeAll: () => {
+      for (const s of open.splice(0)) s.close();
+    },
+  };
+}
+
 /** Collects every `event` a socket receives. */
 export function collect(socket: Client): { events: Parameters<ServerToClientEvents['event']>[0][] } {
   const box = { events: [] as Parameters<ServerToClientEvents['event']>[0][] };

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/topology/ports.js';
 import { createApp, type FluxoNode } from '../../server/app.js';
 import type { TokenVerifier } from '../../server/auth/types.js';
 import { localBackplane } from '../../server/backplane.js';
@@ -7,7 +8,6 @@ import { AppError } from '../../server/errors.js';
 import { createRateLimits } from '../../server/limits/rate-limits.js';
 import { createMetrics } from '../../server/ops/metrics.js';
 import { client, eventually, request, testConfig } from '../harness/node.js';
-import { freePort } from '../harness/ports.js';
 
 // createApp builds a node (Fastify's build()); listen() starts it; close() stops it, started or not.
 

@@ -8,8 +8,8 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type NginxHandle, spawnNode, startNginx } from '../../scripts/topology/cluster.js';
 import { ERROR_CODES } from '../../shared/errors.js';
-import { type NginxHandle, spawnNode, startNginx } from '../harness/cluster.js';
 import { call, freshAddress, type HostileNode, health, startHostileNode, token, waitFor } from '../harness/hostile.js';
 import { type RawSession, sioClient } from '../harness/wire.js';
 

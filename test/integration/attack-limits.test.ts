@@ -11,7 +11,7 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNginx } from '../harness/cluster.js';
+import { startNginx } from '../../scripts/topology/cluster.js';
 import { call, freshAddress, type HostileNode, health, metric, startHostileNode, token, waitFor } from '../harness/hostile.js';
 import { openSession, rawHttp, type SioClient, sioClient } from '../harness/wire.js';
 

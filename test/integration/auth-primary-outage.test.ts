@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard } from '../../scripts/topology/fixtures.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { REVOCATION_POLL_MS } from '../../server/auth/revocations.js';
 import type { SqlStore } from '../../server/store/index.js';
-import { createBoard } from '../harness/fixtures.js';
 import { client, eventually, helloOf, startNode } from '../harness/node.js';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /**
  * Two nodes on one Postgres primary + streaming replica, without Redis: a revocation reaches the

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, Process, TransitionResult, Workflow } from '../../shared/protocol.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { startNode } from '../harness/node.js';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /**
  * The reads the board makes on load (issue 11, item 4): who is signed in without an error status,

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ClusterHandle, firstTwo, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoEvent, PresenceDiff } from '../../shared/protocol.js';
 import { type FluxoClient, connect as sdkConnect } from '../../shared/sdk/index.js';
-import { type ClusterHandle, clientPool, firstTwo, requireBinaries, startCluster } from '../harness/cluster.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
-import { eventually, request } from '../harness/node.js';
+import { clientPool, eventually, request } from '../harness/node.js';
 
 const TTL_MS = 3000;
 let cluster: ClusterHandle;

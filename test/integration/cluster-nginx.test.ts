@@ -6,9 +6,9 @@ import { promisify } from 'node:util';
 import { io as connectRaw } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { type ClusterHandle, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
-import { type ClusterHandle, requireBinaries, startCluster } from '../harness/cluster.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { type Client, eventually, request } from '../harness/node.js';
 
 let cluster: ClusterHandle;

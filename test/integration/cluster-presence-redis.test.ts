@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
 import type { PresenceChange } from '../../server/presence/presence.js';
 import { RedisPresence } from '../../server/presence/redis.js';
 import { eventually } from '../harness/node.js';
-import { type RedisInstance, startRedis } from '../harness/redis.js';
 
 const TTL_MS = 1500;
 let redis: RedisInstance;

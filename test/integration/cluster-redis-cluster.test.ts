@@ -1,11 +1,11 @@
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { type ClusterHandle, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { PresenceDiff, Workflow } from '../../shared/protocol.js';
-import { type ClusterHandle, clientPool, requireBinaries, startCluster } from '../harness/cluster.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
-import { eventually, request } from '../harness/node.js';
+import { clientPool, eventually, request } from '../harness/node.js';
 
 let cluster: ClusterHandle;
 const { connect, closeAll } = clientPool();

@@ -2,11 +2,11 @@ import { Emitter } from '@socket.io/redis-emitter';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { type ClusterHandle, firstTwo, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { PresenceDiff } from '../../shared/protocol.js';
-import { type ClusterHandle, clientPool, firstTwo, requireBinaries, startCluster } from '../harness/cluster.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
-import { client, collect, eventually, helloOf, request } from '../harness/node.js';
+import { client, clientPool, collect, eventually, helloOf, request } from '../harness/node.js';
 
 let cluster: ClusterHandle;
 const { connect, closeAll } = clientPool();

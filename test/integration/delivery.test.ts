@@ -1,10 +1,10 @@
 import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, TransitionResult } from '../../shared/protocol.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { type Client, client, collect, eventually, request, startNode } from '../harness/node.js';
 
 let node: FluxoNode;

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { Emitter } from '@socket.io/redis-emitter';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ClusterHandle, requireBinaries, type SpawnedNode, spawnNode, startCluster } from '../../scripts/topology/cluster.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { PresenceDiff } from '../../shared/protocol.js';
 import { connect as connectSdk, type FluxoClient } from '../../shared/sdk/index.js';
-import { type ClusterHandle, requireBinaries, type SpawnedNode, spawnNode, startCluster } from '../harness/cluster.js';
 import { type Client, client, eventually, request } from '../harness/node.js';
 
 /** SIGTERM rounds: the exit-code-1 bug depended on timing (a late publish after Redis was closed). */

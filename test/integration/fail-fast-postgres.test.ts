@@ -5,16 +5,16 @@ import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { type SpawnedNode, spawnNode } from '../../scripts/topology/cluster.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
+import { freezePostgres } from '../../scripts/topology/freeze.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
 import type { Db } from '../../server/store/sql-store.js';
 import type { Process } from '../../shared/protocol.js';
-import { type SpawnedNode, spawnNode } from '../harness/cluster.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
-import { freezePostgres } from '../harness/freeze.js';
 import { eventually, startNode } from '../harness/node.js';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /** DB_WRITE_TIMEOUT_MS of the node under test: every answer must come within it (plus slack). */
 const WRITE_TIMEOUT_MS = 1000;

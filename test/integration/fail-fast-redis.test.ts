@@ -1,11 +1,11 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBoard } from '../../scripts/topology/fixtures.js';
+import { type Frozen, freezeRedis } from '../../scripts/topology/freeze.js';
+import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { createBoard } from '../harness/fixtures.js';
-import { type Frozen, freezeRedis } from '../harness/freeze.js';
 import { type Client, client, eventually, request, startNode } from '../harness/node.js';
-import { type RedisInstance, startRedis } from '../harness/redis.js';
 
 /** REDIS_COMMAND_TIMEOUT_MS of the node: the longest a request may wait for a silent Redis. */
 const COMMAND_TIMEOUT_MS = 300;

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freezePostgres } from '../../scripts/topology/freeze.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
 import type { Workflow } from '../../shared/protocol.js';
-import { freezePostgres } from '../harness/freeze.js';
 import { eventually } from '../harness/node.js';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /** DB_REPLICA_TIMEOUT_MS of the store under test. */
 const REPLICA_TIMEOUT_MS = 300;

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { CLUSTER_SECRET, type SpawnedNode, spawnNode } from '../../scripts/topology/cluster.js';
 import { mintToken } from '../../server/auth/mint.js';
-import { CLUSTER_SECRET, type SpawnedNode, spawnNode } from '../harness/cluster.js';
 
 /**
  * Frames a careful client never sends, written by hand (socket.io-client would itself overflow its

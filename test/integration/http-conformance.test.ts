@@ -5,11 +5,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/topology/ports.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { asksToClose } from '../../server/transport/uws.js';
 import { startNode } from '../harness/node.js';
-import { freePort } from '../harness/ports.js';
 
 let node: FluxoNode;
 let port: number;

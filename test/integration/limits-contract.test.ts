@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
 import { AppError } from '../../server/errors.js';
 import { createRateLimits, type RateLimits } from '../../server/limits/rate-limits.js';
-import { type RedisInstance, startRedis } from '../harness/redis.js';
 
 // One behavioural suite for the rate-limit stores: a node alone counts in memory, nodes of a cluster
 // in Redis; a budget must mean the same in both. Redis outages and cross-node sharing are in

@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisCluster, startRedisCluster } from '../../scripts/topology/redis.js';
 import { createRateLimits } from '../../server/limits/rate-limits.js';
-import { type RedisCluster, startRedisCluster } from '../harness/redis.js';
 
 let cluster: RedisCluster;
 const clients: Cluster[] = [];

@@ -1,9 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
 import { AppError } from '../../server/errors.js';
 import { createRateLimits } from '../../server/limits/rate-limits.js';
 import { eventually } from '../harness/node.js';
-import { type RedisInstance, startRedis } from '../harness/redis.js';
 
 let redis: RedisInstance;
 const clients: Redis[] = [];

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
+import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { client, eventually, request, startNode } from '../harness/node.js';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 import { alertRules, dashboard, dashboardQueries, exportedNames, metricNames, SCRAPE_SERIES } from '../harness/promql.js';
-import { type RedisInstance, startRedis } from '../harness/redis.js';
 
 /**
  * Every metric the Grafana dashboard and the alert rules name is exported by a live node — one with

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { Process, TransitionResult } from '../../shared/protocol.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { client, collect, eventually, request, startNode } from '../harness/node.js';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /** The same node, on a real Postgres 15 primary with a streaming replica instead of PGlite. */
 describe('a node on Postgres with a replica', () => {

@@ -3,6 +3,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { buildWebIfStale } from '../../scripts/build-web.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import { createApp, type FluxoNode } from '../../server/app.js';
 import { loadConfig } from '../../server/config/index.js';
@@ -24,7 +25,6 @@ import type {
   listProcessesQuery,
   transitionBodySchema,
 } from '../../shared/schemas.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { DEV_JWT_SECRET } from '../harness/node.js';
 
 /**

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { type ClusterHandle, requireBinaries, type SpawnedNode, startCluster } from '../../scripts/topology/cluster.js';
 import { token } from '../../scripts/topology/tokens.js';
 import { loadConfig } from '../../server/config/index.js';
 import { ERROR_CODES } from '../../shared/errors.js';
 import type { FluxoEvent, PresenceDiff, ServerDisconnect, ServerUnsubscribe } from '../../shared/protocol.js';
 import type { AdminConnection, AdminNode, AdminPresence, AdminRoom } from '../../shared/schemas.js';
 import { connect as connectSdk, type FluxoClient } from '../../shared/sdk/index.js';
-import { type ClusterHandle, requireBinaries, type SpawnedNode, startCluster } from '../harness/cluster.js';
 import { type Client, client, eventually, request, startNode } from '../harness/node.js';
 
 const KEY = 'operator-api-test-key-0123456789abcdef';

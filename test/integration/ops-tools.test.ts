@@ -6,11 +6,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpResult } from '../../loadtest/http.js';
 import { api } from '../../scripts/topology/api.js';
+import { type NginxHandle, startNginx } from '../../scripts/topology/cluster.js';
+import { freePort } from '../../scripts/topology/ports.js';
 import { TEST_SECRET } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { type NginxHandle, startNginx } from '../harness/cluster.js';
 import { startNode } from '../harness/node.js';
-import { freePort } from '../harness/ports.js';
 
 // The scripts a user runs by hand, as real processes: every one answers --help, the tools that talk
 // to a node find it in one documented place (--url, else FLUXO_URL, else http://localhost:8080) and

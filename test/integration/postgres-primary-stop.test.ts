@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 
 /*
  * Issue 9, point 3: stopping the Postgres primary crashed Fluxo nodes. postgres.js 3.4.9 buffers small

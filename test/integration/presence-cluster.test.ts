@@ -2,11 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SpawnedNode, spawnNode } from '../../scripts/topology/cluster.js';
+import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { PresenceDiff, PresenceMember } from '../../shared/protocol.js';
-import { type SpawnedNode, spawnNode } from '../harness/cluster.js';
 import { type Client, client, eventually, request } from '../harness/node.js';
-import { type RedisInstance, startRedis } from '../harness/redis.js';
 
 // Presence diffs are gathered per node for PRESENCE_FLUSH_MS (50 ms) and each node sends its own:
 // a watcher must still end with the right members when one user's connections are on two nodes

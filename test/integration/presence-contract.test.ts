@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
 import { MemoryPresence } from '../../server/presence/memory.js';
 import type { PresenceStore } from '../../server/presence/presence.js';
 import { RedisPresence } from '../../server/presence/redis.js';
 import type { PresenceState } from '../../shared/protocol.js';
-import { type RedisInstance, startRedis } from '../harness/redis.js';
 
 // One behavioural suite for every PresenceStore: what a request of this node gets back and what a
 // snapshot says must not depend on whether the node runs alone (memory) or in a cluster (Redis).

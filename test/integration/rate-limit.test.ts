@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { client, request, startNode } from '../harness/node.js';
 
 let node: FluxoNode;

@@ -2,12 +2,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard } from '../../scripts/topology/fixtures.js';
+import { freePort } from '../../scripts/topology/ports.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import { FluxoError, FluxoHttp } from '../../shared/sdk/index.js';
-import { createBoard } from '../harness/fixtures.js';
 import { eventually, startNode } from '../harness/node.js';
-import { freePort } from '../harness/ports.js';
 
 /** The SDK's HTTP helpers where the consumer test (sdk-package.test.ts) does not go: refreshed tokens and failures that are not Fluxo's answers. */
 

@@ -1,11 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { type ClusterHandle, firstTwo, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoEvent, TransitionResult } from '../../shared/protocol.js';
 import type { AdminConnection } from '../../shared/schemas.js';
 import { connect, type FluxoClient, FluxoError } from '../../shared/sdk/index.js';
-import { type ClusterHandle, firstTwo, requireBinaries, startCluster } from '../harness/cluster.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { eventually } from '../harness/node.js';
 
 /**

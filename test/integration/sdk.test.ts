@@ -1,13 +1,13 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
+import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
+import { freePort } from '../../scripts/topology/ports.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, Process } from '../../shared/protocol.js';
 import { type ConnectionStatus, connect, type FluxoClient, FluxoError } from '../../shared/sdk/index.js';
-import { createBoard, createProcess } from '../harness/fixtures.js';
 import { eventually, startNode } from '../harness/node.js';
-import { freePort } from '../harness/ports.js';
 
 let node: FluxoNode;
 let admin: string;

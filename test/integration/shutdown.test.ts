@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/topology/ports.js';
 import { TEST_SECRET, token } from '../../scripts/topology/tokens.js';
 import { client, eventually } from '../harness/node.js';
-import { freePort } from '../harness/ports.js';
 
 describe('graceful shutdown of a real process', () => {
   it('on SIGTERM tells clients to reconnect and exits 0 within SHUTDOWN_GRACE_MS', async () => {

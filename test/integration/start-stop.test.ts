@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../scripts/topology/ports.js';
 import type { FluxoNode } from '../../server/app.js';
 import { eventually, startNode } from '../harness/node.js';
-import { freePort } from '../harness/ports.js';
 
 // `npm start` and `node server/main.ts` as an operator runs them: signals reach the server, which
 // drains and exits 0 leaving nothing behind; a port already taken is a start-up error naming it.

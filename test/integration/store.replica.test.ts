@@ -1,8 +1,8 @@
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { AppError } from '../../server/errors.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /** Retries until `ok` (errors count as not yet: the replica may not have replayed the migration). */
 async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {

@@ -3,12 +3,12 @@ import { readdir } from 'node:fs/promises';
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { AppError } from '../../server/errors.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
 import type { Actor } from '../../server/store/store.js';
 import { ERRORS } from '../../shared/errors.js';
 import type { FluxoEvent } from '../../shared/protocol.js';
-import { type PostgresHandle, startPostgres } from '../harness/postgres.js';
 
 /** One behavioural suite, run against embedded PGlite and a real Postgres 15. */
 const backends = [

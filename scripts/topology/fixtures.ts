@@ -1,5 +1,5 @@
-import { api } from '../../scripts/topology/api.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
+import { api } from './api.js';
 
 /** A three-stage workflow: todo → doing → done, and doing → todo. */
 export async function createBoard(url: string, adminToken: string): Promise<Workflow> {

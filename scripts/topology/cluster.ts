@@ -5,7 +5,6 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { type Client, client } from './node.js';
 import { freePort } from './ports.js';
 import { type PostgresHandle, startPostgres } from './postgres.js';
 import { type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from './redis.js';
@@ -93,8 +92,8 @@ export function nginxConfig(opts: { dir: string; port: number; upstreams: string
   if (opts.refuseWebSocket && !/server_tokens off;/.test(shipped))
     throw new Error('nginx/nginx.conf: no `server_tokens off;` to add the WebSocket refusal after');
   // Started as root, nginx runs its workers as `nobody`, who cannot reach the client-body temp
-  // directory inside the harness's 0700 mkdtemp directory: every body over 16 KB (buffered to a temp
-  // file) would answer 500. So the harness keeps its workers root (loopback only; `user` needs a root master).
+  // directory inside the cluster's 0700 mkdtemp directory: every body over 16 KB (buffered to a temp
+  // file) would answer 500. So its workers stay root (loopback only; `user` needs a root master).
   const user = process.getuid?.() === 0 ? 'user root;\n' : '';
   return `${user}daemon off;\npid ${d}/nginx.pid;\nerror_log ${d}/error.log warn;\n${shipped}`
     .replace(/^\s*server fluxo-[2-9]:8080[^\n]*\n/gm, '')
@@ -323,21 +322,6 @@ function portIsFree(port: number): Promise<boolean> {
     srv.once('error', () => resolve(false));
     srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
   });
-}
-
-/** Clients that a test file opens and closes together in afterAll. */
-export function clientPool(): { connect: (url: string, token: string) => Promise<Client>; closeAll: () => void } {
-  const open: Client[] = [];
-  return {
-    connect: async (url, tok) => {
-      const s = await client(url, { token: tok });
-      open.push(s);
-      return s;
-    },
-    closeAll: () => {
-      for (const s of open.splice(0)) s.close();
-    },
-  };
 }
 
 /** The first two nodes of a cluster, or a clear failure. */
