@@ -47,6 +47,7 @@ describe('.dockerignore as Docker reads it', () => {
       '.env',
       '.git/config',
       'test/unit/x.ts',
+      'scripts/topology/cluster.ts',
     ]) {
       expect(excluded(path), path).toBe(true);
     }
