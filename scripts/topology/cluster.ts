@@ -8,10 +8,12 @@ import { promisify } from 'node:util';
 import { freePort } from './ports.js';
 import { type PostgresHandle, startPostgres } from './postgres.js';
 import { type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from './redis.js';
+import { TEST_SECRET } from './tokens.js';
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
-export const CLUSTER_SECRET = 'test-secret-that-is-long-enough-for-hs256!';
+/** The JWT secret of spawned nodes unless `env` sets one: the one `token()` signs with by default. */
+export const CLUSTER_SECRET = TEST_SECRET;
 
 export interface SpawnedNode {
   nodeId: string;
