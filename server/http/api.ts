@@ -17,6 +17,7 @@ import type { Principal, TokenVerifier } from '../auth/types.js';
 import type { Config } from '../config/index.js';
 import type { WorkflowService } from '../domain/workflow-service.js';
 import { AppError } from '../errors.js';
+import type { LimitEvent } from '../limits/parse.js';
 import type { RateLimits } from '../limits/rate-limits.js';
 import type { FluxoServer } from '../realtime/deps.js';
 import { disconnectEverywhere } from '../realtime/disconnects.js';
@@ -87,12 +88,18 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
     return { principal: await verifier.verify(cookie), token: cookie, viaCookie: true };
   }
 
-  /** Authenticated, rate-limited route. */
+  /**
+   * Authenticated, rate-limited route: spends `http:write` or `http:read`, then `also` (the route's
+   * own budgets), in one round trip to Redis (`consumeAll`).
+   */
   const authed =
-    (fn: (ctx: RouteContext, p: Principal) => Promise<HttpResponse>) =>
+    (fn: (ctx: RouteContext, p: Principal) => Promise<HttpResponse>, also: readonly LimitEvent[] = []) =>
     async (ctx: RouteContext): Promise<HttpResponse> => {
       const { principal } = await authenticate(ctx.req);
-      await limits.consume(WRITE.has(ctx.req.method) ? 'http:write' : 'http:read', `${principal.tenant}:${principal.userId}`);
+      const budget: LimitEvent = WRITE.has(ctx.req.method) ? 'http:write' : 'http:read';
+      const subject = `${principal.tenant}:${principal.userId}`;
+      if (also.length === 0) await limits.consume(budget, subject);
+      else await limits.consumeAll([budget, ...also], subject);
       return fn(ctx, principal);
     };
 
@@ -185,12 +192,14 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
     .add(
       'POST',
       '/api/processes/:id/transition',
-      authed(async ({ req, params }, p) => {
-        await limits.consume('process:transition', `${p.tenant}:${p.userId}`);
-        const body = readBody(req, transitionBodySchema);
-        const result = await service.transition(p, { ...body, processId: pathId(params) });
-        return json(200, { data: result });
-      }),
+      authed(
+        async ({ req, params }, p) => {
+          const body = readBody(req, transitionBodySchema);
+          const result = await service.transition(p, { ...body, processId: pathId(params) });
+          return json(200, { data: result });
+        },
+        ['process:transition'],
+      ),
     )
     .add(
       'GET',

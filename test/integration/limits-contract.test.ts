@@ -90,6 +90,24 @@ describe.each(variants)('rate limits on $name', ({ name, open }) => {
     expect((await refusal(limits.consume('auth', '192.0.2.1')))?.code).toBe('rate_limited');
   }, 30_000);
 
+  it('spends several budgets at once as one after another would: the first refusal wins, later budgets are left as they were', async () => {
+    const limits = await open('http:write=2/10,process:transition=1/10');
+    const refusedBy: string[] = [];
+    expect(await refusal(limits.consumeAll(['http:write', 'process:transition'], 'acme:u1', (e) => refusedBy.push(e)))).toBeNull();
+    // process:transition is spent, http:write has one point left: refused by the second, the first still spent.
+    const second = await refusal(limits.consumeAll(['http:write', 'process:transition'], 'acme:u1', (e) => refusedBy.push(e)));
+    expect(second?.code).toBe('rate_limited');
+    expect(second?.extra.retryAfterMs).toBeLessThanOrEqual(10_000);
+    expect((await refusal(limits.consume('http:write', 'acme:u1')))?.code).toBe('rate_limited');
+    // Refused by the first: the second's point is given back (u2's process:transition stays unspent).
+    await limits.consume('http:write', 'acme:u2', 2);
+    expect((await refusal(limits.consumeAll(['http:write', 'process:transition'], 'acme:u2', (e) => refusedBy.push(e))))?.code).toBe(
+      'rate_limited',
+    );
+    expect(await refusal(limits.consume('process:transition', 'acme:u2'))).toBeNull();
+    expect(refusedBy).toEqual(['process:transition', 'http:write']);
+  }, 30_000);
+
   it('opens the budget again once retryAfterMs has passed', async () => {
     const limits = await open('http:read=1/1');
     await limits.consume('http:read', 'acme:u1');
