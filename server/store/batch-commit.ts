@@ -226,6 +226,9 @@ function decide(batch: Batch, touched: Touched): PendingEvent[] {
             processId: input.processId,
             workflowId: input.workflowId,
             rooms: [input.room],
+            fromStage: null,
+            toStage: null,
+            version: null,
             actor: input.actor,
             data: input.data,
           },
@@ -287,16 +290,21 @@ function movedRows(touched: Touched): string {
   return JSON.stringify(values);
 }
 
-/** Step 4's update and step 5's insert, one statement of fixed text (see step 2): one round trip less. */
+/**
+ * Step 4's update and step 5's insert, one statement of fixed text (see step 2): one round trip less.
+ * The events' record names are the stamped rows' own keys (quoted camelCase), so the rows go into
+ * the jsonb parameter as they are, with no per-row copy.
+ */
 const UPDATE_AND_INSERT = `WITH moved AS (
     UPDATE processes AS p SET stage = v.stage, version = v.version, data = v.data, updated_at = v.at
     FROM jsonb_to_recordset($2::jsonb) AS v(t text, id text, stage text, version int, data jsonb, at timestamptz)
     WHERE p.tenant_id = v.t AND p.id = v.id
   )
   INSERT INTO events (tenant_id, id, type, process_id, workflow_id, rooms, offsets, from_stage, to_stage, version, actor, data)
-  SELECT x.t, x.id, x.type, x.process_id, x.workflow_id, x.rooms, x.offsets, x.from_stage, x.to_stage, x.version, x.actor, x.data
-  FROM jsonb_to_recordset($1::jsonb) AS x(t text, id bigint, type text, process_id text, workflow_id text,
-    rooms text[], offsets bigint[], from_stage text, to_stage text, version int, actor text, data jsonb)
+  SELECT x."tenantId", x.id, x.type, x."processId", x."workflowId", x.rooms, x.offsets, x."fromStage", x."toStage", x.version,
+    x.actor, x.data
+  FROM jsonb_to_recordset($1::jsonb) AS x("tenantId" text, id bigint, type text, "processId" text, "workflowId" text,
+    rooms text[], offsets bigint[], "fromStage" text, "toStage" text, version int, actor text, data jsonb)
   RETURNING tenant_id, id, occurred_at`;
 
 /**
@@ -306,40 +314,11 @@ const UPDATE_AND_INSERT = `WITH moved AS (
  */
 async function insertEvents(tx: Db, pending: PendingEvent[], moved: string): Promise<FluxoEvent[]> {
   if (pending.length === 0) return [];
-  const rowsToInsert = await stampEvents(tx, pending);
-  const values = rowsToInsert.map((r) => ({
-    t: r.tenantId,
-    id: r.id,
-    type: r.type,
-    process_id: r.processId ?? null,
-    workflow_id: r.workflowId ?? null,
-    rooms: r.rooms,
-    offsets: r.offsets,
-    from_stage: r.fromStage ?? null,
-    to_stage: r.toStage ?? null,
-    version: r.version ?? null,
-    actor: r.actor,
-    data: r.data,
-  }));
-  const back = await runPrepared(tx, UPDATE_AND_INSERT, [JSON.stringify(values), moved]);
+  const stamped = await stampEvents(tx, pending);
+  const back = await runPrepared(tx, UPDATE_AND_INSERT, [JSON.stringify(stamped), moved]);
   const at = new Map(back.map((r) => [key(String(r.tenant_id), String(r.id)), dateValue(r.occurred_at)]));
-  return rowsToInsert.map((r) =>
-    toEvent({
-      tenantId: r.tenantId,
-      id: r.id,
-      occurredAt: at.get(key(r.tenantId, String(r.id)))!,
-      type: r.type,
-      processId: r.processId ?? null,
-      workflowId: r.workflowId ?? null,
-      rooms: r.rooms,
-      offsets: r.offsets,
-      fromStage: r.fromStage ?? null,
-      toStage: r.toStage ?? null,
-      version: r.version ?? null,
-      actor: r.actor,
-      data: r.data,
-    }),
-  );
+  // The stamped rows are this batch's own: each becomes a full row by taking its time in place.
+  return stamped.map((r) => toEvent(Object.assign(r, { occurredAt: at.get(key(r.tenantId, String(r.id)))! })));
 }
 
 /**

@@ -2,9 +2,10 @@ import type { Db } from './db.js';
 import { runPrepared } from './prepared.js';
 import type { events } from './schema.js';
 
-type EventInsert = typeof events.$inferInsert;
+/** An event as stamped, before the database gives it its time: every column but `occurred_at`. */
+export type StampedEvent = Omit<typeof events.$inferSelect, 'occurredAt'>;
 /** An event before it has an id and its room offsets. */
-export type EventDraft = Omit<EventInsert, 'tenantId' | 'id' | 'offsets'>;
+export type EventDraft = Omit<StampedEvent, 'tenantId' | 'id' | 'offsets'>;
 
 const key = (tenant: string, room: string) => `${tenant}\0${room}`;
 
@@ -36,7 +37,7 @@ const STAMP = `WITH t AS (
  * room rows cannot deadlock, and a room's offsets are handed out in the same order as the tenant's
  * ids.
  */
-export async function stampEvents(tx: Db, drafts: readonly { tenant: string; values: EventDraft }[]): Promise<EventInsert[]> {
+export async function stampEvents(tx: Db, drafts: readonly { tenant: string; values: EventDraft }[]): Promise<StampedEvent[]> {
   if (drafts.length === 0) return [];
   // Per tenant: its events in this batch. Per room: its events in this batch (the increment of its
   // offset) and how many of its tenant's events of the batch come after the room's last one (so
