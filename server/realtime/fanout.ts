@@ -4,24 +4,35 @@ import { internalRoom } from '../../shared/rooms.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { FluxoServer } from './deps.js';
 
-/** The adapter message that carries one committed event to the other nodes (`oneMessage` mode). */
+/**
+ * The adapter message that carries the committed events handed to fanout in one turn of the event
+ * loop to the other nodes (`oneMessage` mode): `[tenant, event][]`, in the order they were handed.
+ */
+const EVENTS_RELAY = 'fluxo:events';
+/** The previous version's one-event message, still heard so that a rolling upgrade loses nothing from old nodes. */
 const EVENT_RELAY = 'fluxo:event';
+
+type Relayed = [tenant: string, event: FluxoEvent];
+
+const isEvent = (event: unknown): event is FluxoEvent =>
+  event !== null && typeof event === 'object' && Array.isArray((event as FluxoEvent).rooms);
 
 export interface FanoutOptions {
   /**
    * True when every node receives every adapter message anyway (the classic Redis adapter
-   * subscribes each node to all of a namespace's channels): an event then goes to the other nodes
-   * as ONE message, and each node emits it to its own sockets of each room — one PUBLISH (and on
-   * each receiving node one decode) per event instead of one per room (issue 13). False: one
-   * adapter broadcast per room, for an adapter that routes by room (the sharded one, whose
-   * per-room channels reach only the nodes with sockets in that room) or the in-memory one.
+   * subscribes each node to all of a namespace's channels): the events of one turn of the event
+   * loop (a committed batch's) then go to the other nodes as ONE message, and each node emits them
+   * to its own sockets of each room — one PUBLISH (and on each node one decode) per batch instead of
+   * one per room of each event (issue 13). False: one adapter broadcast per room, for an adapter
+   * that routes by room (the sharded one, whose per-room channels reach only the nodes with sockets
+   * in that room) or the in-memory one.
    * @default false
    */
   oneMessage?: boolean;
 }
 
 /**
- * Sends a committed event to each of its rooms with one emit per room. Socket.IO on uWS publishes
+ * Sends committed events to each of their rooms with one emit per room. Socket.IO on uWS publishes
  * a single-room broadcast natively (uWS topics, no per-socket JS work) but falls back to a
  * per-socket loop for multi-room broadcasts, so `io.to([a, b, c])` would cost several times more.
  * The price: a socket subscribed to two of the event's rooms receives it twice, with the same
@@ -34,25 +45,35 @@ export function createFanout(io: FluxoServer, metrics: Metrics, opts: FanoutOpti
   };
   const nsp = io.of('/') as unknown as Namespace;
   if (opts.oneMessage) {
-    nsp.on(EVENT_RELAY, (tenant: unknown, event: unknown) => {
-      // Only this namespace's adapter publishes EVENT_RELAY; the check keeps a stray message from throwing.
-      if (typeof tenant === 'string' && event !== null && typeof event === 'object' && Array.isArray((event as FluxoEvent).rooms)) {
-        emitLocal(tenant, event as FluxoEvent);
+    // Only this namespace's adapter publishes these; the checks keep a stray message from throwing.
+    nsp.on(EVENTS_RELAY, (relayed: unknown) => {
+      if (!Array.isArray(relayed)) return;
+      for (const r of relayed as unknown[]) {
+        if (Array.isArray(r) && typeof r[0] === 'string' && isEvent(r[1])) emitLocal(r[0], r[1]);
       }
     });
+    nsp.on(EVENT_RELAY, (tenant: unknown, event: unknown) => {
+      if (typeof tenant === 'string' && isEvent(event)) emitLocal(tenant, event);
+    });
   }
-  const emit = (tenant: string, event: FluxoEvent): void => {
-    if (opts.oneMessage) {
-      emitLocal(tenant, event);
-      nsp.serverSideEmit(EVENT_RELAY, tenant, event);
-    } else for (const room of event.rooms) io.to(internalRoom(tenant, room)).emit('event', event);
-    metrics.eventsEmitted.inc({ type: event.type });
-    metrics.fanoutSeconds.observe(Math.max(0, Date.now() - Date.parse(event.at)) / 1000);
+  let pending: Relayed[] = [];
+  const flush = (): void => {
+    const relayed = pending;
+    pending = [];
+    for (const [tenant, event] of relayed) {
+      if (opts.oneMessage) emitLocal(tenant, event);
+      else for (const room of event.rooms) io.to(internalRoom(tenant, room)).emit('event', event);
+      metrics.eventsEmitted.inc({ type: event.type });
+      metrics.fanoutSeconds.observe(Math.max(0, Date.now() - Date.parse(event.at)) / 1000);
+    }
+    if (opts.oneMessage) nsp.serverSideEmit(EVENTS_RELAY, relayed);
   };
   // Emitting from inside a uWS callback (an HTTP handler whose store call resolved in the same
   // tick, as PGlite's can) publishes while uWS has the request's socket corked; the bench measured
-  // that path at several times the CPU per delivery. The next macrotask is always outside it.
+  // that path at several times the CPU per delivery. The next macrotask is always outside it, and
+  // gathers every event committed meanwhile (a batch's) into one relay.
   return (tenant: string, event: FluxoEvent): void => {
-    setImmediate(emit, tenant, event);
+    if (pending.length === 0) setImmediate(flush);
+    pending.push([tenant, event]);
   };
 }
