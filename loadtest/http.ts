@@ -1,3 +1,4 @@
+import net from 'node:net';
 import autocannon, { type Client, type Request } from 'autocannon';
 import { createBoard, createProcess } from '../scripts/topology/fixtures.js';
 import { token } from '../scripts/topology/tokens.js';
@@ -7,7 +8,7 @@ import { formatCounts, formatLatency, formatThresholds } from './report.js';
 import { newRunId, nextStage, runTenant } from './setup.js';
 import { type LatencySummary, newHistogram, recordUs, summarize } from './stats.js';
 
-/** HTTP scenarios, driven by autocannon as a library. */
+/** HTTP load, driven by autocannon as a library: the scenarios of `npm run loadtest` and the write-path suite's load. */
 export type HttpScenario = 'health' | 'read' | 'transition' | 'transition-rmw';
 
 export interface HttpOptions {
@@ -63,10 +64,8 @@ export async function runHttp(o: HttpOptions): Promise<HttpResult> {
     processes = await Promise.all(tokens.map((t, i) => createProcess(o.url, t, workflowId, `http ${i}`)));
   }
   const target = await targetInfo(o.url);
-  const latency = newHistogram();
   const opLatency = newHistogram();
   const ops = { ok: 0, failed: 0 };
-  const errorsByKind: Record<string, number> = {};
   const json = { 'content-type': 'application/json' };
   const perClient = (i: number): Request[] => {
     const auth = { authorization: `Bearer ${tokens[i]}` };
@@ -121,23 +120,7 @@ export async function runHttp(o: HttpOptions): Promise<HttpResult> {
         ];
     }
   };
-  let next = 0;
-  const instance = autocannon({
-    url: o.url,
-    connections: o.connections,
-    duration: o.durationS,
-    ...(o.rate > 0 ? { overallRate: o.rate } : {}),
-    requests: perClient(0),
-    setupClient: (client: Client) => client.setRequests(perClient(next++ % o.connections)),
-  });
-  // autocannon's own histogram holds whole milliseconds; each response's time is a float: keep it to the µs.
-  instance.on('response', (_client, _status, _bytes, ms) => recordUs(latency, ms * 1000));
-  instance.on('reqError', (err: Error & { code?: string }) => {
-    const kind = err.code ?? err.message.slice(0, 80);
-    errorsByKind[kind] = (errorsByKind[kind] ?? 0) + 1;
-  });
-  if (o.progress) autocannon.track(instance, { renderProgressBar: true, renderResultsTable: false });
-  const r = await instance;
+  const { result: r, latency, errorsByKind } = await drive({ ...o, requests: perClient });
   const { secret: _s, ...shown } = o;
   const durationS = Math.max(0.001, r.duration);
   const statuses: Record<string, number> = {};
@@ -220,4 +203,93 @@ export function formatHttp(r: HttpResult): string {
     formatThresholds(r.thresholds),
   );
   return lines.join('\n');
+}
+
+export interface DriveOptions {
+  url: string;
+  connections: number;
+  /** Unmeasured load before the window: nothing is counted until it has passed. @default 0 */
+  warmupS?: number;
+  durationS: number;
+  /** Offered requests/s over all connections; 0 = flat out. */
+  rate: number;
+  requests(connection: number): Request[];
+  /** Connection i binds to entry i % length (nginx ip_hash routes by the client's /24); none: the OS default. */
+  localAddresses?: string[];
+  /** Responses whose latency is recorded. @default every one */
+  timed?(status: number): boolean;
+  /** Called as the window opens (a caller samples CPU and counters). */
+  onWindow?(): void;
+  progress?: boolean;
+}
+
+/**
+ * One autocannon run whose first `warmupS` are not counted (stopping and restarting autocannon
+ * would leave requests in flight that the next run does not know of). Answers autocannon's own
+ * summary, and of the window: its length, responses by status, requests that got no response by
+ * error code, and the latency of each timed response to the µs (autocannon's histogram holds whole ms).
+ */
+export async function drive(d: DriveOptions) {
+  let next = 0;
+  const addresses = d.localAddresses ?? [];
+  const instance = autocannon({
+    url: d.url,
+    connections: d.connections,
+    duration: (d.warmupS ?? 0) + d.durationS,
+    ...(d.rate > 0 ? { overallRate: d.rate } : {}),
+    requests: d.requests(0),
+    setupClient: (client: Client) => {
+      const i = next++ % d.connections;
+      client.setRequests(d.requests(i));
+      if (addresses.length) bindClient(client, addresses[i % addresses.length]!);
+    },
+  });
+  const latency = newHistogram();
+  const statuses: Record<string, number> = {};
+  const errorsByKind: Record<string, number> = {};
+  let opened = -1;
+  const open = () => {
+    opened = performance.now();
+    d.onWindow?.();
+  };
+  let timer: NodeJS.Timeout | undefined;
+  if (d.warmupS) timer = setTimeout(open, d.warmupS * 1000);
+  else open();
+  instance.on('response', (_client, status, _bytes, ms) => {
+    if (opened < 0) return;
+    statuses[status] = (statuses[status] ?? 0) + 1;
+    if (d.timed?.(status) ?? true) recordUs(latency, ms * 1000);
+  });
+  instance.on('reqError', (err: Error & { code?: string }) => {
+    if (opened < 0) return;
+    const kind = err.code ?? err.message.slice(0, 80);
+    errorsByKind[kind] = (errorsByKind[kind] ?? 0) + 1;
+  });
+  if (d.progress) autocannon.track(instance, { renderProgressBar: true, renderResultsTable: false });
+  try {
+    const result = await instance;
+    if (opened < 0) throw new Error('the load ended before its measured window opened');
+    return { result, seconds: (performance.now() - opened) / 1000, statuses, errorsByKind, latency };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * autocannon connects with `net.connect(port, host)` and has no option for a source address. Each
+ * client's `_connect` (also used on reconnect) is wrapped so that, during that synchronous call,
+ * `net.connect` binds `localAddress`. Only this client's connects are affected.
+ */
+export function bindClient(client: Client, localAddress: string): void {
+  const c = client as unknown as { _connect(): void };
+  const original = Object.getPrototypeOf(c)._connect as () => void;
+  c._connect = function (this: unknown) {
+    const connect = net.connect;
+    net.connect = ((port: number, host: string) => connect({ port, host, localAddress })) as typeof net.connect;
+    try {
+      original.call(this);
+    } finally {
+      net.connect = connect;
+    }
+  };
 }

@@ -3,12 +3,10 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { CLUSTER_SECRET, type ClusterHandle, type NginxHandle, startNginx } from '../../scripts/topology/cluster.js';
 import { freePort } from '../../scripts/topology/ports.js';
-import { token } from '../../scripts/topology/tokens.js';
 import { runTenant } from '../setup.js';
 import { launch, stopper } from './engines.js';
-import { ackedInLog, seedBoard } from './servers/tutorial-schema.js';
-import { balancedAddresses, type Subscriber, subscribe } from './write-path-load.js';
-import { infraRoots, type LoadShape, measureLevel, userTokens, type WritePathLevel } from './write-path-measure.js';
+import { seedBoard } from './servers/tutorial-schema.js';
+import { type LevelOptions, measureLevel, type WritePathLevel } from './write-path-measure.js';
 
 /**
  * The write path's baseline: servers/tutorial-stack.ts, the server users write by hand, started
@@ -25,10 +23,8 @@ export const TUTORIAL_LABEL =
 const NODE_ID = 'tutorial-1';
 const script = fileURLToPath(new URL('./servers/tutorial-stack.ts', import.meta.url));
 
-export interface BaselineOptions extends LoadShape {
-  users: number;
+export interface BaselineOptions extends LevelOptions {
   processes: number;
-  sources: number;
   /** Self-check: the server skips the emits of every Nth committed transition (0: none). */
   loseEvery: number;
   /** Passed to the server as NODE_OPTIONS (a CPU profile), when set. */
@@ -63,30 +59,26 @@ export async function measureTutorialStack(
   const child = await launch(script, env, `http://127.0.0.1:${port}/health`);
   const nginxDir = join(cluster.dir, 'nginx-tutorial');
   let nginx: NginxHandle | null = null;
-  let sub: Subscriber | null = null;
   const db = postgres(dbUrl.href, { max: 1, onnotice: () => {} });
   try {
     nginx = await startNginx(nginxDir, [`127.0.0.1:${port}`]);
     const tenant = runTenant(run, 0);
-    const processes = await seedBoard(db, tenant, o.processes);
-    const localAddresses = (await balancedAddresses(nginx.url, [NODE_ID], o.sources)).get(NODE_ID)!;
-    const viewer = await token({ sub: `wp-sub-${NODE_ID}`, tid: tenant, role: 'viewer', secret: CLUSTER_SECRET });
-    // Straight to the node, as Fluxo's subscribers are.
-    sub = await subscribe(NODE_ID, `http://127.0.0.1:${port}`, viewer);
     return await measureLevel(
       {
         server: TUTORIAL_ID,
-        nodes: [NODE_ID],
-        load: { url: nginx.url, tokens: await userTokens(tenant, o.users, o.connections), processes, localAddresses },
-        subscribers: [sub],
-        roots: { [NODE_ID]: child.pid!, ...(await infraRoots(nginxDir, redis.port, cluster.postgres.url)) },
-        inLog: (acked) => ackedInLog(db, tenant, acked),
+        nodes: [{ id: NODE_ID, url: `http://127.0.0.1:${port}`, pid: child.pid! }],
+        url: nginx.url,
+        nginxDir,
+        redisPort: redis.port,
+        postgresUrl: cluster.postgres.url,
+        db,
+        tenant,
+        seed: () => seedBoard(db, tenant, o.processes),
       },
       o,
       log,
     );
   } finally {
-    sub?.close();
     await nginx?.stop();
     await db.end({ timeout: 1 });
     await stopper(child)();

@@ -1,35 +1,14 @@
-import net from 'node:net';
-import autocannon, { type Client, type Request } from 'autocannon';
+import type { Request } from 'autocannon';
 import { nodeBehind } from '../../scripts/topology/source-address.js';
-import type { FluxoEvent, Process, TransitionResult } from '../../shared/protocol.js';
-import { LeanClient } from '../lean-client.js';
+import type { Process, TransitionResult } from '../../shared/protocol.js';
+import { drive } from '../http.js';
 import { nextStage, sourceAddresses } from '../setup.js';
-import { type LatencySummary, newHistogram, nowMs, recordUs, summarize } from '../stats.js';
+import { type LatencySummary, summarize } from '../stats.js';
 
 /**
  * The load side of the write-path suite: autocannon clients bound to loopback source addresses
- * (nginx ip_hash routes by the client's /24), the transitions they commit, and subscribers that
- * check every committed transition was fanned out to every node.
+ * (nginx ip_hash routes by the client's /24) and the transitions they commit.
  */
-
-/**
- * autocannon connects with `net.connect(port, host)` and has no option for a source address. Each
- * client's `_connect` (also used on reconnect) is wrapped so that, during that synchronous call,
- * `net.connect` binds `localAddress`. Only this client's connects are affected.
- */
-export function bindClient(client: Client, localAddress: string): void {
-  const c = client as unknown as { _connect(): void };
-  const original = Object.getPrototypeOf(c)._connect as () => void;
-  c._connect = function (this: unknown) {
-    const connect = net.connect;
-    net.connect = ((port: number, host: string) => connect({ port, host, localAddress })) as typeof net.connect;
-    try {
-      original.call(this);
-    } finally {
-      net.connect = connect;
-    }
-  };
-}
 
 /**
  * Source addresses in distinct /24s, the same number behind each node, so that connections spread
@@ -85,13 +64,12 @@ export interface LoadResult {
 }
 
 /**
- * POST /api/processes/:id/transition flat out (or at `rate`), one autocannon run whose first
- * `warmupS` are not counted: stopping and restarting autocannon would leave transitions in flight
- * that the next run does not know of. Each connection moves its process todo ⇄ doing, learning the
- * stage (and version) from each answer, so one failed request does not leave it asking for a
- * transition the workflow refuses. `rmw` sends the last version it saw as expectedVersion; a 409
- * carries the current state, which it adopts. Requests in flight when the run ends may still
- * commit: the caller sees them in the database (and at the subscribers) but not in `committed`.
+ * POST /api/processes/:id/transition flat out (or at `rate`), one autocannon run (see drive()).
+ * Each connection moves its process todo ⇄ doing, learning the stage (and version) from each
+ * answer, so one failed request does not leave it asking for a transition the workflow refuses.
+ * `rmw` sends the last version it saw as expectedVersion; a 409 carries the current state, which it
+ * adopts. Requests in flight when the run ends may still commit: the caller sees them in the
+ * database (and at the subscribers) but not in `committed`.
  */
 export async function runTransitions(s: LoadSpec): Promise<LoadResult> {
   const committedInRun: number[] = [];
@@ -132,98 +110,24 @@ export async function runTransitions(s: LoadSpec): Promise<LoadResult> {
       },
     ];
   };
-  let next = 0;
-  const instance = autocannon({
-    url: s.url,
-    connections: s.connections,
-    duration: s.warmupS + s.durationS,
-    ...(s.rate > 0 ? { overallRate: s.rate } : {}),
-    requests: perClient(0),
-    setupClient: (client: Client) => {
-      const i = next++;
-      client.setRequests(perClient(i));
-      if (s.localAddresses.length) bindClient(client, s.localAddresses[i % s.localAddresses.length]!);
+  // onResponse (above) runs just before drive() counts the same response.
+  const load = await drive({
+    ...s,
+    requests: perClient,
+    timed: (status) => status === 200,
+    onWindow: () => {
+      windowFrom = committedInRun.length;
+      s.onWindow();
     },
   });
-  const hist = newHistogram();
-  const statuses: Record<string, number> = {};
-  const opened = performance.now() + s.warmupS * 1000;
-  const timer = setTimeout(() => {
-    windowFrom = committedInRun.length;
-    s.onWindow();
-  }, s.warmupS * 1000);
-  // onResponse (above) runs just before this event for the same response.
-  instance.on('response', (_client, status, _bytes, ms) => {
-    if (windowFrom < 0) return;
-    statuses[status] = (statuses[status] ?? 0) + 1;
-    if (status === 200) recordUs(hist, ms * 1000);
-  });
-  instance.on('reqError', () => {
-    if (windowFrom >= 0) statuses.errors = (statuses.errors ?? 0) + 1;
-  });
-  try {
-    await instance;
-  } finally {
-    clearTimeout(timer);
-  }
-  if (windowFrom < 0) throw new Error('the load ended before its measured window opened');
+  const errors = Object.values(load.errorsByKind).reduce((a, b) => a + b, 0);
   return {
-    seconds: (performance.now() - opened) / 1000,
-    statuses,
-    latencyMs: summarize(hist),
+    seconds: load.seconds,
+    statuses: errors ? { ...load.statuses, errors } : load.statuses,
+    latencyMs: summarize(load.latency),
     committed: committedInRun.slice(windowFrom),
     committedInRun,
   };
-}
-
-/** One socket on one node in the tenant room, keeping the id of every transition it receives. */
-export interface Subscriber {
-  node: string;
-  ids: Set<number>;
-  /** Commit (the event's `at`) to receipt, from when `measure()` was called. */
-  lag(): LatencySummary;
-  measure(): void;
-  close(): void;
-}
-
-export async function subscribe(node: string, url: string, token: string): Promise<Subscriber> {
-  const client = await LeanClient.connect({ url, token });
-  const ids = new Set<number>();
-  let hist = newHistogram();
-  client.onEvent = (name, args) => {
-    const e = args[0] as FluxoEvent;
-    if (name !== 'event' || e.type !== 'process.transitioned') return;
-    // The event reaches the tenant room once; a repeat would be a bug the set hides, so count it.
-    ids.add(e.id);
-    recordUs(hist, (nowMs() - Date.parse(e.at)) * 1000);
-  };
-  const ack = await client.request<{ error?: { message: string } }>('subscribe', { room: 'tenant' });
-  if (ack?.error) {
-    client.close();
-    throw new Error(`subscribe on ${node}: ${ack.error.message}`);
-  }
-  return {
-    node,
-    ids,
-    lag: () => summarize(hist),
-    measure: () => {
-      hist = newHistogram();
-    },
-    close: () => client.close(),
-  };
-}
-
-/** Committed ids a subscriber has not received. */
-export function missingFrom(sub: Subscriber, committed: number[]): number {
-  let n = 0;
-  for (const id of committed) if (!sub.ids.has(id)) n++;
-  return n;
-}
-
-/** Waits until every subscriber holds every committed id, or `timeoutMs` passed. */
-export async function drain(subs: Subscriber[], committed: number[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && subs.some((s) => missingFrom(s, committed) > 0)) await new Promise((r) => setTimeout(r, 100));
 }
 
 /** Transition requests a node answered, by status, from its /metrics (nginx hides /metrics). */

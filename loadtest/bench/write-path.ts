@@ -24,8 +24,8 @@ import {
   TARGET_CPU_RATIO,
   TARGET_THROUGHPUT_RATIO,
 } from './write-path-compare.js';
-import { balancedAddresses, type Subscriber, subscribe, transitionsServed, type WriteMode } from './write-path-load.js';
-import { infraRoots, measureLevel, userTokens, type WritePathLevel } from './write-path-measure.js';
+import { transitionsServed, type WriteMode } from './write-path-load.js';
+import { measureLevel, type WritePathLevel } from './write-path-measure.js';
 
 /**
  * The write path through the production topology: HTTP transitions through nginx (ip_hash) to 1, 2
@@ -122,26 +122,23 @@ function options(argv: string[], quick: boolean): Options {
   };
 }
 
-async function setupTenant(url: string, tenant: string, o: Options): Promise<{ tokens: string[]; processes: Process[] }> {
-  const tokens = await userTokens(tenant, o.users, o.connections);
-  const users = tokens.slice(0, o.users);
+/** `count` processes on a new board of the tenant, made through the API by the users in turn. */
+async function createProcesses(url: string, tenant: string, users: string[], count: number): Promise<Process[]> {
   const wf = await createBoard(url, await token({ sub: 'wp-admin', tid: tenant, role: 'admin', secret: CLUSTER_SECRET }));
   const processes: Process[] = [];
   let made = 0;
   await Promise.all(
     Array.from({ length: SETUP_INFLIGHT }, async () => {
-      for (let i = made++; i < o.processes; i = made++)
-        processes.push(await createProcess(url, users[i % users.length]!, wf.id, `wp ${i}`));
+      for (let i = made++; i < count; i = made++) processes.push(await createProcess(url, users[i % users.length]!, wf.id, `wp ${i}`));
     }),
   );
-  return { tokens, processes };
+  return processes;
 }
 
 async function runLevel(cluster: ClusterHandle, n: number, o: Options, run: string, log: (l: string) => void): Promise<WritePathLevel> {
   const nodes = cluster.nodes.slice(0, n);
   const nginxDir = join(cluster.dir, `nginx-${n}`);
   let nginx: NginxHandle | null = null;
-  const subs: Subscriber[] = [];
   const db = postgres(cluster.postgres.url, { max: 1, onnotice: () => {} });
   try {
     nginx = await startNginx(
@@ -149,40 +146,23 @@ async function runLevel(cluster: ClusterHandle, n: number, o: Options, run: stri
       nodes.map((x) => `127.0.0.1:${x.port}`),
     );
     const tenant = runTenant(run, n);
-    const { tokens, processes } = await setupTenant(nginx.url, tenant, o);
-    const byNode = await balancedAddresses(
-      nginx.url,
-      nodes.map((x) => x.nodeId),
-      o.sources,
-    );
-    // Interleaved, so that connection i and i+1 go to different nodes and each node gets connections/n.
-    const localAddresses = Array.from({ length: o.sources }, (_, k) => nodes.map((x) => byNode.get(x.nodeId)![k]!)).flat();
-    // Straight to each node: the point is that every node's sockets get every event, whichever node committed it.
-    for (const x of nodes) {
-      const viewer = await token({ sub: `wp-sub-${x.nodeId}`, tid: tenant, role: 'viewer', secret: CLUSTER_SECRET });
-      subs.push(await subscribe(x.nodeId, x.url, viewer));
-    }
-    const roots: Record<string, number> = Object.fromEntries(nodes.map((x) => [x.nodeId, x.proc.pid!]));
     return await measureLevel(
       {
         server: 'fluxo',
-        nodes: nodes.map((x) => x.nodeId),
-        load: { url: nginx.url, tokens, processes, localAddresses },
-        subscribers: subs,
-        roots: { ...roots, ...(await infraRoots(nginxDir, cluster.redis!.port, cluster.postgres.url)) },
+        nodes: nodes.map((x) => ({ id: x.nodeId, url: x.url, pid: x.proc.pid! })),
+        url: nginx.url,
+        nginxDir,
+        redisPort: cluster.redis!.port,
+        postgresUrl: cluster.postgres.url,
+        db,
+        tenant,
+        seed: (url, users) => createProcesses(url, tenant, users, o.processes),
         served: () => Promise.all(nodes.map((x) => transitionsServed(x.url))),
-        inLog: async (acked) => {
-          const [stored] = await db<{ rows: number; acked: number }[]>`SELECT count(*)::int AS rows,
-            count(*) FILTER (WHERE id = ANY(${acked}::bigint[]))::int AS acked
-            FROM events WHERE tenant_id = ${tenant} AND type = 'process.transitioned'`;
-          return { rows: Number(stored?.rows), acked: Number(stored?.acked) };
-        },
       },
       o,
       log,
     );
   } finally {
-    for (const s of subs) s.close();
     await nginx?.stop();
     await db.end({ timeout: 1 });
   }

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import autocannon, { type Client } from 'autocannon';
 import { describe, expect, it } from 'vitest';
 import { cpuDelta, treeCpuMicros } from '../../loadtest/bench/proc-cpu.js';
-import { bindClient } from '../../loadtest/bench/write-path-load.js';
+import { bindClient } from '../../loadtest/http.js';
 
 describe('write-path bench: load generator', () => {
   it('binds each autocannon client to its own loopback source address (what nginx ip_hash routes on)', async () => {
