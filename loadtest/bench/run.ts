@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
 import { sectionMarkdown, sectionText } from '../report.js';
 import type { SuiteResult } from './suite.js';
 import { SUITES } from './suites.js';
@@ -9,24 +10,23 @@ import { SUITES } from './suites.js';
  * named), writes each result to <results>/<suite>.json, then renders bench/RESULTS.md from every
  * JSON there — so re-running one suite keeps the others' committed figures.
  */
-const argv = process.argv.slice(2);
+// Suite flags pass through to the suites (see flags.ts): an option unknown here is no error.
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  strict: false,
+  options: {
+    quick: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+    results: { type: 'string', default: 'bench/results' },
+    md: { type: 'string', default: 'bench/RESULTS.md' },
+  },
+});
 const names = SUITES.map((s) => s.name);
-const chosen = argv.filter((a) => names.includes(a));
-const rest = argv.filter((a) => !names.includes(a));
-const flag = (name: string) => {
-  const i = rest.indexOf(name);
-  if (i < 0) return undefined;
-  const v = rest[i + 1];
-  rest.splice(i, 2);
-  return v;
-};
-const quick = rest.includes('--quick');
-const help = rest.includes('--help') || rest.includes('-h');
-const resultsDir = flag('--results') ?? 'bench/results';
-const mdFile = flag('--md') ?? 'bench/RESULTS.md';
-const suiteArgv = rest.filter((a) => a !== '--quick');
+const chosen = positionals.filter((a) => names.includes(a));
+const [resultsDir, mdFile] = [String(values.results), String(values.md)];
+const suiteArgv = process.argv.slice(2).filter((a) => !names.includes(a) && a !== '--quick');
 
-if (help) {
+if (values.help) {
   const lines = [
     'Usage: npm run bench [-- <suite>…] [--quick] [--results DIR] [--md FILE] [suite flags]',
     '  no suite named: all of them, in order',
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
   let failed = 0;
   for (const suite of run) {
     try {
-      const result = await suite.run({ quick, argv: suiteArgv, log: log(suite.name) });
+      const result = await suite.run({ quick: values.quick === true, argv: suiteArgv, log: log(suite.name) });
       process.stdout.write(`\n== ${suite.name} ==\n${sectionText(suite.section(result), result)}\n`);
       const file = join(resultsDir, `${suite.name}.json`);
       writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
