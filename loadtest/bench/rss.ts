@@ -44,8 +44,6 @@ export interface RssSample {
   spreadBytes: number;
   /** V8 heap in use after the collections (what JS objects hold); null if the hook did not answer. */
   heapUsedBytes: number | null;
-  /** Memory of C++ objects bound to JS objects (buffers, native handles) as V8 accounts it. */
-  externalBytes: number | null;
 }
 
 /** Triggers the hook's collections, waits for V8 to return freed pages, then takes `samples` readings. */
@@ -59,16 +57,15 @@ export async function settledRss(pid: number, opts: { samples?: number; pauseMs?
     xs.push(vmRssBytes(pid));
     await sleep(150);
   }
-  let mem: { heapUsed: number; external: number } | null = null;
+  let mem: { heapUsed: number } | null = null;
   try {
-    mem = JSON.parse(readFileSync(file, 'utf8')) as { heapUsed: number; external: number };
+    mem = JSON.parse(readFileSync(file, 'utf8')) as { heapUsed: number };
     rmSync(file, { force: true });
   } catch {}
   return {
     bytes: median(xs),
     spreadBytes: Math.max(...xs) - Math.min(...xs),
     heapUsedBytes: mem?.heapUsed ?? null,
-    externalBytes: mem?.external ?? null,
   };
 }
 
