@@ -9,7 +9,6 @@ declare module 'autocannon' {
     onResponse?: (status: number, body: string, context: Record<string, unknown>) => void;
   }
   export interface Client {
-    setHeaders(headers: Record<string, string>): void;
     setRequests(requests: Request[]): void;
   }
   export interface Options {
@@ -18,39 +17,25 @@ declare module 'autocannon' {
     duration?: number;
     amount?: number;
     overallRate?: number;
-    method?: string;
-    headers?: Record<string, string>;
-    body?: string;
     requests?: Request[];
     setupClient?: (client: Client) => void;
-    timeout?: number;
   }
   export interface Stat {
-    average: number;
-    mean: number;
-    min: number;
-    max: number;
-    p50: number;
-    p90: number;
-    p99: number;
     total: number;
     [key: string]: number;
   }
   export interface Result {
     requests: Stat;
-    latency: Stat;
     duration: number;
     errors: number;
     timeouts: number;
     non2xx: number;
-    statusCodeStats: Record<string, { count: number }>;
     /** Response bytes per second; `total`: all of them. */
     throughput: Stat;
     start: Date;
     finish: Date;
   }
   export interface Instance extends Promise<Result> {
-    stop(): void;
     /** Each response, as it arrives (`ms`: its latency). */
     on(event: 'response', listener: (client: Client, status: number, bytes: number, ms: number) => void): this;
     /** A socket error or timeout. */

@@ -120,11 +120,9 @@ export async function runHttp(o: HttpOptions): Promise<HttpResult> {
         ];
     }
   };
-  const { result: r, latency, errorsByKind } = await drive({ ...o, requests: perClient });
+  const { result: r, latency, errorsByKind, statuses } = await drive({ ...o, requests: perClient });
   const { secret: _s, ...shown } = o;
   const durationS = Math.max(0.001, r.duration);
-  const statuses: Record<string, number> = {};
-  for (const [code, st] of Object.entries(r.statusCodeStats)) statuses[code] = st.count;
   const result: HttpResult = {
     tool: toolInfo('autocannon'),
     target,

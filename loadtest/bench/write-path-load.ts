@@ -1,7 +1,7 @@
 import type { Request } from 'autocannon';
 import { nodeBehind } from '../../scripts/topology/source-address.js';
 import type { Process, TransitionResult } from '../../shared/protocol.js';
-import { drive } from '../http.js';
+import { type DriveOptions, drive } from '../http.js';
 import { nextStage, sourceAddresses } from '../setup.js';
 import { type LatencySummary, summarize } from '../stats.js';
 
@@ -30,23 +30,14 @@ export type WriteMode = 'blind' | 'rmw';
 /** What the load needs to know of a process: Fluxo's answers and the baselines' carry at least this. */
 export type ProcessState = Pick<Process, 'id' | 'stage' | 'version'>;
 
-export interface LoadSpec {
-  url: string;
+export interface LoadSpec extends Pick<DriveOptions, 'url' | 'connections' | 'durationS' | 'rate' | 'localAddresses'> {
   /** One per connection, cycled. */
   tokens: string[];
   /** Processes, shared round robin by the connections. */
   processes: ProcessState[];
-  /** One per connection, cycled; empty: the default source address. */
-  localAddresses: string[];
-  connections: number;
   /** Load before the measured window (JIT, pools, caches warm up). */
   warmupS: number;
-  /** The measured window. */
-  durationS: number;
-  /** Offered transitions/s over all connections; 0 = flat out. */
-  rate: number;
   mode: WriteMode;
-  /** Called as the window opens (the caller samples CPU and counters). */
   onWindow(): void;
 }
 
