@@ -1,0 +1,445 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster } from '../../test/harness/cluster.js';
+import { createBoard } from '../../test/harness/fixtures.js';
+import { token } from '../../test/harness/node.js';
+import { nodeBehind } from '../../test/harness/source-address.js';
+import { newRunId, sleep } from '../setup.js';
+import { decodeHistogram, newHistogram, summarize } from '../stats.js';
+import { onInterrupt } from './engines.js';
+import { suiteFlags } from './flags.js';
+import { cpuDelta, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
+import { GC_HOOK_NODE_OPTIONS, type RssSample, settledRss } from './rss.js';
+import { askAll, type ScaleWorker, spawnScaleWorkers, totals } from './scale-clients.js';
+import { startScaleNginx } from './scale-nginx.js';
+import { groupsPerProcess, planScale, type ScalePlan, scaleSourceAddress, socketGroups, spreadDeviation } from './scale-plan.js';
+import { type ScaleFigures, scaleSection, scaleTargets } from './scale-report.js';
+import { ROOM_EVENT, TENANT_EVENT } from './scale-worker.js';
+import type { Suite, SuiteResult } from './suite.js';
+import { envelope } from './suite.js';
+
+/**
+ * Issue 13, item 6: many sockets on one box. N Fluxo nodes (as many as the file limit needs) behind
+ * one nginx (ip_hash, enough workers for two fds per socket), one Redis, one Postgres; every socket
+ * authenticated as one of many users of one tenant and subscribed to the tenant room (presence on),
+ * a `roomSize` share of each node's sockets also to that node's own room. Measures the ramp, memory
+ * per node, one tenant-wide event reaching every socket, and 1 event/s to each node's room.
+ */
+const USAGE = `scale [options]
+  --sockets N        sockets in all (default 100000; quick 2000)
+  --nodes N          Fluxo nodes (default: ceil(sockets / 15000), the least the file limit allows)
+  --room-size N      sockets per node also in that node's room, for the sustained phase (default 10000; quick 500)
+  --users N          users of the tenant the sockets belong to, round robin (default 100; quick 20)
+  --rate N           new sockets per second, all client processes together (default 2000)
+  --inflight N       handshakes in flight at most, all together (default 100)
+  --max-ramp S       sockets whose turn comes later are not attempted (default 2 × sockets / rate + 60)
+  --events N         tenant-wide events, one at a time (default 3; quick 2)
+  --sustain S        seconds of 1 event/s to every node's room (default 20; quick 3)
+  --settle S         after the ramp, wait at most this long for presence traffic to stop (default 120; quick 15)
+  --processes N      client processes (default: ceil(sockets / 12500), at least 2)`;
+
+const PUBLISH_KEY = 'scale-publish-key-0123456789abc';
+/** A socket's connect and each subscribe give up after this. */
+const SOCKET_TIMEOUT_MS = 30_000;
+/** A published event not at every socket by then is counted missing (the verify says which). */
+const DELIVERY_WAIT_MS = 20_000;
+
+interface Options {
+  sockets: number;
+  nodes: number | undefined;
+  roomSize: number;
+  users: number;
+  rate: number;
+  inflight: number;
+  events: number;
+  sustainS: number;
+  settleS: number;
+  maxRampS: number;
+  processes: number | undefined;
+  quick: boolean;
+}
+
+function options(argv: string[], quick: boolean): Options {
+  const f = suiteFlags(argv, [
+    'sockets',
+    'nodes',
+    'room-size',
+    'users',
+    'rate',
+    'inflight',
+    'events',
+    'sustain',
+    'settle',
+    'max-ramp',
+    'processes',
+  ]);
+  const sockets = f.int('sockets', quick ? 2000 : 100_000);
+  const rate = f.num('rate', 2000);
+  return {
+    sockets,
+    nodes: f.str('nodes') === undefined ? (quick ? 2 : undefined) : f.int('nodes', 1),
+    roomSize: f.int('room-size', quick ? 500 : 10_000),
+    users: f.int('users', quick ? 20 : 100),
+    rate,
+    inflight: f.int('inflight', 100),
+    events: f.int('events', quick ? 2 : 3),
+    sustainS: f.int('sustain', quick ? 3 : 20),
+    settleS: f.int('settle', quick ? 15 : 120, 0),
+    maxRampS: f.int('max-ramp', Math.ceil((2 * sockets) / rate + 60)),
+    processes: f.str('processes') === undefined ? undefined : f.int('processes', 1),
+    quick,
+  };
+}
+
+export interface ScaleResult extends SuiteResult, ScaleFigures {}
+
+/** Probes 127.X.Y.1 addresses through nginx until every node has `perNode` of them behind it. */
+async function addressesPerNode(url: string, nodeIds: string[], perNode: number): Promise<Map<string, string[]>> {
+  const byNode = new Map(nodeIds.map((n) => [n, [] as string[]]));
+  const need = nodeIds.length * perNode;
+  // ip_hash maps /24s to nodes about evenly: 20 candidates per address wanted is far more than enough.
+  for (let i = 0; i < Math.min(254 * 254, need * 20 + 100); i++) {
+    const addr = scaleSourceAddress(i);
+    const list = byNode.get(await nodeBehind(url, addr));
+    if (list && list.length < perNode) list.push(addr);
+    if ([...byNode.values()].every((l) => l.length >= perNode)) return byNode;
+  }
+  throw new Error(`ip_hash: no ${perNode} source addresses per node found: ${JSON.stringify([...byNode])}`);
+}
+
+async function publish(
+  url: string,
+  events: { room: string; type: string }[],
+  tenant: string,
+  pad: string,
+): Promise<{ ids: number[]; ms: number }> {
+  const t0 = performance.now();
+  const one = (e: { room: string; type: string }) => ({
+    tenant,
+    room: e.room,
+    type: e.type,
+    data: { sent: performance.timeOrigin + performance.now(), pad },
+  });
+  const res = await fetch(`${url}/api/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${PUBLISH_KEY}` },
+    body: JSON.stringify(events.length === 1 ? one(events[0]!) : { events: events.map(one) }),
+  });
+  const body = (await res.json()) as { data: { id: number } | { id: number }[] };
+  if (res.status !== 201) throw new Error(`publish: HTTP ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
+  const data = Array.isArray(body.data) ? body.data : [body.data];
+  return { ids: data.map((e) => Number(e.id)), ms: performance.now() - t0 };
+}
+
+/** Resolves when `done()` holds, or after `ms` (false then). */
+async function until(done: () => boolean, ms: number, stepMs = 100): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) return false;
+    await sleep(stepMs);
+  }
+  return true;
+}
+
+/** Open files of a process (its /proc/<pid>/fd entries); -1 when it is gone. */
+function openFiles(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return -1;
+  }
+}
+
+/** Direct children of a process (nginx's workers), from /proc/<pid>/task/<pid>/children. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function metricOf(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text);
+  return m ? Number(m[1]) : Number.NaN;
+}
+
+/** CPU of every part, as % of one core over `seconds`; the client processes summed as `clients`. */
+function cpuPct(before: Record<string, number>, after: Record<string, number>, seconds: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(cpuDelta(before, after))) {
+    const key = k.startsWith('client-') ? 'clients' : k;
+    out[key] = (out[key] ?? 0) + v;
+  }
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Math.round(v / 1e4 / Math.max(0.001, seconds))]));
+}
+
+async function mergedMark(workers: ScaleWorker[]) {
+  const marks = await askAll(workers, () => ({ type: 'mark' as const }));
+  const tenant = newHistogram();
+  const room = newHistogram();
+  for (const m of marks) {
+    tenant.add(decodeHistogram(m.tenant));
+    room.add(decodeHistogram(m.room));
+  }
+  return { tenant, room };
+}
+
+async function measure(cluster: ClusterHandle, plan: ScalePlan, o: Options, log: (l: string) => void): Promise<ScaleFigures> {
+  const nodes = cluster.nodes;
+  const nodeIds = nodes.map((n) => n.nodeId);
+  const baseline: RssSample[] = [];
+  for (const n of nodes) baseline.push(await settledRss(n.proc.pid!));
+  const nginx = await startScaleNginx(
+    join(cluster.dir, 'nginx'),
+    nodes.map((n) => `127.0.0.1:${n.port}`),
+    plan.nginx,
+  );
+  try {
+    const tenant = `scale-${newRunId()}`;
+    const admin = await token({ sub: 'scale-admin', tid: tenant, role: 'admin', secret: CLUSTER_SECRET });
+    const rooms = new Map<string, string>();
+    for (const id of nodeIds) rooms.set(id, `workflow:${(await createBoard(nginx.url, admin)).id}`);
+    const addresses = await addressesPerNode(nginx.url, nodeIds, plan.sourcesPerNode);
+    const groups = socketGroups(
+      new Map(nodeIds.map((id, k) => [id, { count: plan.perNode[k]!, addresses: addresses.get(id)!, room: rooms.get(id)! }])),
+      o.roomSize,
+    );
+    const tokens = await Promise.all(
+      Array.from({ length: o.users }, (_, u) =>
+        token({ sub: `scale-u${u}`, name: `User ${u}`, tid: tenant, role: 'viewer', secret: CLUSTER_SECRET }),
+      ),
+    );
+    const processes = o.processes ?? plan.clientProcesses;
+    const perProcess = groupsPerProcess(groups, processes);
+    const { workers, close } = spawnScaleWorkers(processes);
+    try {
+      const roots: Record<string, number> = {
+        ...Object.fromEntries(nodes.map((n) => [n.nodeId, n.proc.pid!])),
+        nginx: nginx.pid,
+        redis: await redisPid(cluster.redis!.port),
+        postgres: await postmasterPid(cluster.postgres.url),
+        ...Object.fromEntries(workers.map((w, i) => [`client-${i}`, w.child.pid!])),
+      };
+      // Ramp.
+      log(
+        `ramp: ${o.sockets} sockets over ${nodes.length} nodes, ${plan.nginx.workers} nginx workers, ${processes} client processes, ${addresses.size * plan.sourcesPerNode} source addresses`,
+      );
+      const cpu0 = treeCpuMicros(roots);
+      const t0 = Date.now();
+      const progress = setInterval(() => {
+        const t = totals(workers);
+        log(
+          `  ${Math.round((Date.now() - t0) / 1000)} s: ${t.held} held, ${t.failed} failed, ${t.dropped} dropped, ${t.presence} presence messages received`,
+        );
+      }, 5000);
+      const opened = await askAll(workers, (i) => ({
+        type: 'open' as const,
+        url: nginx.url,
+        groups: perProcess[i]!,
+        // Rotated per process, so the users' sockets spread over nodes.
+        tokens: tokens.map((_, u) => tokens[(u + i) % tokens.length]!),
+        rate: o.rate / processes,
+        maxInflight: Math.max(1, Math.round(o.inflight / processes)),
+        timeoutMs: SOCKET_TIMEOUT_MS,
+        deadline: t0 + o.maxRampS * 1000,
+      })).finally(() => clearInterval(progress));
+      const rampS = (Date.now() - t0) / 1000;
+      const rampCpu = cpuPct(cpu0, treeCpuMicros(roots), rampS);
+      const connectHist = newHistogram();
+      const errors: Record<string, number> = {};
+      const byNodePlanned: Record<string, number> = {};
+      let connected = 0;
+      let skipped = 0;
+      for (const r of opened) {
+        connected += r.connected;
+        skipped += r.skipped;
+        connectHist.add(decodeHistogram(r.hist));
+        for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+        for (const [k, v] of Object.entries(r.byNode)) byNodePlanned[k] = (byNodePlanned[k] ?? 0) + v;
+      }
+      const slowest = Math.max(...opened.map((r) => r.seconds));
+      log(
+        `ramp: ${connected}/${o.sockets} connected in ${slowest.toFixed(1)} s (${Math.round(connected / slowest)}/s); CPU % ${JSON.stringify(rampCpu)}`,
+      );
+      // Presence settles: every join of the ramp was a diff to the whole tenant room.
+      let last = -1;
+      let quietSince = Date.now();
+      const settled = await until(
+        () => {
+          const p = totals(workers).presence;
+          if (p !== last) [last, quietSince] = [p, Date.now()];
+          return Date.now() - quietSince >= 3000;
+        },
+        o.settleS * 1000,
+        250,
+      );
+      const afterRamp = totals(workers);
+      const settleS = (Date.now() - t0) / 1000 - rampS;
+      log(
+        `presence: ${afterRamp.presence} messages (${(afterRamp.presenceBytes / 2 ** 20).toFixed(1)} MiB) received; ${settled ? 'quiet' : 'still arriving'} ${settleS.toFixed(0)} s after the ramp`,
+      );
+      const nodeFiles = nodes.map((x) => openFiles(x.proc.pid!));
+      const nginxFiles = childrenOf(nginx.pid).map(openFiles);
+      log(`open files: nodes ${nodeFiles.join('/')}, nginx workers ${nginxFiles.join('/')}`);
+      const actual: Record<string, number> = {};
+      for (const n of nodes) actual[n.nodeId] = await metricOf(n.url, 'ws_connections_active');
+      const rss: RssSample[] = [];
+      for (const n of nodes) rss.push(await settledRss(n.proc.pid!));
+      const perNode = nodes.map((n, k) => ({
+        node: n.nodeId,
+        planned: plan.perNode[k]!,
+        connected: byNodePlanned[n.nodeId] ?? 0,
+        active: actual[n.nodeId]!,
+        sources: addresses.get(n.nodeId)!,
+        roomSockets: groups.filter((g) => g.node === n.nodeId && g.rooms.length > 1).reduce((s, g) => s + g.count, 0),
+        rssBaseBytes: baseline[k]!.bytes,
+        rssBytes: rss[k]!.bytes,
+        heapBaseBytes: baseline[k]!.heapUsedBytes,
+        heapBytes: rss[k]!.heapUsedBytes,
+      }));
+      // One tenant-wide event at a time, each to every socket.
+      const tenantIds: number[] = [];
+      const tenantRuns = [];
+      const pad = 'x'.repeat(90);
+      const publishUrl = nodes[0]!.url;
+      for (let e = 0; e < o.events; e++) {
+        await mergedMark(workers);
+        const before = totals(workers).events;
+        const held = totals(workers).held;
+        const { ids, ms } = await publish(publishUrl, [{ room: 'tenant', type: TENANT_EVENT }], tenant, pad);
+        tenantIds.push(...ids);
+        const all = await until(() => totals(workers).events - before >= held, DELIVERY_WAIT_MS, 20);
+        await sleep(300); // the last counts arrive every 250 ms
+        const { tenant: h } = await mergedMark(workers);
+        tenantRuns.push({
+          publishMs: Math.round(ms * 10) / 10,
+          held,
+          received: totals(workers).events - before,
+          all,
+          latency: summarize(h),
+          hist: h,
+        });
+        log(`tenant event ${e + 1}: ${tenantRuns.at(-1)!.received}/${held} received, ${JSON.stringify(summarize(h))}`);
+        await sleep(1000);
+      }
+      const pooled = newHistogram();
+      for (const r of tenantRuns) pooled.add(r.hist);
+      // 1 event/s to every node's room, one publish call (one commit) per second.
+      const roomIds: Record<string, number[]> = Object.fromEntries(nodeIds.map((id) => [id, []]));
+      await mergedMark(workers);
+      const e0 = totals(workers).events;
+      const cpu1 = treeCpuMicros(roots);
+      const s0 = Date.now();
+      for (let s = 0; s < o.sustainS; s++) {
+        const next = s0 + (s + 1) * 1000;
+        const { ids } = await publish(
+          publishUrl,
+          nodeIds.map((id) => ({ room: rooms.get(id)!, type: ROOM_EVENT })),
+          tenant,
+          pad,
+        );
+        for (const [k, id] of ids.entries()) roomIds[nodeIds[k]!]!.push(id);
+        await sleep(Math.max(0, next - Date.now()));
+      }
+      const sustainCpu = cpuPct(cpu1, treeCpuMicros(roots), (Date.now() - s0) / 1000);
+      // Only sockets that connected can be expected to receive (the failed ones are in the ramp's figures).
+      const expectedRoom = totals(workers).inRoom * o.sustainS;
+      await until(() => totals(workers).events - e0 >= expectedRoom, 5000);
+      await sleep(300); // the last counts arrive every 250 ms
+      const { room: sustained } = await mergedMark(workers);
+      log(`sustained: ${sustained.totalCount}/${expectedRoom} deliveries, ${JSON.stringify(summarize(sustained))}`);
+      const verified = await askAll(workers, () => ({ type: 'verify' as const, expected: { tenant: tenantIds, ...roomIds } }));
+      const sum = (k: 'missing' | 'socketsMissing' | 'duplicates' | 'unexpected') => verified.reduce((n, v) => n + v[k], 0);
+      const end = totals(workers);
+      return {
+        plan,
+        processes,
+        perNode,
+        spreadDeviation: spreadDeviation(
+          Object.fromEntries(perNode.map((p) => [p.node, p.planned])),
+          Object.fromEntries(perNode.map((p) => [p.node, p.active])),
+        ),
+        ramp: {
+          attempted: o.sockets - skipped,
+          connected,
+          failed: o.sockets - skipped - connected,
+          skipped,
+          errors,
+          seconds: Math.round(slowest * 10) / 10,
+          perS: Math.round(connected / slowest),
+          connectMs: summarize(connectHist),
+          cpuPct: rampCpu,
+          presenceMessages: afterRamp.presence,
+          presenceBytes: afterRamp.presenceBytes,
+          presenceSettled: settled,
+          settleS: Math.round(settleS),
+        },
+        tenantEvent: {
+          runs: tenantRuns.map(({ hist: _h, ...r }) => r),
+          latency: summarize(pooled),
+        },
+        sustained: {
+          seconds: o.sustainS,
+          rooms: nodeIds.length,
+          roomSockets: totals(workers).inRoom,
+          expected: expectedRoom,
+          latency: summarize(sustained),
+          cpuPct: sustainCpu,
+        },
+        files: { nodes: nodeFiles, nginxWorkers: nginxFiles },
+        delivery: {
+          missing: sum('missing'),
+          socketsMissing: sum('socketsMissing'),
+          duplicates: sum('duplicates'),
+          unexpected: sum('unexpected'),
+        },
+        droppedByServer: end.dropped,
+      };
+    } finally {
+      close();
+    }
+  } finally {
+    await nginx.stop();
+  }
+}
+
+async function run(args: { quick: boolean; argv: string[]; log: (l: string) => void }): Promise<ScaleResult> {
+  const started = Date.now();
+  const o = options(args.argv, args.quick);
+  const plan = planScale(o.sockets, o.nodes === undefined ? {} : { nodes: o.nodes });
+  requireBinaries();
+  const env: Record<string, string> = {
+    LOG_LEVEL: 'warn',
+    PUBLISH_API_KEY: PUBLISH_KEY,
+    // Capacity, not a person's pace: the limiter still runs, on every handshake and subscribe.
+    RATE_LIMITS: 'handshake=1000000/1,subscribe=1000000/1,publish=1000000/1',
+    // Behind nginx every socket comes from 127.0.0.1 to the node, and a user here has hundreds of sockets.
+    MAX_SOCKETS_PER_USER: '1000000',
+    MAX_SOCKETS_PER_IP: '1000000',
+    NODE_OPTIONS: GC_HOOK_NODE_OPTIONS,
+  };
+  args.log(`plan: ${JSON.stringify(plan)}`);
+  const starting = startCluster({ nodes: plan.nodes, env, onProgress: (w) => args.log(w) });
+  const stop = async () => (await starting.catch(() => null))?.stop();
+  const offInterrupt = onInterrupt(stop);
+  let figures: ScaleFigures;
+  try {
+    figures = await measure(await starting, plan, o, args.log);
+  } finally {
+    offInterrupt();
+    await stop();
+  }
+  const { quick: _q, ...config } = o;
+  return { ...envelope('scale', config, started, scaleTargets(figures, o.quick)), ...figures };
+}
+
+export const scale: Suite<ScaleResult> = {
+  name: 'scale',
+  summary:
+    '100,000 sockets on one box: N nodes behind nginx, connect rate, RSS per node, tenant-wide event p99, 1 event/s to 10k-socket rooms',
+  usage: USAGE,
+  run,
+  section: scaleSection,
+};
