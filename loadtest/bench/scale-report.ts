@@ -24,7 +24,7 @@ export interface ScaleFigures {
   plan: ScalePlan;
   processes: number;
   perNode: NodeFigures[];
-  /** Largest |active − planned| / planned over the nodes. */
+  /** Largest |active − share| / share over the nodes, share = the plan's share of the sockets connected. */
   spreadDeviation: number;
   ramp: {
     attempted: number;
@@ -84,15 +84,39 @@ const cpu = (c: Record<string, number>) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
 
-export function scaleTargets(f: ScaleFigures, quick: boolean): TargetCheck[] {
-  const subject = `fluxo ${f.plan.nodes} nodes, ${n(f.plan.sockets)} sockets`;
+/** `subscribed`: false when the sockets stayed idle (--subscribe none): nothing was published then. */
+export function scaleTargets(f: ScaleFigures, quick: boolean, subscribed: boolean): TargetCheck[] {
+  const subject = `fluxo ${f.plan.nodes} nodes, ${n(f.plan.sockets)} sockets${subscribed ? '' : ' (idle, no room)'}`;
+  const connected = check(subject, 'sockets connected', f.ramp.connected, f.plan.sockets, { atLeast: true, unit: 'sockets' });
+  const spread = quick ? [] : [check(subject, 'sockets per node off the plan', f.spreadDeviation * 100, 10, { unit: '%' })];
+  if (!subscribed) return [connected, ...spread];
   return [
-    check(subject, 'sockets connected', f.ramp.connected, f.plan.sockets, { atLeast: true, unit: 'sockets' }),
+    connected,
     check(subject, 'tenant-wide event p99 at every socket', f.tenantEvent.latency.p99, TARGET_TENANT_P99_MS, { unit: 'ms' }),
     check(subject, 'deliveries missing (tenant events and room events)', f.delivery.missing, 0, { unit: 'deliveries' }),
     check(subject, 'duplicate deliveries', f.delivery.duplicates, 0, { unit: 'deliveries' }),
     // The sizing: at the full count a node beyond the plan's share would be near its file limit.
-    ...(quick ? [] : [check(subject, 'sockets per node off the plan', f.spreadDeviation * 100, 10, { unit: '%' })]),
+    ...spread,
+  ];
+}
+
+function eventRows(r: ScaleFigures): string[][] {
+  return [
+    ['tenant-wide event → every socket', lat(r.tenantEvent.latency)],
+    [
+      '… each event (publish call ms: p50/p99)',
+      r.tenantEvent.runs
+        .map((x) => `${x.publishMs}: ${x.latency.p50}/${x.latency.p99}${x.all ? '' : ` (${n(x.received)}/${n(x.held)})`}`)
+        .join('; '),
+    ],
+    [
+      `1 event/s to ${r.sustained.rooms} rooms of ${n(Math.round(r.sustained.roomSockets / Math.max(1, r.sustained.rooms)))}`,
+      `${lat(r.sustained.latency)} of ${n(r.sustained.expected)} expected over ${r.sustained.seconds} s`,
+    ],
+    [
+      'exactly once',
+      `${n(r.delivery.missing)} missing (${n(r.delivery.socketsMissing)} sockets), ${n(r.delivery.duplicates)} duplicates, ${n(r.delivery.unexpected)} unexpected`,
+    ],
   ];
 }
 
@@ -119,7 +143,7 @@ export function scaleSection(r: ScaleFigures & SuiteResult): Section {
       `nodes ${r.files.nodes.map(n).join(', ')}; nginx workers ${Math.min(...r.files.nginxWorkers)}–${Math.max(...r.files.nginxWorkers)} (${r.files.nginxWorkers.length})`,
     ],
     ['sockets per node (planned → active)', r.perNode.map((x) => `${n(x.planned)} → ${n(x.active)}`).join('; ')],
-    ['spread off the plan (max)', `${(r.spreadDeviation * 100).toFixed(1)} %`],
+    ['spread: most off its share of those connected', `${(r.spreadDeviation * 100).toFixed(1)} %`],
     ['RSS per node (before → at N, MiB)', r.perNode.map((x) => `${mib(x.rssBaseBytes)} → ${mib(x.rssBytes)}`).join('; ')],
     [
       'memory per socket',
@@ -129,21 +153,7 @@ export function scaleSection(r: ScaleFigures & SuiteResult): Section {
       'presence during the ramp',
       `${n(r.ramp.presenceMessages)} diffs received (${mib(r.ramp.presenceBytes)} MiB, ${presencePerSocket.toFixed(0)} per socket); ${r.ramp.presenceSettled ? 'quiet' : 'NOT quiet'} ${r.ramp.settleS} s after`,
     ],
-    ['tenant-wide event → every socket', lat(r.tenantEvent.latency)],
-    [
-      '… each event (publish call ms: p50/p99)',
-      r.tenantEvent.runs
-        .map((x) => `${x.publishMs}: ${x.latency.p50}/${x.latency.p99}${x.all ? '' : ` (${n(x.received)}/${n(x.held)})`}`)
-        .join('; '),
-    ],
-    [
-      `1 event/s to ${r.sustained.rooms} rooms of ${n(Math.round(r.sustained.roomSockets / Math.max(1, r.sustained.rooms)))}`,
-      `${lat(r.sustained.latency)} of ${n(r.sustained.expected)} expected over ${r.sustained.seconds} s`,
-    ],
-    [
-      'exactly once',
-      `${n(r.delivery.missing)} missing (${n(r.delivery.socketsMissing)} sockets), ${n(r.delivery.duplicates)} duplicates, ${n(r.delivery.unexpected)} unexpected`,
-    ],
+    ...(r.tenantEvent.runs.length === 0 ? [['events', 'none published: the sockets stayed idle (--subscribe none)']] : eventRows(r)),
     ['CPU % of a core, ramp', cpu(r.ramp.cpuPct)],
     ['CPU % of a core, sustained', cpu(r.sustained.cpuPct)],
   ];

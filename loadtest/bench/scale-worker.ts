@@ -89,7 +89,10 @@ interface Held {
   roomKey: string | null;
 }
 
-const send = (m: FromScaleWorker) => process.send?.(m);
+// After the parent is gone (Ctrl-C) a send would throw EPIPE before 'disconnect' ends this process.
+const send = (m: FromScaleWorker) => {
+  if (process.connected) process.send?.(m, undefined, undefined, () => {});
+};
 let held: Held[] = [];
 let failed = 0;
 let dropped = 0;

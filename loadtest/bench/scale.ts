@@ -36,6 +36,8 @@ const USAGE = `scale [options]
   --events N         tenant-wide events, one at a time (default 3; quick 2)
   --sustain S        seconds of 1 event/s to every node's room (default 20; quick 3)
   --settle S         after the ramp, wait at most this long for presence traffic to stop (default 120; quick 15)
+  --subscribe W      tenant: every socket subscribes (presence on); none: sockets connect and stay idle, no
+                     room, no presence, no events — isolates the handshakes and the file limits (default tenant)
   --processes N      client processes (default: ceil(sockets / 12500), at least 2)`;
 
 const PUBLISH_KEY = 'scale-publish-key-0123456789abc';
@@ -55,6 +57,7 @@ interface Options {
   sustainS: number;
   settleS: number;
   maxRampS: number;
+  subscribe: boolean;
   processes: number | undefined;
   quick: boolean;
 }
@@ -71,6 +74,7 @@ function options(argv: string[], quick: boolean): Options {
     'sustain',
     'settle',
     'max-ramp',
+    'subscribe',
     'processes',
   ]);
   const sockets = f.int('sockets', quick ? 2000 : 100_000);
@@ -85,10 +89,17 @@ function options(argv: string[], quick: boolean): Options {
     events: f.int('events', quick ? 2 : 3),
     sustainS: f.int('sustain', quick ? 3 : 20),
     settleS: f.int('settle', quick ? 15 : 120, 0),
+    subscribe: subscribeFlag(f.str('subscribe')),
     maxRampS: f.int('max-ramp', Math.ceil((2 * sockets) / rate + 60)),
     processes: f.str('processes') === undefined ? undefined : f.int('processes', 1),
     quick,
   };
+}
+
+function subscribeFlag(v: string | undefined): boolean {
+  if (v === undefined || v === 'tenant') return true;
+  if (v === 'none') return false;
+  throw new Error('--subscribe: tenant or none');
 }
 
 export interface ScaleResult extends SuiteResult, ScaleFigures {}
@@ -159,8 +170,12 @@ function childrenOf(pid: number): number[] {
   }
 }
 
+/** A node's gauge, or NaN when the node does not answer within 10 s (an overloaded node must not stall the run). */
 async function metricOf(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(
+    (r) => r.text(),
+    () => '',
+  );
   const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text);
   return m ? Number(m[1]) : Number.NaN;
 }
@@ -186,7 +201,14 @@ async function mergedMark(workers: ScaleWorker[]) {
   return { tenant, room };
 }
 
-async function measure(cluster: ClusterHandle, plan: ScalePlan, o: Options, log: (l: string) => void): Promise<ScaleFigures> {
+/** `onStarted` gets what must be stopped on an interrupt too (an interrupt exits before any `finally`). */
+async function measure(
+  cluster: ClusterHandle,
+  plan: ScalePlan,
+  o: Options,
+  log: (l: string) => void,
+  onStarted: (stop: () => unknown) => void,
+): Promise<ScaleFigures> {
   const nodes = cluster.nodes;
   const nodeIds = nodes.map((n) => n.nodeId);
   const baseline: RssSample[] = [];
@@ -196,6 +218,7 @@ async function measure(cluster: ClusterHandle, plan: ScalePlan, o: Options, log:
     nodes.map((n) => `127.0.0.1:${n.port}`),
     plan.nginx,
   );
+  onStarted(nginx.stop);
   try {
     const tenant = `scale-${newRunId()}`;
     const admin = await token({ sub: 'scale-admin', tid: tenant, role: 'admin', secret: CLUSTER_SECRET });
@@ -212,8 +235,9 @@ async function measure(cluster: ClusterHandle, plan: ScalePlan, o: Options, log:
       ),
     );
     const processes = o.processes ?? plan.clientProcesses;
-    const perProcess = groupsPerProcess(groups, processes);
+    const perProcess = groupsPerProcess(o.subscribe ? groups : groups.map((g) => ({ ...g, rooms: [] })), processes);
     const { workers, close } = spawnScaleWorkers(processes);
+    onStarted(close);
     try {
       const roots: Record<string, number> = {
         ...Object.fromEntries(nodes.map((n) => [n.nodeId, n.proc.pid!])),
@@ -293,7 +317,7 @@ async function measure(cluster: ClusterHandle, plan: ScalePlan, o: Options, log:
         connected: byNodePlanned[n.nodeId] ?? 0,
         active: actual[n.nodeId]!,
         sources: addresses.get(n.nodeId)!,
-        roomSockets: groups.filter((g) => g.node === n.nodeId && g.rooms.length > 1).reduce((s, g) => s + g.count, 0),
+        roomSockets: !o.subscribe ? 0 : groups.filter((g) => g.node === n.nodeId && g.rooms.length > 1).reduce((s, g) => s + g.count, 0),
         rssBaseBytes: baseline[k]!.bytes,
         rssBytes: rss[k]!.bytes,
         heapBaseBytes: baseline[k]!.heapUsedBytes,
@@ -304,7 +328,7 @@ async function measure(cluster: ClusterHandle, plan: ScalePlan, o: Options, log:
       const tenantRuns = [];
       const pad = 'x'.repeat(90);
       const publishUrl = nodes[0]!.url;
-      for (let e = 0; e < o.events; e++) {
+      for (let e = 0; e < (o.subscribe ? o.events : 0); e++) {
         await mergedMark(workers);
         const before = totals(workers).events;
         const held = totals(workers).held;
@@ -332,7 +356,7 @@ async function measure(cluster: ClusterHandle, plan: ScalePlan, o: Options, log:
       const e0 = totals(workers).events;
       const cpu1 = treeCpuMicros(roots);
       const s0 = Date.now();
-      for (let s = 0; s < o.sustainS; s++) {
+      for (let s = 0; s < (o.subscribe ? o.sustainS : 0); s++) {
         const next = s0 + (s + 1) * 1000;
         const { ids } = await publish(
           publishUrl,
@@ -357,8 +381,9 @@ async function measure(cluster: ClusterHandle, plan: ScalePlan, o: Options, log:
         plan,
         processes,
         perNode,
+        // Against the plan's shares of the sockets that connected: a ramp cut short is still judged on its spread.
         spreadDeviation: spreadDeviation(
-          Object.fromEntries(perNode.map((p) => [p.node, p.planned])),
+          Object.fromEntries(perNode.map((p) => [p.node, (p.planned * connected) / o.sockets])),
           Object.fromEntries(perNode.map((p) => [p.node, p.active])),
         ),
         ramp: {
@@ -422,17 +447,21 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
   };
   args.log(`plan: ${JSON.stringify(plan)}`);
   const starting = startCluster({ nodes: plan.nodes, env, onProgress: (w) => args.log(w) });
-  const stop = async () => (await starting.catch(() => null))?.stop();
+  const running: (() => unknown)[] = [];
+  const stop = async () => {
+    for (const s of running.splice(0)) await s();
+    await (await starting.catch(() => null))?.stop();
+  };
   const offInterrupt = onInterrupt(stop);
   let figures: ScaleFigures;
   try {
-    figures = await measure(await starting, plan, o, args.log);
+    figures = await measure(await starting, plan, o, args.log, (s) => running.push(s));
   } finally {
     offInterrupt();
     await stop();
   }
   const { quick: _q, ...config } = o;
-  return { ...envelope('scale', config, started, scaleTargets(figures, o.quick)), ...figures };
+  return { ...envelope('scale', config, started, scaleTargets(figures, o.quick, o.subscribe)), ...figures };
 }
 
 export const scale: Suite<ScaleResult> = {
