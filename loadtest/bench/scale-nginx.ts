@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { nginxConfig } from '../../test/harness/cluster.js';
-import { freePort } from '../../test/harness/ports.js';
+import { nginxConfig } from '../../scripts/topology/cluster.js';
+import { freePort } from '../../scripts/topology/ports.js';
 import { sleep } from '../setup.js';
 import type { NginxSizing } from './scale-plan.js';
 

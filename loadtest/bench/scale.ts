@@ -1,9 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster } from '../../test/harness/cluster.js';
-import { createBoard } from '../../test/harness/fixtures.js';
-import { token } from '../../test/harness/node.js';
-import { nodeBehind } from '../../test/harness/source-address.js';
+import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { createBoard } from '../../scripts/topology/fixtures.js';
+import { nodeBehind } from '../../scripts/topology/source-address.js';
+import { token } from '../../scripts/topology/tokens.js';
 import { newRunId, sleep } from '../setup.js';
 import { decodeHistogram, newHistogram, summarize } from '../stats.js';
 import { onInterrupt } from './engines.js';

@@ -11,7 +11,7 @@ import {
   spreadDeviation,
 } from '../../loadtest/bench/scale-plan.js';
 import { bytesPerSocketOverNodes } from '../../loadtest/bench/scale-report.js';
-import { nginxConfig } from '../../test/harness/cluster.js';
+import { nginxConfig } from '../../scripts/topology/cluster.js';
 
 describe('scale bench: sizing from the socket count', () => {
   it('gives 100,000 sockets 7 nodes of ≤ 15,000, 14 nginx workers and 8 client processes, none past 20,000 files', () => {
