@@ -25,6 +25,23 @@ function roomEvents(tenant: string, room: string): SQL[] {
   return conds;
 }
 
+/** One row of a table keyed by (tenant_id, id), mapped; null when there is none. */
+function rowById<T extends typeof workflows | typeof processes, R>(
+  table: T,
+  tenant: string,
+  id: string,
+  map: (row: T['$inferSelect']) => R,
+): Query<R | null> {
+  return async (db) => {
+    const keyed = table as typeof workflows;
+    const [row] = await db
+      .select()
+      .from(keyed)
+      .where(and(eq(keyed.tenantId, tenant), eq(keyed.id, id)));
+    return row ? map(row as T['$inferSelect']) : null;
+  };
+}
+
 // ---------------------------------------------------------------- workflows
 
 export function insertWorkflow(tenant: string, input: CreateWorkflowInput): Query<Workflow> {
@@ -49,13 +66,7 @@ export function workflowList(tenant: string): Query<Workflow[]> {
 }
 
 export function workflowById(tenant: string, id: string): Query<Workflow | null> {
-  return async (db) => {
-    const [row] = await db
-      .select()
-      .from(workflows)
-      .where(and(eq(workflows.tenantId, tenant), eq(workflows.id, id)));
-    return row ? toWorkflow(row) : null;
-  };
+  return rowById(workflows, tenant, id, toWorkflow);
 }
 
 // ---------------------------------------------------------------- processes
@@ -116,13 +127,7 @@ export function insertProcess(actor: Actor, input: CreateProcessInput): (tx: Db)
 }
 
 export function processById(tenant: string, id: string): Query<Process | null> {
-  return async (db) => {
-    const [row] = await db
-      .select()
-      .from(processes)
-      .where(and(eq(processes.tenantId, tenant), eq(processes.id, id)));
-    return row ? toProcess(row) : null;
-  };
+  return rowById(processes, tenant, id, toProcess);
 }
 
 /** Newest first, keyset-paginated on (created_at, id); bad_request at once for a cursor we did not make. */
@@ -174,31 +179,30 @@ export function roomHead(tenant: string, room: string): Query<RoomPosition> {
 
 /** Events of `room` with id > `after`, oldest first, at most `limit`; invalid_room at once. */
 export function roomEventsAfter(tenant: string, room: string, after: number, limit: number): Query<FluxoEvent[]> {
-  const conds = roomEvents(tenant, room);
-  conds.push(gt(events.id, after));
-  return async (db) => {
-    const rows = await db
-      .select()
-      .from(events)
-      .where(and(...conds))
-      .orderBy(asc(events.id))
-      .limit(limit);
-    return rows.map(toEvent);
-  };
+  return roomEventsPage(tenant, room, after, undefined, limit);
 }
 
 /** The newest `limit` events of `room` with after < id < before, oldest first; invalid_room at once. */
 export function roomEventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Query<FluxoEvent[]> {
+  return roomEventsPage(tenant, room, after, before, limit);
+}
+
+/**
+ * Events of `room` with after < id (< before), oldest first: the first `limit` of them, or with
+ * `before` the last `limit` (read newest first, so that the index stops after `limit` rows).
+ */
+function roomEventsPage(tenant: string, room: string, after: number, before: number | undefined, limit: number): Query<FluxoEvent[]> {
   const conds = roomEvents(tenant, room);
-  conds.push(gt(events.id, after), lt(events.id, before));
+  conds.push(gt(events.id, after));
+  if (before !== undefined) conds.push(lt(events.id, before));
   return async (db) => {
     const rows = await db
       .select()
       .from(events)
       .where(and(...conds))
-      .orderBy(desc(events.id))
+      .orderBy(before === undefined ? asc(events.id) : desc(events.id))
       .limit(limit);
-    return rows.reverse().map(toEvent);
+    return (before === undefined ? rows : rows.reverse()).map(toEvent);
   };
 }
 
