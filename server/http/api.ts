@@ -103,6 +103,14 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
       return fn(ctx, principal);
     };
 
+  /** `GET …/:id`: the one resource of the caller's tenant with that id (404 `not_found` when none). */
+  const byId = <T>(get: (p: Principal, id: string) => Promise<T>) =>
+    authed(async ({ params }, p) => json(200, { data: await get(p, pathId(params)) }));
+
+  /** `POST` of a new resource, its body checked by `schema`: 201 with what was created. */
+  const create = <I, T>(schema: z.ZodType<I>, make: (p: Principal, input: I) => Promise<T>) =>
+    authed(async ({ req }, p) => json(201, { data: await make(p, readBody(req, schema)) }));
+
   router
     .add('POST', '/auth/session', async ({ req }) => {
       if (isCrossSiteWrite(req.headers, cookieOrigins(config, req.headers.host), req.headers.host))
@@ -161,16 +169,8 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
       '/api/workflows',
       authed(async (_ctx, p) => json(200, { data: await service.listWorkflows(p) })),
     )
-    .add(
-      'POST',
-      '/api/workflows',
-      authed(async ({ req }, p) => json(201, { data: await service.createWorkflow(p, readBody(req, createWorkflowSchema)) })),
-    )
-    .add(
-      'GET',
-      '/api/workflows/:id',
-      authed(async ({ params }, p) => json(200, { data: await service.getWorkflow(p, pathId(params)) })),
-    )
+    .add('POST', '/api/workflows', create(createWorkflowSchema, service.createWorkflow.bind(service)))
+    .add('GET', '/api/workflows/:id', byId(service.getWorkflow.bind(service)))
     .add(
       'GET',
       '/api/processes',
@@ -179,16 +179,8 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
         return json(200, { data: page.items, nextCursor: page.nextCursor, ...(page.total !== undefined ? { total: page.total } : {}) });
       }),
     )
-    .add(
-      'POST',
-      '/api/processes',
-      authed(async ({ req }, p) => json(201, { data: await service.createProcess(p, readBody(req, createProcessSchema)) })),
-    )
-    .add(
-      'GET',
-      '/api/processes/:id',
-      authed(async ({ params }, p) => json(200, { data: await service.getProcess(p, pathId(params)) })),
-    )
+    .add('POST', '/api/processes', create(createProcessSchema, service.createProcess.bind(service)))
+    .add('GET', '/api/processes/:id', byId(service.getProcess.bind(service)))
     .add(
       'POST',
       '/api/processes/:id/transition',

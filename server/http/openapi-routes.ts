@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { ErrorCode } from '../../shared/errors.js';
 import { TENANT_ID } from '../../shared/rooms.js';
 import * as schemas from '../../shared/schemas.js';
-import { BODY_REFUSALS, type RouteDocs, TOKEN_REFUSALS } from './openapi.js';
+import { BODY_REFUSALS, type RouteDoc, type RouteDocs, TOKEN_REFUSALS } from './openapi.js';
 import { ADMIN_ROUTE_DOCS } from './openapi-admin.js';
 import { data, eventSchema, meSchema, processSchema, roleSchema, transitionResultSchema, workflowSchema } from './openapi-schemas.js';
 
@@ -24,6 +24,17 @@ const STORE: ErrorCode[] = ['store_unavailable'];
 
 const SESSION = ['bearer', 'cookie'] as const;
 const idParam = z.object({ id: schemas.id });
+
+/** `GET …/:id` of the signed-in API (api.ts `byId`): one `what` of the caller's tenant. */
+const byId = (operationId: string, tag: string, what: string, schema: z.ZodType): RouteDoc => ({
+  operationId,
+  summary: `One ${what}`,
+  tag,
+  security: [...SESSION],
+  params: idParam,
+  ok: { 200: { description: `The ${what}.`, schema: data(schema) } },
+  errors: [...TOKEN, ...STORE, 'validation_failed', 'payload_too_deep', 'not_found'],
+});
 
 // Mirrors dev-login.ts (its schemas are private to it); the coverage test sends it bodies of both kinds.
 const devUsersQuery = z.object({ tenant: z.string().regex(TENANT_ID).default('acme') });
@@ -190,15 +201,7 @@ const ROUTES: RouteDocs = {
     ok: { 201: { description: 'Created.', schema: data(workflowSchema) } },
     errors: [...BODY, ...TOKEN, ...COOKIE_WRITE, ...STORE, 'forbidden'],
   },
-  'GET /api/workflows/:id': {
-    operationId: 'getWorkflow',
-    summary: 'One workflow',
-    tag: 'workflows',
-    security: [...SESSION],
-    params: idParam,
-    ok: { 200: { description: 'The workflow.', schema: data(workflowSchema) } },
-    errors: [...TOKEN, ...STORE, 'validation_failed', 'payload_too_deep', 'not_found'],
-  },
+  'GET /api/workflows/:id': byId('getWorkflow', 'workflows', 'workflow', workflowSchema),
   'GET /api/processes': {
     operationId: 'listProcesses',
     summary: 'A page of processes, newest first',
@@ -217,15 +220,7 @@ const ROUTES: RouteDocs = {
     ok: { 201: { description: 'Created; its `process.created` event is sent to its rooms.', schema: data(processSchema) } },
     errors: [...BODY, ...TOKEN, ...COOKIE_WRITE, ...STORE, 'forbidden', 'not_found'],
   },
-  'GET /api/processes/:id': {
-    operationId: 'getProcess',
-    summary: 'One process',
-    tag: 'processes',
-    security: [...SESSION],
-    params: idParam,
-    ok: { 200: { description: 'The process.', schema: data(processSchema) } },
-    errors: [...TOKEN, ...STORE, 'validation_failed', 'payload_too_deep', 'not_found'],
-  },
+  'GET /api/processes/:id': byId('getProcess', 'processes', 'process', processSchema),
   'POST /api/processes/:id/transition': {
     operationId: 'transition',
     summary: 'Move a process to another stage (editor)',
