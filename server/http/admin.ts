@@ -93,6 +93,12 @@ export function adminRoutes(router: Router<HttpResponse>, deps: AdminDeps): void
     return tenant;
   }
 
+  /** The tenant and user of a `…/users/:userId/…` path, when the caller may act on that tenant. */
+  function userOf(caller: Caller, params: Record<string, string>): { tenant: string; userId: string } {
+    const path = validate(adminUserPath, { tenant: params.tenant, userId: params.userId });
+    return { tenant: tenantOf(caller, path.tenant), userId: path.userId };
+  }
+
   function roomOf(room: string): string {
     const parsed = parseRoom(room);
     if (!parsed) throw new AppError('invalid_room');
@@ -126,21 +132,20 @@ export function adminRoutes(router: Router<HttpResponse>, deps: AdminDeps): void
       'GET',
       '/api/admin/tenants/:tenant/users/:userId/connections',
       route(false, async ({ params }, caller) => {
-        const path = validate(adminUserPath, { tenant: params.tenant, userId: params.userId });
-        return json(200, await operator.connections(tenantOf(caller, path.tenant), path.userId));
+        const { tenant, userId } = userOf(caller, params);
+        return json(200, await operator.connections(tenant, userId));
       }),
     )
     .add(
       'POST',
       '/api/admin/tenants/:tenant/users/:userId/disconnect',
       route(true, async ({ req, params }, caller) => {
-        const path = validate(adminUserPath, { tenant: params.tenant, userId: params.userId });
-        const tenant = tenantOf(caller, path.tenant);
+        const { tenant, userId } = userOf(caller, params);
         // Everything is optional: no body at all means the defaults.
         const body = validate(adminDisconnectBody, req.body?.length ? readJson(req) : {});
-        const result = await operator.disconnect(tenant, path.userId, body);
+        const result = await operator.disconnect(tenant, userId, body);
         log.info(
-          { by: by(caller), tenant, user: path.userId, reconnect: body.reconnect, ...result.data, missing: result.missing },
+          { by: by(caller), tenant, user: userId, reconnect: body.reconnect, ...result.data, missing: result.missing },
           'operator: user disconnected',
         );
         return json(200, result);
@@ -150,14 +155,10 @@ export function adminRoutes(router: Router<HttpResponse>, deps: AdminDeps): void
       'POST',
       '/api/admin/tenants/:tenant/users/:userId/unsubscribe',
       route(true, async ({ req, params }, caller) => {
-        const path = validate(adminUserPath, { tenant: params.tenant, userId: params.userId });
-        const tenant = tenantOf(caller, path.tenant);
+        const { tenant, userId } = userOf(caller, params);
         const room = roomOf(validate(adminUnsubscribeBody, readJson(req)).room);
-        const result = await operator.unsubscribe(tenant, path.userId, room);
-        log.info(
-          { by: by(caller), tenant, user: path.userId, room, ...result.data, missing: result.missing },
-          'operator: user unsubscribed',
-        );
+        const result = await operator.unsubscribe(tenant, userId, room);
+        log.info({ by: by(caller), tenant, user: userId, room, ...result.data, missing: result.missing }, 'operator: user unsubscribed');
         return json(200, result);
       }),
     );
