@@ -2,7 +2,16 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Histogram } from 'hdr-histogram-js';
-import type { ClosedMessage, FromWorker, MarkMessage, OpenedMessage, OpenMessage, ToWorker, VerifiedMessage } from './client-worker.js';
+import type {
+  ClosedMessage,
+  CountMessage,
+  FromWorker,
+  MarkMessage,
+  OpenedMessage,
+  OpenMessage,
+  ToWorker,
+  VerifiedMessage,
+} from './client-worker.js';
 import { decodeHistogram, newHistogram } from './stats.js';
 
 /**
@@ -15,18 +24,17 @@ export function tsxImport(): string {
   return pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
 }
 
-export interface Worker {
+/** The latest unsolicited count: events received, sockets held, failed and dropped, presence diffs since the first open. */
+export type Counts = Omit<CountMessage, 'type'>;
+
+export interface Worker extends Counts {
   child: ChildProcess;
-  /** From the latest unsolicited count: events received, sockets held and failed since the first open. */
-  received: number;
-  held: number;
-  failed: number;
   next(): Promise<FromWorker>;
 }
 
-function spawnWorker(): Worker {
+function spawnWorker(maxOldSpaceMb: number | undefined): Worker {
   const child = fork(fileURLToPath(new URL('./client-worker.ts', import.meta.url)), [], {
-    execArgv: ['--import', tsxImport()],
+    execArgv: ['--import', tsxImport(), ...(maxOldSpaceMb ? [`--max-old-space-size=${maxOldSpaceMb}`] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   child.on('error', (err) => process.stderr.write(`client worker ${child.pid}: ${err.message}\n`));
@@ -40,7 +48,8 @@ function spawnWorker(): Worker {
   });
   child.on('message', (m: FromWorker) => {
     if (m.type === 'count') {
-      Object.assign(worker, { received: m.received, held: m.held, failed: m.failed });
+      const { type: _t, ...counts } = m;
+      Object.assign(worker, counts);
       return;
     }
     const w = waiting.shift();
@@ -49,9 +58,7 @@ function spawnWorker(): Worker {
   });
   const worker: Worker = {
     child,
-    received: 0,
-    held: 0,
-    failed: 0,
+    ...noCounts(),
     next: () => {
       if (queue.length) return Promise.resolve(queue.shift()!);
       if (gone) return Promise.reject(gone);
@@ -61,12 +68,22 @@ function spawnWorker(): Worker {
   return worker;
 }
 
+const noCounts = (): Counts => ({ received: 0, held: 0, failed: 0, dropped: 0, presence: 0, presenceBytes: 0 });
+
+/** The workers' latest counts added up. */
+export function totals(workers: Worker[]): Counts {
+  const t = noCounts();
+  for (const w of workers) for (const k of Object.keys(t) as (keyof Counts)[]) t[k] += w[k];
+  return t;
+}
+
 /**
  * `n` client processes, killed by `close()` — and by this process exiting on an error or Ctrl-C,
- * since a forked child dies with its IPC channel.
+ * since a forked child dies with its IPC channel. `maxOldSpaceMb`: sockets need memory, not files
+ * only, when a process holds ten thousand and more.
  */
-export function spawnWorkers(n: number): { workers: Worker[]; close(): void } {
-  const workers = Array.from({ length: n }, spawnWorker);
+export function spawnWorkers(n: number, opts: { maxOldSpaceMb?: number } = {}): { workers: Worker[]; close(): void } {
+  const workers = Array.from({ length: n }, () => spawnWorker(opts.maxOldSpaceMb));
   return {
     workers,
     close: () => {
@@ -108,7 +125,12 @@ export interface Wave {
   attempted: number;
   connected: number;
   failed: number;
+  /** Not attempted: their turn came after the deadline. */
+  skipped: number;
   errors: Record<string, number>;
+  /** Sockets connected, per room key and per node of their group. */
+  subscribed: Record<string, number>;
+  byNode: Record<string, number>;
   /** Connect time of the sockets that connected, µs. */
   hist: Histogram;
   /** The slowest worker's time from its first socket's start to its last one's outcome. */
@@ -121,15 +143,32 @@ export interface Wave {
 export async function openWave(workers: Worker[], open: (i: number) => Omit<OpenMessage, 'type'>): Promise<Wave> {
   const opens = workers.map((_, i) => ({ type: 'open' as const, ...open(i) }));
   const replies = await ask(workers, (i) => opens[i]!);
-  const wave: Wave = { attempted: 0, connected: 0, failed: 0, errors: {}, hist: newHistogram(), seconds: 0, dropped: 0 };
+  const wave: Wave = {
+    attempted: 0,
+    connected: 0,
+    failed: 0,
+    skipped: 0,
+    errors: {},
+    subscribed: {},
+    byNode: {},
+    hist: newHistogram(),
+    seconds: 0,
+    dropped: 0,
+  };
+  const add = (to: Record<string, number>, from: Record<string, number>) => {
+    for (const [k, v] of Object.entries(from)) to[k] = (to[k] ?? 0) + v;
+  };
   replies.forEach((r, i) => {
-    wave.attempted += opens[i]!.count;
+    wave.attempted += opens[i]!.count - r.skipped;
     wave.connected += r.connected;
     wave.failed += r.failed;
+    wave.skipped += r.skipped;
     wave.dropped += r.dropped;
     wave.seconds = Math.max(wave.seconds, r.seconds);
     wave.hist.add(decodeHistogram(r.hist));
-    for (const [k, v] of Object.entries(r.errors)) wave.errors[k] = (wave.errors[k] ?? 0) + v;
+    add(wave.errors, r.errors);
+    add(wave.subscribed, r.subscribed);
+    add(wave.byNode, r.byNode);
   });
   return wave;
 }

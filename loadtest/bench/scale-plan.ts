@@ -1,3 +1,5 @@
+import type { SocketGroup } from '../client-worker.js';
+
 /**
  * The sizing of the `scale` suite, from the socket count alone, so that the same harness runs
  * 2,000 sockets in CI, 100,000 on a 2-core box and 1,000,000 on a bigger one. Pure: no I/O.
@@ -117,15 +119,6 @@ export function planScale(sockets: number, opts: { nodes?: number; limits?: Part
 export function scaleSourceAddress(i: number): string {
   if (!Number.isInteger(i) || i < 0 || i >= 254 * 254) throw new Error(`source address index ${i} is not 0..${254 * 254 - 1}`);
   return `127.${1 + Math.floor(i / 254)}.${1 + (i % 254)}.1`;
-}
-
-/** One group of identical sockets: from one source address, subscribed to the same rooms. */
-export interface SocketGroup {
-  node: string;
-  localAddress: string;
-  count: number;
-  /** Room names as the client asks for them (`tenant`, `workflow:<id>`), each with its key in the run. */
-  rooms: { name: string; key: string }[];
 }
 
 /**

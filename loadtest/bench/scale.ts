@@ -4,17 +4,16 @@ import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster } fro
 import { createBoard } from '../../scripts/topology/fixtures.js';
 import { nodeBehind } from '../../scripts/topology/source-address.js';
 import { token } from '../../scripts/topology/tokens.js';
+import { ask, openWave, spawnWorkers, totals, type Worker } from '../clients.js';
 import { newRunId, sleep } from '../setup.js';
 import { decodeHistogram, newHistogram, summarize } from '../stats.js';
 import { onInterrupt } from './engines.js';
 import { suiteFlags } from './flags.js';
 import { cpuDelta, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { GC_HOOK_NODE_OPTIONS, type RssSample, settledRss } from './rss.js';
-import { askAll, type ScaleWorker, spawnScaleWorkers, totals } from './scale-clients.js';
 import { startScaleNginx } from './scale-nginx.js';
 import { groupsPerProcess, planScale, type ScalePlan, scaleSourceAddress, socketGroups, spreadDeviation } from './scale-plan.js';
 import { type ScaleFigures, scaleSection, scaleTargets } from './scale-report.js';
-import { ROOM_EVENT, TENANT_EVENT } from './scale-worker.js';
 import type { Suite, SuiteResult } from './suite.js';
 import { envelope } from './suite.js';
 
@@ -41,6 +40,8 @@ const USAGE = `scale [options]
   --processes N      client processes (default: ceil(sockets / 12500), at least 2)`;
 
 const PUBLISH_KEY = 'scale-publish-key-0123456789abc';
+const TENANT_EVENT = 'scale.tenant';
+const ROOM_EVENT = 'scale.room';
 /** A socket's connect and each subscribe give up after this. */
 const SOCKET_TIMEOUT_MS = 30_000;
 /** A published event not at every socket by then is counted missing (the verify says which). */
@@ -190,15 +191,16 @@ function cpuPct(before: Record<string, number>, after: Record<string, number>, s
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Math.round(v / 1e4 / Math.max(0.001, seconds))]));
 }
 
-async function mergedMark(workers: ScaleWorker[]) {
-  const marks = await askAll(workers, () => ({ type: 'mark' as const }));
+/** Latency since the last mark of the tenant-wide events and of the node rooms' events, send → receipt. */
+async function mergedMark(workers: Worker[]) {
+  const marks = await ask(workers, { type: 'mark' });
   const tenant = newHistogram();
   const room = newHistogram();
   for (const m of marks) {
-    tenant.add(decodeHistogram(m.tenant));
-    room.add(decodeHistogram(m.room));
+    if (m.named.tenant) tenant.add(decodeHistogram(m.named.tenant));
+    if (m.named.room) room.add(decodeHistogram(m.named.room));
   }
-  return { tenant, room };
+  return { tenant, room, duplicates: marks.reduce((n, m) => n + m.duplicates, 0) };
 }
 
 /** `onStarted` gets what must be stopped on an interrupt too (an interrupt exits before any `finally`). */
@@ -235,8 +237,14 @@ async function measure(
       ),
     );
     const processes = o.processes ?? plan.clientProcesses;
-    const perProcess = groupsPerProcess(o.subscribe ? groups : groups.map((g) => ({ ...g, rooms: [] })), processes);
-    const { workers, close } = spawnScaleWorkers(processes);
+    // The node rooms' events are measured apart from the tenant-wide ones.
+    const measured = groups.map((g) => ({
+      ...g,
+      rooms: o.subscribe ? g.rooms.map((r) => ({ ...r, histogram: r.key === 'tenant' ? 'tenant' : 'room' })) : [],
+    }));
+    const perProcess = groupsPerProcess(measured, processes);
+    // 12,500 lean sockets with their id sets stay well under 2 GiB.
+    const { workers, close } = spawnWorkers(processes, { maxOldSpaceMb: 2048 });
     onStarted(close);
     try {
       const roots: Record<string, number> = {
@@ -258,32 +266,27 @@ async function measure(
           `  ${Math.round((Date.now() - t0) / 1000)} s: ${t.held} held, ${t.failed} failed, ${t.dropped} dropped, ${t.presence} presence messages received`,
         );
       }, 5000);
-      const opened = await askAll(workers, (i) => ({
-        type: 'open' as const,
+      const wave = await openWave(workers, (i) => ({
         url: nginx.url,
+        protocol: 'socket.io',
+        count: perProcess[i]!.reduce((n, g) => n + g.count, 0),
         groups: perProcess[i]!,
+        rooms: [],
+        localAddresses: [],
         // Rotated per process, so the users' sockets spread over nodes.
         tokens: tokens.map((_, u) => tokens[(u + i) % tokens.length]!),
         rate: o.rate / processes,
         maxInflight: Math.max(1, Math.round(o.inflight / processes)),
         timeoutMs: SOCKET_TIMEOUT_MS,
         deadline: t0 + o.maxRampS * 1000,
+        clock: 'sent',
+        // Only sockets that connected can be expected to receive (the failed ones are in the ramp's figures).
+        verifyConnectedOnly: true,
       })).finally(() => clearInterval(progress));
       const rampS = (Date.now() - t0) / 1000;
       const rampCpu = cpuPct(cpu0, treeCpuMicros(roots), rampS);
-      const connectHist = newHistogram();
-      const errors: Record<string, number> = {};
-      const byNodePlanned: Record<string, number> = {};
-      let connected = 0;
-      let skipped = 0;
-      for (const r of opened) {
-        connected += r.connected;
-        skipped += r.skipped;
-        connectHist.add(decodeHistogram(r.hist));
-        for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
-        for (const [k, v] of Object.entries(r.byNode)) byNodePlanned[k] = (byNodePlanned[k] ?? 0) + v;
-      }
-      const slowest = Math.max(...opened.map((r) => r.seconds));
+      const { connected, skipped, errors, byNode: byNodePlanned, hist: connectHist, seconds: slowest } = wave;
+      const inRoom = Object.entries(wave.subscribed).reduce((n, [key, v]) => n + (key === 'tenant' ? 0 : v), 0);
       log(
         `ramp: ${connected}/${o.sockets} connected in ${slowest.toFixed(1)} s (${Math.round(connected / slowest)}/s); CPU % ${JSON.stringify(rampCpu)}`,
       );
@@ -330,17 +333,17 @@ async function measure(
       const publishUrl = nodes[0]!.url;
       for (let e = 0; e < (o.subscribe ? o.events : 0); e++) {
         await mergedMark(workers);
-        const before = totals(workers).events;
+        const before = totals(workers).received;
         const held = totals(workers).held;
         const { ids, ms } = await publish(publishUrl, [{ room: 'tenant', type: TENANT_EVENT }], tenant, pad);
         tenantIds.push(...ids);
-        const all = await until(() => totals(workers).events - before >= held, DELIVERY_WAIT_MS, 20);
-        await sleep(300); // the last counts arrive every 250 ms
+        const all = await until(() => totals(workers).received - before >= held, DELIVERY_WAIT_MS, 20);
+        await sleep(300); // the last deliveries arrive and are counted
         const { tenant: h } = await mergedMark(workers);
         tenantRuns.push({
           publishMs: Math.round(ms * 10) / 10,
           held,
-          received: totals(workers).events - before,
+          received: totals(workers).received - before,
           all,
           latency: summarize(h),
           hist: h,
@@ -353,7 +356,7 @@ async function measure(
       // 1 event/s to every node's room, one publish call (one commit) per second.
       const roomIds: Record<string, number[]> = Object.fromEntries(nodeIds.map((id) => [id, []]));
       await mergedMark(workers);
-      const e0 = totals(workers).events;
+      const e0 = totals(workers).received;
       const cpu1 = treeCpuMicros(roots);
       const s0 = Date.now();
       for (let s = 0; s < (o.subscribe ? o.sustainS : 0); s++) {
@@ -368,14 +371,13 @@ async function measure(
         await sleep(Math.max(0, next - Date.now()));
       }
       const sustainCpu = cpuPct(cpu1, treeCpuMicros(roots), (Date.now() - s0) / 1000);
-      // Only sockets that connected can be expected to receive (the failed ones are in the ramp's figures).
-      const expectedRoom = totals(workers).inRoom * o.sustainS;
-      await until(() => totals(workers).events - e0 >= expectedRoom, 5000);
-      await sleep(300); // the last counts arrive every 250 ms
+      const expectedRoom = inRoom * o.sustainS;
+      await until(() => totals(workers).received - e0 >= expectedRoom, 5000);
+      await sleep(300); // the last deliveries arrive and are counted
       const { room: sustained } = await mergedMark(workers);
       log(`sustained: ${sustained.totalCount}/${expectedRoom} deliveries, ${JSON.stringify(summarize(sustained))}`);
-      const verified = await askAll(workers, () => ({ type: 'verify' as const, expected: { tenant: tenantIds, ...roomIds } }));
-      const sum = (k: 'missing' | 'socketsMissing' | 'duplicates' | 'unexpected') => verified.reduce((n, v) => n + v[k], 0);
+      const verified = await ask(workers, { type: 'verify', expected: { tenant: tenantIds, ...roomIds } });
+      const { duplicates } = await mergedMark(workers);
       const end = totals(workers);
       return {
         plan,
@@ -408,17 +410,18 @@ async function measure(
         sustained: {
           seconds: o.sustainS,
           rooms: nodeIds.length,
-          roomSockets: totals(workers).inRoom,
+          roomSockets: inRoom,
           expected: expectedRoom,
           latency: summarize(sustained),
           cpuPct: sustainCpu,
         },
         files: { nodes: nodeFiles, nginxWorkers: nginxFiles },
         delivery: {
-          missing: sum('missing'),
-          socketsMissing: sum('socketsMissing'),
-          duplicates: sum('duplicates'),
-          unexpected: sum('unexpected'),
+          missing: verified.reduce((n, v) => n + v.missingTotal, 0),
+          // A socket in two rooms may have missed ids of both.
+          socketsMissing: verified.reduce((n, v) => n + new Set(v.missing.map((m) => m.subscriber)).size, 0),
+          duplicates,
+          unexpected: verified.reduce((n, v) => n + v.unexpected, 0),
         },
         droppedByServer: end.dropped,
       };
