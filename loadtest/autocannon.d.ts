@@ -1,4 +1,9 @@
-/** The part of autocannon's (untyped) API the load tools use. */
+/**
+ * The part of autocannon's API the load tools use. Not @types/autocannon (7.12.7): it types the call
+ * without a callback as a bare `Promise<Result>`, while autocannon 9 returns the instance — an
+ * emitter that is also awaited, which drive() in http.ts listens to and hands to `track` — and it
+ * types a request's `context` as `object`, which the HTTP scenarios keep their state in.
+ */
 declare module 'autocannon' {
   export interface Request {
     method?: string;
