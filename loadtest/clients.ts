@@ -121,54 +121,40 @@ export function shares(count: number, n: number): number[] {
   return Array.from({ length: n }, (_, i) => Math.max(0, Math.min(per, count - i * per)));
 }
 
-export interface Wave {
+/** The workers' answers to one open added up; `seconds` is the slowest worker's. */
+export interface Wave extends Omit<OpenedMessage, 'type' | 'hist'> {
   attempted: number;
-  connected: number;
-  failed: number;
-  /** Not attempted: their turn came after the deadline. */
-  skipped: number;
-  errors: Record<string, number>;
-  /** Sockets connected, per room key and per node of their group. */
-  subscribed: Record<string, number>;
-  byNode: Record<string, number>;
   /** Connect time of the sockets that connected, µs. */
   hist: Histogram;
-  /** The slowest worker's time from its first socket's start to its last one's outcome. */
-  seconds: number;
-  /** Sockets the server closed since the workers' first open. */
-  dropped: number;
 }
 
 /** Opens sockets over the workers (`open(i)` is worker i's share) and adds up what they say. */
 export async function openWave(workers: Worker[], open: (i: number) => Omit<OpenMessage, 'type'>): Promise<Wave> {
   const opens = workers.map((_, i) => ({ type: 'open' as const, ...open(i) }));
   const replies = await ask(workers, (i) => opens[i]!);
+  const add = (to: Record<string, number>, from: Record<string, number>) => {
+    for (const [k, v] of Object.entries(from)) to[k] = (to[k] ?? 0) + v;
+  };
   const wave: Wave = {
     attempted: 0,
     connected: 0,
     failed: 0,
     skipped: 0,
+    dropped: 0,
+    seconds: 0,
     errors: {},
     subscribed: {},
     byNode: {},
     hist: newHistogram(),
-    seconds: 0,
-    dropped: 0,
   };
-  const add = (to: Record<string, number>, from: Record<string, number>) => {
-    for (const [k, v] of Object.entries(from)) to[k] = (to[k] ?? 0) + v;
-  };
-  replies.forEach((r, i) => {
-    wave.attempted += opens[i]!.count - r.skipped;
-    wave.connected += r.connected;
-    wave.failed += r.failed;
-    wave.skipped += r.skipped;
-    wave.dropped += r.dropped;
-    wave.seconds = Math.max(wave.seconds, r.seconds);
-    wave.hist.add(decodeHistogram(r.hist));
-    add(wave.errors, r.errors);
-    add(wave.subscribed, r.subscribed);
-    add(wave.byNode, r.byNode);
+  replies.forEach(({ type: _t, hist, seconds, errors, subscribed, byNode, ...counts }, i) => {
+    wave.attempted += opens[i]!.count - counts.skipped;
+    for (const k of Object.keys(counts) as (keyof typeof counts)[]) wave[k] += counts[k];
+    wave.seconds = Math.max(wave.seconds, seconds);
+    wave.hist.add(decodeHistogram(hist));
+    add(wave.errors, errors);
+    add(wave.subscribed, subscribed);
+    add(wave.byNode, byNode);
   });
   return wave;
 }

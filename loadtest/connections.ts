@@ -1,6 +1,6 @@
 import { token } from '../scripts/topology/tokens.js';
 import { closeAll, openWave, spawnWorkers } from './clients.js';
-import { newRunId, runTenant, serverRss, sleep, sourceAddresses } from './setup.js';
+import { newRunId, runTenant, serverMetric, sleep, sourceAddresses } from './setup.js';
 import { type LatencySummary, summarize } from './stats.js';
 
 /**
@@ -40,12 +40,14 @@ export interface ConnectionsResult {
   rssPerConnectionBytes: number | null;
 }
 
+const RSS = 'process_resident_memory_bytes';
+
 export async function runConnections(o: ConnectionsOptions): Promise<ConnectionsResult> {
   const tenant = runTenant(newRunId(), 0);
   // One token for all: minting thousands adds nothing the fan-out run does not already measure.
   const ttlS = Math.max(3600, o.holdS * 2 + 600);
   const shared = await token({ sub: 'lt-idle', tid: tenant, role: 'viewer', ttlS, secret: o.secret });
-  const rssBefore = await serverRss(o.url);
+  const rssBefore = await serverMetric(o.url, RSS);
   const { workers, close } = spawnWorkers(1);
   const progress = o.progress
     ? setInterval(() => process.stderr.write(`\r[connections] ${workers[0]!.held}/${o.count} open, ${workers[0]!.failed} failed   `), 1000)
@@ -61,7 +63,7 @@ export async function runConnections(o: ConnectionsOptions): Promise<Connections
       localAddresses: o.sourceAddresses > 0 ? sourceAddresses(o.sourceAddresses) : [],
     }));
     await sleep(o.holdS * 1000);
-    const rssAfter = await serverRss(o.url);
+    const rssAfter = await serverMetric(o.url, RSS);
     clearInterval(progress);
     if (o.progress) process.stderr.write('\n');
     const dropped = await closeAll(workers);

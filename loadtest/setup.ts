@@ -1,4 +1,4 @@
-import { sourceAddress } from '../scripts/topology/source-address.js';
+import { nodeBehind, sourceAddress } from '../scripts/topology/source-address.js';
 import { DEV_JWT_SECRET } from '../server/auth/dev-secret.js';
 
 /**
@@ -26,11 +26,14 @@ export function nextStage(stage: string): string {
   return stage === 'todo' ? 'doing' : 'todo';
 }
 
-/** Server resident set size from Prometheus text, or null when /metrics does not expose it. */
-export async function serverRss(base: string): Promise<number | null> {
+/**
+ * A gauge of the server's /metrics (Prometheus text), or null when it is not exposed or the server
+ * does not answer within `timeoutMs` (an overloaded node must not stall a run).
+ */
+export async function serverMetric(base: string, name: string, timeoutMs = 10_000): Promise<number | null> {
   try {
-    const res = await fetch(new URL('/metrics', base));
-    const m = /^process_resident_memory_bytes(?:\{[^}]*\})? ([0-9.e+]+)/m.exec(await res.text());
+    const res = await fetch(new URL('/metrics', base), { signal: AbortSignal.timeout(timeoutMs) });
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(await res.text());
     return m ? Number(m[1]) : null;
   } catch {
     return null;
@@ -40,6 +43,27 @@ export async function serverRss(base: string): Promise<number | null> {
 /** `count` loopback source addresses in distinct /24s (127.0.1.1, 127.0.2.1, …) for nginx `ip_hash`. */
 export function sourceAddresses(count: number): string[] {
   return Array.from({ length: count }, (_, i) => sourceAddress((i % 254) + 1));
+}
+
+/**
+ * Source addresses in distinct /24s, the same number behind each node, so that connections spread
+ * evenly however ip_hash happens to map them. Probes `candidates` until each node has `perNode`.
+ */
+export async function balancedAddresses(
+  url: string,
+  nodeIds: string[],
+  perNode: number,
+  candidates = sourceAddresses(254),
+): Promise<Map<string, string[]>> {
+  const byNode = new Map<string, string[]>(nodeIds.map((n) => [n, []]));
+  for (const addr of candidates) {
+    const list = byNode.get(await nodeBehind(url, addr));
+    if (list && list.length < perNode) list.push(addr);
+    if ([...byNode.values()].every((l) => l.length >= perNode)) return byNode;
+  }
+  throw new Error(
+    `ip_hash: could not find ${perNode} source addresses per node over ${candidates.length} /24s: ${JSON.stringify([...byNode])}`,
+  );
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,17 +1,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
+import { api } from '../../scripts/topology/api.js';
+import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster, startNginx } from '../../scripts/topology/cluster.js';
 import { createBoard } from '../../scripts/topology/fixtures.js';
-import { nodeBehind } from '../../scripts/topology/source-address.js';
 import { token } from '../../scripts/topology/tokens.js';
 import { ask, openWave, spawnWorkers, totals, type Worker } from '../clients.js';
-import { newRunId, sleep } from '../setup.js';
+import { balancedAddresses, newRunId, serverMetric, sleep } from '../setup.js';
 import { decodeHistogram, newHistogram, summarize } from '../stats.js';
 import { onInterrupt } from './engines.js';
 import { suiteFlags } from './flags.js';
 import { cpuDelta, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { GC_HOOK_NODE_OPTIONS, type RssSample, settledRss } from './rss.js';
-import { startScaleNginx } from './scale-nginx.js';
+import { scaleNginxConfig } from './scale-nginx.js';
 import { groupsPerProcess, planScale, type ScalePlan, scaleSourceAddress, socketGroups, spreadDeviation } from './scale-plan.js';
 import { type ScaleFigures, scaleSection, scaleTargets } from './scale-report.js';
 import type { Suite, SuiteResult } from './suite.js';
@@ -105,20 +105,6 @@ function subscribeFlag(v: string | undefined): boolean {
 
 export interface ScaleResult extends SuiteResult, ScaleFigures {}
 
-/** Probes 127.X.Y.1 addresses through nginx until every node has `perNode` of them behind it. */
-async function addressesPerNode(url: string, nodeIds: string[], perNode: number): Promise<Map<string, string[]>> {
-  const byNode = new Map(nodeIds.map((n) => [n, [] as string[]]));
-  const need = nodeIds.length * perNode;
-  // ip_hash maps /24s to nodes about evenly: 20 candidates per address wanted is far more than enough.
-  for (let i = 0; i < Math.min(254 * 254, need * 20 + 100); i++) {
-    const addr = scaleSourceAddress(i);
-    const list = byNode.get(await nodeBehind(url, addr));
-    if (list && list.length < perNode) list.push(addr);
-    if ([...byNode.values()].every((l) => l.length >= perNode)) return byNode;
-  }
-  throw new Error(`ip_hash: no ${perNode} source addresses per node found: ${JSON.stringify([...byNode])}`);
-}
-
 async function publish(
   url: string,
   events: { room: string; type: string }[],
@@ -132,14 +118,12 @@ async function publish(
     type: e.type,
     data: { sent: performance.timeOrigin + performance.now(), pad },
   });
-  const res = await fetch(`${url}/api/publish`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${PUBLISH_KEY}` },
-    body: JSON.stringify(events.length === 1 ? one(events[0]!) : { events: events.map(one) }),
+  const res = await api<{ data: { id: number } | { id: number }[] }>(url, 'POST', '/api/publish', {
+    token: PUBLISH_KEY,
+    body: events.length === 1 ? one(events[0]!) : { events: events.map(one) },
   });
-  const body = (await res.json()) as { data: { id: number } | { id: number }[] };
-  if (res.status !== 201) throw new Error(`publish: HTTP ${res.status} ${JSON.stringify(body).slice(0, 200)}`);
-  const data = Array.isArray(body.data) ? body.data : [body.data];
+  if (res.status !== 201) throw new Error(`publish: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+  const data = Array.isArray(res.body.data) ? res.body.data : [res.body.data];
   return { ids: data.map((e) => Number(e.id)), ms: performance.now() - t0 };
 }
 
@@ -169,16 +153,6 @@ function childrenOf(pid: number): number[] {
   } catch {
     return [];
   }
-}
-
-/** A node's gauge, or NaN when the node does not answer within 10 s (an overloaded node must not stall the run). */
-async function metricOf(url: string, name: string): Promise<number> {
-  const text = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(
-    (r) => r.text(),
-    () => '',
-  );
-  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)`, 'm').exec(text);
-  return m ? Number(m[1]) : Number.NaN;
 }
 
 /** CPU of every part, as % of one core over `seconds`; the client processes summed as `clients`. */
@@ -215,10 +189,11 @@ async function measure(
   const nodeIds = nodes.map((n) => n.nodeId);
   const baseline: RssSample[] = [];
   for (const n of nodes) baseline.push(await settledRss(n.proc.pid!));
-  const nginx = await startScaleNginx(
+  const nginx = await startNginx(
     join(cluster.dir, 'nginx'),
     nodes.map((n) => `127.0.0.1:${n.port}`),
-    plan.nginx,
+    undefined,
+    { edit: (conf) => scaleNginxConfig(conf, plan.nginx) },
   );
   onStarted(nginx.stop);
   try {
@@ -226,7 +201,14 @@ async function measure(
     const admin = await token({ sub: 'scale-admin', tid: tenant, role: 'admin', secret: CLUSTER_SECRET });
     const rooms = new Map<string, string>();
     for (const id of nodeIds) rooms.set(id, `workflow:${(await createBoard(nginx.url, admin)).id}`);
-    const addresses = await addressesPerNode(nginx.url, nodeIds, plan.sourcesPerNode);
+    // ip_hash maps /24s to nodes about evenly: 20 candidates per address wanted is far more than enough.
+    const candidates = Math.min(254 * 254, nodeIds.length * plan.sourcesPerNode * 20 + 100);
+    const addresses = await balancedAddresses(
+      nginx.url,
+      nodeIds,
+      plan.sourcesPerNode,
+      Array.from({ length: candidates }, (_, i) => scaleSourceAddress(i)),
+    );
     const groups = socketGroups(
       new Map(nodeIds.map((id, k) => [id, { count: plan.perNode[k]!, addresses: addresses.get(id)!, room: rooms.get(id)! }])),
       o.roomSize,
@@ -311,7 +293,7 @@ async function measure(
       const nginxFiles = childrenOf(nginx.pid).map(openFiles);
       log(`open files: nodes ${nodeFiles.join('/')}, nginx workers ${nginxFiles.join('/')}`);
       const actual: Record<string, number> = {};
-      for (const n of nodes) actual[n.nodeId] = await metricOf(n.url, 'ws_connections_active');
+      for (const n of nodes) actual[n.nodeId] = (await serverMetric(n.url, 'ws_connections_active')) ?? Number.NaN;
       const rss: RssSample[] = [];
       for (const n of nodes) rss.push(await settledRss(n.proc.pid!));
       const perNode = nodes.map((n, k) => ({

@@ -1,29 +1,13 @@
 import type { Request } from 'autocannon';
-import { nodeBehind } from '../../scripts/topology/source-address.js';
 import type { Process, TransitionResult } from '../../shared/protocol.js';
 import { type DriveOptions, drive } from '../http.js';
-import { nextStage, sourceAddresses } from '../setup.js';
+import { nextStage } from '../setup.js';
 import { type LatencySummary, summarize } from '../stats.js';
 
 /**
  * The load side of the write-path suite: autocannon clients bound to loopback source addresses
  * (nginx ip_hash routes by the client's /24) and the transitions they commit.
  */
-
-/**
- * Source addresses in distinct /24s, the same number behind each node, so that connections spread
- * evenly however ip_hash happens to map them. Probes candidates until each node has `perNode`.
- */
-export async function balancedAddresses(url: string, nodeIds: string[], perNode: number): Promise<Map<string, string[]>> {
-  const byNode = new Map<string, string[]>(nodeIds.map((n) => [n, []]));
-  for (const addr of sourceAddresses(254)) {
-    const node = await nodeBehind(url, addr);
-    const list = byNode.get(node);
-    if (list && list.length < perNode) list.push(addr);
-    if ([...byNode.values()].every((l) => l.length >= perNode)) return byNode;
-  }
-  throw new Error(`ip_hash: could not find ${perNode} source addresses per node over 254 /24s: ${JSON.stringify([...byNode])}`);
-}
 
 export type WriteMode = 'blind' | 'rmw';
 

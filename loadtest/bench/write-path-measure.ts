@@ -5,12 +5,12 @@ import { CLUSTER_SECRET } from '../../scripts/topology/cluster.js';
 import { token } from '../../scripts/topology/tokens.js';
 import { ask, openWave, spawnWorkers } from '../clients.js';
 import { formatCounts } from '../report.js';
-import { sleep } from '../setup.js';
+import { balancedAddresses, sleep } from '../setup.js';
 import type { LatencySummary } from '../stats.js';
 import { decodeHistogram, summarize } from '../stats.js';
 import { cpuDelta, cpuMicros, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { ackedInLog } from './servers/tutorial-schema.js';
-import { balancedAddresses, type LoadResult, type LoadSpec, type ProcessState, runTransitions } from './write-path-load.js';
+import { type LoadResult, type LoadSpec, type ProcessState, runTransitions } from './write-path-load.js';
 
 /**
  * One measured level of the write-path suite, whatever serves it: Fluxo's nodes or the tutorial

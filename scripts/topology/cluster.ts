@@ -116,6 +116,8 @@ export function nginxConfig(opts: { dir: string; port: number; upstreams: string
 export interface NginxHandle {
   url: string;
   port: number;
+  /** The master's (its workers are its children). */
+  pid: number;
   log: string;
   stop(): Promise<void>;
 }
@@ -124,7 +126,8 @@ export async function startNginx(
   dir: string,
   upstreams: string[],
   fixedPort?: number,
-  opts: { refuseWebSocket?: boolean } = {},
+  /** `edit`: changes to the config beyond the harness's (the scale bench's worker sizing). */
+  opts: { refuseWebSocket?: boolean; edit?: (conf: string) => string } = {},
 ): Promise<NginxHandle> {
   const bin = process.env.NGINX_BIN ?? 'nginx';
   await mkdir(dir, { recursive: true });
@@ -132,7 +135,8 @@ export async function startNginx(
     throw new Error(`port ${fixedPort} is already in use (choose another with --port)`);
   const port = fixedPort ?? (await freePort());
   const conf = join(dir, 'nginx.conf');
-  await writeFile(conf, nginxConfig({ dir, port, upstreams, refuseWebSocket: opts.refuseWebSocket ?? false }));
+  const harness = nginxConfig({ dir, port, upstreams, refuseWebSocket: opts.refuseWebSocket ?? false });
+  await writeFile(conf, opts.edit ? opts.edit(harness) : harness);
   const proc = spawn(bin, ['-c', conf, '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr?.on('data', (c: Buffer) => {
@@ -167,11 +171,13 @@ export async function startNginx(
   return {
     url,
     port,
+    pid: proc.pid!,
     log: join(dir, 'error.log'),
     stop: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       proc.kill('SIGQUIT');
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      // A graceful quit closes every proxied socket first: at 100,000 of them that takes seconds.
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     },
   };
