@@ -6,11 +6,12 @@ import { encodeHistogram, newHistogram, nowMs, recordUs } from './stats.js';
 
 /**
  * The client process of every load tool — `npm run loadtest` (fanout, connections) and every socket
- * suite of `npm run bench`, the 100,000-socket `scale` one too — forked by clients.ts. Sockets live in processes of their own so that
- * they spread over cores and over the 20,000 files a process may open here, and so that their CPU
- * and memory are never counted as the server's.
+ * suite of `npm run bench`, the 100,000 sockets of `scale` too — forked by clients.ts. Sockets live
+ * in processes of their own so that they spread over cores and over the 20,000 files a process may
+ * open here, and so that their CPU and memory are never counted as the server's.
  *
- * Lean on purpose: an event is not parsed, only its `"id":` and `"at":"` are read, so the clients
+ * Lean on purpose: an event is not parsed, only its `"rooms":[`, `"id":` and `"at":"` (or the
+ * publisher's `"sent":`) are read, so the clients
  * stay the cheaper side of a measurement. Every subscribed socket keeps the ids it received (a
  * bitmap, see id-set.ts), so a run can name each id a socket missed. Presence diffs are only counted:
  * at 100,000 sockets in one tenant room they are the ramp's main cost.

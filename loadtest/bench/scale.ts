@@ -11,8 +11,15 @@ import { onInterrupt } from './engines.js';
 import { suiteFlags } from './flags.js';
 import { cpuDelta, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { GC_HOOK_NODE_OPTIONS, type RssSample, settledRss } from './rss.js';
-import { scaleNginxConfig } from './scale-nginx.js';
-import { groupsPerProcess, planScale, type ScalePlan, scaleSourceAddress, socketGroups, spreadDeviation } from './scale-plan.js';
+import {
+  groupsPerProcess,
+  planScale,
+  type ScalePlan,
+  scaleNginxConfig,
+  scaleSourceAddress,
+  socketGroups,
+  spreadDeviation,
+} from './scale-plan.js';
 import { type ScaleFigures, scaleSection, scaleTargets } from './scale-report.js';
 import type { Suite, SuiteResult } from './suite.js';
 import { envelope } from './suite.js';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
-import { CLUSTER_SECRET, type ClusterHandle, type NginxHandle, startNginx } from '../../scripts/topology/cluster.js';
+import { CLUSTER_SECRET, type ClusterHandle } from '../../scripts/topology/cluster.js';
 import { freePort } from '../../scripts/topology/ports.js';
 import { runTenant } from '../setup.js';
 import { launch, stopper } from './engines.js';
@@ -57,30 +57,23 @@ export async function measureTutorialStack(
     ...(o.nodeOptions ? { NODE_OPTIONS: o.nodeOptions } : {}),
   };
   const child = await launch(script, env, `http://127.0.0.1:${port}/health`);
-  const nginxDir = join(cluster.dir, 'nginx-tutorial');
-  let nginx: NginxHandle | null = null;
-  const db = postgres(dbUrl.href, { max: 1, onnotice: () => {} });
   try {
-    nginx = await startNginx(nginxDir, [`127.0.0.1:${port}`]);
     const tenant = runTenant(run, 0);
     return await measureLevel(
       {
         server: TUTORIAL_ID,
         nodes: [{ id: NODE_ID, url: `http://127.0.0.1:${port}`, pid: child.pid! }],
-        url: nginx.url,
-        nginxDir,
+        nginxDir: join(cluster.dir, 'nginx-tutorial'),
         redisPort: redis.port,
         postgresUrl: cluster.postgres.url,
-        db,
+        dbUrl: dbUrl.href,
         tenant,
-        seed: () => seedBoard(db, tenant, o.processes),
+        seed: (_url, _users, db) => seedBoard(db, tenant, o.processes),
       },
       o,
       log,
     );
   } finally {
-    await nginx?.stop();
-    await db.end({ timeout: 1 });
     await stopper(child)();
   }
 }

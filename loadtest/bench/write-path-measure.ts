@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Sql } from 'postgres';
-import { CLUSTER_SECRET } from '../../scripts/topology/cluster.js';
+import postgres, { type Sql } from 'postgres';
+import { CLUSTER_SECRET, type NginxHandle, startNginx } from '../../scripts/topology/cluster.js';
 import { token } from '../../scripts/topology/tokens.js';
 import { ask, openWave, spawnWorkers } from '../clients.js';
 import { formatCounts } from '../report.js';
@@ -55,17 +55,16 @@ export interface Target {
   server: string;
   /** The app's nodes, in the order of `served()`. */
   nodes: { id: string; url: string; pid: number }[];
-  /** Its nginx, in front of `nodes`, and that nginx's directory (config and pid file). */
-  url: string;
+  /** Where the level's nginx, in front of `nodes`, keeps its config and pid file. */
   nginxDir: string;
   redisPort: number;
   /** The Postgres server, whose every process counts. */
   postgresUrl: string;
   /** The app's database: its event log. */
-  db: Sql;
+  dbUrl: string;
   tenant: string;
-  /** The tenant's processes: made through the app (Fluxo) or written straight to its database (a baseline). */
-  seed(url: string, users: string[]): Promise<ProcessState[]>;
+  /** The tenant's processes, made through the app at `url` (Fluxo) or written straight to its database (a baseline). */
+  seed(url: string, users: string[], db: Sql): Promise<ProcessState[]>;
   /** Transition requests each node has answered so far; without it the load's own count stands for its one node. */
   served?: () => Promise<number[]>;
 }
@@ -77,16 +76,31 @@ export interface LevelOptions extends Pick<LoadSpec, 'connections' | 'warmupS' |
   sources: number;
 }
 
-/** Seeds the target's tenant, subscribes on every node, and measures one level. */
+/** Puts an nginx in front of the target's nodes, seeds its tenant, subscribes on every node, and measures one level. */
 export async function measureLevel(t: Target, o: LevelOptions, log: (l: string) => void): Promise<WritePathLevel> {
+  let nginx: NginxHandle | null = null;
+  const db = postgres(t.dbUrl, { max: 1, onnotice: () => {} });
+  try {
+    nginx = await startNginx(
+      t.nginxDir,
+      t.nodes.map((x) => new URL(x.url).host),
+    );
+    return await measureBehind(nginx.url, db, t, o, log);
+  } finally {
+    await nginx?.stop();
+    await db.end({ timeout: 1 });
+  }
+}
+
+async function measureBehind(url: string, db: Sql, t: Target, o: LevelOptions, log: (l: string) => void): Promise<WritePathLevel> {
   // A token per connection: `users` editors of the tenant, cycled over the connections.
   const minted = await Promise.all(
     Array.from({ length: o.users }, (_, i) => token({ sub: `wp-${i}`, tid: t.tenant, role: 'editor', secret: CLUSTER_SECRET })),
   );
   const tokens = Array.from({ length: o.connections }, (_, i) => minted[i % minted.length]!);
-  const processes = await t.seed(t.url, tokens.slice(0, o.users));
+  const processes = await t.seed(url, tokens.slice(0, o.users), db);
   const ids = t.nodes.map((x) => x.id);
-  const byNode = await balancedAddresses(t.url, ids, o.sources);
+  const byNode = await balancedAddresses(url, ids, o.sources);
   // Interleaved, so that connection i and i+1 go to different nodes and each node gets connections/n.
   const localAddresses = Array.from({ length: o.sources }, (_, k) => ids.map((id) => byNode.get(id)![k]!)).flat();
   const roots: Record<string, number> = {
@@ -117,7 +131,7 @@ export async function measureLevel(t: Target, o: LevelOptions, log: (l: string) 
     let marked: Promise<unknown> = Promise.resolve();
     let served0: Promise<number[]> = Promise.resolve([]);
     const load = await runTransitions({
-      url: t.url,
+      url,
       tokens,
       processes,
       localAddresses,
@@ -151,7 +165,7 @@ export async function measureLevel(t: Target, o: LevelOptions, log: (l: string) 
     const missing = verified.map((v) => new Set(v.missing.flatMap((m) => m.ids)));
     const lags = (await ask(workers, { type: 'mark' })).map((m) => summarize(decodeHistogram(m.hist)));
     // Every acked transition must be in the log; rows beyond them were in flight when autocannon stopped.
-    const stored = await ackedInLog(t.db, t.tenant, acked);
+    const stored = await ackedInLog(db, t.tenant, acked);
 
     const everywhere = load.committed.filter((id) => missing.every((m) => !m.has(id))).length;
     const conflicts = load.statuses['409'] ?? 0;

@@ -1,14 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import postgres from 'postgres';
-import {
-  CLUSTER_SECRET,
-  type ClusterHandle,
-  type NginxHandle,
-  requireBinaries,
-  startCluster,
-  startNginx,
-} from '../../scripts/topology/cluster.js';
+import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster } from '../../scripts/topology/cluster.js';
 import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { Process } from '../../shared/protocol.js';
@@ -135,37 +127,24 @@ async function createProcesses(url: string, tenant: string, users: string[], cou
   return processes;
 }
 
-async function runLevel(cluster: ClusterHandle, n: number, o: Options, run: string, log: (l: string) => void): Promise<WritePathLevel> {
+function runLevel(cluster: ClusterHandle, n: number, o: Options, run: string, log: (l: string) => void): Promise<WritePathLevel> {
   const nodes = cluster.nodes.slice(0, n);
-  const nginxDir = join(cluster.dir, `nginx-${n}`);
-  let nginx: NginxHandle | null = null;
-  const db = postgres(cluster.postgres.url, { max: 1, onnotice: () => {} });
-  try {
-    nginx = await startNginx(
-      nginxDir,
-      nodes.map((x) => `127.0.0.1:${x.port}`),
-    );
-    const tenant = runTenant(run, n);
-    return await measureLevel(
-      {
-        server: 'fluxo',
-        nodes: nodes.map((x) => ({ id: x.nodeId, url: x.url, pid: x.proc.pid! })),
-        url: nginx.url,
-        nginxDir,
-        redisPort: cluster.redis!.port,
-        postgresUrl: cluster.postgres.url,
-        db,
-        tenant,
-        seed: (url, users) => createProcesses(url, tenant, users, o.processes),
-        served: () => Promise.all(nodes.map((x) => transitionsServed(x.url))),
-      },
-      o,
-      log,
-    );
-  } finally {
-    await nginx?.stop();
-    await db.end({ timeout: 1 });
-  }
+  const tenant = runTenant(run, n);
+  return measureLevel(
+    {
+      server: 'fluxo',
+      nodes: nodes.map((x) => ({ id: x.nodeId, url: x.url, pid: x.proc.pid! })),
+      nginxDir: join(cluster.dir, `nginx-${n}`),
+      redisPort: cluster.redis!.port,
+      postgresUrl: cluster.postgres.url,
+      dbUrl: cluster.postgres.url,
+      tenant,
+      seed: (url, users) => createProcesses(url, tenant, users, o.processes),
+      served: () => Promise.all(nodes.map((x) => transitionsServed(x.url))),
+    },
+    o,
+    log,
+  );
 }
 
 async function run(args: { quick: boolean; argv: string[]; log: (l: string) => void }): Promise<WritePathResult> {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { scaleNginxConfig } from '../../loadtest/bench/scale-nginx.js';
 import {
   EPHEMERAL_PORTS,
   evenShares,
   groupsPerProcess,
   nginxSizing,
   planScale,
+  scaleNginxConfig,
   scaleSourceAddress,
   socketGroups,
   spreadDeviation,
