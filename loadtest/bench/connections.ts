@@ -34,18 +34,6 @@ const PER_PROCESS = 8000;
 /** Sockets per loopback source address (see options()). */
 const PER_SOURCE = 5000;
 
-interface Options {
-  counts: number[];
-  steps: number;
-  rate: number;
-  engineIds: ConnEngineId[];
-  processes: number;
-  sources: number;
-  room: string | undefined;
-  inflight: number;
-  quick: boolean;
-}
-
 export interface Level {
   /** Sockets the ramp aimed at. */
   target: number;
@@ -92,8 +80,10 @@ const METHOD =
   'The figure counted against the target is the RSS slope, or the V8 heap slope when that is larger (then the ' +
   'sockets filled pages already resident from start-up and RSS under-reads them). Connect figures are over the whole ramp. Clients are lean Socket.IO clients in separate processes.';
 
-function options(argv: string[], quick: boolean): Options {
-  const f = suiteFlags(argv, ['counts', 'steps', 'rate', 'engines', 'processes', 'sources', 'room', 'inflight']);
+type Options = ReturnType<typeof options>;
+
+function options(argv: string[], quick: boolean) {
+  const f = suiteFlags(argv, USAGE);
   const counts = f.ints('counts', quick ? [1000] : [10_000, 15_000], 10);
   const max = counts[counts.length - 1]!;
   return {

@@ -28,17 +28,6 @@ const MAX_PER_PROCESS = 19_000;
 /** Share of the offered events/s that must have been published for a window to count as at that load. */
 const REACHED = 0.95;
 
-interface Options {
-  quick: boolean;
-  subscribers: number;
-  rate: number;
-  rounds: number;
-  windowS: number;
-  processes: number;
-  connectRate: number;
-  engineIds: EngineId[];
-}
-
 export interface TenKMeasurement {
   engine: EngineId;
   /** 0 for medians. */
@@ -63,9 +52,11 @@ export interface TenKResult extends SuiteResult {
   runs: TenKMeasurement[];
 }
 
-function options(argv: string[], quick: boolean): Options {
-  const f = suiteFlags(argv, ['subscribers', 'rate', 'rounds', 'window', 'engines', 'processes', 'connect-rate']);
-  const o: Options = {
+type Options = ReturnType<typeof options>;
+
+function options(argv: string[], quick: boolean) {
+  const f = suiteFlags(argv, USAGE);
+  const o = {
     quick,
     subscribers: f.num('subscribers', quick ? 1000 : 10_000),
     rate: f.num('rate', 10),

@@ -2,9 +2,11 @@ import { parseArgs } from 'node:util';
 
 /**
  * A suite's own flags, each `--name value`: when every suite runs, all flags reach every suite, so
- * a flag another suite owns is no error here.
+ * a flag another suite owns is no error here. `flags`: their names, or the suite's usage text, whose
+ * `--name`s they are — so that a flag parsed is a flag documented.
  */
-export function suiteFlags(argv: string[], names: readonly string[]) {
+export function suiteFlags(argv: string[], flags: readonly string[] | string) {
+  const names = typeof flags === 'string' ? [...flags.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!) : flags;
   const { values } = parseArgs({
     args: argv,
     strict: false,
@@ -27,6 +29,12 @@ export function suiteFlags(argv: string[], names: readonly string[]) {
       const xs = str(k)?.split(',').map(Number) ?? dflt;
       if (xs.some((x) => !Number.isInteger(x) || x < min)) throw new Error(`--${k}: integers ≥ ${min}`);
       return [...new Set(xs)].sort((a, b) => a - b);
+    },
+    /** One of `all`. */
+    one<T extends string>(k: string, all: readonly T[], dflt: T): T {
+      const x = (str(k) ?? dflt) as T;
+      if (!all.includes(x)) throw new Error(`--${k}: one of ${all.join(', ')}`);
+      return x;
     },
     /** A comma-separated subset of `all`. */
     subset<T extends string>(k: string, all: readonly T[], dflt: readonly T[]): T[] {

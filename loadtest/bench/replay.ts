@@ -37,15 +37,6 @@ const PRELOAD_INFLIGHT = 8;
 /** Events per batch publish, well under the 64 KiB body limit with ~100-byte events. */
 const BATCH = 200;
 
-interface Options {
-  events: number[];
-  reps: number;
-  stores: StoreId[];
-  clients: ClientId[];
-  cpuProfDir: string | undefined;
-  quick: boolean;
-}
-
 export interface ReplayCase {
   store: StoreId;
   client: ClientId;
@@ -64,8 +55,10 @@ export interface ReplayResult extends SuiteResult {
   preload: { store: StoreId; events: number; perS: number; batched: boolean }[];
 }
 
-function options(argv: string[], quick: boolean): Options {
-  const f = suiteFlags(argv, ['events', 'reps', 'stores', 'clients', 'cpu-prof']);
+type Options = ReturnType<typeof options>;
+
+function options(argv: string[], quick: boolean) {
+  const f = suiteFlags(argv, USAGE);
   return {
     events: f.ints('events', quick ? [1000, 2000] : [1000, TARGET_EVENTS]),
     reps: f.int('reps', quick ? 2 : 7),

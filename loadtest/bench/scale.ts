@@ -54,37 +54,10 @@ const SOCKET_TIMEOUT_MS = 30_000;
 /** A published event not at every socket by then is counted missing (the verify says which). */
 const DELIVERY_WAIT_MS = 20_000;
 
-interface Options {
-  sockets: number;
-  nodes: number | undefined;
-  roomSize: number;
-  users: number;
-  rate: number;
-  inflight: number;
-  events: number;
-  sustainS: number;
-  settleS: number;
-  maxRampS: number;
-  subscribe: boolean;
-  processes: number | undefined;
-  quick: boolean;
-}
+type Options = ReturnType<typeof options>;
 
-function options(argv: string[], quick: boolean): Options {
-  const f = suiteFlags(argv, [
-    'sockets',
-    'nodes',
-    'room-size',
-    'users',
-    'rate',
-    'inflight',
-    'events',
-    'sustain',
-    'settle',
-    'max-ramp',
-    'subscribe',
-    'processes',
-  ]);
+function options(argv: string[], quick: boolean) {
+  const f = suiteFlags(argv, USAGE);
   const sockets = f.int('sockets', quick ? 2000 : 100_000);
   const rate = f.num('rate', 2000);
   return {
@@ -97,17 +70,11 @@ function options(argv: string[], quick: boolean): Options {
     events: f.int('events', quick ? 2 : 3),
     sustainS: f.int('sustain', quick ? 3 : 20),
     settleS: f.int('settle', quick ? 15 : 120, 0),
-    subscribe: subscribeFlag(f.str('subscribe')),
+    subscribe: f.one('subscribe', ['tenant', 'none'], 'tenant') === 'tenant',
     maxRampS: f.int('max-ramp', Math.ceil((2 * sockets) / rate + 60)),
     processes: f.str('processes') === undefined ? undefined : f.int('processes', 1),
     quick,
   };
-}
-
-function subscribeFlag(v: string | undefined): boolean {
-  if (v === undefined || v === 'tenant') return true;
-  if (v === 'none') return false;
-  throw new Error('--subscribe: tenant or none');
 }
 
 export interface ScaleResult extends SuiteResult, ScaleFigures {}

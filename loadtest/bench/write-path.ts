@@ -49,21 +49,6 @@ const TARGET_CPU_US_1_NODE = 150;
 /** Processes are created through the API this many at a time. */
 const SETUP_INFLIGHT = 16;
 
-interface Options {
-  nodes: number[];
-  durationS: number;
-  warmupS: number;
-  connections: number;
-  processes: number;
-  users: number;
-  rate: number;
-  mode: WriteMode;
-  sources: number;
-  baseline: 'tutorial' | 'none';
-  baselineLose: number;
-  cpuProfDir: string | undefined;
-}
-
 export type { WritePathLevel };
 
 export interface WritePathResult extends SuiteResult {
@@ -75,29 +60,14 @@ export interface WritePathResult extends SuiteResult {
   comparison?: BaselineComparison | null;
 }
 
-function options(argv: string[], quick: boolean): Options {
-  const f = suiteFlags(argv, [
-    'nodes',
-    'duration',
-    'warmup',
-    'connections',
-    'processes',
-    'users',
-    'rate',
-    'mode',
-    'sources',
-    'baseline',
-    'baseline-lose',
-    'cpu-prof',
-  ]);
+type Options = ReturnType<typeof options>;
+
+function options(argv: string[], quick: boolean) {
+  const f = suiteFlags(argv, USAGE);
   // Ascending: a bigger cluster is made by adding nodes to the running one.
   const nodes = f.ints('nodes', quick ? [1] : [1, 2, 3]);
   if (nodes.some((n) => n > 8)) throw new Error('--nodes: counts 1..8');
-  const mode = f.str('mode') ?? 'blind';
-  if (mode !== 'blind' && mode !== 'rmw') throw new Error('--mode: blind or rmw');
   const connections = f.int('connections', 96);
-  const baseline = f.str('baseline') ?? 'tutorial';
-  if (baseline !== 'tutorial' && baseline !== 'none') throw new Error('--baseline: tutorial or none');
   return {
     nodes,
     durationS: f.int('duration', quick ? 3 : 15),
@@ -106,9 +76,9 @@ function options(argv: string[], quick: boolean): Options {
     processes: f.int('processes', connections),
     users: f.int('users', 24),
     rate: f.int('rate', 0, 0),
-    mode,
+    mode: f.one<WriteMode>('mode', ['blind', 'rmw'], 'blind'),
     sources: f.int('sources', 4),
-    baseline,
+    baseline: f.one('baseline', ['tutorial', 'none'], 'tutorial'),
     baselineLose: f.int('baseline-lose', 0, 0),
     cpuProfDir: f.str('cpu-prof'),
   };
