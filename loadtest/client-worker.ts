@@ -11,10 +11,10 @@ import { encodeHistogram, newHistogram, nowMs, recordUs } from './stats.js';
  * open here, and so that their CPU and memory are never counted as the server's.
  *
  * Lean on purpose: an event is not parsed, only its `"rooms":[`, `"id":` and `"at":"` (or the
- * publisher's `"sent":`) are read, so the clients
- * stay the cheaper side of a measurement. Every subscribed socket keeps the ids it received (a
- * bitmap, see id-set.ts), so a run can name each id a socket missed. Presence diffs are only counted:
- * at 100,000 sockets in one tenant room they are the ramp's main cost.
+ * publisher's `"sent":`) are read, so the clients stay the cheaper side of a measurement. Every
+ * subscribed socket keeps the ids it received per room (a bitmap, see id-set.ts), so a run can name
+ * each id a socket missed. Presence diffs are only counted: at 100,000 sockets in one tenant room
+ * they are the ramp's main cost.
  *
  * Other modules import only types from here: this module is the program.
  */
@@ -118,7 +118,7 @@ export interface MarkMessage {
   dropped: number;
   /** Ids skipped so far, summed over sockets: (last id − first id + 1) − received. */
   lost: number;
-  /** Commit → receipt latency of every event since the last mark, µs histogram. */
+  /** Commit (or send, see `clock`) → receipt latency of every event since the last mark, µs histogram. */
   hist: string;
   /** The same of the rooms given a `histogram` name, per name. */
   named: Record<string, string>;
@@ -181,7 +181,10 @@ function numberAfter(text: string, key: string): number {
   return i < 0 ? Number.NaN : Number.parseFloat(text.slice(i + key.length, i + key.length + 24));
 }
 
-/** The sub of a socket in several rooms that an event belongs to, by the event's `rooms`. */
+/**
+ * The sub of a socket in several rooms that an event belongs to, by the event's `rooms`: a socket
+ * gets an event once per room of it that it is in, and each room's ids are checked on their own.
+ */
 function subOf(text: string, socketSubs: Sub[]): Sub | undefined {
   if (socketSubs.length === 1) return socketSubs[0];
   const i = text.indexOf('"rooms":[');
@@ -279,6 +282,7 @@ async function connectSio(t: Target): Promise<() => void> {
     });
     if (ack?.error) {
       c.terminate();
+      // The room is named only beside others: a run of many one-room sockets counts each refusal once.
       throw new Error(t.rooms.length > 1 ? `subscribe ${r.name}: ${ack.error.code}` : `subscribe: ${ack.error.code}`);
     }
   }
