@@ -1,8 +1,18 @@
+import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { closeAll, spawnWorkers, type Worker } from '../clients.js';
-import { benchContext, ENGINES, type Engine, type EngineId } from './engines.js';
+import { benchContext, ENGINES, type Engine, type EngineId, onInterrupt } from './engines.js';
 import { type FanoutOptions, fanoutOptions, fanoutUsage } from './flags.js';
-import { cpuPercent, cpuPerDelivery, latencyAndLoss, maxThenRate, type Phase, subscribeAll } from './measure.js';
-import { cpuMicros } from './proc-cpu.js';
+import {
+  cpuPercent,
+  cpuPerDelivery,
+  latencyAndLoss,
+  maxThenRate,
+  type Phase,
+  RateOfRound,
+  referenceFirst,
+  subscribeAll,
+} from './measure.js';
+import { cpuMicros, postmasterPid, treeCpuMicros } from './proc-cpu.js';
 import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
 /**
@@ -16,9 +26,13 @@ export interface Measurement {
   /** 0 for medians. */
   round: number;
   phase: Phase;
+  /** Events/s offered in the `rate` phase (half of bare Socket.IO-on-uWS's max of the round unless --rate); null at max. */
+  offeredPerS: number | null;
   deliveriesPerS: number;
   /** Server utime+stime (from /proc) over the window, per delivery received by the clients. */
   cpuUsPerDelivery: number | null;
+  /** Every process of the Postgres data directory, per delivery; null for engines without it. */
+  postgresUs: number | null;
   serverCpuPct: number;
   p50Ms: number;
   p99Ms: number;
@@ -39,40 +53,77 @@ export interface FanoutResult extends SuiteResult {
   runs: Measurement[];
 }
 
-/** The one-node fan-out targets of issue 4, from flat-out medians of the same run. */
-export function checkTargets(medians: Measurement[]): TargetCheck[] {
-  const get = (e: EngineId) => medians.find((m) => m.engine === e && m.phase === 'max');
-  const sioWs = get('socketio-ws');
-  const sioUws = get('socketio-uws');
+/** What Fluxo is compared with (issue 13, items 4 and 5): bare Socket.IO on uWS, which also sets the fixed rate. */
+const REFERENCE: EngineId = 'socketio-uws';
+const TARGET_CPU_RATIO = 1.3;
+const TARGET_P99_RATIO = 1.2;
+
+const find = (medians: Measurement[], e: EngineId, phase: Phase) => medians.find((m) => m.engine === e && m.phase === phase);
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? a / b : null);
+const times = (x: number | null) => (x === null ? '-' : `${x.toFixed(2)}×`);
+
+/**
+ * The one-node targets from the medians of one run: issue 4's, and issue 13's on the full path on
+ * Postgres (CPU per delivery of the node, Postgres beside it; p99 at the fixed rate, which is half
+ * of bare's maximum unless `fixedRate`, when no p99 target is checked). PGlite has none: see pgliteNote.
+ */
+export function checkTargets(medians: Measurement[], fixedRate = false): TargetCheck[] {
+  const sioWs = find(medians, 'socketio-ws', 'max');
+  const bare = find(medians, REFERENCE, 'max');
+  const bareRate = find(medians, REFERENCE, 'rate');
   const checks: TargetCheck[] = [];
-  for (const id of ['fluxo', 'fluxo-fanout-only'] as EngineId[]) {
-    const f = get(id);
+  for (const id of ['fluxo-postgres', 'fluxo-fanout-only'] as EngineId[]) {
+    const f = find(medians, id, 'max');
     if (!f?.cpuUsPerDelivery) continue;
-    if (sioUws?.cpuUsPerDelivery)
-      checks.push(check(id, 'CPU/delivery vs Socket.IO-on-uWS', f.cpuUsPerDelivery / sioUws.cpuUsPerDelivery, 1.3));
+    const cpu = ratio(f.cpuUsPerDelivery, bare?.cpuUsPerDelivery);
+    if (cpu !== null) {
+      const c = check(id, 'CPU/delivery (node) vs Socket.IO-on-uWS', cpu, TARGET_CPU_RATIO);
+      const withPg = f.postgresUs === null ? null : ratio(f.cpuUsPerDelivery + f.postgresUs, bare?.cpuUsPerDelivery);
+      checks.push(withPg === null ? c : { ...c, actual: `${c.actual} (node + Postgres: ${times(withPg)})` });
+    }
     if (sioWs?.cpuUsPerDelivery)
       checks.push(check(id, 'CPU/delivery vs plain Socket.IO', f.cpuUsPerDelivery / sioWs.cpuUsPerDelivery, 0.2));
     if (sioWs?.deliveriesPerS)
       checks.push(check(id, 'deliveries/s vs plain Socket.IO', f.deliveriesPerS / sioWs.deliveriesPerS, 4, { atLeast: true }));
+    const p99 = ratio(find(medians, id, 'rate')?.p99Ms, bareRate?.p99Ms);
+    const at = `both at half its max (${bareRate?.offeredPerS?.toLocaleString('en')} events/s)`;
+    if (!fixedRate && p99 !== null) checks.push(check(id, `p99 vs Socket.IO-on-uWS's, ${at}`, p99, TARGET_P99_RATIO));
   }
   return checks;
 }
 
+/** The embedded store's figures, apart from the targets (issue 13, item 4). */
+export function pgliteNote(medians: Measurement[]): string | null {
+  const max = find(medians, 'fluxo', 'max');
+  if (!max?.cpuUsPerDelivery) return null;
+  const cpu = ratio(max.cpuUsPerDelivery, find(medians, REFERENCE, 'max')?.cpuUsPerDelivery);
+  const rate = find(medians, 'fluxo', 'rate');
+  const p99 = ratio(rate?.p99Ms, find(medians, REFERENCE, 'rate')?.p99Ms);
+  return (
+    `fluxo on embedded PGlite (the development store), apart from the targets: ${max.cpuUsPerDelivery} µs CPU/delivery = ` +
+    `${times(cpu)} Socket.IO-on-uWS; p99 at the fixed rate ${rate?.p99Ms ?? '-'} ms = ${times(p99)} Socket.IO-on-uWS's`
+  );
+}
+
 function rows(medians: Measurement[]): string[][] {
-  const ref = (e: EngineId, p: string) => medians.find((m) => m.engine === e && m.phase === p);
   return medians.map((m) => {
-    const sio = ref('socketio-ws', m.phase);
+    const sio = find(medians, 'socketio-ws', m.phase);
+    const bare = find(medians, REFERENCE, m.phase);
     const base = ISSUE_BASELINES[m.engine];
     return [
       m.engine,
       m.phase,
+      // Results committed before issue 13 have neither field.
+      m.offeredPerS?.toLocaleString('en') ?? '-',
       m.deliveriesPerS.toLocaleString('en'),
-      sio?.deliveriesPerS ? `${(m.deliveriesPerS / sio.deliveriesPerS).toFixed(2)}×` : '-',
+      times(ratio(m.deliveriesPerS, sio?.deliveriesPerS)),
       m.cpuUsPerDelivery === null ? '-' : m.cpuUsPerDelivery.toFixed(2),
-      sio?.cpuUsPerDelivery && m.cpuUsPerDelivery ? `${(m.cpuUsPerDelivery / sio.cpuUsPerDelivery).toFixed(2)}×` : '-',
+      times(ratio(m.cpuUsPerDelivery, bare?.cpuUsPerDelivery)),
+      m.postgresUs?.toFixed(2) ?? '-',
       `${m.serverCpuPct} %`,
       String(m.p50Ms),
       String(m.p99Ms),
+      times(ratio(m.p99Ms, bare?.p99Ms)),
       m.lost.toLocaleString('en'),
       m.phase === 'max' && base ? `${(base.deliveriesPerS / 1000).toFixed(0)}k/s, ${base.cpuUsPerDelivery} µs` : '',
     ];
@@ -81,19 +132,34 @@ function rows(medians: Measurement[]): string[][] {
 
 const ctx = benchContext();
 
-async function measure(o: FanoutOptions<EngineId>, engine: Engine, workers: Worker[], round: number): Promise<Measurement[]> {
-  const running = await engine.start(ctx);
+async function measure(
+  o: FanoutOptions<EngineId>,
+  engine: Engine,
+  workers: Worker[],
+  round: number,
+  rates: RateOfRound,
+  pg: Db | undefined,
+): Promise<Measurement[]> {
+  const onPg = engine.id === 'fluxo-postgres' && pg;
+  const running = await engine.start(ctx, onPg ? { DATABASE_URL: pg.handle.url, MIGRATE_ON_START: 'true' } : {});
   try {
     await subscribeAll(workers, engine, running.url, ctx, o.subscribers);
-    const backlog = Math.max(2 * o.batch, o.backlog);
-    const windows = await maxThenRate(workers, o, running.publish, backlog, { server: () => cpuMicros(running.pid) });
-    return windows.map(([phase, w]) => ({
+    const windows = await maxThenRate(workers, o, {
+      who: engine.id,
+      publish: running.publish,
+      backlogEvents: Math.max(2 * o.batch, o.backlog),
+      cpu: { server: () => cpuMicros(running.pid), ...(onPg ? { postgres: () => treeCpuMicros({ pg: pg.postmaster }).pg! } : {}) },
+      rate: rates.rate(String(round), engine.id === REFERENCE),
+    });
+    return windows.map(([phase, w, offered]) => ({
       engine: engine.id,
       round,
       phase,
+      offeredPerS: phase === 'rate' ? offered : null,
       deliveriesPerS: w.deliveriesPerS,
-      cpuUsPerDelivery: cpuPerDelivery(w),
-      serverCpuPct: cpuPercent(w),
+      cpuUsPerDelivery: cpuPerDelivery(w, ['server']),
+      postgresUs: onPg ? cpuPerDelivery(w, ['postgres']) : null,
+      serverCpuPct: cpuPercent(w, ['server']),
       ...latencyAndLoss(w),
     }));
   } finally {
@@ -102,58 +168,84 @@ async function measure(o: FanoutOptions<EngineId>, engine: Engine, workers: Work
   }
 }
 
+/** The Postgres 15 of the `fluxo-postgres` engine, started once per run. */
+interface Db {
+  handle: PostgresHandle;
+  postmaster: number;
+}
+
 export const fanout: Suite<FanoutResult> = {
   name: 'fanout',
-  summary: 'one node, 1,000 subscribers in one room: Fluxo vs plain Socket.IO, Socket.IO on uWS, raw uWS',
+  summary: 'one node, 1,000 subscribers in one room: Fluxo (Postgres, PGlite) vs plain Socket.IO, Socket.IO on uWS, raw uWS',
   usage: `fanout [options]\n${fanoutUsage(Object.keys(ENGINES))}`,
   async run(args) {
     const o = fanoutOptions(args.argv, args.quick, { all: Object.keys(ENGINES) as EngineId[] });
+    const rates = new RateOfRound(o.subscribers, o.rate);
     const { workers, close } = spawnWorkers(o.processes);
+    let pg: Db | undefined;
+    const cleanup = async () => {
+      close();
+      await pg?.handle.stop();
+    };
+    const offInterrupt = onInterrupt(cleanup);
     const started = Date.now();
     let all: Measurement[];
     try {
+      if (o.engineIds.includes('fluxo-postgres')) {
+        const handle = await startPostgres();
+        pg = { handle, postmaster: await postmasterPid(handle.url) };
+        args.log(`postgres ${handle.url} (postmaster ${pg.postmaster})`);
+      }
       all = await alternate(
         o.rounds,
-        o.engineIds,
-        (id, round) => measure(o, ENGINES[id], workers, round),
+        referenceFirst(o.engineIds, (id) => id === REFERENCE),
+        (id, round) => measure(o, ENGINES[id], workers, round, rates, pg),
         (m) =>
           args.log(
-            `round ${m.round} ${m.engine.padEnd(18)} ${m.phase.padEnd(4)} ${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  cpu ${m.serverCpuPct}%  lost ${m.lost}`,
+            `round ${m.round} ${m.engine.padEnd(18)} ${m.phase.padEnd(4)} ${m.offeredPerS ? `(offered ${m.offeredPerS} ev/s) ` : ''}${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery${m.postgresUs === null ? '' : ` (postgres ${m.postgresUs})`}  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  cpu ${m.serverCpuPct}%  lost ${m.lost}`,
           ),
       );
     } finally {
-      close();
+      offInterrupt();
+      await cleanup();
     }
     const medians = mediansBy(all, (m) => `${m.engine} ${m.phase}`, ['publishErrors']);
     const { engineIds, extra: _extra, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };
-    return { ...envelope('fanout', config, started, checkTargets(medians)), medians, runs: all };
+    return { ...envelope('fanout', config, started, checkTargets(medians, o.rate !== undefined)), medians, runs: all };
   },
   section: (r) => ({
     title: 'Fan-out, one node',
     about: [
       'All engines ran in the same run, in alternation, each as its own server process, under the same lean',
       'load generator (loadtest/client-worker.ts). `max` = publishers flat out; `rate` = fixed offered',
-      'events/s. Server CPU is utime+stime of the server process from /proc over the measured window, divided',
-      'by deliveries counted at the clients. Medians over rounds. Figures from a shared, noisy 2-core machine:',
-      'read the ratios, not the absolutes.',
+      'events/s: half of what bare Socket.IO on uWS (run first in each round) delivered flat out in that round,',
+      'unless the config names a rate. Server CPU is utime+stime of the server process from /proc over the',
+      'measured window, divided by deliveries counted at the clients; for `fluxo-postgres` (the production',
+      'setup, the headline figure) every process of the Postgres data directory is measured apart. `fluxo` is',
+      'the same node on embedded PGlite, reported apart. Medians over rounds. Figures from a shared, noisy',
+      '2-core machine: read the ratios, not the absolutes.',
     ],
     head: [
       'engine',
       'phase',
+      'offered ev/s',
       'deliveries/s',
       'vs sio-ws',
       'µs CPU/deliv',
-      'vs sio-ws',
+      'vs sio-uws',
+      'Postgres µs/deliv',
       'server CPU',
       'p50 ms',
       'p99 ms',
+      'p99 vs sio-uws',
       'lost',
       'issue baseline',
     ],
     rows: rows(r.medians),
     left: 2,
     legend: { title: 'engines', entries: [...new Set(r.medians.map((m) => m.engine))].map((e) => [e, ENGINES[e].label]) },
+    notes: [pgliteNote(r.medians)].filter((n): n is string => n !== null),
     targetsHeading: true,
   }),
 };

@@ -41,6 +41,9 @@ export async function subscribeAll(
 /** CPU time (µs) of one part of the system under test, read at the window's edges. */
 export type CpuProbe = () => number;
 
+/** A counter of the system under test (e.g. Redis PUBLISH calls), read before and after a whole phase. */
+export type CountProbe = () => Promise<number>;
+
 export interface PhaseOptions {
   /** Publishes `count` events (one request); resolves when the server answered. */
   publish(count: number): Promise<void>;
@@ -62,6 +65,11 @@ export interface PhaseOptions {
   drainMs: number;
   /** Named CPU probes, e.g. { server: … } or { 'node A': …, 'node B': …, redis: … }. */
   cpu: Record<string, CpuProbe>;
+  /**
+   * Named counters, read when nothing is in flight — before the phase's first publish and after its
+   * drain — so that their deltas over `events` are exact per-event figures.
+   */
+  counters?: Record<string, CountProbe>;
 }
 
 export interface Window {
@@ -75,7 +83,13 @@ export interface Window {
   latency: LatencySummary;
   /** Events a client never received although it received a later one (id gaps) during the window. */
   lost: number;
+  /** Deliveries of an id the socket had already received, during the window. */
+  duplicates: number;
   publishErrors: number;
+  /** Events published (and answered) over the whole phase, warm-up and drain included. */
+  events: number;
+  /** Delta of each of `counters` over the whole phase. */
+  counts: Record<string, number>;
 }
 
 /**
@@ -96,6 +110,8 @@ export class Session {
   }
 
   async phase(o: PhaseOptions): Promise<Window> {
+    const counts0 = await readCounters(o.counters);
+    const events0 = this.sent;
     const loop = publishLoop({
       publish: async () => {
         await o.publish(o.count);
@@ -106,9 +122,10 @@ export class Session {
       lanes: o.offered > 0 ? (o.rateLanes ?? Math.max(1, Math.min(o.inflight, Math.ceil(o.offered / 50)))) : o.inflight,
       mayPublish: () => this.backlog() < o.backlogEvents * this.subscribers,
     });
+    let window: Omit<Window, 'events' | 'counts'>;
     try {
       await sleep(o.warmupMs);
-      const lost0 = sumLost(await ask(this.workers, { type: 'mark' }));
+      const marks0 = await ask(this.workers, { type: 'mark' });
       const cpu0 = readProbes(o.cpu);
       const sent0 = this.sent;
       const t0 = nowMs();
@@ -121,24 +138,33 @@ export class Session {
       const hist = newHistogram();
       for (const m of marks) hist.add(decodeHistogram(m.hist));
       const seconds = (t1 - t0) / 1000;
-      return {
+      window = {
         delivered: hist.totalCount,
         seconds,
         deliveriesPerS: Math.round(hist.totalCount / seconds),
         publishedPerS: Math.round((sent1 - sent0) / seconds),
         cpuUs: Object.fromEntries(Object.keys(o.cpu).map((k) => [k, cpu1[k]! - cpu0[k]!])),
         latency: summarize(hist),
-        lost: sumLost(marks) - lost0,
+        lost: sum(marks, 'lost') - sum(marks0, 'lost'),
+        duplicates: sum(marks, 'duplicates') - sum(marks0, 'duplicates'),
         publishErrors: loop.errors(),
       };
     } finally {
       await loop.stop();
       await sleep(o.drainMs);
     }
+    const counts1 = await readCounters(o.counters);
+    return {
+      ...window,
+      events: this.sent - events0,
+      counts: Object.fromEntries(Object.keys(counts1).map((k) => [k, counts1[k]! - counts0[k]!])),
+    };
   }
 }
 
-const sumLost = (marks: MarkMessage[]) => marks.reduce((n, m) => n + m.lost, 0);
+const sum = (marks: MarkMessage[], k: 'lost' | 'duplicates') => marks.reduce((n, m) => n + m[k], 0);
+const readCounters = async (counters: Record<string, CountProbe> = {}) =>
+  Object.fromEntries(await Promise.all(Object.entries(counters).map(async ([k, f]) => [k, await f()] as const)));
 const readProbes = (cpu: Record<string, CpuProbe>) => Object.fromEntries(Object.entries(cpu).map(([k, f]) => [k, f()]));
 
 /** CPU µs per delivery of a window, over the named probes (all of them when none is named). */
@@ -160,35 +186,79 @@ export const latencyAndLoss = (w: Window) => ({ p50Ms: w.latency.p50, p99Ms: w.l
 /** `max`: publishers flat out; `rate`: a fixed offered rate of events/s. */
 export type Phase = 'max' | 'rate';
 
+/** What one engine's `maxThenRate` publishes through and reads. */
+export interface EngineRun {
+  /** Named in the error when a window lost or duplicated deliveries. */
+  who: string;
+  publish(count: number): Promise<void>;
+  /** Flat out: at most this many events per subscriber published but not yet received. */
+  backlogEvents: number;
+  cpu: Record<string, CpuProbe>;
+  counters?: Record<string, CountProbe>;
+  /** Events/s of the fixed-rate phase, given this engine's flat-out window (see RateOfRound). */
+  rate(max: Window): number;
+}
+
 /**
  * The two windows of the fanout and cross-node suites over subscribers already connected: flat
  * out (`o.batch` events per request, at most `backlogEvents` per subscriber not yet received), then
- * `o.rate` events/s, one per request.
+ * `run.rate(max)` events/s, also `o.batch` events per request: the publisher's own cost stays out
+ * of the figures at either rate. Throws when a window lost or duplicated a delivery: a measurement
+ * that missed events is broken, whatever its figures.
  */
-export async function maxThenRate(
-  workers: Worker[],
-  o: FanoutOptions<string>,
-  publish: (count: number) => Promise<void>,
-  backlogEvents: number,
-  cpu: Record<string, CpuProbe>,
-): Promise<[Phase, Window][]> {
+export async function maxThenRate(workers: Worker[], o: FanoutOptions<string>, run: EngineRun): Promise<[Phase, Window, number][]> {
   // Join-time traffic (Fluxo's presence diffs, which cross Redis too) settles first.
   await sleep(o.quick ? 300 : 1000);
   const session = new Session(workers, o.subscribers);
-  const windows: [Phase, Window][] = [];
+  const windows: [Phase, Window, number][] = [];
+  let offered = 0;
   for (const phase of ['max', 'rate'] as const) {
+    if (phase === 'rate') offered = run.rate(windows[0]![1]);
     const window = await session.phase({
-      publish,
-      count: phase === 'max' ? o.batch : 1,
-      offered: phase === 'max' ? 0 : o.rate,
+      publish: run.publish,
+      count: o.batch,
+      offered: offered / o.batch,
       inflight: o.inflight,
-      backlogEvents,
+      backlogEvents: run.backlogEvents,
       warmupMs: o.quick ? 300 : 700,
       windowMs: o.windowS * 1000,
       drainMs: o.quick ? 200 : 1000,
-      cpu,
+      cpu: run.cpu,
+      counters: run.counters,
     });
-    windows.push([phase, window]);
+    if (window.lost || window.duplicates)
+      throw new Error(`${run.who} ${phase}: ${window.lost} deliveries missing, ${window.duplicates} duplicated in the window`);
+    windows.push([phase, window, offered]);
   }
   return windows;
 }
+
+/**
+ * Events/s of the fixed-rate phase (issue 13, item 5): half of what the reference engine (bare
+ * Socket.IO on uWS) delivered flat out in the same round — the suites run it first in each round —
+ * so that p99 is compared at one offered load that every engine can carry. `--rate` overrides it;
+ * an engine with no reference in its round takes half its own maximum.
+ */
+export class RateOfRound {
+  private readonly half = new Map<string, number>();
+
+  constructor(
+    private readonly subscribers: number,
+    private readonly fixed: number | undefined,
+  ) {}
+
+  /** `round`: the round and anything else that picks the reference (e.g. the kind of Redis). */
+  rate(round: string, isReference: boolean): (max: Window) => number {
+    return (max) => {
+      const half = Math.max(1, Math.round(max.deliveriesPerS / this.subscribers / 2));
+      if (isReference) this.half.set(round, half);
+      return this.fixed ?? this.half.get(round) ?? half;
+    };
+  }
+}
+
+/** `ids` with the reference engines first, so that each round's rate is known before the others run. */
+export const referenceFirst = <T>(ids: T[], isReference: (id: T) => boolean): T[] => [
+  ...ids.filter(isReference),
+  ...ids.filter((id) => !isReference(id)),
+];

@@ -77,17 +77,32 @@ export function cpuDelta(a: Record<string, number>, b: Record<string, number>): 
   return Object.fromEntries(Object.keys(b).map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));
 }
 
-/** The pid of the redis-server on `port`, from its INFO: whose CPU counts as Redis's. */
-export async function redisPid(port: number): Promise<number> {
+/** One INFO section of the redis-server on `port`. */
+async function redisInfo(port: number, section: string): Promise<string> {
   const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await r.connect();
-    const m = /process_id:(\d+)/.exec(await r.info('server'));
-    if (!m) throw new Error(`redis on ${port}: no process_id in INFO`);
-    return Number(m[1]);
+    return await r.info(section);
   } finally {
     r.disconnect();
   }
+}
+
+/** The pid of the redis-server on `port`, from its INFO: whose CPU counts as Redis's. */
+export async function redisPid(port: number): Promise<number> {
+  const m = /process_id:(\d+)/.exec(await redisInfo(port, 'server'));
+  if (!m) throw new Error(`redis on ${port}: no process_id in INFO`);
+  return Number(m[1]);
+}
+
+/**
+ * PUBLISH + SPUBLISH calls the redis-server on `port` has served (INFO commandstats): the Socket.IO
+ * Redis adapters' messages, classic and sharded. A command never called has no line: 0.
+ */
+export async function redisPublishCalls(port: number): Promise<number> {
+  const info = await redisInfo(port, 'commandstats');
+  const calls = (cmd: string) => Number(new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  return calls('publish') + calls('spublish');
 }
 
 /** The postmaster's pid — a backend's parent — so that every process of the server is one tree. */

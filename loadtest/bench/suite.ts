@@ -98,7 +98,7 @@ export function check(
   opts: { atLeast?: boolean; unit?: string } = {},
 ): TargetCheck {
   const unit = opts.unit ?? '×';
-  const fmt = (x: number) => (unit === '×' ? `${x.toFixed(2)}×` : `${Number(x.toFixed(2)).toLocaleString('en')} ${unit}`);
+  const fmt = (x: number) => (unit === '×' ? `${x.toFixed(2)}×` : `${Number(x.toFixed(2)).toLocaleString('en')}${unit ? ` ${unit}` : ''}`);
   const met = opts.atLeast ? value >= limit : value <= limit;
   return {
     subject,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type CrossMeasurement, checkTargets } from '../../loadtest/bench/cross-node.js';
-import { cpuPerDelivery, type Window } from '../../loadtest/bench/measure.js';
+import { cpuPerDelivery, RateOfRound, referenceFirst, type Window } from '../../loadtest/bench/measure.js';
 import { publishLoop } from '../../loadtest/publish-loop.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,13 +49,37 @@ describe('bench CPU per delivery', () => {
   });
 });
 
+describe('the fixed rate of a round', () => {
+  const max = (deliveriesPerS: number) => ({ deliveriesPerS }) as Window;
+
+  it('is half of what the reference engine delivered flat out in that round, in events/s', () => {
+    const rates = new RateOfRound(100, undefined);
+    expect(rates.rate('1', true)(max(60_000))).toBe(300);
+    expect(rates.rate('1', false)(max(10_000))).toBe(300);
+    // Another round (or another kind of Redis) has its own reference; without one, half of the engine's own max.
+    expect(rates.rate('2', false)(max(10_000))).toBe(50);
+  });
+
+  it('is --rate when given', () => {
+    const rates = new RateOfRound(100, 42);
+    expect(rates.rate('1', true)(max(60_000))).toBe(42);
+    expect(rates.rate('1', false)(max(10_000))).toBe(42);
+  });
+
+  it('runs the reference engines first, the others in their order', () => {
+    expect(referenceFirst(['a', 'bare', 'b', 'bare-sharded'], (id) => id.startsWith('bare'))).toEqual(['bare', 'bare-sharded', 'a', 'b']);
+  });
+});
+
 describe('cross-node targets', () => {
-  const m = (engine: CrossMeasurement['engine'], cpu: number, p99: number): CrossMeasurement => ({
+  const m = (engine: CrossMeasurement['engine'], cpu: number, p99: number, phase: 'max' | 'rate' = 'max'): CrossMeasurement => ({
     engine,
     round: 0,
-    phase: 'max',
+    phase,
+    offeredPerS: phase === 'rate' ? 300 : null,
     deliveriesPerS: 1,
     eventsPerS: 1,
+    publishesPerEvent: engine.startsWith('fluxo-sharded') ? 1.004 : 0.5,
     cpuUsPerDelivery: cpu,
     nodeAUs: null,
     nodeBUs: null,
@@ -68,15 +92,33 @@ describe('cross-node targets', () => {
     publishErrors: 0,
     lost: 0,
   });
+  const medians = [
+    m('socketio-uws', 0.9, 900),
+    m('socketio-uws', 6, 20, 'rate'),
+    m('fluxo', 1.1, 900),
+    m('fluxo', 7, 30, 'rate'),
+    m('socketio-uws-sharded', 0.9, 900),
+    m('socketio-uws-sharded', 6, 40, 'rate'),
+    m('fluxo-sharded', 1.3, 900),
+    m('fluxo-sharded', 7, 44, 'rate'),
+  ];
 
-  it('checks every Fluxo engine flat out against 1.5 µs and 35 ms, not the baselines', () => {
-    const checks = checkTargets([m('fluxo', 1.2, 40), m('socketio-uws', 9, 900), m('fluxo-sharded', 2, 10)], 1000);
-    expect(checks.map((c) => [c.subject.split(',')[0], c.met])).toEqual([
-      ['fluxo', true],
-      ['fluxo', false],
-      ['fluxo-sharded', false],
-      ['fluxo-sharded', true],
+  it('checks every Fluxo engine: 1.2 µs flat out, one adapter message per event, p99 at the fixed rate against bare on the same Redis', () => {
+    const checks = checkTargets(medians, 1000);
+    expect(checks.map((c) => [c.subject.split(',')[0], c.target.split(' ').slice(0, 2).join(' '), c.actual, c.met])).toEqual([
+      ['fluxo', 'server CPU', '1.1 µs', true],
+      ['fluxo', 'adapter messages', '0.5', true],
+      ['fluxo', 'p99 vs', '1.50×', false],
+      ['fluxo-sharded', 'server CPU', '1.3 µs', false],
+      // The heartbeats' few PUBLISH a second are below the figure's two decimals.
+      ['fluxo-sharded', 'adapter messages', '1', true],
+      ['fluxo-sharded', 'p99 vs', '1.10×', true],
     ]);
-    expect(checks[1]!.gap).toBe('14 % over');
+    expect(checks[2]!.target).toBe("p99 vs bare's, both at half its max (300 events/s) ≤ 1.20×");
+    expect(checks[2]!.gap).toBe('25 % over');
+  });
+
+  it('checks no p99 when --rate replaced half of bare max', () => {
+    expect(checkTargets(medians, 1000, true).filter((c) => c.target.startsWith('p99'))).toEqual([]);
   });
 });
