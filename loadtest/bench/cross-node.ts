@@ -15,16 +15,7 @@ import {
   sidePortEngine,
 } from './engines.js';
 import { type FanoutOptions, fanoutOptions, fanoutUsage } from './flags.js';
-import {
-  cpuPercent,
-  cpuPerDelivery,
-  latencyAndLoss,
-  maxThenRate,
-  type Phase,
-  RateOfRound,
-  referenceFirst,
-  subscribeAll,
-} from './measure.js';
+import { cpuPercent, cpuPerDelivery, latencyAndLoss, maxThenRate, type Phase, RateOfRound, subscribeAll } from './measure.js';
 import { cpuMicros, postmasterPid, redisPid, redisPublishCalls, treeCpuMicros } from './proc-cpu.js';
 import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
@@ -353,7 +344,7 @@ ${fanoutUsage(Object.keys(CROSS_ENGINES))}
       await startInfra(engines, infra, args.log);
       all = await alternate(
         o.rounds,
-        referenceFirst(engines, (e) => isBare(e.id)),
+        rates.order(engines, (e) => isBare(e.id)),
         (engine, round) => measure(o, engine, ctx, infra, workers, round, rates),
         (m) =>
           args.log(

@@ -2,16 +2,7 @@ import { type PostgresHandle, startPostgres } from '../../scripts/topology/postg
 import { closeAll, spawnWorkers, type Worker } from '../clients.js';
 import { benchContext, ENGINES, type Engine, type EngineId, onInterrupt } from './engines.js';
 import { type FanoutOptions, fanoutOptions, fanoutUsage } from './flags.js';
-import {
-  cpuPercent,
-  cpuPerDelivery,
-  latencyAndLoss,
-  maxThenRate,
-  type Phase,
-  RateOfRound,
-  referenceFirst,
-  subscribeAll,
-} from './measure.js';
+import { cpuPercent, cpuPerDelivery, latencyAndLoss, maxThenRate, type Phase, RateOfRound, subscribeAll } from './measure.js';
 import { cpuMicros, postmasterPid, treeCpuMicros } from './proc-cpu.js';
 import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
@@ -198,7 +189,7 @@ export const fanout: Suite<FanoutResult> = {
       }
       all = await alternate(
         o.rounds,
-        referenceFirst(o.engineIds, (id) => id === REFERENCE),
+        rates.order(o.engineIds, (id) => id === REFERENCE),
         (id, round) => measure(o, ENGINES[id], workers, round, rates, pg),
         (m) =>
           args.log(

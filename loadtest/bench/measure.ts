@@ -247,6 +247,11 @@ export class RateOfRound {
     private readonly fixed: number | undefined,
   ) {}
 
+  /** `ids` with the reference engines first, so that each round's rate is known before the others run. */
+  order<T>(ids: T[], isReference: (id: T) => boolean): T[] {
+    return [...ids.filter(isReference), ...ids.filter((id) => !isReference(id))];
+  }
+
   /** `round`: the round and anything else that picks the reference (e.g. the kind of Redis). */
   rate(round: string, isReference: boolean): (max: Window) => number {
     return (max) => {
@@ -256,9 +261,3 @@ export class RateOfRound {
     };
   }
 }
-
-/** `ids` with the reference engines first, so that each round's rate is known before the others run. */
-export const referenceFirst = <T>(ids: T[], isReference: (id: T) => boolean): T[] => [
-  ...ids.filter(isReference),
-  ...ids.filter((id) => !isReference(id)),
-];

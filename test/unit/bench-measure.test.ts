@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type CrossMeasurement, checkTargets } from '../../loadtest/bench/cross-node.js';
-import { cpuPerDelivery, RateOfRound, referenceFirst, type Window } from '../../loadtest/bench/measure.js';
+import { cpuPerDelivery, RateOfRound, type Window } from '../../loadtest/bench/measure.js';
 import { publishLoop } from '../../loadtest/publish-loop.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,7 +67,12 @@ describe('the fixed rate of a round', () => {
   });
 
   it('runs the reference engines first, the others in their order', () => {
-    expect(referenceFirst(['a', 'bare', 'b', 'bare-sharded'], (id) => id.startsWith('bare'))).toEqual(['bare', 'bare-sharded', 'a', 'b']);
+    expect(new RateOfRound(100, undefined).order(['a', 'bare', 'b', 'bare-sharded'], (id) => id.startsWith('bare'))).toEqual([
+      'bare',
+      'bare-sharded',
+      'a',
+      'b',
+    ]);
   });
 });
 
