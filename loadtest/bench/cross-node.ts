@@ -374,6 +374,8 @@ ${fanoutUsage(Object.keys(CROSS_ENGINES))}
       '(every process of its data directory) is not in that sum and is shown apart: only the full path writes to it.',
       `Flat out, the publisher keeps at most ${Number(r.config.backlog)} events per subscriber published but not yet received, so p99`,
       'at max includes up to that queue. Medians over rounds; read the ratios, not the absolutes.',
+      '`lost` = id gaps seen in the window, which delivery out of id order (concurrent commits on Postgres) shifts',
+      'either way; a run fails instead when, once a phase drained, any subscriber missed an event or got one twice.',
     ],
     head: [
       'engine',

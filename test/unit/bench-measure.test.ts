@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { type CrossMeasurement, checkTargets } from '../../loadtest/bench/cross-node.js';
-import { cpuPerDelivery, RateOfRound, type Window } from '../../loadtest/bench/measure.js';
+import { fanoutOptions } from '../../loadtest/bench/flags.js';
+import { cpuPerDelivery, maxThenRate, RateOfRound, type Window } from '../../loadtest/bench/measure.js';
+import type { Worker } from '../../loadtest/clients.js';
 import { publishLoop } from '../../loadtest/publish-loop.js';
+import { encodeHistogram, newHistogram } from '../../loadtest/stats.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -125,5 +128,57 @@ describe('cross-node targets', () => {
 
   it('checks no p99 when --rate replaced half of bare max', () => {
     expect(checkTargets(medians, 1000, true).filter((c) => c.target.startsWith('p99'))).toEqual([]);
+  });
+});
+
+describe('a fan-out measurement that missed a delivery', () => {
+  /** One client process holding every subscriber, which receives each published event `copies(n)` times (n = its index). */
+  function fakeWorker(subscribers: number, copies: (n: number) => number) {
+    const w = {
+      child: { connected: true, send: () => {} },
+      received: 0,
+      duplicates: 0,
+      next: async () => ({
+        type: 'mark',
+        received: w.received,
+        duplicates: w.duplicates,
+        dropped: 0,
+        lost: 0,
+        hist: encodeHistogram(newHistogram()),
+      }),
+    };
+    let n = 0;
+    const publish = async (count: number) => {
+      for (let i = 0; i < count; i++, n++) {
+        w.received += copies(n) * subscribers;
+        w.duplicates += Math.max(0, copies(n) - 1) * subscribers;
+      }
+      await sleep(1);
+    };
+    return { workers: [w as unknown as Worker], publish };
+  }
+  const o = { ...fanoutOptions([], true, { all: ['x'] }), subscribers: 10, windowS: 0.05, batch: 1, rate: 200 };
+  const run = (publish: (count: number) => Promise<void>) => ({
+    who: 'x',
+    publish,
+    backlogEvents: 5,
+    cpu: {},
+    rate: () => 200,
+    settleMs: 200,
+  });
+
+  it('passes when every event reached every subscriber once', async () => {
+    const { workers, publish } = fakeWorker(10, () => 1);
+    expect((await maxThenRate(workers, o, run(publish))).map(([phase, w]) => [phase, w.settled])).toEqual([
+      ['max', { missing: 0, duplicates: 0 }],
+      ['rate', { missing: 0, duplicates: 0 }],
+    ]);
+  });
+
+  it('fails loudly on a missing delivery and on a duplicated one', async () => {
+    const missing = fakeWorker(10, (n) => (n === 3 ? 0 : 1));
+    await expect(maxThenRate(missing.workers, o, run(missing.publish))).rejects.toThrow('x after max: 10 deliveries missing, 0 duplicated');
+    const twice = fakeWorker(10, (n) => (n === 3 ? 2 : 1));
+    await expect(maxThenRate(twice.workers, o, run(twice.publish))).rejects.toThrow('x after max: 0 deliveries missing, 10 duplicated');
   });
 });
