@@ -357,7 +357,7 @@ ${fanoutUsage(Object.keys(CROSS_ENGINES))}
     }
     const medians = mediansBy(all, (m) => `${m.engine} ${m.phase}`, ['publishErrors']);
     const { engineIds, extra: _extra, ...rest } = o;
-    const config = { ...rest, payloadBytes: 100, engines: engineIds };
+    const config = { ...rest, rate: o.rate ?? 'half of bare max, per round', payloadBytes: 100, engines: engineIds };
     return { ...envelope('cross-node', config, started, checkTargets(medians, o.subscribers, o.rate !== undefined)), medians, runs: all };
   },
   section: (r) => ({

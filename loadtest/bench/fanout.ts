@@ -202,7 +202,7 @@ export const fanout: Suite<FanoutResult> = {
     }
     const medians = mediansBy(all, (m) => `${m.engine} ${m.phase}`, ['publishErrors']);
     const { engineIds, extra: _extra, ...rest } = o;
-    const config = { ...rest, payloadBytes: 100, engines: engineIds };
+    const config = { ...rest, rate: o.rate ?? 'half of bare max, per round', payloadBytes: 100, engines: engineIds };
     return { ...envelope('fanout', config, started, checkTargets(medians, o.rate !== undefined)), medians, runs: all };
   },
   section: (r) => ({
