@@ -70,9 +70,19 @@ export interface PresenceMember {
 }
 export type PresenceState = { status?: 'viewing' | 'editing' | 'idle'; [key: string]: unknown };
 
+/**
+ * How the users it names stand now in a room of at most the server's PRESENCE_MAX_MEMBERS distinct
+ * users. A room over that bound gets no diffs: one diff naming nobody with `truncated: true` says it
+ * crossed over (drop the list, it is no longer kept); back at or under it, diffs resume with the
+ * changes from then on, and the whole list comes with the next subscribe.
+ */
 export interface PresenceDiff {
   room: string;
   joins: PresenceMember[];
   leaves: string[];
   updates: PresenceMember[];
+  /** Distinct users in the room when the sending node read it; absent when it could not (Redis away). */
+  count?: number;
+  /** True once, when the room went over the bound: this diff names nobody and none follows while it stays over. */
+  truncated: boolean;
 }

@@ -1,5 +1,5 @@
 import type { PresenceMember, PresenceState } from '../../shared/protocol.js';
-import type { PresenceChange, PresenceConn, PresenceStore } from './presence.js';
+import type { MembersRead, PresenceChange, PresenceConn, PresenceStore, RoomSnapshot } from './presence.js';
 
 interface Member {
   userId: string;
@@ -18,6 +18,8 @@ function view(m: Member): PresenceMember {
 export class MemoryPresence implements PresenceStore {
   private readonly rooms = new Map<string, Map<string, Member>>();
   private readonly connUser = new Map<string, string>();
+  /** Rooms the last `members` read found over its bound (what Redis keeps in `pt`). */
+  private readonly over = new Set<string>();
 
   async join(room: string, conn: PresenceConn): Promise<PresenceChange> {
     let members = this.rooms.get(room);
@@ -59,18 +61,27 @@ export class MemoryPresence implements PresenceStore {
     return { joins: [], leaves: [], updates: [view(member)] };
   }
 
-  async snapshot(room: string): Promise<PresenceMember[]> {
-    return [...(this.rooms.get(room)?.values() ?? [])].map(view);
+  async snapshot(room: string, max: number): Promise<RoomSnapshot> {
+    const members = this.rooms.get(room);
+    const count = members?.size ?? 0;
+    return { count, members: count > max || !members ? [] : [...members.values()].map(view) };
   }
 
-  async members(room: string, userIds: readonly string[]): Promise<Map<string, PresenceMember>> {
+  async members(room: string, userIds: readonly string[], max: number): Promise<MembersRead> {
     const members = this.rooms.get(room);
+    const count = members?.size ?? 0;
     const out = new Map<string, PresenceMember>();
+    if (count > max) {
+      const crossedOver = !this.over.has(room);
+      this.over.add(room);
+      return { count, members: out, crossedOver };
+    }
+    this.over.delete(room);
     for (const userId of userIds) {
       const m = members?.get(userId);
       if (m) out.set(userId, view(m));
     }
-    return out;
+    return { count, members: out, crossedOver: false };
   }
 
   /** Nothing runs in the background: every change is made by a request of this node. */
@@ -79,5 +90,6 @@ export class MemoryPresence implements PresenceStore {
   async close(): Promise<void> {
     this.rooms.clear();
     this.connUser.clear();
+    this.over.clear();
   }
 }

@@ -16,6 +16,30 @@ export interface PresenceChange {
 /** Changes that no request of this node made (with Redis: a dead node's entries removed, this node's written again). `room` is the internal name. */
 export type PresenceListener = (room: string, change: PresenceChange) => void;
 
+/** No bound on a snapshot: the operator API reads a room's whole list, once, on request. */
+export const UNBOUNDED = Number.MAX_SAFE_INTEGER;
+
+/** A room's members, unless there are more than the caller's bound: then `members` is empty. */
+export interface RoomSnapshot {
+  /** Distinct users in the room. */
+  count: number;
+  /** Empty when `count` is over the bound (left out, not read). */
+  members: PresenceMember[];
+}
+
+/** What PresenceDiffs reads when its window closes (see `members`). */
+export interface MembersRead {
+  /** Distinct users in the room. */
+  count: number;
+  /** How the users asked about stand; empty when `count` is over the bound (left out, not read). */
+  members: Map<string, PresenceMember>;
+  /**
+   * The room is over the bound and was not at the previous read that found it so, on any node:
+   * exactly one read says so per crossing, so the room is told once (PresenceDiffs).
+   */
+  crossedOver: boolean;
+}
+
 /**
  * Who is in which room. Rooms are server-internal names. A user counts once however many
  * connections (tabs, devices, nodes) they have; `connections` says how many.
@@ -24,12 +48,17 @@ export interface PresenceStore {
   join(room: string, conn: PresenceConn): Promise<PresenceChange>;
   leave(room: string, connId: string): Promise<PresenceChange>;
   update(room: string, connId: string, state: PresenceState): Promise<PresenceChange>;
-  snapshot(room: string): Promise<PresenceMember[]>;
   /**
-   * How `userIds` stand in the room now, whoever changed them last; users not in the room are
-   * absent from the map. Rejects when the shared state cannot be read (the caller keeps what it knew).
+   * The room's members, or only their count when there are more than `max` distinct users: the
+   * count is read first, in O(1), so a room over the bound costs the same whatever its size.
    */
-  members(room: string, userIds: readonly string[]): Promise<Map<string, PresenceMember>>;
+  snapshot(room: string, max: number): Promise<RoomSnapshot>;
+  /**
+   * The room's size and how `userIds` stand in it now, whoever changed them last (users not in the
+   * room are absent from the map); over `max` only the size, read in O(1), and whether the room has
+   * just crossed over. Rejects when the shared state cannot be read (the caller keeps what it knew).
+   */
+  members(room: string, userIds: readonly string[], max: number): Promise<MembersRead>;
   /** Starts any background work (with Redis: heartbeats, reaping dead nodes); its changes go to `onChange`. */
   start(onChange: PresenceListener): Promise<void>;
   close(): Promise<void>;

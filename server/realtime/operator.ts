@@ -4,7 +4,7 @@ import { ERRORS, type ErrorCode } from '../../shared/errors.js';
 import { internalRoom } from '../../shared/rooms.js';
 import type { AdminConnection, AdminNode, AdminPresence, AdminRoom } from '../../shared/schemas.js';
 import type { Logger } from '../ops/logger.js';
-import type { PresenceStore } from '../presence/presence.js';
+import { type PresenceStore, UNBOUNDED } from '../presence/presence.js';
 import type { Survey, SurveyResult } from '../survey/survey.js';
 import type { FluxoServer } from './deps.js';
 import { disconnectSocket } from './disconnects.js';
@@ -179,7 +179,8 @@ export function createOperator(deps: OperatorDeps): Operator {
     },
 
     async presence(tenant, room) {
-      const members = await presence.snapshot(internalRoom(tenant, room));
+      // The whole list, however long: one read an operator asked for, not one per subscriber.
+      const { members } = await presence.snapshot(internalRoom(tenant, room), UNBOUNDED);
       members.sort((a, b) => a.userId.localeCompare(b.userId));
       return { room, users: members.length, connections: members.reduce((n, m) => n + m.connections, 0), members };
     },

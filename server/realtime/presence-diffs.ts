@@ -32,6 +32,15 @@ interface Pending {
  * other node's final leave. So a user who is gone is always sent as a leave (a leave of someone a
  * watcher never saw is a no-op), and one who is here with the store's current view.
  * (test/integration/presence-cluster.test.ts)
+ *
+ * A room of more than `maxMembers` distinct users (PRESENCE_MAX_MEMBERS) gets no diffs: coalescing
+ * bounds how often a room is told, not how many are told, so a join storm into a room of 100,000
+ * still sent each flush to 100,000 sockets on every node. The read that finds the room over the
+ * bound costs O(1) (its size, no member), and the first one after the room crossed over — whichever
+ * node makes it — sends one diff naming nobody, `truncated: true`, so members know their lists stop
+ * being kept. Back at or under the bound, diffs resume with the changes from then on; a member's list
+ * is complete again only after it subscribes again (the ack carries the whole list). With
+ * `maxMembers` 0, presence lists are off: nothing is read or sent at all.
  */
 export class PresenceDiffs {
   private pending = new Map<string, Pending>();
@@ -42,10 +51,11 @@ export class PresenceDiffs {
   constructor(
     private readonly target: PresenceTarget,
     private readonly presence: Pick<PresenceStore, 'members'>,
+    private readonly maxMembers: number,
   ) {}
 
   push(internal: string, relative: string, change: PresenceChange): void {
-    if (isEmptyChange(change)) return;
+    if (this.maxMembers === 0 || isEmptyChange(change)) return;
     let room = this.pending.get(internal);
     if (!room) {
       room = { relative, users: new Map() };
@@ -61,26 +71,41 @@ export class PresenceDiffs {
     this.timer ??= setTimeout(() => void this.flush(), PRESENCE_FLUSH_MS);
   }
 
-  /** Sends what was gathered; resolves once it (and every earlier flush) is sent. */
+  /**
+   * Sends what was gathered; resolves once it (and every earlier flush) is sent. The rooms are read
+   * together and sent in the order they first changed: whatever one room's diff says, a diff of
+   * another room that changed later on this node comes after it (a client can use one as a barrier).
+   */
   flush(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    const batch = this.pending;
+    const batch = [...this.pending];
     this.pending = new Map();
-    this.sending = this.sending.then(() => Promise.all([...batch].map(([internal, room]) => this.send(internal, room)))).then(() => {});
+    this.sending = this.sending.then(async () => {
+      const diffs = await Promise.all(batch.map(([internal, room]) => this.diffOf(internal, room)));
+      batch.forEach(([internal], i) => {
+        const diff = diffs[i];
+        if (diff) this.target.to(internal).emit('presence', diff);
+      });
+    });
     return this.sending;
   }
 
-  private async send(internal: string, room: Pending): Promise<void> {
-    const now = await this.presence.members(internal, [...room.users.keys()]).catch(() => null);
-    const diff: PresenceDiff = { room: room.relative, joins: [], leaves: [], updates: [] };
+  /** The room's diff, or null when it is over the bound and was so already. */
+  private async diffOf(internal: string, room: Pending): Promise<PresenceDiff | null> {
+    const read = await this.presence.members(internal, [...room.users.keys()], this.maxMembers).catch(() => null);
+    if (read && read.count > this.maxMembers) {
+      return read.crossedOver ? { room: room.relative, joins: [], leaves: [], updates: [], count: read.count, truncated: true } : null;
+    }
+    const diff: PresenceDiff = { room: room.relative, joins: [], leaves: [], updates: [], truncated: false };
+    if (read) diff.count = read.count;
     for (const [userId, { wasPresent, last }] of room.users) {
       // Without the store's answer (Redis away), what this node saw last.
-      const current = now ? (now.get(userId) ?? null) : last;
+      const current = read ? (read.members.get(userId) ?? null) : last;
       if (!current) diff.leaves.push(userId);
       else if (wasPresent) diff.updates.push(current);
       else diff.joins.push(current);
     }
-    this.target.to(internal).emit('presence', diff);
+    return diff;
   }
 }

@@ -7,6 +7,7 @@ import { localBackplane } from '../../server/backplane.js';
 import { AppError } from '../../server/errors.js';
 import { createRateLimits } from '../../server/limits/rate-limits.js';
 import { createMetrics } from '../../server/ops/metrics.js';
+import { UNBOUNDED } from '../../server/presence/presence.js';
 import { client, eventually, request, testConfig } from '../harness/node.js';
 
 // createApp builds a node (Fastify's build()); listen() starts it; close() stops it, started or not.
@@ -76,7 +77,7 @@ describe('a node built by createApp', () => {
     try {
       expect(await request(socket, 'subscribe', { room: 'tenant' })).toHaveProperty('data');
       // The injected presence holds the member; the injected budget (1 subscribe a minute) refuses the next.
-      expect((await backplane.presence.snapshot('t:acme:tenant')).map((m) => m.userId)).toEqual(['ada']);
+      expect((await backplane.presence.snapshot('t:acme:tenant', UNBOUNDED)).members.map((m) => m.userId)).toEqual(['ada']);
       expect(await request(socket, 'subscribe', { room: 'tenant' })).toMatchObject({ error: { code: 'rate_limited' } });
       await eventually(async () =>
         expect(await metrics.registry.getSingleMetricAsString('ws_limit_refusals_total')).toContain('subscribe'),

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
 import { MemoryPresence } from '../../server/presence/memory.js';
-import type { PresenceStore } from '../../server/presence/presence.js';
+import { type PresenceStore, UNBOUNDED } from '../../server/presence/presence.js';
 import { RedisPresence } from '../../server/presence/redis.js';
 import type { PresenceState } from '../../shared/protocol.js';
 
@@ -53,6 +53,8 @@ describe.each(variants)('presence on $name', ({ open }) => {
   }
 
   const ada = { connId: 'c1', userId: 'ada', name: 'Ada' };
+  /** The whole list, as the operator API reads it. */
+  const listOf = async (r: string) => (await store.snapshot(r, UNBOUNDED)).members;
 
   it('joins a user once: a first connection is a join, a second an update of the count, the same one again nothing', async () => {
     const s = await fresh();
@@ -67,7 +69,7 @@ describe.each(variants)('presence on $name', ({ open }) => {
       updates: [{ userId: 'ada', name: 'Ada', connections: 2, state: null }],
     });
     expect(await s.join(room, ada)).toEqual({ joins: [], leaves: [], updates: [] });
-    expect(await s.snapshot(room)).toEqual([{ userId: 'ada', name: 'Ada', connections: 2, state: null }]);
+    expect(await listOf(room)).toEqual([{ userId: 'ada', name: 'Ada', connections: 2, state: null }]);
   });
 
   it('leaves a user when the last connection goes, and ignores a connection it does not know', async () => {
@@ -82,7 +84,7 @@ describe.each(variants)('presence on $name', ({ open }) => {
     });
     expect(await s.leave(room, 'c2')).toEqual({ joins: [], leaves: ['ada'], updates: [] });
     expect(await s.leave(room, 'c2')).toEqual({ joins: [], leaves: [], updates: [] });
-    expect(await s.snapshot(room)).toEqual([]);
+    expect(await listOf(room)).toEqual([]);
   });
 
   it("sets a member's state from any of its connections, and not for a connection outside the room", async () => {
@@ -97,7 +99,7 @@ describe.each(variants)('presence on $name', ({ open }) => {
     });
     expect(await s.update(room, 'nobody', { status: 'idle' })).toEqual({ joins: [], leaves: [], updates: [] });
     expect(await s.update(`${room}-other`, 'c1', { status: 'idle' })).toEqual({ joins: [], leaves: [], updates: [] });
-    expect(await s.snapshot(room)).toEqual([{ userId: 'ada', name: 'Ada', connections: 2, state }]);
+    expect(await listOf(room)).toEqual([{ userId: 'ada', name: 'Ada', connections: 2, state }]);
   });
 
   it('keeps rooms apart and answers members() for the users asked about who are present', async () => {
@@ -105,10 +107,44 @@ describe.each(variants)('presence on $name', ({ open }) => {
     await s.join(room, ada);
     await s.join(room, { connId: 'c3', userId: 'bob', name: null });
     await s.join(`${room}-other`, { connId: 'c4', userId: 'eve', name: 'Eve' });
-    expect((await s.snapshot(room)).map((m) => m.userId).sort()).toEqual(['ada', 'bob']);
-    expect(await s.snapshot(`${room}-other`)).toEqual([{ userId: 'eve', name: 'Eve', connections: 1, state: null }]);
-    const members = await s.members(room, ['bob', 'eve', 'nobody']);
-    expect([...members.entries()]).toEqual([['bob', { userId: 'bob', name: null, connections: 1, state: null }]]);
-    expect(await s.snapshot(`${room}-empty`)).toEqual([]);
+    expect((await listOf(room)).map((m) => m.userId).sort()).toEqual(['ada', 'bob']);
+    expect(await listOf(`${room}-other`)).toEqual([{ userId: 'eve', name: 'Eve', connections: 1, state: null }]);
+    const read = await s.members(room, ['bob', 'eve', 'nobody'], UNBOUNDED);
+    expect(read.count).toBe(2);
+    expect([...read.members.entries()]).toEqual([['bob', { userId: 'bob', name: null, connections: 1, state: null }]]);
+    expect(await s.snapshot(`${room}-empty`, UNBOUNDED)).toEqual({ count: 0, members: [] });
+  });
+
+  it('counts distinct users and leaves the list out of a snapshot only when they are more than the bound', async () => {
+    const s = await fresh();
+    await s.join(room, ada);
+    await s.join(room, { ...ada, connId: 'c2' }); // a second connection is not a second user
+    await s.join(room, { connId: 'c3', userId: 'bob', name: null });
+    const atBound = await s.snapshot(room, 2);
+    expect(atBound.count).toBe(2);
+    expect(atBound.members.map((m) => m.userId).sort()).toEqual(['ada', 'bob']);
+    expect(await s.snapshot(room, 1)).toEqual({ count: 2, members: [] });
+    // 0: presence lists off, the count still given.
+    expect(await s.snapshot(room, 0)).toEqual({ count: 2, members: [] });
+  });
+
+  it('reads no member of a room over the bound, and says it crossed over once per crossing', async () => {
+    const s = await fresh();
+    await s.join(room, ada);
+    await s.join(room, { connId: 'c3', userId: 'bob', name: null });
+    expect(await s.members(room, ['ada'], 2)).toEqual({
+      count: 2,
+      members: new Map([['ada', { userId: 'ada', name: 'Ada', connections: 1, state: null }]]),
+      crossedOver: false,
+    });
+    await s.join(room, { connId: 'c4', userId: 'cy', name: null });
+    expect(await s.members(room, ['ada', 'cy'], 2)).toEqual({ count: 3, members: new Map(), crossedOver: true });
+    // Still over: said already (by this store or, with Redis, any node's).
+    expect(await s.members(room, ['cy'], 2)).toEqual({ count: 3, members: new Map(), crossedOver: false });
+    await s.leave(room, 'c4');
+    expect((await s.members(room, ['cy'], 2)).crossedOver).toBe(false);
+    // Back under, then over again: a new crossing.
+    await s.join(room, { connId: 'c5', userId: 'dan', name: null });
+    expect(await s.members(room, ['dan'], 2)).toEqual({ count: 3, members: new Map(), crossedOver: true });
   });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { MemoryPresence } from '../../server/presence/memory.js';
 import type { PresenceChange, PresenceStore } from '../../server/presence/presence.js';
 import { PresenceDiffs, type PresenceTarget } from '../../server/realtime/presence-diffs.js';
@@ -31,10 +31,19 @@ function fakeTarget() {
   return { target, sent, next };
 }
 
-/** A store whose answer to `members` is set by the test: how the users stand "now". */
+/** A store whose answer to `members` is set by the test: how the users stand "now" (the room holds just them). */
 function storeSaying(now: PresenceMember[]): Pick<PresenceStore, 'members'> {
-  return { members: async (_room, ids) => new Map(now.filter((m) => ids.includes(m.userId)).map((m) => [m.userId, m])) };
+  return {
+    members: async (_room, ids) => ({
+      count: now.length,
+      members: new Map(now.filter((m) => ids.includes(m.userId)).map((m) => [m.userId, m])),
+      crossedOver: false,
+    }),
+  };
 }
+
+/** No bound that these tests reach. */
+const MAX = 1000;
 
 /** A client's member list, kept as the SDK keeps it (shared/sdk/client.ts). */
 function watcher() {
@@ -51,7 +60,7 @@ function watcher() {
 describe('presence diff coalescing', () => {
   it('sends one message per room per window, each user as the store has it when the window closes', async () => {
     const { target, sent } = fakeTarget();
-    const diffs = new PresenceDiffs(target, storeSaying([member('ada', 2, { status: 'editing' }), member('cy', 1), member('dan', 3)]));
+    const diffs = new PresenceDiffs(target, storeSaying([member('ada', 2, { status: 'editing' }), member('cy', 1), member('dan', 3)]), MAX);
     diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('ada')] });
     diffs.push('t:a:tenant', 'tenant', { ...none, updates: [member('ada', 2)] });
     diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('eve')] });
@@ -70,33 +79,44 @@ describe('presence diff coalescing', () => {
       joins: [member('ada', 2, { status: 'editing' })],
       leaves: ['eve', 'bob'],
       updates: [member('cy', 1), member('dan', 3)],
+      count: 3,
+      truncated: false,
     });
     expect(sent.find((s) => s.room === 't:a:workflow:w')?.diff).toEqual({
       room: 'workflow:w',
       joins: [member('ada', 2, { status: 'editing' })],
       leaves: [],
       updates: [],
+      count: 3,
+      truncated: false,
     });
   });
 
   it('flushes by itself after the window, and sends nothing for an empty change', async () => {
     const { target, sent, next } = fakeTarget();
-    const diffs = new PresenceDiffs(target, storeSaying([member('ada')]));
+    const diffs = new PresenceDiffs(target, storeSaying([member('ada')]), MAX);
     diffs.push('t:a:tenant', 'tenant', { joins: [], leaves: [], updates: [] });
     diffs.push('t:a:tenant', 'tenant', { joins: [member('ada')], leaves: [], updates: [] });
     expect(sent).toHaveLength(0);
-    expect(await next()).toEqual({ room: 'tenant', joins: [member('ada')], leaves: [], updates: [] });
+    expect(await next()).toEqual({ room: 'tenant', joins: [member('ada')], leaves: [], updates: [], count: 1, truncated: false });
     expect(sent).toHaveLength(1);
   });
 
   it('falls back to what this node saw when the store cannot answer (Redis away)', async () => {
     const { target, sent } = fakeTarget();
-    const diffs = new PresenceDiffs(target, { members: () => Promise.reject(new Error('redis down')) });
+    const diffs = new PresenceDiffs(target, { members: () => Promise.reject(new Error('redis down')) }, MAX);
     diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('ada')] });
     diffs.push('t:a:tenant', 'tenant', { ...none, updates: [member('bob', 2)] });
     diffs.push('t:a:tenant', 'tenant', { ...none, leaves: ['cy'] });
     await diffs.flush();
-    expect(sent[0]?.diff).toEqual({ room: 'tenant', joins: [member('ada')], leaves: ['cy'], updates: [member('bob', 2)] });
+    // No count: nobody could read it.
+    expect(sent[0]?.diff).toEqual({
+      room: 'tenant',
+      joins: [member('ada')],
+      leaves: ['cy'],
+      updates: [member('bob', 2)],
+      truncated: false,
+    });
   });
 
   it('sends the flushes of one node in order, even when the store answers the first one last', async () => {
@@ -105,11 +125,12 @@ describe('presence diff coalescing', () => {
     const slowFirst: Pick<PresenceStore, 'members'> = {
       members: (_room, ids) =>
         new Promise((resolve) => {
-          const reply = () => resolve(new Map(ids.map((id) => [id, member(id, answers.length)])));
+          const reply = () =>
+            resolve({ count: ids.length, members: new Map(ids.map((id) => [id, member(id, answers.length)])), crossedOver: false });
           answers.push(reply);
         }),
     };
-    const diffs = new PresenceDiffs(target, slowFirst);
+    const diffs = new PresenceDiffs(target, slowFirst, MAX);
     diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('ada')] });
     const first = diffs.flush();
     diffs.push('t:a:tenant', 'tenant', { ...none, leaves: ['bob'] });
@@ -123,6 +144,85 @@ describe('presence diff coalescing', () => {
     answers[1]?.();
     await second;
     expect(sent.map((s) => [...s.diff.joins, ...s.diff.updates].map((m) => m.userId))).toEqual([['ada'], ['bob']]);
+  });
+});
+
+describe('presence diffs of a room over PRESENCE_MAX_MEMBERS', () => {
+  const room = 't:acme:tenant';
+  /** A room bounded at 3 users, `joined` already in it; `sent` holds the diffs of `room`. */
+  async function bounded(joined: number, max = 3) {
+    const store = new MemoryPresence();
+    const { target, sent } = fakeTarget();
+    const diffs = new PresenceDiffs(target, store, max);
+    const join = async (userId: string) =>
+      diffs.push(room, 'tenant', await store.join(room, { connId: `c-${userId}`, userId, name: null }));
+    const leave = async (userId: string) => diffs.push(room, 'tenant', await store.leave(room, `c-${userId}`));
+    for (let i = 0; i < joined; i++) await store.join(room, { connId: `c-u${i}`, userId: `u${i}`, name: null });
+    return { store, diffs, join, leave, sent: () => sent.filter((s) => s.room === room).map((s) => s.diff) };
+  }
+  const truncatedAt = (count: number): PresenceDiff => ({ room: 'tenant', joins: [], leaves: [], updates: [], count, truncated: true });
+
+  it('sends diffs while the room is at the bound', async () => {
+    const r = await bounded(2);
+    await r.join('ada');
+    await r.diffs.flush();
+    expect(r.sent()).toEqual([{ room: 'tenant', joins: [member('ada')], leaves: [], updates: [], count: 3, truncated: false }]);
+  });
+
+  it('says once that the room went over, naming nobody, then sends nothing while it stays over', async () => {
+    const r = await bounded(3);
+    await r.join('ada');
+    await r.diffs.flush();
+    expect(r.sent()).toEqual([truncatedAt(4)]);
+    await r.join('bob');
+    await r.diffs.flush();
+    await r.leave('ada');
+    r.diffs.push(room, 'tenant', await r.store.update(room, 'c-bob', { status: 'editing' }));
+    await r.diffs.flush();
+    expect(r.sent()).toEqual([truncatedAt(4)]);
+  });
+
+  it('resumes with the changes from then on once the room is back at the bound, and says so again at the next crossing', async () => {
+    const r = await bounded(3);
+    await r.join('ada');
+    await r.join('bob');
+    await r.diffs.flush();
+    await r.leave('bob');
+    await r.diffs.flush(); // 4: still over
+    await r.leave('ada');
+    await r.diffs.flush(); // 3: at the bound
+    await r.join('cy');
+    await r.diffs.flush(); // 4: over again
+    expect(r.sent()).toEqual([
+      truncatedAt(5),
+      { room: 'tenant', joins: [], leaves: ['ada'], updates: [], count: 3, truncated: false },
+      truncatedAt(4),
+    ]);
+  });
+
+  it('sends the rooms of one flush in the order they first changed, whatever the store answers first', async () => {
+    const { target, sent } = fakeTarget();
+    const store = new MemoryPresence();
+    const slowFor = (r: string): Pick<PresenceStore, 'members'> => ({
+      members: async (asked, ids, max) => {
+        if (asked === r) await new Promise((resolve) => setTimeout(resolve, 20));
+        return store.members(asked, ids, max);
+      },
+    });
+    const diffs = new PresenceDiffs(target, slowFor('t:a:tenant'), 3);
+    diffs.push('t:a:tenant', 'tenant', await store.join('t:a:tenant', { connId: 'c1', userId: 'ada', name: null }));
+    diffs.push('t:a:user:ada', 'user:ada', await store.join('t:a:user:ada', { connId: 'c1', userId: 'ada', name: null }));
+    await diffs.flush();
+    expect(sent.map((s) => s.room)).toEqual(['t:a:tenant', 't:a:user:ada']);
+  });
+
+  it('reads and sends nothing with the bound at 0 (presence lists off)', async () => {
+    const r = await bounded(0, 0);
+    const read = vi.spyOn(r.store, 'members');
+    await r.join('ada');
+    await r.diffs.flush();
+    expect(read).not.toHaveBeenCalled();
+    expect(r.sent()).toEqual([]);
   });
 });
 
@@ -145,8 +245,8 @@ describe('presence diffs of two nodes over one shared store', () => {
         },
       }),
     };
-    const a = new PresenceDiffs(relay, shared);
-    const b = new PresenceDiffs(relay, shared);
+    const a = new PresenceDiffs(relay, shared, MAX);
+    const b = new PresenceDiffs(relay, shared, MAX);
     const room = 't:acme:tenant';
     const join = async (node: PresenceDiffs, conn: string, userId: string) =>
       node.push(room, 'tenant', await shared.join(room, { connId: conn, userId, name: null }));
