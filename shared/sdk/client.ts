@@ -86,7 +86,12 @@ export type ConnectionState = ConnectionStatus['state'];
 
 export interface PresenceChange {
   room: string;
+  /** As `presence(room)`: the room's members, unless `truncated`. */
   members: PresenceMember[];
+  /** As `presenceCount(room)`. */
+  count: number;
+  /** As `presenceTruncated(room)`: `members` is not the room's list. */
+  truncated: boolean;
   diff: PresenceDiff | null;
 }
 
@@ -134,6 +139,10 @@ interface Room {
   stream: RoomStream;
   handlers: Set<EventHandler>;
   members: Map<string, PresenceMember>;
+  /** Distinct users in the room: `members.size` unless `truncated`, else the last count the server gave. */
+  count: number;
+  /** The room has more users than the server lists (PRESENCE_MAX_MEMBERS), or had since the last subscribe. */
+  truncated: boolean;
   /** Re-applied after every reconnect: presence lives with the connection. */
   presenceState: PresenceState | null;
   ready: { resolve: (r: SubscribeResult) => void; reject: (e: FluxoError) => void } | null;
@@ -276,6 +285,8 @@ export class FluxoClient extends Emitter<ClientEvents> {
         ),
         handlers: new Set(),
         members: new Map(),
+        count: 0,
+        truncated: false,
         presenceState: null,
         ready: null,
         firstAck: Promise.resolve(null as never),
@@ -309,9 +320,28 @@ export class FluxoClient extends Emitter<ClientEvents> {
     return this.rooms.get(room)?.stream.position ?? null;
   }
 
-  /** Who is in a subscribed room now. */
+  /**
+   * Who is in a subscribed room now. Not while `presenceTruncated(room)`: a room of more users than
+   * the server lists (its PRESENCE_MAX_MEMBERS) starts empty here, and once it is back under that
+   * bound holds only the users who joined or changed since — `presenceCount(room)` says how many
+   * there are; the whole list comes back with the next subscribe (after a reconnect or a `resync`).
+   */
   presence(room: string): PresenceMember[] {
     return [...(this.rooms.get(room)?.members.values() ?? [])];
+  }
+
+  /**
+   * How many distinct users are in a subscribed room (0 before its first ack): the list's length,
+   * or, while `presenceTruncated(room)`, the last count the server gave — the subscribe ack's, then
+   * each diff's once the room is back under the bound (a room over it sends none).
+   */
+  presenceCount(room: string): number {
+    return this.rooms.get(room)?.count ?? 0;
+  }
+
+  /** Whether `presence(room)` is not the room's whole list (see there): until the next subscribe. */
+  presenceTruncated(room: string): boolean {
+    return this.rooms.get(room)?.truncated ?? false;
   }
 
   /**
@@ -477,9 +507,15 @@ export class FluxoClient extends Emitter<ClientEvents> {
     s.on('presence', (diff) => {
       const entry = this.rooms.get(diff.room);
       if (!entry) return;
+      // The room went over the bound: the list stops being kept, so it is dropped rather than left stale.
+      if (diff.truncated) {
+        entry.members.clear();
+        entry.truncated = true;
+      }
       for (const userId of diff.leaves) entry.members.delete(userId);
       for (const m of [...diff.joins, ...diff.updates]) entry.members.set(m.userId, m);
-      this.emit('presence', { room: diff.room, members: [...entry.members.values()], diff });
+      entry.count = entry.truncated ? (diff.count ?? entry.count) : entry.members.size;
+      this.emitPresence(diff.room, entry, diff);
     });
     s.on('resync', ({ rooms }) => {
       for (const room of rooms) {
@@ -587,12 +623,19 @@ export class FluxoClient extends Emitter<ClientEvents> {
       after = last.events[last.events.length - 1]!.id;
     }
     entry.members = new Map(last.presence.map((m) => [m.userId, m]));
+    // Both absent from a server without the bound (one older than protocol versioning): the list is whole.
+    entry.truncated = last.presenceTruncated ?? false;
+    entry.count = last.presenceCount ?? entry.members.size;
     // The first page's head was read before any of the replay: that is what tells cuts apart.
     entry.stream.synced(first.position, events);
     entry.ready?.resolve({ ...last, events, position: first.position });
     entry.ready = null;
-    this.emit('presence', { room, members: [...entry.members.values()], diff: null });
+    this.emitPresence(room, entry, null);
     if (entry.presenceState) void this.request('presence:update', { room, state: entry.presenceState }).catch(() => {});
+  }
+
+  private emitPresence(room: string, entry: Room, diff: PresenceDiff | null): void {
+    this.emit('presence', { room, members: [...entry.members.values()], count: entry.count, truncated: entry.truncated, diff });
   }
 
   /**

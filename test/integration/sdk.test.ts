@@ -505,3 +505,53 @@ describe('SDK: presence', () => {
     expect(b.status).toMatchObject({ state: 'offline', reason: 'closed' });
   });
 });
+
+describe('SDK: presence of a room over PRESENCE_MAX_MEMBERS', () => {
+  let small: FluxoNode;
+  beforeAll(async () => {
+    small = await startNode({ RATE_LIMITS: LIMITS, PRESENCE_MAX_MEMBERS: '2' });
+  });
+  afterAll(async () => {
+    await small?.close();
+  });
+
+  it('gives the count instead of a list over the bound, drops a list that went over, and has it whole again after a resubscribe', async () => {
+    const as = async (sub: string) => {
+      const c = open({ url: small.url, token: await token({ sub, tid: 'acme', role: 'editor' }) });
+      const ack = await c.subscribe('tenant', () => {}).ready;
+      return { c, ack };
+    };
+    const { c: a } = await as('ada');
+    const { c: b } = await as('bob');
+    await eventually(() => expect(a.presenceCount('tenant')).toBe(2));
+    expect(a.presenceTruncated('tenant')).toBe(false);
+    const changes: { count: number; truncated: boolean }[] = [];
+    a.on('presence', ({ count, truncated }) => changes.push({ count, truncated }));
+
+    const { c: cy, ack } = await as('cy');
+    expect(ack).toMatchObject({ presence: [], presenceCount: 3, presenceTruncated: true });
+    expect([cy.presence('tenant'), cy.presenceCount('tenant'), cy.presenceTruncated('tenant')]).toEqual([[], 3, true]);
+    // Ada's list stops being kept: dropped, not left stale.
+    await eventually(() => expect(a.presenceTruncated('tenant')).toBe(true));
+    expect([a.presence('tenant'), a.presenceCount('tenant')]).toEqual([[], 3]);
+    expect(changes).toContainEqual({ count: 3, truncated: true });
+
+    // Back under the bound: diffs resume, the list holds only who changed since — still not the room's.
+    cy.close();
+    await eventually(() => expect(a.presenceCount('tenant')).toBe(2));
+    await b.setPresence('tenant', { status: 'editing' });
+    await eventually(() => expect(a.presence('tenant').map((m) => m.userId)).toEqual(['bob']));
+    expect(a.presenceTruncated('tenant')).toBe(true);
+
+    // The next subscribe (here after a reconnect) brings the whole list.
+    a.socket.io.engine.close();
+    await eventually(() => expect(a.presenceTruncated('tenant')).toBe(false));
+    expect(
+      a
+        .presence('tenant')
+        .map((m) => m.userId)
+        .sort(),
+    ).toEqual(['ada', 'bob']);
+    expect(a.presenceCount('tenant')).toBe(2);
+  });
+});

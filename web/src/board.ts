@@ -67,6 +67,8 @@ export class Board {
   /** Titles seen in `process.created` events: feed lines name cards that are not loaded. */
   private readonly titles = new Map<string, string>();
   private members: PresenceMember[] = [];
+  /** How many view the board when the server leaves its list out (a huge room); null when `members` is the list. */
+  private viewerCount: number | null = null;
   private focused: string | null = null;
   private presenceTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly room: string;
@@ -89,9 +91,10 @@ export class Board {
     root.style.setProperty('--stages', String(workflow.stages.length));
     for (const [index, stage] of workflow.stages.entries()) root.append(this.column(stage, index));
     this.listeners.push(
-      client.on('presence', ({ room, members }) => {
+      client.on('presence', ({ room, members, count, truncated }) => {
         if (room !== this.room) return;
         this.members = members;
+        this.viewerCount = truncated ? count : null;
         this.renderPresence();
       }),
       // History the log no longer has (retention) or a log that was replaced: the lists are the truth.
@@ -548,7 +551,9 @@ export class Board {
   }
 
   private renderPresence(): void {
-    this.o.viewers.replaceChildren(...this.members.map((m) => avatar(m.userId, m.name)));
+    // Over the server's PRESENCE_MAX_MEMBERS only the count is known: avatars of the few seen would say they are all.
+    if (this.viewerCount === null) this.o.viewers.replaceChildren(...this.members.map((m) => avatar(m.userId, m.name)));
+    else this.o.viewers.replaceChildren(h('span', { class: 'viewer-count' }, `${this.viewerCount.toLocaleString()} people`));
     for (const el of this.o.root.querySelectorAll<HTMLElement>('.card')) {
       const box = el.querySelector('.card-viewers');
       if (box) box.replaceChildren(...this.viewersOf(el.dataset.process ?? ''));
