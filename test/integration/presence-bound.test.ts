@@ -1,0 +1,133 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SpawnedNode, spawnNode } from '../../scripts/topology/cluster.js';
+import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
+import { token } from '../../scripts/topology/tokens.js';
+import type { PresenceDiff, SubscribeResult } from '../../shared/protocol.js';
+import { type Client, client, eventually, request } from '../harness/node.js';
+
+// PRESENCE_MAX_MEMBERS on two real nodes sharing Redis (server/realtime/presence-diffs.ts): over
+// the bound a subscribe ack carries the count instead of the list and members get no diffs but
+// the one saying the room crossed over; back at the bound, diffs resume.
+
+const MAX = 3;
+const TENANT = 'bound';
+let redis: RedisInstance;
+let logs: string;
+let a: SpawnedNode;
+let b: SpawnedNode;
+const sockets: Client[] = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  logs = await mkdtemp(join(tmpdir(), 'fluxo-presence-bound-'));
+  const env = {
+    REDIS_URL: redis.url,
+    PRESENCE_MAX_MEMBERS: String(MAX),
+    RATE_LIMITS: 'handshake=1000/1,subscribe=1000/1',
+    LOG_LEVEL: 'warn',
+  };
+  [a, b] = await Promise.all([
+    spawnNode({ ...env, NODE_ID: 'node-a' }, join(logs, 'a.log')),
+    spawnNode({ ...env, NODE_ID: 'node-b' }, join(logs, 'b.log')),
+  ]);
+}, 60_000);
+afterAll(async () => {
+  for (const s of sockets) s.close();
+  await Promise.all([a?.stop(), b?.stop()]);
+  await redis?.stop();
+  if (logs) await rm(logs, { recursive: true, force: true });
+});
+
+async function connect(node: SpawnedNode, sub: string): Promise<Client> {
+  const socket = await client(node.url, { token: await token({ sub, tid: TENANT }) });
+  sockets.push(socket);
+  return socket;
+}
+
+async function subscribe(socket: Client, room = 'tenant'): Promise<SubscribeResult> {
+  const ack = await request(socket, 'subscribe', { room });
+  if (!('data' in ack)) throw new Error(JSON.stringify(ack));
+  return ack.data;
+}
+
+async function send(socket: Client, event: 'unsubscribe' | 'presence:update', room = 'tenant'): Promise<void> {
+  const ack =
+    event === 'unsubscribe' ? await request(socket, event, { room }) : await request(socket, event, { room, state: { status: 'editing' } });
+  if (!('data' in ack)) throw new Error(JSON.stringify(ack));
+}
+
+/** A member of the room `tenant` who records its diffs, and is in its own user room for barriers. */
+async function member(node: SpawnedNode, userId: string) {
+  const socket = await connect(node, userId);
+  const diffs: PresenceDiff[] = [];
+  socket.on('presence', (diff) => diffs.push(diff));
+  await subscribe(socket, `user:${userId}`);
+  const ack = await subscribe(socket);
+  return { userId, socket, diffs, ack, connections: 1, tenantDiffs: () => diffs.filter((d) => d.room === 'tenant') };
+}
+type Member = Awaited<ReturnType<typeof member>>;
+
+/**
+ * Returns once every diff that node A or B had to send `m` for a change made before this call has
+ * reached it: through each node, another connection of `m`'s user joins its user room, and `m`
+ * waits for that node's diff counting it. A node sends its rooms' diffs in the order they changed
+ * (PresenceDiffs.flush), and one node's messages reach a socket in the order sent (locally, or
+ * through the classic Redis adapter's one publishing connection), so a diff of `tenant` that the
+ * node had to send would have arrived first.
+ */
+async function barrier(m: Member): Promise<void> {
+  for (const node of [a, b]) {
+    await subscribe(await connect(node, m.userId), `user:${m.userId}`);
+    const expected = ++m.connections;
+    await eventually(() =>
+      expect(m.diffs.some((d) => d.room === `user:${m.userId}` && d.updates.some((u) => u.connections === expected))).toBe(true),
+    );
+  }
+}
+
+describe('presence of a room over PRESENCE_MAX_MEMBERS, on two nodes', () => {
+  it('answers the subscribe over the bound with the count, sends members one truncated diff and then none, and resumes at the bound', async () => {
+    const ada = await member(a, 'ada');
+    const bob = await member(b, 'bob');
+    const cy = await member(a, 'cy');
+    expect(cy.ack).toMatchObject({ presenceCount: 3, presenceTruncated: false });
+    expect(cy.ack.presence.map((m) => m.userId).sort()).toEqual(['ada', 'bob', 'cy']);
+    await Promise.all([barrier(ada), barrier(bob)]);
+    const before = { ada: ada.tenantDiffs().length, bob: bob.tenantDiffs().length };
+
+    // The fourth user: the ack leaves the list out and counts the caller.
+    const dan = await member(b, 'dan');
+    expect(dan.ack).toMatchObject({ presence: [], presenceCount: 4, presenceTruncated: true });
+    await Promise.all([barrier(ada), barrier(bob)]);
+    const crossed: PresenceDiff = { room: 'tenant', joins: [], leaves: [], updates: [], count: 4, truncated: true };
+    expect(ada.tenantDiffs().slice(before.ada)).toEqual([crossed]);
+    expect(bob.tenantDiffs().slice(before.bob)).toEqual([crossed]);
+
+    // Over the bound, on either node: a join, a state change, a leave — nobody is told.
+    const eve = await connect(a, 'eve');
+    expect(await subscribe(eve)).toMatchObject({ presence: [], presenceCount: 5, presenceTruncated: true });
+    await send(bob.socket, 'presence:update');
+    await send(eve, 'unsubscribe');
+    await Promise.all([barrier(ada), barrier(bob), barrier(dan)]);
+    expect(ada.tenantDiffs().slice(before.ada)).toEqual([crossed]);
+    expect(bob.tenantDiffs().slice(before.bob)).toEqual([crossed]);
+    // Dan was in the room when it crossed (his ack said so already).
+    expect(dan.tenantDiffs()).toEqual([crossed]);
+
+    // Back at the bound: diffs resume with the changes from then on, to the member who subscribed
+    // over it as well; its next subscribe gets the whole list.
+    await send(cy.socket, 'unsubscribe');
+    const left: PresenceDiff = { room: 'tenant', joins: [], leaves: ['cy'], updates: [], count: 3, truncated: false };
+    for (const m of [ada, bob, dan]) await eventually(() => expect(m.tenantDiffs()).toContainEqual(left));
+    await send(ada.socket, 'presence:update');
+    await eventually(() =>
+      expect(dan.tenantDiffs().some((d) => d.updates.some((u) => u.userId === 'ada' && u.state?.status === 'editing'))).toBe(true),
+    );
+    const again = await subscribe(dan.socket);
+    expect(again).toMatchObject({ presenceCount: 3, presenceTruncated: false });
+    expect(again.presence.map((m) => m.userId).sort()).toEqual(['ada', 'bob', 'dan']);
+  });
+});
