@@ -139,6 +139,28 @@ describe('clients: the SDK and socket.io-client', () => {
 });
 
 describe('server → client messages', () => {
+  it('makes a subscribe ack say how many are in the room and whether the list was left out', () => {
+    expectTypeOf<SubscribeResult['presenceCount']>().toEqualTypeOf<number>();
+    expectTypeOf<SubscribeResult['presenceTruncated']>().toEqualTypeOf<boolean>();
+    const { presenceCount: _count, ...withoutCount } = room;
+    const handlers: ClientEventHandlers<FluxoSocket> = {
+      ...registry,
+      // @ts-expect-error — a subscribe ack without `presenceCount`
+      subscribe: async () => withoutCount,
+    };
+    void handlers;
+  });
+
+  it('makes a presence diff say whether it is the one telling the room went over the bound', () => {
+    const socket = {} as FluxoSocket;
+    socket.emit('presence', { room: 'tenant', joins: [], leaves: [], updates: [], count: 1001, truncated: true });
+    // @ts-expect-error — `truncated` is missing
+    socket.emit('presence', { room: 'tenant', joins: [], leaves: [], updates: [] });
+    const client = {} as FluxoClient;
+    expectTypeOf(client.presenceCount).returns.toEqualTypeOf<number>();
+    client.on('presence', (change) => expectTypeOf(change).toHaveProperty('truncated').toEqualTypeOf<boolean>());
+  });
+
   it('lets the server emit only what the contract says', () => {
     const socket = {} as FluxoSocket;
     socket.emit('server:unsubscribe', { room: 'tenant', code: 'unsubscribed_by_operator', message: 'bye' });
