@@ -50,6 +50,12 @@ describe('config', () => {
     expect(() => loadConfig({ DEV_LOGIN: 'true', JWT_SECRET: 'x'.repeat(32) })).toThrow(ConfigError);
   });
 
+  it('bounds presence lists at 1,000 users by default, 0 turning them off, and refuses a negative bound', () => {
+    expect(loadConfig({}).presenceMaxMembers).toBe(1000);
+    expect(loadConfig({ PRESENCE_MAX_MEMBERS: '0' }).presenceMaxMembers).toBe(0);
+    expect(() => loadConfig({ PRESENCE_MAX_MEMBERS: '-1' })).toThrow(/PRESENCE_MAX_MEMBERS/);
+  });
+
   it('parses lists', () => {
     const c = loadConfig({ ALLOWED_ORIGINS: 'https://a.example, https://b.example', DATABASE_REPLICA_URLS: '' });
     expect(c.allowedOrigins).toEqual(['https://a.example', 'https://b.example']);
