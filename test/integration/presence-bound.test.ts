@@ -1,12 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SpawnedNode, spawnNode } from '../../scripts/topology/cluster.js';
-import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
-import { token } from '../../scripts/topology/tokens.js';
+import type { SpawnedNode } from '../../scripts/topology/cluster.js';
 import type { PresenceDiff, SubscribeResult } from '../../shared/protocol.js';
-import { type Client, client, eventually, request } from '../harness/node.js';
+import { type Client, eventually, request } from '../harness/node.js';
+import { NODE_PAIR_START_MS, type NodePair, startNodePair } from '../harness/node-pair.js';
 
 // PRESENCE_MAX_MEMBERS on two real nodes sharing Redis (server/realtime/presence-diffs.ts): over
 // the bound a subscribe ack carries the count instead of the list and members get no diffs but
@@ -14,37 +10,20 @@ import { type Client, client, eventually, request } from '../harness/node.js';
 
 const MAX = 3;
 const TENANT = 'bound';
-let redis: RedisInstance;
-let logs: string;
+let pair: NodePair;
 let a: SpawnedNode;
 let b: SpawnedNode;
-const sockets: Client[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  logs = await mkdtemp(join(tmpdir(), 'fluxo-presence-bound-'));
-  const env = {
-    REDIS_URL: redis.url,
-    PRESENCE_MAX_MEMBERS: String(MAX),
-    RATE_LIMITS: 'handshake=1000/1,subscribe=1000/1',
-    LOG_LEVEL: 'warn',
-  };
-  [a, b] = await Promise.all([
-    spawnNode({ ...env, NODE_ID: 'node-a' }, join(logs, 'a.log')),
-    spawnNode({ ...env, NODE_ID: 'node-b' }, join(logs, 'b.log')),
-  ]);
-}, 60_000);
+  pair = await startNodePair('presence-bound', { PRESENCE_MAX_MEMBERS: String(MAX) });
+  ({ a, b } = pair);
+}, NODE_PAIR_START_MS);
 afterAll(async () => {
-  for (const s of sockets) s.close();
-  await Promise.all([a?.stop(), b?.stop()]);
-  await redis?.stop();
-  if (logs) await rm(logs, { recursive: true, force: true });
+  await pair?.stop();
 });
 
-async function connect(node: SpawnedNode, sub: string): Promise<Client> {
-  const socket = await client(node.url, { token: await token({ sub, tid: TENANT }) });
-  sockets.push(socket);
-  return socket;
+function connect(node: SpawnedNode, sub: string): Promise<Client> {
+  return pair.connect(node, TENANT, sub);
 }
 
 async function subscribe(socket: Client, room = 'tenant'): Promise<SubscribeResult> {

@@ -1,47 +1,29 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SpawnedNode, spawnNode } from '../../scripts/topology/cluster.js';
-import { type RedisInstance, startRedis } from '../../scripts/topology/redis.js';
-import { token } from '../../scripts/topology/tokens.js';
+import type { SpawnedNode } from '../../scripts/topology/cluster.js';
 import type { PresenceDiff, PresenceMember } from '../../shared/protocol.js';
-import { type Client, client, eventually, request } from '../harness/node.js';
+import { type Client, eventually, request } from '../harness/node.js';
+import { NODE_PAIR_START_MS, type NodePair, startNodePair } from '../harness/node-pair.js';
 
 // Presence diffs are gathered per node for PRESENCE_FLUSH_MS (50 ms) and each node sends its own:
 // a watcher must still end with the right members when one user's connections are on two nodes
 // and change within one window (a ghost member stayed before: server/realtime/presence-diffs.ts).
 
-let redis: RedisInstance;
-let logs: string;
-// Real processes: two Socket.IO-on-uWS servers in one process share Socket.IO's patched adapter
-// prototype, which publishes through the last uWS app attached (socket.io's uws.ts).
+let pair: NodePair;
 let a: SpawnedNode;
 let b: SpawnedNode;
-const sockets: Client[] = [];
-/** Each test in a tenant of its own, in its `tenant` room (no workflow needed: each in-process node has its own PGlite). */
+/** Each test in a tenant of its own, in its `tenant` room (no workflow needed: each node has its own PGlite). */
 const ROOM = 'tenant';
 
 beforeAll(async () => {
-  redis = await startRedis();
-  logs = await mkdtemp(join(tmpdir(), 'fluxo-presence-'));
-  const env = { REDIS_URL: redis.url, RATE_LIMITS: 'handshake=1000/1,subscribe=1000/1', LOG_LEVEL: 'warn' };
-  [a, b] = await Promise.all([
-    spawnNode({ ...env, NODE_ID: 'node-a' }, join(logs, 'a.log')),
-    spawnNode({ ...env, NODE_ID: 'node-b' }, join(logs, 'b.log')),
-  ]);
-}, 60_000);
+  pair = await startNodePair('presence');
+  ({ a, b } = pair);
+}, NODE_PAIR_START_MS);
 afterAll(async () => {
-  for (const s of sockets) s.close();
-  await Promise.all([a?.stop(), b?.stop()]);
-  await redis?.stop();
-  if (logs) await rm(logs, { recursive: true, force: true });
+  await pair?.stop();
 });
 
-async function connect(node: SpawnedNode, tenant: string, sub: string): Promise<Client> {
-  const socket = await client(node.url, { token: await token({ sub, tid: tenant }) });
-  sockets.push(socket);
-  return socket;
+function connect(node: SpawnedNode, tenant: string, sub: string): Promise<Client> {
+  return pair.connect(node, tenant, sub);
 }
 
 async function subscribe(socket: Client): Promise<void> {
