@@ -52,6 +52,7 @@ export class PresenceDiffs {
     private readonly target: PresenceTarget,
     private readonly presence: Pick<PresenceStore, 'members'>,
     private readonly maxMembers: number,
+    private readonly onError: (err: unknown) => void = () => {},
   ) {}
 
   push(internal: string, relative: string, change: PresenceChange): void {
@@ -81,13 +82,16 @@ export class PresenceDiffs {
     this.timer = null;
     const batch = [...this.pending];
     this.pending = new Map();
-    this.sending = this.sending.then(async () => {
-      const diffs = await Promise.all(batch.map(([internal, room]) => this.diffOf(internal, room)));
-      batch.forEach(([internal], i) => {
-        const diff = diffs[i];
-        if (diff) this.target.to(internal).emit('presence', diff);
-      });
-    });
+    this.sending = this.sending
+      .then(async () => {
+        const diffs = await Promise.all(batch.map(([internal, room]) => this.diffOf(internal, room)));
+        batch.forEach(([internal], i) => {
+          const diff = diffs[i];
+          if (diff) this.target.to(internal).emit('presence', diff);
+        });
+      })
+      // Every later flush waits on this chain: one that failed must not stop them all.
+      .catch(this.onError);
     return this.sending;
   }
 

@@ -119,6 +119,28 @@ describe('presence diff coalescing', () => {
     });
   });
 
+  it('keeps flushing after a flush whose emit threw, and reports the error', async () => {
+    const { target, sent } = fakeTarget();
+    let fail = true;
+    const flaky: PresenceTarget = {
+      to: (room) => ({
+        emit: (event, diff) => {
+          if (fail) throw new Error('adapter broke');
+          return target.to(room).emit(event, diff);
+        },
+      }),
+    };
+    const errors: unknown[] = [];
+    const diffs = new PresenceDiffs(flaky, storeSaying([member('ada'), member('bob')]), MAX, (err) => errors.push(err));
+    diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('ada')] });
+    await diffs.flush();
+    expect(errors).toHaveLength(1);
+    fail = false;
+    diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('bob')] });
+    await diffs.flush();
+    expect(sent.map((x) => x.diff.joins)).toEqual([[member('bob')]]);
+  });
+
   it('sends the flushes of one node in order, even when the store answers the first one last', async () => {
     const { target, sent } = fakeTarget();
     const answers: (() => void)[] = [];
