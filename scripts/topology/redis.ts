@@ -84,44 +84,76 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Starts a throwaway redis-server on a free loopback port. Call `stop()` in afterAll. */
-export async function startRedis(): Promise<RedisInstance> {
-  const port = await freePort();
-  let child = await spawnRedis(port);
-  const instance: RedisInstance = {
-    url: `redis://127.0.0.1:${port}`,
-    port,
+/** A redis-server process on a fixed port that scenarios can kill, start again and freeze. */
+interface Managed {
+  stop(): Promise<void>;
+  /** kill -9 (if it still runs) and `spawnIt` again on the same port. */
+  restart(): Promise<void>;
+  signal(sig: 'SIGSTOP' | 'SIGCONT'): void;
+}
+
+function managed(first: ChildProcess, spawnIt: () => Promise<ChildProcess>): Managed {
+  let child = first;
+  return {
     stop: () => kill(child),
     async restart() {
       await kill(child);
-      child = await spawnRedis(port);
+      child = await spawnIt();
     },
     signal(sig) {
       if (child.exitCode === null && child.signalCode === null) child.kill(sig);
     },
   };
-  return instance;
+}
+
+/** Starts a throwaway redis-server on a free loopback port. Call `stop()` in afterAll. */
+export async function startRedis(): Promise<RedisInstance> {
+  const port = await freePort();
+  const server = managed(await spawnRedis(port), () => spawnRedis(port));
+  return { url: `redis://127.0.0.1:${port}`, port, stop: server.stop, restart: server.restart, signal: server.signal };
+}
+
+/** One master of a RedisCluster, for fault scenarios. */
+export interface ClusterMaster {
+  host: string;
+  port: number;
+  /** kill -9 (a crash: no shutdown, nothing saved); idempotent. */
+  stop(): Promise<void>;
+  /**
+   * kill -9 if it still runs, then starts it again on its port with its cluster config file (its
+   * node id, epoch and slots): it rejoins as the same master, empty, and this resolves once every
+   * master reports cluster_state:ok again.
+   */
+  restart(): Promise<void>;
+  /** SIGSTOP freezes it (connections open, nothing answered, no gossip), SIGCONT thaws it. */
+  signal(sig: 'SIGSTOP' | 'SIGCONT'): void;
 }
 
 export interface RedisCluster {
   nodes: { host: string; port: number }[];
+  masters: ClusterMaster[];
+  /** The master whose slots hold `key` (a key or a sharded Pub/Sub channel), asked of a running master. */
+  masterOf(key: string): Promise<ClusterMaster>;
   stop(): Promise<void>;
 }
 
 /** Starts a 3-master Redis Cluster on free loopback ports (recipe in /work/shared/ENVIRONMENT.md). */
 export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'fluxo-redis-cluster-'));
-  const children: ChildProcess[] = [];
+  const servers: Managed[] = [];
   const ports: number[] = [];
   const stop = async () => {
-    await Promise.all(children.map(kill));
+    // A frozen master dies of SIGKILL all the same.
+    await Promise.all(servers.map((s) => s.stop()));
     await rm(dir, { recursive: true, force: true });
   };
+  // The config file is written by the master itself (node id, epoch, slots), in `dir`.
+  const spawnMaster = (port: number) => spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`], dir);
   try {
     for (let i = 0; i < masters; i++) {
       const port = await freeClusterPort();
       ports.push(port);
-      children.push(await spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`], dir));
+      servers.push(managed(await spawnMaster(port), () => spawnMaster(port)));
     }
     const addrs = ports.map((p) => `127.0.0.1:${p}`);
     await run(REDIS_CLI, ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes']).catch(
@@ -134,13 +166,58 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     await stop();
     throw err;
   }
-  return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop };
+  const clusterMasters: ClusterMaster[] = ports.map((port, i) => {
+    const server = servers[i]!;
+    return {
+      host: '127.0.0.1',
+      port,
+      stop: server.stop,
+      async restart() {
+        await server.restart();
+        await Promise.all(ports.map((p) => waitForClusterOk(p)));
+      },
+      signal: server.signal,
+    };
+  });
+  return {
+    nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
+    masters: clusterMasters,
+    async masterOf(key) {
+      const port = await ownerOf(ports, key);
+      return clusterMasters.find((m) => m.port === port)!;
+    },
+    stop,
+  };
+}
+
+/** The port of the master serving `key`'s slot, from CLUSTER KEYSLOT and CLUSTER NODES of the first master that answers. */
+async function ownerOf(ports: number[], key: string): Promise<number> {
+  for (const port of ports) {
+    const cli = (...args: string[]) => run(REDIS_CLI, ['-p', String(port), ...args], { timeout: 2000 }).then((r) => r.stdout);
+    try {
+      const slot = Number((await cli('cluster', 'keyslot', key)).trim());
+      // `CLUSTER NODES` lines: id host:port@bus flags master ping pong epoch link slot-ranges…
+      for (const line of (await cli('cluster', 'nodes')).split('\n')) {
+        const f = line.trim().split(' ');
+        if (!f[2]?.includes('master')) continue;
+        const owns = f.slice(8).some((range) => {
+          const [from, to = from] = range.split('-').map(Number);
+          return slot >= from! && slot <= to!;
+        });
+        if (owns) return Number(f[1]!.split(':')[1]!.split('@')[0]);
+      }
+    } catch {
+      // Frozen or down: ask the next one.
+    }
+  }
+  throw new Error(`no master of the cluster ${ports.join(', ')} says which one owns ${key}`);
 }
 
 async function waitForClusterOk(port: number, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { stdout } = await run(REDIS_CLI, ['-p', String(port), 'cluster', 'info']);
+    // Bounded: a frozen master would hold the call forever.
+    const { stdout } = await run(REDIS_CLI, ['-p', String(port), 'cluster', 'info'], { timeout: 2000 }).catch(() => ({ stdout: '' }));
     if (stdout.includes('cluster_state:ok')) return;
     if (Date.now() > deadline) throw new Error(`redis cluster node ${port} not ok within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 100));

@@ -1,6 +1,7 @@
 /**
  * The fault engine: one scenario on a fresh cluster of real processes — 3 Fluxo nodes behind nginx
- * (ip_hash), redis-server, a durable Postgres 15 primary and streaming replica — with steady
+ * (ip_hash), redis-server (or, for a scenario with `redis: 'cluster'`, a 3-master Redis Cluster and
+ * the sharded adapter), a durable Postgres 15 primary and streaming replica — with steady
  * writers and many SDK readers, then a barrier and the check (check.ts). Used by the `fault` vitest
  * project (faults.test.ts) and by `npm run chaos`.
  *
@@ -150,6 +151,7 @@ export async function runScenario(o: RunOptions): Promise<ScenarioResult> {
     nginx: true,
     replica: true,
     durable: true,
+    redisCluster: o.scenario.redis === 'cluster',
     keep: true,
     env: { PUBLISH_API_KEY: PUBLISH_KEY, LOG_LEVEL: 'info' },
     onProgress: log,
@@ -276,6 +278,11 @@ async function drive(
       if (!cluster.redis) throw new Error('no redis');
       return cluster.redis;
     },
+    redisCluster: () => {
+      if (!cluster.redisCluster) throw new Error('no redis cluster');
+      return cluster.redisCluster;
+    },
+    tenant: TENANT,
     log,
     trouble: (line) => {
       trouble.push(line);
@@ -439,7 +446,7 @@ function summarize(scenario: Scenario, wallMs: number, ob: Observed, verdict: Ve
       slowWrites: ob.attempts.filter((a) => a.ms > WRITE_BOUND_MS).length,
       unrecovered: ob.recoveryMs.filter((ms) => !Number.isFinite(ms)).length,
       // An attempt still in flight when the fault began may fail because of it.
-      failuresWithoutFault: failed.filter((a) => scenario.name === 'none' || a.startedAt + a.ms < firstFault).length,
+      failuresWithoutFault: failed.filter((a) => scenario.faultless || a.startedAt + a.ms < firstFault).length,
       unreadyNodes: ob.unreadyNodes,
       barrierUnacked: ob.barrierUnacked ? 1 : 0,
       faultTrouble: ob.trouble.length,

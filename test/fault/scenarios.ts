@@ -1,7 +1,8 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import type { Sql } from 'postgres';
 import type { ClusterHandle, SpawnedNode } from '../../scripts/topology/cluster.js';
-import type { RedisInstance } from '../../scripts/topology/redis.js';
+import type { RedisCluster, RedisInstance } from '../../scripts/topology/redis.js';
+import { internalRoom } from '../../shared/rooms.js';
 
 export interface FaultContext {
   cluster: ClusterHandle;
@@ -10,6 +11,10 @@ export interface FaultContext {
   /** The node to hit in cycle `cycle` (1-based index into the cluster), the busiest with writers first. */
   target(cycle: number): { index: number; node: SpawnedNode };
   redis(): RedisInstance;
+  /** The Redis Cluster, in a scenario with `redis: 'cluster'`. */
+  redisCluster(): RedisCluster;
+  /** The tenant the writers and readers use (every reader is in its `tenant` room). */
+  tenant: string;
   log(line: string): void;
   /** A problem with the fault itself (a drain that never ends, a node that does not come back). */
   trouble(line: string): void;
@@ -20,6 +25,14 @@ export interface FaultContext {
 export interface Scenario {
   name: string;
   what: string;
+  /**
+   * What the nodes share: one redis-server (the classic adapter), or a 3-master Redis Cluster (the
+   * sharded adapter, SPUBLISH/SSUBSCRIBE: each room's channel on the master owning its slot).
+   * @default 'single'
+   */
+  redis?: 'single' | 'cluster';
+  /** No fault is injected: any failed write attempt is a violation. */
+  faultless?: boolean;
   run(ctx: FaultContext, cycle: number): Promise<void>;
 }
 
@@ -32,6 +45,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'none',
     what: 'no fault: steady writes and readers',
+    faultless: true,
     run: (ctx) => ctx.sleep(HOLD_MS),
   },
   {
@@ -133,7 +147,52 @@ export const SCENARIOS: readonly Scenario[] = [
       await restart(ctx, index);
     },
   },
+  {
+    name: 'cluster-none',
+    what: 'no fault, on a 3-master Redis Cluster (sharded adapter): steady writes and readers',
+    redis: 'cluster',
+    faultless: true,
+    run: (ctx) => ctx.sleep(HOLD_MS),
+  },
+  {
+    name: 'cluster-master-kill',
+    what: 'kill -9 of the Redis Cluster master owning the tenant room, started again (same slots, empty) after 3 s',
+    redis: 'cluster',
+    async run(ctx) {
+      const master = await busiestMaster(ctx);
+      ctx.log(`redis cluster master :${master.port} kill -9`);
+      await master.stop();
+      await ctx.sleep(3000);
+      await master.restart();
+      ctx.log(`redis cluster master :${master.port} started again; cluster ok`);
+    },
+  },
+  {
+    name: 'cluster-master-freeze',
+    what: `the Redis Cluster master owning the tenant room frozen (SIGSTOP) for ${HOLD_MS / 1000} s, then SIGCONT`,
+    redis: 'cluster',
+    async run(ctx) {
+      const master = await busiestMaster(ctx);
+      ctx.log(`redis cluster master :${master.port} SIGSTOP`);
+      master.signal('SIGSTOP');
+      try {
+        await ctx.sleep(HOLD_MS);
+      } finally {
+        master.signal('SIGCONT');
+      }
+    },
+  },
 ];
+
+/**
+ * The master holding the sharded adapter's channel of the tenant room: every reader is in that
+ * room and every writer publishes into it, so each node subscribes to it and most events cross it.
+ */
+function busiestMaster(ctx: FaultContext) {
+  const prefix = ctx.cluster.env.REDIS_KEY_PREFIX ?? 'fluxo';
+  // @socket.io/redis-adapter's dynamic channel: `${channelPrefix}#${namespace}#${room}#` (server/realtime/redis-adapter.ts).
+  return ctx.redisCluster().masterOf(`${prefix}:sio#/#${internalRoom(ctx.tenant, 'tenant')}#`);
+}
 
 export function scenarioNamed(name: string): Scenario {
   const s = SCENARIOS.find((x) => x.name === name);
