@@ -1,8 +1,10 @@
+import type { Cluster } from 'ioredis';
 import { Gauge } from 'prom-client';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { connect, type RedisClient, type RedisRole, type RedisTarget, ROLES, whenReady } from './connections.js';
+import { type ShardWatch, watchShards } from './shards.js';
 
 export interface RedisBus {
   readonly target: RedisTarget;
@@ -79,9 +81,12 @@ export async function createRedisBus(opts: {
     }
   };
 
-  /** After an outage, once every connection is ready; again if another outage began meanwhile. */
+  /** On a Redis Cluster: which masters deliver (shards.ts); null on one Redis. */
+  let shards: ShardWatch | null = null;
+
+  /** After an outage, once every connection is ready (and every shard delivers); again if another outage began meanwhile. */
   const maybeRecover = () => {
-    if (down.size > 0 || !outage || recovering || closed) return;
+    if (down.size > 0 || !outage || recovering || closed || (shards?.broken().length ?? 0) > 0) return;
     outage = false;
     log.info('redis connections ready again');
     recovering = recover().finally(() => {
@@ -127,6 +132,20 @@ export async function createRedisBus(opts: {
     throw err;
   }
   everReady = true;
+  if ('cluster' in target) {
+    // One master lost is no `close` of a Cluster client: the shard watch tells.
+    shards = watchShards({
+      pub: clients.get('adapter-pub') as Cluster,
+      sub: clients.get('adapter-sub') as Cluster,
+      prefix: opts.prefix,
+      everyMs: PROBE_EVERY_MS,
+      log,
+      onLost: () => {
+        outage = true;
+      },
+      onWhole: maybeRecover,
+    });
+  }
 
   // Cheap (one PING per connection a second) and independent of how often /ready is asked.
   const probe = () => {
@@ -158,6 +177,8 @@ export async function createRedisBus(opts: {
     notReadyReason: () => {
       if (down.size > 0) return `redis not connected (${[...down].join(', ')})`;
       if (silent.size > 0) return `redis not answering (${[...silent].join(', ')})`;
+      const broken = shards?.broken() ?? [];
+      if (broken.length > 0) return `redis cluster shard not delivering (${broken.join(', ')})`;
       return null;
     },
     answering: (role) => !down.has(role) && !silent.has(role),
@@ -167,6 +188,7 @@ export async function createRedisBus(opts: {
     close: async () => {
       closed = true;
       clearInterval(probeTimer);
+      shards?.close();
       await recovering;
       await Promise.all([...clients.values()].map((c) => closeClient(c)));
     },
