@@ -113,20 +113,14 @@ export async function startRedis(): Promise<RedisInstance> {
   return { url: `redis://127.0.0.1:${port}`, port, stop: server.stop, restart: server.restart, signal: server.signal };
 }
 
-/** One master of a RedisCluster, for fault scenarios. */
-export interface ClusterMaster {
+/**
+ * One master of a RedisCluster, for fault scenarios: `stop` is a kill -9 (nothing saved); `restart`
+ * starts it again on its port with its cluster config file (node id, epoch, slots), so it rejoins as
+ * the same master, empty, and resolves once every master reports cluster_state:ok; SIGSTOP also
+ * stops its cluster gossip.
+ */
+export interface ClusterMaster extends Omit<RedisInstance, 'url'> {
   host: string;
-  port: number;
-  /** kill -9 (a crash: no shutdown, nothing saved); idempotent. */
-  stop(): Promise<void>;
-  /**
-   * kill -9 if it still runs, then starts it again on its port with its cluster config file (its
-   * node id, epoch and slots): it rejoins as the same master, empty, and this resolves once every
-   * master reports cluster_state:ok again.
-   */
-  restart(): Promise<void>;
-  /** SIGSTOP freezes it (connections open, nothing answered, no gossip), SIGCONT thaws it. */
-  signal(sig: 'SIGSTOP' | 'SIGCONT'): void;
 }
 
 export interface RedisCluster {
