@@ -18,8 +18,10 @@ export default defineConfig({
           name: 'integration',
           sequence: { groupOrder: 1 },
           include: ['test/integration/**/*.test.ts'],
-          testTimeout: 30_000,
-          hookTimeout: 60_000,
+          // Upper bounds of waits for conditions, not durations: a test ends when its condition holds. A
+          // node's cold start (tsx compiling the server) took 38 s on a 2-core machine at load 12-16.
+          testTimeout: 90_000,
+          hookTimeout: 120_000,
           // Real servers (Postgres, Redis, nodes) per file: keep the 2-core machine from thrashing.
           maxWorkers: 2,
         },

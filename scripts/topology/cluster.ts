@@ -31,7 +31,7 @@ export interface SpawnedNode {
  * Spawns `node --import tsx server/main.ts` on a free loopback port with `env` and waits for
  * /ready. Logs go to `logFile`. A real process, so tests can kill -9 it.
  */
-export async function spawnNode(env: Record<string, string>, logFile: string, readyTimeoutMs = 30_000): Promise<SpawnedNode> {
+export async function spawnNode(env: Record<string, string>, logFile: string, readyTimeoutMs = 90_000): Promise<SpawnedNode> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const nodeId = env.NODE_ID ?? `node-${port}`;
   const out = createWriteStream(logFile, { flags: 'a' });

@@ -225,7 +225,7 @@ describe('slow clients', () => {
     const lifetimes = await Promise.race([Promise.all(closedByServer), new Promise<null>((r) => setTimeout(() => r(null), 20_000))]);
     for (const s of sockets) s.destroy();
     expect(lifetimes, 'a stalled connection was still open after 20 s').not.toBeNull();
-  }, 40_000);
+  });
 
   it('a WebSocket that never reads does not make the node buffer without bound, nor slow the others', async () => {
     const admin = await token('pub', 'acme', 'viewer');
@@ -301,7 +301,7 @@ describe('slow clients', () => {
       `the socket that did not read got ${slowGot} of ${total} events (${slowClosed ? 'then was cut' : 'still open'})`,
     ).toBeLessThan(total);
     expect(node.alive()).toBe(true);
-  }, 60_000);
+  });
 
   it('answered every attack with a typed code and logged nothing at error level', () => {
     expect(ERROR_CODES).toContain('rate_limited');

@@ -34,7 +34,7 @@ beforeAll(async () => {
   b = await startNode(env);
   // Ready once each has read the revocations (the replica may still be replaying the migrations).
   for (const node of [a, b]) await eventually(async () => expect((await api(node.url, 'GET', '/ready')).status).toBe(200), 10_000, 50);
-}, 60_000);
+});
 afterAll(async () => {
   await a?.close();
   await b?.close();
@@ -120,5 +120,5 @@ describe('token revocation without a per-request database read', () => {
     } finally {
       await pg.startPrimary();
     }
-  }, 60_000);
+  });
 });

@@ -15,7 +15,7 @@ const two = () => firstTwo(cluster);
 beforeAll(async () => {
   requireBinaries();
   cluster = await startCluster({ nodes: 2, env: { PRESENCE_TTL_MS: String(TTL_MS), LOG_LEVEL: 'warn' } });
-}, 60_000);
+});
 afterAll(async () => {
   closeAll();
   for (const c of sdkClients) c.close();

@@ -17,7 +17,7 @@ const open: Client[] = [];
 beforeAll(async () => {
   requireBinaries();
   cluster = await startCluster({ nodes: 3, nginx: true, env: { LOG_LEVEL: 'warn' } });
-}, 60_000);
+});
 afterAll(async () => {
   for (const s of open) s.close();
   await cluster?.stop();

@@ -15,7 +15,7 @@ const { connect, closeAll } = clientPool();
 beforeAll(async () => {
   requireBinaries();
   cluster = await startCluster({ nodes: 2, redisCluster: true, env: { LOG_LEVEL: 'warn' } });
-}, 60_000);
+});
 afterAll(async () => {
   closeAll();
   await cluster?.stop();
@@ -103,5 +103,5 @@ describe('on a 3-master Redis Cluster (sharded adapter, SSUBSCRIBE)', () => {
     } finally {
       client.close();
     }
-  }, 60_000);
+  });
 });

@@ -17,7 +17,7 @@ beforeAll(async () => {
   requireBinaries();
   // With a streaming replica: lists and point reads may lag, and cross-node users must still find fresh rows.
   cluster = await startCluster({ nodes: 2, replica: true, env: { RATE_LIMITS: 'subscribe=4/60', LOG_LEVEL: 'warn' } });
-}, 60_000);
+});
 afterAll(async () => {
   closeAll();
   await cluster?.stop();

@@ -123,7 +123,7 @@ beforeAll(async () => {
   const res = await fetch(`${node.url}/openapi.json`);
   expect(res.status).toBe(200);
   doc = await res.json();
-}, 60_000);
+});
 afterAll(() => node?.close());
 
 function validatorFor(path: string, method: string, status: number): ValidateFunction | null {

@@ -48,7 +48,7 @@ for (const variant of [
           RATE_LIMITS: 'http:read=400/1,http:write=400/1',
         },
       });
-    }, 60_000);
+    });
     afterEach(() => {
       for (const s of sockets.splice(0)) s.close();
       for (const c of sdks.splice(0)) c.close();

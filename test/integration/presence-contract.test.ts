@@ -40,7 +40,7 @@ describe.each(variants)('presence on $name', ({ open }) => {
 
   beforeAll(async () => {
     await open().then((s) => s.close()); // starts the Redis server once, outside a test's timeout
-  }, 30_000);
+  });
   afterEach(async () => {
     await store.close();
   });

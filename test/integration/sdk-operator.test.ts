@@ -23,7 +23,7 @@ const clients: FluxoClient[] = [];
 beforeAll(async () => {
   requireBinaries();
   cluster = await startCluster({ nodes: 2, env: { LOG_LEVEL: 'warn', OPERATOR_API_KEY: KEY } });
-}, 60_000);
+});
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
 });

@@ -348,7 +348,7 @@ describe('SDK: tokens', () => {
     } finally {
       await tight.close();
     }
-  }, 60_000);
+  });
 
   it('reconnects with a fresh token after the old one expired, and resumes its rooms', async () => {
     const wf = await createBoard(node.url, admin);
