@@ -3,7 +3,7 @@
  * (ip_hash), redis-server (or, for a scenario with `redis: 'cluster'`, a 3-master Redis Cluster and
  * the sharded adapter), a durable Postgres 15 primary and streaming replica — with steady
  * writers and many SDK readers, then a barrier and the check (check.ts). Used by the `fault` vitest
- * project (faults.test.ts) and by `npm run chaos`.
+ * project (faults-nodes.test.ts, faults-backends.test.ts) and by `npm run chaos`.
  *
  * Timeline: readers subscribe → writers start → warm-up → cycles of [fault (late readers join
  * 1 s in) → heal → every writer acked again → steady] → writers stop → every node ready → barrier
