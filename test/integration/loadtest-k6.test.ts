@@ -19,7 +19,7 @@ describe('k6 scripts', () => {
     const source = readFileSync(new URL(file, dir), 'utf8');
     // The latency bound is P95_MS, 500 ms unless a run sets it.
     expect(source).toContain('const P95_MS = Number(__ENV.P95_MS || 500);');
-    expect(source).toContain('http_req_duration: [`p(95)<${P95_MS}`');
+    expect(source).toMatch(/http_req_duration: \[`p\(95\)<\$\{P95_MS\}`/);
     expect(source).toContain("http_req_failed: ['rate<0.01']");
   });
 
