@@ -125,7 +125,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
   if (backplane.recoveries) resyncAfterRecovery(io, backplane.recoveries, { metrics, log });
   const fanout = createFanout(io, metrics, { oneMessage: backplane.adapter !== null && backplane.adapterReachesEveryNode });
   const service = new WorkflowService(store, fanout, metrics, config.readYourWritesMs);
-  const presenceDiffs = new PresenceDiffs(io, presence, config.presenceMaxMembers, (err) =>
+  const presenceDiffs = new PresenceDiffs(io, presence, config.presenceMaxConnections, (err) =>
     log.warn({ err: (err as Error).message }, 'presence diffs not sent'),
   );
   installRealtime({ io, config, service, presence, limits: wsLimits, verifier, metrics, log, presenceDiffs });

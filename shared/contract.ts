@@ -63,14 +63,15 @@ export type AckFn<T> = (response: Ack<T>) => void;
 export interface SubscribeResult {
   room: string;
   /**
-   * The room's members, the caller included; empty when there are more than the server's
-   * PRESENCE_MAX_MEMBERS (`presenceTruncated`): the list is left out, not empty.
+   * The room's members, the caller included; empty when the room has more connections than the
+   * server's PRESENCE_MAX_CONNECTIONS (`presenceTruncated`): the list is left out, not empty.
    */
   presence: PresenceMember[];
   /** Distinct users in the room, the caller included, whether or not the list was left out. */
   presenceCount: number;
   /**
-   * True when the room has more than PRESENCE_MAX_MEMBERS distinct users: `presence` is empty and
+   * True when the room has more than PRESENCE_MAX_CONNECTIONS connections (a user with two tabs counts
+   * twice): `presence` is empty and
    * the room gets no presence diffs while it stays over (see PresenceDiff).
    */
   presenceTruncated: boolean;

@@ -71,8 +71,8 @@ export interface PresenceMember {
 export type PresenceState = { status?: 'viewing' | 'editing' | 'idle'; [key: string]: unknown };
 
 /**
- * How the users it names stand now in a room of at most the server's PRESENCE_MAX_MEMBERS distinct
- * users. A room over that bound gets no diffs: one diff naming nobody with `truncated: true` says it
+ * How the users it names stand now in a room of at most the server's PRESENCE_MAX_CONNECTIONS
+ * connections (a user with two tabs counts twice). A room over that bound gets no diffs: one diff naming nobody with `truncated: true` says it
  * crossed over (drop the list, it is no longer kept); back at or under it, diffs resume with the
  * changes from then on, and the whole list comes with the next subscribe.
  */

@@ -22,8 +22,8 @@ export interface Config {
   redisKeyPrefix: string;
   redisCommandTimeoutMs: number;
   presenceTtlMs: number;
-  /** PRESENCE_MAX_MEMBERS: over it a room's list is left out of acks and it gets no diffs; 0 turns lists off. */
-  presenceMaxMembers: number;
+  /** PRESENCE_MAX_CONNECTIONS: over it a room's list is left out of acks and it gets no diffs; 0 turns lists off. */
+  presenceMaxConnections: number;
   replicaMaxLagMs: number;
   jwt: {
     secret: string | undefined;
@@ -119,7 +119,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisKeyPrefix: c.REDIS_KEY_PREFIX,
     redisCommandTimeoutMs: c.REDIS_COMMAND_TIMEOUT_MS,
     presenceTtlMs: c.PRESENCE_TTL_MS,
-    presenceMaxMembers: c.PRESENCE_MAX_MEMBERS,
+    presenceMaxConnections: c.PRESENCE_MAX_CONNECTIONS,
     replicaMaxLagMs: c.REPLICA_MAX_LAG_MS,
     jwt: {
       secret: c.JWT_SECRET,

@@ -62,8 +62,8 @@ export const configSchema = z.object({
   PRESENCE_TTL_MS: int(1000, 300_000, 15_000).describe(
     "With Redis: a node that stops heartbeating is declared dead and its presence removed (with `leave` diffs) within this time; it also leaves the operator API's node list by then.",
   ),
-  PRESENCE_MAX_MEMBERS: int(0, 10_000_000, 1_000).describe(
-    "A room of more distinct users than this gets only their count in a `subscribe` ack (`presenceTruncated`) and no `presence` diffs while it stays over (one diff with `truncated: true` says it crossed): each subscriber reading the whole list and each change going to every member is quadratic in the room's size. 0 turns presence lists off.",
+  PRESENCE_MAX_CONNECTIONS: int(0, 10_000_000, 1_000).describe(
+    "A room of more connections than this (a user with two tabs counts twice) gets only its count of users in a `subscribe` ack (`presenceTruncated`) and no `presence` diffs while it stays over (one diff with `truncated: true` says it crossed): each subscriber reading the whole list and each change going to every member is quadratic in the room's size. 0 turns presence lists off.",
   ),
   REPLICA_MAX_LAG_MS: int(0, 600_000, 5_000).describe('A replica lagging more than this is skipped and its reads go to the primary.'),
   JWT_SECRET: z

@@ -18,6 +18,8 @@ function view(m: Member): PresenceMember {
 export class MemoryPresence implements PresenceStore {
   private readonly rooms = new Map<string, Map<string, Member>>();
   private readonly connUser = new Map<string, string>();
+  /** Connections per room (what the bound is counted in), kept so a read of a huge room is O(1). */
+  private readonly connCount = new Map<string, number>();
   /** Rooms the last `members` read found over its bound (what Redis keeps in `pt`). */
   private readonly over = new Set<string>();
 
@@ -32,10 +34,12 @@ export class MemoryPresence implements PresenceStore {
     if (existing) {
       if (existing.conns.has(conn.connId)) return NONE;
       existing.conns.add(conn.connId);
+      this.countConn(room, 1);
       return { joins: [], leaves: [], updates: [view(existing)] };
     }
     const member: Member = { userId: conn.userId, name: conn.name, conns: new Set([conn.connId]), state: null };
     members.set(conn.userId, member);
+    this.countConn(room, 1);
     return { joins: [view(member)], leaves: [], updates: [] };
   }
 
@@ -47,6 +51,7 @@ export class MemoryPresence implements PresenceStore {
     if (!members || !member || userId === undefined) return NONE;
     this.connUser.delete(key);
     member.conns.delete(connId);
+    this.countConn(room, -1);
     if (member.conns.size > 0) return { joins: [], leaves: [], updates: [view(member)] };
     members.delete(userId);
     if (members.size === 0) this.rooms.delete(room);
@@ -63,25 +68,31 @@ export class MemoryPresence implements PresenceStore {
 
   async snapshot(room: string, max: number): Promise<RoomSnapshot> {
     const members = this.rooms.get(room);
-    const count = members?.size ?? 0;
-    return { count, members: count > max || !members ? [] : [...members.values()].map(view) };
+    const connections = this.connCount.get(room) ?? 0;
+    return { count: members?.size ?? 0, connections, members: connections > max || !members ? [] : [...members.values()].map(view) };
   }
 
   async members(room: string, userIds: readonly string[], max: number): Promise<MembersRead> {
     const members = this.rooms.get(room);
-    const count = members?.size ?? 0;
+    const [count, connections] = [members?.size ?? 0, this.connCount.get(room) ?? 0];
     const out = new Map<string, PresenceMember>();
-    if (count > max) {
+    if (connections > max) {
       const crossedOver = !this.over.has(room);
       this.over.add(room);
-      return { count, members: out, crossedOver };
+      return { count, connections, members: out, crossedOver };
     }
     this.over.delete(room);
     for (const userId of userIds) {
       const m = members?.get(userId);
       if (m) out.set(userId, view(m));
     }
-    return { count, members: out, crossedOver: false };
+    return { count, connections, members: out, crossedOver: false };
+  }
+
+  private countConn(room: string, by: 1 | -1): void {
+    const n = (this.connCount.get(room) ?? 0) + by;
+    if (n > 0) this.connCount.set(room, n);
+    else this.connCount.delete(room);
   }
 
   /** Nothing runs in the background: every change is made by a request of this node. */
@@ -90,6 +101,7 @@ export class MemoryPresence implements PresenceStore {
   async close(): Promise<void> {
     this.rooms.clear();
     this.connUser.clear();
+    this.connCount.clear();
     this.over.clear();
   }
 }

@@ -18,7 +18,7 @@ const NONE: PresenceChange = { joins: [], leaves: [], updates: [] };
  *   pn  userId → connections            a user counts once, `connections` says how many
  *   pm  userId → JSON name
  *   ps  userId → JSON state
- *   pt  present while the last MEMBERS read found the room over its bound (told once per crossing)
+ *   pt  present while the last MEMBERS read found the room over its bound in connections (told once per crossing)
  * Per node: `hb:<node>` (expires unless refreshed) and `nrooms:<node>` (rooms it has entries in),
  * so survivors can find and remove a dead node's entries.
  */
@@ -42,28 +42,28 @@ local user = redis.call('HGET', KEYS[1], ARGV[1])
 if not user then return false end
 redis.call('HSET', KEYS[4], user, ARGV[2])
 return {user, tonumber(redis.call('HGET', KEYS[2], user) or '0'), redis.call('HGET', KEYS[3], user) or '', ARGV[2]}`;
-// The size first (HLEN, O(1)): over the bound (ARGV[1]) nothing else is read — every subscribe of a
-// huge room reading its whole list was quadratic.
+// The sizes first (HLEN, O(1)): over the bound (ARGV[1], in connections) nothing else is read — every
+// subscribe of a huge room reading its whole list was quadratic.
 const SNAPSHOT = `
-local n = redis.call('HLEN', KEYS[1])
-if n > tonumber(ARGV[1]) then return {n} end
-return {n, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3])}`;
-// {size, crossed over (1/0), rows}; over the bound (ARGV[1]) no row is read, and `pt` (KEYS[4]) makes
-// exactly one read per crossing say it crossed, whichever node reads.
+local users, conns = redis.call('HLEN', KEYS[2]), redis.call('HLEN', KEYS[1])
+if conns > tonumber(ARGV[1]) then return {users, conns} end
+return {users, conns, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), redis.call('HGETALL', KEYS[4])}`;
+// {users, connections, crossed over (1/0), rows}; over the bound (ARGV[1]) no row is read, and `pt`
+// (KEYS[5]) makes exactly one read per crossing say it crossed, whichever node reads.
 const MEMBERS = `
-local n = redis.call('HLEN', KEYS[1])
-if n > tonumber(ARGV[1]) then
-  if redis.call('SET', KEYS[4], '1', 'NX') then return {n, 1, {}} end
-  return {n, 0, {}}
+local users, conns = redis.call('HLEN', KEYS[2]), redis.call('HLEN', KEYS[1])
+if conns > tonumber(ARGV[1]) then
+  if redis.call('SET', KEYS[5], '1', 'NX') then return {users, conns, 1, {}} end
+  return {users, conns, 0, {}}
 end
-redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[5])
 local out = {}
 for i = 2, #ARGV do
   local user = ARGV[i]
-  local c = redis.call('HGET', KEYS[1], user)
-  if c then out[#out + 1] = {user, tonumber(c), redis.call('HGET', KEYS[2], user) or '', redis.call('HGET', KEYS[3], user) or ''} end
+  local c = redis.call('HGET', KEYS[2], user)
+  if c then out[#out + 1] = {user, tonumber(c), redis.call('HGET', KEYS[3], user) or '', redis.call('HGET', KEYS[4], user) or ''} end
 end
-return {n, 0, out}`;
+return {users, conns, 0, out}`;
 
 type Row = [userId: string, connections: number, nameJson: string, stateJson: string];
 
@@ -176,35 +176,35 @@ export class RedisPresence implements PresenceStore {
 
   async snapshot(room: string, max: number): Promise<RoomSnapshot> {
     try {
-      const [, pn, pm, ps] = this.#roomKeys(room);
-      const [count, counts, names, states] = (await this.#track(this.#redis.eval(SNAPSHOT, 3, pn, pm, ps, max))) as [
-        number,
-        string[]?,
-        string[]?,
-        string[]?,
-      ];
-      if (!counts || !names || !states) return { count, members: [] };
+      const [count, connections, counts, names, states] = (await this.#track(
+        this.#redis.eval(SNAPSHOT, 4, ...this.#roomKeys(room), max),
+      )) as [number, number, string[]?, string[]?, string[]?];
+      if (!counts || !names || !states) return { count, connections, members: [] };
       const nameOf = pairs(names);
       const stateOf = pairs(states);
       const members: PresenceMember[] = [];
       for (const [userId, n] of pairs(counts)) {
         members.push(view([userId, Number(n), nameOf.get(userId) ?? '', stateOf.get(userId) ?? '']));
       }
-      return { count, members };
+      return { count, connections, members };
     } catch (err) {
       this.#onError(err, 'snapshot');
-      const users = new Set([...this.#local.values()].filter((c) => c.room === room).map((c) => c.userId));
-      return { count: users.size, members: users.size > max ? [] : [...users].map((u) => this.#localView(room, u)) };
+      const conns = [...this.#local.values()].filter((c) => c.room === room);
+      const users = new Set(conns.map((c) => c.userId));
+      return {
+        count: users.size,
+        connections: conns.length,
+        members: conns.length > max ? [] : [...users].map((u) => this.#localView(room, u)),
+      };
     }
   }
 
   async members(room: string, userIds: readonly string[], max: number): Promise<MembersRead> {
-    const [, pn, pm, ps] = this.#roomKeys(room);
     try {
-      const [count, crossed, rows] = (await this.#track(
-        this.#redis.eval(MEMBERS, 4, pn, pm, ps, this.#overKey(room), max, ...userIds),
-      )) as [number, number, Row[]];
-      return { count, members: new Map(rows.map((row) => [row[0], view(row)])), crossedOver: crossed === 1 };
+      const [count, connections, crossed, rows] = (await this.#track(
+        this.#redis.eval(MEMBERS, 5, ...this.#roomKeys(room), this.#overKey(room), max, ...userIds),
+      )) as [number, number, number, Row[]];
+      return { count, connections, members: new Map(rows.map((row) => [row[0], view(row)])), crossedOver: crossed === 1 };
     } catch (err) {
       // No local answer here: this node knows only its own connections, and a user it holds none of
       // may still be in the room through another node.

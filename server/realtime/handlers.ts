@@ -168,8 +168,8 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
         );
       }
       // The head first, then the replay: a client tells retention's cuts from the two (protocol.ts, rule 5).
-      const [{ count, members }, { position, events }] = await Promise.all([
-        presence.snapshot(internal, config.presenceMaxMembers),
+      const [{ count, connections, members }, { position, events }] = await Promise.all([
+        presence.snapshot(internal, config.presenceMaxConnections),
         service.roomPosition(data.principal, name).then(async (position) => ({
           position,
           events: after === undefined ? [] : await replayPage(socket, name, after),
@@ -177,7 +177,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
       ]);
       const truncated = events.length === REPLAY_LIMIT;
       if (truncated) readAhead(socket, name, events[events.length - 1]!.id);
-      const presenceTruncated = count > config.presenceMaxMembers;
+      const presenceTruncated = connections > config.presenceMaxConnections;
       return { room: name, presence: members, presenceCount: count, presenceTruncated, events, truncated, position };
     },
 

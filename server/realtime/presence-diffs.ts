@@ -33,14 +33,17 @@ interface Pending {
  * watcher never saw is a no-op), and one who is here with the store's current view.
  * (test/integration/presence-cluster.test.ts)
  *
- * A room of more than `maxMembers` distinct users (PRESENCE_MAX_MEMBERS) gets no diffs: coalescing
- * bounds how often a room is told, not how many are told, so a join storm into a room of 100,000
- * still sent each flush to 100,000 sockets on every node. The read that finds the room over the
- * bound costs O(1) (its size, no member), and the first one after the room crossed over — whichever
- * node makes it — sends one diff naming nobody, `truncated: true`, so members know their lists stop
- * being kept. Back at or under the bound, diffs resume with the changes from then on; a member's list
- * is complete again only after it subscribes again (the ack carries the whole list). With
- * `maxMembers` 0, presence lists are off: nothing is read or sent at all.
+ * A room of more than `maxConnections` connections (PRESENCE_MAX_CONNECTIONS) gets no diffs:
+ * coalescing bounds how often a room is told, not how many are told, so a join storm into a room of
+ * 100,000 still sent each flush to 100,000 sockets on every node. The bound is in connections, not
+ * distinct users, because connections are who each diff goes to, and every new tab of a user already
+ * in the room is a change too (its `connections`): a room of 100 users with 1,000 tabs each never
+ * crossed a bound of 1,000 users while every join went to everyone. The read that finds the room
+ * over the bound costs O(1) (its sizes, no member), and the first one after the room crossed over —
+ * whichever node makes it — sends one diff naming nobody, `truncated: true`, so members know their
+ * lists stop being kept. Back at or under the bound, diffs resume with the changes from then on; a
+ * member's list is complete again only after it subscribes again (the ack carries the whole list).
+ * With `maxConnections` 0, presence lists are off: nothing is read or sent at all.
  */
 export class PresenceDiffs {
   private pending = new Map<string, Pending>();
@@ -51,12 +54,12 @@ export class PresenceDiffs {
   constructor(
     private readonly target: PresenceTarget,
     private readonly presence: Pick<PresenceStore, 'members'>,
-    private readonly maxMembers: number,
+    private readonly maxConnections: number,
     private readonly onError: (err: unknown) => void = () => {},
   ) {}
 
   push(internal: string, relative: string, change: PresenceChange): void {
-    if (this.maxMembers === 0 || isEmptyChange(change)) return;
+    if (this.maxConnections === 0 || isEmptyChange(change)) return;
     let room = this.pending.get(internal);
     if (!room) {
       room = { relative, users: new Map() };
@@ -97,8 +100,8 @@ export class PresenceDiffs {
 
   /** The room's diff, or null when it is over the bound and was so already. */
   private async diffOf(internal: string, room: Pending): Promise<PresenceDiff | null> {
-    const read = await this.presence.members(internal, [...room.users.keys()], this.maxMembers).catch(() => null);
-    if (read && read.count > this.maxMembers) {
+    const read = await this.presence.members(internal, [...room.users.keys()], this.maxConnections).catch(() => null);
+    if (read && read.connections > this.maxConnections) {
       return read.crossedOver ? { room: room.relative, joins: [], leaves: [], updates: [], count: read.count, truncated: true } : null;
     }
     const diff: PresenceDiff = { room: room.relative, joins: [], leaves: [], updates: [], truncated: false };

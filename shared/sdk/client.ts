@@ -141,7 +141,7 @@ interface Room {
   members: Map<string, PresenceMember>;
   /** Distinct users in the room: `members.size` unless `truncated`, else the last count the server gave. */
   count: number;
-  /** The room has more users than the server lists (PRESENCE_MAX_MEMBERS), or had since the last subscribe. */
+  /** The room has more connections than the server lists (PRESENCE_MAX_CONNECTIONS), or had since the last subscribe. */
   truncated: boolean;
   /** Re-applied after every reconnect: presence lives with the connection. */
   presenceState: PresenceState | null;
@@ -321,8 +321,8 @@ export class FluxoClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Who is in a subscribed room now. Not while `presenceTruncated(room)`: a room of more users than
-   * the server lists (its PRESENCE_MAX_MEMBERS) starts empty here, and once it is back under that
+   * Who is in a subscribed room now. Not while `presenceTruncated(room)`: a room of more connections
+   * than the server lists (its PRESENCE_MAX_CONNECTIONS) starts empty here, and once it is back under that
    * bound holds only the users who joined or changed since — `presenceCount(room)` says how many
    * there are; the whole list comes back with the next subscribe (after a reconnect or a `resync`).
    */

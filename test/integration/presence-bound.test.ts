@@ -4,7 +4,7 @@ import type { PresenceDiff, SubscribeResult } from '../../shared/protocol.js';
 import { type Client, eventually, request } from '../harness/node.js';
 import { NODE_PAIR_START_MS, type NodePair, startNodePair } from '../harness/node-pair.js';
 
-// PRESENCE_MAX_MEMBERS on two real nodes sharing Redis (server/realtime/presence-diffs.ts): over
+// PRESENCE_MAX_CONNECTIONS on two real nodes sharing Redis (server/realtime/presence-diffs.ts): over
 // the bound a subscribe ack carries the count instead of the list and members get no diffs but
 // the one saying the room crossed over; back at the bound, diffs resume.
 
@@ -15,7 +15,7 @@ let a: SpawnedNode;
 let b: SpawnedNode;
 
 beforeAll(async () => {
-  pair = await startNodePair('presence-bound', { PRESENCE_MAX_MEMBERS: String(MAX) });
+  pair = await startNodePair('presence-bound', { PRESENCE_MAX_CONNECTIONS: String(MAX) });
   ({ a, b } = pair);
 }, NODE_PAIR_START_MS);
 afterAll(async () => {
@@ -45,29 +45,36 @@ async function member(node: SpawnedNode, userId: string) {
   socket.on('presence', (diff) => diffs.push(diff));
   await subscribe(socket, `user:${userId}`);
   const ack = await subscribe(socket);
-  return { userId, socket, diffs, ack, connections: 1, tenantDiffs: () => diffs.filter((d) => d.room === 'tenant') };
+  return { userId, socket, diffs, ack, tenantDiffs: () => diffs.filter((d) => d.room === 'tenant') };
 }
 type Member = Awaited<ReturnType<typeof member>>;
 
 /**
  * Returns once every diff that node A or B had to send `m` for a change made before this call has
  * reached it: through each node, another connection of `m`'s user joins its user room, and `m`
- * waits for that node's diff counting it. A node sends its rooms' diffs in the order they changed
- * (PresenceDiffs.flush), and one node's messages reach a socket in the order sent (locally, or
- * through the classic Redis adapter's one publishing connection), so a diff of `tenant` that the
- * node had to send would have arrived first.
+ * waits for that node's diff counting it (2 connections), then for the one of its leaving (1), so
+ * the user room never holds more than 2 connections and stays under the bound. A node sends its
+ * rooms' diffs in the order they changed (PresenceDiffs.flush), and one node's messages reach a
+ * socket in the order sent (locally, or through the classic Redis adapter's one publishing
+ * connection), so a diff of `tenant` that the node had to send would have arrived first.
  */
 async function barrier(m: Member): Promise<void> {
+  const counts = (d: PresenceDiff, connections: number) =>
+    d.room === `user:${m.userId}` && d.updates.some((u) => u.connections === connections);
+  const counted = (connections: number, from: number) =>
+    eventually(() => expect(m.diffs.slice(from).some((d) => counts(d, connections))).toBe(true));
   for (const node of [a, b]) {
-    await subscribe(await connect(node, m.userId), `user:${m.userId}`);
-    const expected = ++m.connections;
-    await eventually(() =>
-      expect(m.diffs.some((d) => d.room === `user:${m.userId}` && d.updates.some((u) => u.connections === expected))).toBe(true),
-    );
+    const other = await connect(node, m.userId);
+    let from = m.diffs.length;
+    await subscribe(other, `user:${m.userId}`);
+    await counted(2, from);
+    from = m.diffs.length;
+    other.disconnect();
+    await counted(1, from);
   }
 }
 
-describe('presence of a room over PRESENCE_MAX_MEMBERS, on two nodes', () => {
+describe('presence of a room over PRESENCE_MAX_CONNECTIONS, on two nodes', () => {
   it('answers the subscribe over the bound with the count, sends members one truncated diff and then none, and resumes at the bound', async () => {
     const ada = await member(a, 'ada');
     const bob = await member(b, 'bob');

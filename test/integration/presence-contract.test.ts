@@ -112,20 +112,23 @@ describe.each(variants)('presence on $name', ({ open }) => {
     const read = await s.members(room, ['bob', 'eve', 'nobody'], UNBOUNDED);
     expect(read.count).toBe(2);
     expect([...read.members.entries()]).toEqual([['bob', { userId: 'bob', name: null, connections: 1, state: null }]]);
-    expect(await s.snapshot(`${room}-empty`, UNBOUNDED)).toEqual({ count: 0, members: [] });
+    expect(await s.snapshot(`${room}-empty`, UNBOUNDED)).toEqual({ count: 0, connections: 0, members: [] });
   });
 
-  it('counts distinct users and leaves the list out of a snapshot only when they are more than the bound', async () => {
+  it('counts users and connections, and leaves the list out of a snapshot only when the connections are more than the bound', async () => {
     const s = await fresh();
     await s.join(room, ada);
     await s.join(room, { ...ada, connId: 'c2' }); // a second connection is not a second user
     await s.join(room, { connId: 'c3', userId: 'bob', name: null });
-    const atBound = await s.snapshot(room, 2);
-    expect(atBound.count).toBe(2);
+    const atBound = await s.snapshot(room, 3);
+    expect([atBound.count, atBound.connections]).toEqual([2, 3]);
     expect(atBound.members.map((m) => m.userId).sort()).toEqual(['ada', 'bob']);
-    expect(await s.snapshot(room, 1)).toEqual({ count: 2, members: [] });
-    // 0: presence lists off, the count still given.
-    expect(await s.snapshot(room, 0)).toEqual({ count: 2, members: [] });
+    // Two users, but three connections: over a bound of 2.
+    expect(await s.snapshot(room, 2)).toEqual({ count: 2, connections: 3, members: [] });
+    // 0: presence lists off, the sizes still given.
+    expect(await s.snapshot(room, 0)).toEqual({ count: 2, connections: 3, members: [] });
+    await s.leave(room, 'c2');
+    expect((await s.snapshot(room, 2)).members.map((m) => m.userId).sort()).toEqual(['ada', 'bob']);
   });
 
   it('reads no member of a room over the bound, and says it crossed over once per crossing', async () => {
@@ -134,17 +137,23 @@ describe.each(variants)('presence on $name', ({ open }) => {
     await s.join(room, { connId: 'c3', userId: 'bob', name: null });
     expect(await s.members(room, ['ada'], 2)).toEqual({
       count: 2,
+      connections: 2,
       members: new Map([['ada', { userId: 'ada', name: 'Ada', connections: 1, state: null }]]),
       crossedOver: false,
     });
     await s.join(room, { connId: 'c4', userId: 'cy', name: null });
-    expect(await s.members(room, ['ada', 'cy'], 2)).toEqual({ count: 3, members: new Map(), crossedOver: true });
+    expect(await s.members(room, ['ada', 'cy'], 2)).toEqual({ count: 3, connections: 3, members: new Map(), crossedOver: true });
     // Still over: said already (by this store or, with Redis, any node's).
-    expect(await s.members(room, ['cy'], 2)).toEqual({ count: 3, members: new Map(), crossedOver: false });
+    expect(await s.members(room, ['cy'], 2)).toEqual({ count: 3, connections: 3, members: new Map(), crossedOver: false });
     await s.leave(room, 'c4');
     expect((await s.members(room, ['cy'], 2)).crossedOver).toBe(false);
     // Back under, then over again: a new crossing.
     await s.join(room, { connId: 'c5', userId: 'dan', name: null });
-    expect(await s.members(room, ['dan'], 2)).toEqual({ count: 3, members: new Map(), crossedOver: true });
+    expect(await s.members(room, ['dan'], 2)).toEqual({ count: 3, connections: 3, members: new Map(), crossedOver: true });
+    // A user's second connection crosses too, though the users stay 2.
+    await s.leave(room, 'c5');
+    expect((await s.members(room, ['ada'], 2)).crossedOver).toBe(false);
+    await s.join(room, { ...ada, connId: 'c6' });
+    expect(await s.members(room, ['ada'], 2)).toEqual({ count: 2, connections: 3, members: new Map(), crossedOver: true });
   });
 });

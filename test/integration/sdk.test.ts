@@ -506,10 +506,10 @@ describe('SDK: presence', () => {
   });
 });
 
-describe('SDK: presence of a room over PRESENCE_MAX_MEMBERS', () => {
+describe('SDK: presence of a room over PRESENCE_MAX_CONNECTIONS', () => {
   let small: FluxoNode;
   beforeAll(async () => {
-    small = await startNode({ RATE_LIMITS: LIMITS, PRESENCE_MAX_MEMBERS: '2' });
+    small = await startNode({ RATE_LIMITS: LIMITS, PRESENCE_MAX_CONNECTIONS: '2' });
   });
   afterAll(async () => {
     await small?.close();

@@ -51,9 +51,9 @@ describe('config', () => {
   });
 
   it('bounds presence lists at 1,000 users by default, 0 turning them off, and refuses a negative bound', () => {
-    expect(loadConfig({}).presenceMaxMembers).toBe(1000);
-    expect(loadConfig({ PRESENCE_MAX_MEMBERS: '0' }).presenceMaxMembers).toBe(0);
-    expect(() => loadConfig({ PRESENCE_MAX_MEMBERS: '-1' })).toThrow(/PRESENCE_MAX_MEMBERS/);
+    expect(loadConfig({}).presenceMaxConnections).toBe(1000);
+    expect(loadConfig({ PRESENCE_MAX_CONNECTIONS: '0' }).presenceMaxConnections).toBe(0);
+    expect(() => loadConfig({ PRESENCE_MAX_CONNECTIONS: '-1' })).toThrow(/PRESENCE_MAX_CONNECTIONS/);
   });
 
   it('parses lists', () => {

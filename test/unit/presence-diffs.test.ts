@@ -36,6 +36,7 @@ function storeSaying(now: PresenceMember[]): Pick<PresenceStore, 'members'> {
   return {
     members: async (_room, ids) => ({
       count: now.length,
+      connections: now.reduce((n, m) => n + m.connections, 0),
       members: new Map(now.filter((m) => ids.includes(m.userId)).map((m) => [m.userId, m])),
       crossedOver: false,
     }),
@@ -148,7 +149,12 @@ describe('presence diff coalescing', () => {
       members: (_room, ids) =>
         new Promise((resolve) => {
           const reply = () =>
-            resolve({ count: ids.length, members: new Map(ids.map((id) => [id, member(id, answers.length)])), crossedOver: false });
+            resolve({
+              count: ids.length,
+              connections: ids.length,
+              members: new Map(ids.map((id) => [id, member(id, answers.length)])),
+              crossedOver: false,
+            });
           answers.push(reply);
         }),
     };
@@ -169,9 +175,9 @@ describe('presence diff coalescing', () => {
   });
 });
 
-describe('presence diffs of a room over PRESENCE_MAX_MEMBERS', () => {
+describe('presence diffs of a room over PRESENCE_MAX_CONNECTIONS', () => {
   const room = 't:acme:tenant';
-  /** A room bounded at 3 users, `joined` already in it; `sent` holds the diffs of `room`. */
+  /** A room bounded at 3 connections, `joined` users (one connection each) already in it; `sent` holds the diffs of `room`. */
   async function bounded(joined: number, max = 3) {
     const store = new MemoryPresence();
     const { target, sent } = fakeTarget();
@@ -202,6 +208,19 @@ describe('presence diffs of a room over PRESENCE_MAX_MEMBERS', () => {
     r.diffs.push(room, 'tenant', await r.store.update(room, 'c-bob', { status: 'editing' }));
     await r.diffs.flush();
     expect(r.sent()).toEqual([truncatedAt(4)]);
+  });
+
+  it('counts connections, not users: a second tab of someone already there crosses the bound', async () => {
+    const r = await bounded(2);
+    await r.join('ada');
+    await r.diffs.flush(); // 3 users, 3 connections: at the bound
+    r.diffs.push(room, 'tenant', await r.store.join(room, { connId: 'c-ada-2', userId: 'ada', name: null }));
+    await r.diffs.flush(); // still 3 users, 4 connections
+    expect(r.sent()).toEqual([
+      { room: 'tenant', joins: [member('ada')], leaves: [], updates: [], count: 3, truncated: false },
+      truncatedAt(3),
+    ]);
+    expect(await r.store.snapshot(room, 3)).toEqual({ count: 3, connections: 4, members: [] });
   });
 
   it('resumes with the changes from then on once the room is back at the bound, and says so again at the next crossing', async () => {

@@ -551,7 +551,7 @@ export class Board {
   }
 
   private renderPresence(): void {
-    // Over the server's PRESENCE_MAX_MEMBERS only the count is known: avatars of the few seen would say they are all.
+    // Over the server's PRESENCE_MAX_CONNECTIONS only the count is known: avatars of the few seen would say they are all.
     if (this.viewerCount === null) this.o.viewers.replaceChildren(...this.members.map((m) => avatar(m.userId, m.name)));
     else this.o.viewers.replaceChildren(h('span', { class: 'viewer-count' }, `${this.viewerCount.toLocaleString()} people`));
     for (const el of this.o.root.querySelectorAll<HTMLElement>('.card')) {
