@@ -123,7 +123,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     relayDisconnects(io);
   }
   if (backplane.recoveries) resyncAfterRecovery(io, backplane.recoveries, { metrics, log });
-  const fanout = createFanout(io, metrics, { oneMessage: backplane.adapter !== null && backplane.adapterReachesEveryNode });
+  const fanout = createFanout(io, metrics, { relay: backplane.relay });
   const service = new WorkflowService(store, fanout, metrics, config.readYourWritesMs);
   const presenceDiffs = new PresenceDiffs(io, presence, config.presenceMaxConnections, (err) =>
     log.warn({ err: (err as Error).message }, 'presence diffs not sent'),

@@ -7,6 +7,7 @@ import type { Metrics } from './ops/metrics.js';
 import { MemoryPresence } from './presence/memory.js';
 import type { PresenceStore } from './presence/presence.js';
 import { RedisPresence } from './presence/redis.js';
+import type { Relay } from './realtime/fanout.js';
 import { type AdapterConstructor, redisAdapter } from './realtime/redis-adapter.js';
 import type { Recoveries } from './realtime/resync.js';
 import { createRedisSurvey } from './survey/redis.js';
@@ -21,8 +22,8 @@ export interface Backplane {
   readonly kind: 'local' | 'redis';
   /** Socket.IO's cross-node adapter; null: its in-memory one (this node's sockets only). */
   readonly adapter: AdapterConstructor | null;
-  /** True when the adapter delivers every message to every node, so an event can cross as one message (realtime/fanout.ts). */
-  readonly adapterReachesEveryNode: boolean;
+  /** How committed events cross to the other nodes with this adapter (realtime/fanout.ts). */
+  readonly relay: Relay;
   readonly presence: PresenceStore;
   /** Where budgets shared by every node are counted, and whether it answers now; null: each node counts alone, in memory. */
   readonly rateLimitStore: { redis: RedisClient; answering(): boolean } | null;
@@ -55,7 +56,7 @@ export function localBackplane(deps: Pick<BackplaneDeps, 'metrics' | 'self'>): B
   return {
     kind: 'local',
     adapter: null,
-    adapterReachesEveryNode: false,
+    relay: 'rooms',
     presence,
     rateLimitStore: null,
     revocations: localRevocationBroadcast,
@@ -85,8 +86,9 @@ export async function redisBackplane(config: Config, target: RedisTarget, deps: 
   return {
     kind: 'redis',
     adapter: redisAdapter(bus),
-    // The classic adapter subscribes every node to all channels; the sharded one only to its rooms'.
-    adapterReachesEveryNode: !('cluster' in target),
+    // The classic adapter subscribes every node to all channels; the sharded one only to its rooms'
+    // and, for the relay, its tenants' (realtime/redis-adapter.ts).
+    relay: 'cluster' in target ? 'tenant' : 'all',
     presence,
     rateLimitStore: { redis: bus.client('limiter'), answering: () => bus.answering('limiter') },
     revocations: redisRevocationBroadcast({ pub: bus.client('state'), sub: bus.client('state-sub'), prefix, nodeId: config.nodeId, log }),

@@ -3,12 +3,8 @@ import type { FluxoEvent } from '../../shared/protocol.js';
 import { internalRoom } from '../../shared/rooms.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { FluxoServer } from './deps.js';
+import { EVENTS_RELAY } from './relay.js';
 
-/**
- * The adapter message that carries the committed events handed to fanout in one turn of the event
- * loop to the other nodes (`oneMessage` mode): `[tenant, event][]`, in the order they were handed.
- */
-const EVENTS_RELAY = 'fluxo:events';
 /** The previous version's one-event message, still heard so that a rolling upgrade loses nothing from old nodes. */
 const EVENT_RELAY = 'fluxo:event';
 
@@ -17,18 +13,21 @@ type Relayed = [tenant: string, event: FluxoEvent];
 const isEvent = (event: unknown): event is FluxoEvent =>
   event !== null && typeof event === 'object' && Array.isArray((event as FluxoEvent).rooms);
 
+/**
+ * How committed events reach the other nodes:
+ * - `all`: the events of one turn of the event loop (a committed batch's) go as ONE adapter message,
+ *   and each node emits them to its own sockets of each room — one PUBLISH (and on each node one
+ *   decode) per batch instead of one per room of each event (issue 13). For the classic Redis
+ *   adapter, which delivers every message to every node anyway.
+ * - `tenant`: the same, as one message per tenant of the batch, which the sharded adapter sends on
+ *   that tenant's channel, heard only by the nodes with its sockets (realtime/redis-adapter.ts).
+ * - `rooms`: one adapter broadcast per room of each event (the in-memory adapter: this node only).
+ */
+export type Relay = 'all' | 'tenant' | 'rooms';
+
 export interface FanoutOptions {
-  /**
-   * True when every node receives every adapter message anyway (the classic Redis adapter
-   * subscribes each node to all of a namespace's channels): the events of one turn of the event
-   * loop (a committed batch's) then go to the other nodes as ONE message, and each node emits them
-   * to its own sockets of each room — one PUBLISH (and on each node one decode) per batch instead of
-   * one per room of each event (issue 13). False: one adapter broadcast per room, for an adapter
-   * that routes by room (the sharded one, whose per-room channels reach only the nodes with sockets
-   * in that room) or the in-memory one.
-   * @default false
-   */
-  oneMessage?: boolean;
+  /** @default 'rooms' */
+  relay?: Relay;
 }
 
 /**
@@ -44,7 +43,8 @@ export function createFanout(io: FluxoServer, metrics: Metrics, opts: FanoutOpti
     for (const room of event.rooms) io.local.to(internalRoom(tenant, room)).emit('event', event);
   };
   const nsp = io.of('/') as unknown as Namespace;
-  if (opts.oneMessage) {
+  const relay = opts.relay ?? 'rooms';
+  if (relay !== 'rooms') {
     // Only this namespace's adapter publishes these; the checks keep a stray message from throwing.
     nsp.on(EVENTS_RELAY, (relayed: unknown) => {
       if (!Array.isArray(relayed)) return;
@@ -61,12 +61,13 @@ export function createFanout(io: FluxoServer, metrics: Metrics, opts: FanoutOpti
     const relayed = pending;
     pending = [];
     for (const [tenant, event] of relayed) {
-      if (opts.oneMessage) emitLocal(tenant, event);
+      if (relay !== 'rooms') emitLocal(tenant, event);
       else for (const room of event.rooms) io.to(internalRoom(tenant, room)).emit('event', event);
       metrics.eventsEmitted.inc({ type: event.type });
       metrics.fanoutSeconds.observe(Math.max(0, Date.now() - Date.parse(event.at)) / 1000);
     }
-    if (opts.oneMessage) nsp.serverSideEmit(EVENTS_RELAY, relayed);
+    if (relay === 'all') nsp.serverSideEmit(EVENTS_RELAY, relayed);
+    if (relay === 'tenant') for (const one of byTenant(relayed)) nsp.serverSideEmit(EVENTS_RELAY, one);
   };
   // Emitting from inside a uWS callback (an HTTP handler whose store call resolved in the same
   // tick, as PGlite's can) publishes while uWS has the request's socket corked; the bench measured
@@ -76,4 +77,15 @@ export function createFanout(io: FluxoServer, metrics: Metrics, opts: FanoutOpti
     if (pending.length === 0) setImmediate(flush);
     pending.push([tenant, event]);
   };
+}
+
+/** The relayed events split by tenant, each tenant's in the order handed, tenants in order of first appearance. */
+function byTenant(relayed: Relayed[]): Relayed[][] {
+  const groups = new Map<string, Relayed[]>();
+  for (const r of relayed) {
+    const group = groups.get(r[0]);
+    if (group) group.push(r);
+    else groups.set(r[0], [r]);
+  }
+  return [...groups.values()];
 }

@@ -2,7 +2,6 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import type { Sql } from 'postgres';
 import type { ClusterHandle, SpawnedNode } from '../../scripts/topology/cluster.js';
 import type { RedisCluster, RedisInstance } from '../../scripts/topology/redis.js';
-import { internalRoom } from '../../shared/rooms.js';
 
 export interface FaultContext {
   cluster: ClusterHandle;
@@ -156,7 +155,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'cluster-master-kill',
-    what: 'kill -9 of the Redis Cluster master owning the tenant room, started again (same slots, empty) after 3 s',
+    what: 'kill -9 of the Redis Cluster master owning the tenant relay channel, started again (same slots, empty) after 3 s',
     redis: 'cluster',
     async run(ctx) {
       const master = await busiestMaster(ctx);
@@ -169,7 +168,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'cluster-master-freeze',
-    what: `the Redis Cluster master owning the tenant room frozen (SIGSTOP) for ${HOLD_MS / 1000} s, then SIGCONT`,
+    what: `the Redis Cluster master owning the tenant relay channel frozen (SIGSTOP) for ${HOLD_MS / 1000} s, then SIGCONT`,
     redis: 'cluster',
     async run(ctx) {
       const master = await busiestMaster(ctx);
@@ -185,13 +184,13 @@ export const SCENARIOS: readonly Scenario[] = [
 ];
 
 /**
- * The master holding the sharded adapter's channel of the tenant room: every reader is in that
- * room and every writer publishes into it, so each node subscribes to it and most events cross it.
+ * The master holding the tenant's relay channel: every event of the tenant crosses between nodes
+ * on it (server/realtime/redis-adapter.ts), and each node with a reader subscribes to it.
  */
 function busiestMaster(ctx: FaultContext) {
   const prefix = ctx.cluster.env.REDIS_KEY_PREFIX ?? 'fluxo';
-  // @socket.io/redis-adapter's dynamic channel: `${channelPrefix}#${namespace}#${room}#` (server/realtime/redis-adapter.ts).
-  return ctx.redisCluster().masterOf(`${prefix}:sio#/#${internalRoom(ctx.tenant, 'tenant')}#`);
+  // The sharded adapter's dynamic channel of a room, `${channelPrefix}#${namespace}#${room}#`, for the relay's room name.
+  return ctx.redisCluster().masterOf(`${prefix}:sio#/#fluxo-relay:${ctx.tenant}#`);
 }
 
 export function scenarioNamed(name: string): Scenario {

@@ -57,6 +57,51 @@ describe('on a 3-master Redis Cluster (sharded adapter, SSUBSCRIBE)', () => {
     await eventually(() => expect(diffs.some((d) => d.joins.some((j) => j.userId === 'o'))).toBe(true));
   });
 
+  it("relays a node's committed events as one message per tenant on that tenant's channel, none on the rooms' channels", async () => {
+    const [n1, n2] = cluster.nodes;
+    if (!n1 || !n2 || !cluster.redisCluster) throw new Error('cluster not started');
+    const tenant = 'relay';
+    const admin = await token({ sub: 'boss', tid: tenant, role: 'admin' });
+    const board = await createBoard(n2.url, admin);
+    const rooms = ['tenant', `workflow:${board.id}`];
+    // A reader on node 1 in two of each event's three rooms: node 1 has the tenant's rooms, so it
+    // listens on the tenant's relay channel (server/realtime/redis-adapter.ts).
+    const reader = await connect(n1.url, await token({ sub: 'r', tid: tenant }));
+    const got: string[] = [];
+    reader.on('event', (e) => got.push(`${e.rooms.find((r) => r.startsWith('workflow:') || r === 'tenant')}:${e.id}`));
+    for (const room of rooms) expect(await request(reader, 'subscribe', { room })).toHaveProperty('data');
+
+    // What crosses Redis, listened to on each channel: the tenant's relay and the rooms' own.
+    const spy = new Cluster(cluster.redisCluster.nodes, { shardedSubscribers: true });
+    const heard = new Map<string, string[]>();
+    try {
+      await new Promise<void>((r) => spy.once('ready', () => r()));
+      const relay = `fluxo:sio#/#fluxo-relay:${tenant}#`;
+      const roomChannels = rooms.map((r) => `fluxo:sio#/#${internalRoom(tenant, r)}#`);
+      spy.on('smessage', (channel: string, message: string) => {
+        const m = JSON.parse(message) as { data?: { packet?: unknown[] | { data?: unknown[] } } };
+        const packet = m.data?.packet;
+        // A relay is a server-side emit ([name, batch]); a room broadcast a Socket.IO packet ({ data: [name, …] }).
+        const name = Array.isArray(packet) ? packet[0] : packet?.data?.[0];
+        heard.set(channel, [...(heard.get(channel) ?? []), String(name)]);
+      });
+      for (const channel of [relay, ...roomChannels]) await spy.ssubscribe(channel);
+
+      const created = [];
+      for (let i = 0; i < 8; i++) created.push(await createProcess(n2.url, admin, board.id, `c${i}`));
+      // Every event reached the reader in both rooms: so every relay message was published before.
+      await eventually(() => expect(got).toHaveLength(2 * created.length));
+      await eventually(() => expect(heard.get(relay)?.length ?? 0).toBeGreaterThan(0));
+      // Each relay message is one committed batch of the tenant's events: at most one per event,
+      // where a broadcast per room took three.
+      expect(heard.get(relay)?.every((name) => name === 'fluxo:events')).toBe(true);
+      expect(heard.get(relay)?.length).toBeLessThanOrEqual(created.length);
+      for (const channel of roomChannels) expect(heard.get(channel) ?? []).not.toContain('event');
+    } finally {
+      spy.disconnect();
+    }
+  });
+
   it('relays a logout to the other node, whose socket is told token_revoked before it is cut', async () => {
     const [n1, n2] = cluster.nodes;
     if (!n1 || !n2) throw new Error('cluster not started');
@@ -83,9 +128,10 @@ describe('on a 3-master Redis Cluster (sharded adapter, SSUBSCRIBE)', () => {
       const seen: string[] = [];
       await client.subscribe(room, (e) => seen.push(e.processId ?? '')).ready;
 
-      // The master owning the room's channel (server/realtime/redis-adapter.ts) crashes: the Cluster
-      // clients stay `ready`; only the shard watch (server/bus/shards.ts) sees it.
-      const master = await cluster.redisCluster.masterOf(`fluxo:sio#/#${internalRoom('shard-kill', room)}#`);
+      // The master owning the tenant's relay channel, which carries its events to the other nodes
+      // (server/realtime/redis-adapter.ts), crashes: the Cluster clients stay `ready`; only the shard
+      // watch (server/bus/shards.ts) sees it.
+      const master = await cluster.redisCluster.masterOf('fluxo:sio#/#fluxo-relay:shard-kill#');
       await master.stop();
       await eventually(
         async () => expect(await (await fetch(`${n1.url}/ready`)).text()).toContain('redis cluster shard not delivering'),

@@ -40,7 +40,7 @@ const nextMacrotask = () => new Promise<void>((r) => setImmediate(r));
 describe('fan-out with one adapter message', () => {
   it('relays the events handed in one turn as one adapter message, in order, after emitting them locally', async () => {
     const { io, local, relays } = fakeIo();
-    const fanout = createFanout(io, createMetrics('n1'), { oneMessage: true });
+    const fanout = createFanout(io, createMetrics('n1'), { relay: 'all' });
     fanout('acme', event(1, ['process:p1', 'tenant']));
     fanout('acme', event(2));
     fanout('beta', event(3));
@@ -69,7 +69,7 @@ describe('fan-out with one adapter message', () => {
 
   it("emits another node's relayed events to this node's rooms, and still hears the one-event message of the previous version", () => {
     const { io, local, relays, deliver } = fakeIo();
-    createFanout(io, createMetrics('n1'), { oneMessage: true });
+    createFanout(io, createMetrics('n1'), { relay: 'tenant' });
     deliver('fluxo:events', [['acme', event(5)], ['acme', event(6, ['workflow:w1'])], ['bad'], null]);
     deliver('fluxo:event', 'acme', event(7));
     deliver('fluxo:events', 'not a list');
@@ -79,5 +79,25 @@ describe('fan-out with one adapter message', () => {
       [internalRoom('acme', 'tenant'), 7],
     ]);
     expect(relays).toEqual([]); // a relayed event is not relayed again
+  });
+
+  it('relays one message per tenant of the turn, each in the order handed, for the sharded adapter', async () => {
+    const { io, local, relays } = fakeIo();
+    const fanout = createFanout(io, createMetrics('n1'), { relay: 'tenant' });
+    fanout('acme', event(1));
+    fanout('beta', event(2));
+    fanout('acme', event(3, ['process:p1']));
+    await nextMacrotask();
+    expect(local.map(([, id]) => id)).toEqual([1, 2, 3]);
+    expect(relays.map(([name, [batch]]) => [name, (batch as [string, FluxoEvent][]).map(([t, e]) => [t, e.id])])).toEqual([
+      [
+        'fluxo:events',
+        [
+          ['acme', 1],
+          ['acme', 3],
+        ],
+      ],
+      ['fluxo:events', [['beta', 2]]],
+    ]);
   });
 });
