@@ -50,6 +50,12 @@ export class PresenceDiffs {
   private timer: NodeJS.Timeout | null = null;
   /** The flush being sent: the next one waits for it, so one room's diffs leave this node in order. */
   private sending: Promise<void> = Promise.resolve();
+  /**
+   * Rooms this node's last read found over the bound: while the store cannot answer (Redis away),
+   * they stay silent rather than flooding every member with what this node saw — an outage is the
+   * worst time for a diff to 100,000 sockets per flush.
+   */
+  private readonly over = new Set<string>();
 
   constructor(
     private readonly target: PresenceTarget,
@@ -101,9 +107,12 @@ export class PresenceDiffs {
   /** The room's diff, or null when it is over the bound and was so already. */
   private async diffOf(internal: string, room: Pending): Promise<PresenceDiff | null> {
     const read = await this.presence.members(internal, [...room.users.keys()], this.maxConnections).catch(() => null);
+    if (!read && this.over.has(internal)) return null;
     if (read && read.connections > this.maxConnections) {
+      this.over.add(internal);
       return read.crossedOver ? { room: room.relative, joins: [], leaves: [], updates: [], count: read.count, truncated: true } : null;
     }
+    if (read) this.over.delete(internal);
     const diff: PresenceDiff = { room: room.relative, joins: [], leaves: [], updates: [], truncated: false };
     if (read) diff.count = read.count;
     for (const [userId, { wasPresent, last }] of room.users) {

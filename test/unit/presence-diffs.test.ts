@@ -120,6 +120,27 @@ describe('presence diff coalescing', () => {
     });
   });
 
+  it('keeps a room it last read over the bound silent while the store cannot answer', async () => {
+    const { target, sent } = fakeTarget();
+    let answering = true;
+    const store: Pick<PresenceStore, 'members'> = {
+      members: async (_room, ids) => {
+        if (!answering) throw new Error('redis down');
+        return { count: 5, connections: 5, members: new Map(), crossedOver: ids.includes('ada') };
+      },
+    };
+    const diffs = new PresenceDiffs(target, store, 3);
+    diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('ada')] });
+    await diffs.flush();
+    expect(sent.map((s) => s.diff.truncated)).toEqual([true]);
+    answering = false;
+    diffs.push('t:a:tenant', 'tenant', { ...none, joins: [member('bob')] });
+    // A room never read over the bound still gets what this node saw.
+    diffs.push('t:a:user:bob', 'user:bob', { ...none, joins: [member('bob')] });
+    await diffs.flush();
+    expect(sent.map((s) => s.room)).toEqual(['t:a:tenant', 't:a:user:bob']);
+  });
+
   it('keeps flushing after a flush whose emit threw, and reports the error', async () => {
     const { target, sent } = fakeTarget();
     let fail = true;
