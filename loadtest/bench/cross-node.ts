@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from '../../scripts/topology/redis.js';
-import { closeAll, spawnWorkers, type Worker } from '../clients.js';
+import { closeAll, type Worker } from '../clients.js';
 import {
   type BenchContext,
   benchContext,
@@ -10,14 +10,15 @@ import {
   ENGINES,
   type EngineId,
   LiveServers,
-  onInterrupt,
   type RunningEngine,
   sidePortEngine,
 } from './engines.js';
-import { type FanoutOptions, fanoutOptions, fanoutUsage } from './flags.js';
+import { type FanoutOptions, fanoutConfig, fanoutOptions, fanoutUsage } from './flags.js';
 import { cpuPercent, cpuPerDelivery, latencyAndLoss, maxThenRate, type Phase, RateOfRound, subscribeAll } from './measure.js';
+import { LATENCY_HEAD, LOST_ABOUT, latencyCells, PHASE_HEAD, type PhaseRow, phaseCells, phaseFields, ratio, times } from './phase-table.js';
 import { cpuMicros, postmasterPid, redisPid, redisPublishCalls, treeCpuMicros } from './proc-cpu.js';
-import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
+import { measureInRounds } from './rounds.js';
+import { check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
 /**
  * Fan-out across nodes: the publisher on node A, every subscriber on node B, so each event crosses
@@ -77,14 +78,7 @@ export const CROSS_ENGINES = Object.fromEntries(CROSS.map(([id, server, redis, l
 /** The processes whose CPU is "server CPU": both nodes and every redis-server. Postgres is apart. */
 export const SERVER_PARTS = ['node A', 'node B', 'redis'];
 
-export interface CrossMeasurement {
-  engine: CrossId;
-  /** 0 for medians. */
-  round: number;
-  phase: Phase;
-  /** Events/s offered in the `rate` phase (half of the bare engine's max of the round unless --rate); null at max. */
-  offeredPerS: number | null;
-  deliveriesPerS: number;
+export interface CrossMeasurement extends PhaseRow<CrossId> {
   eventsPerS: number;
   /**
    * Redis PUBLISH + SPUBLISH calls (INFO commandstats, every redis-server) over the whole phase per
@@ -101,10 +95,6 @@ export interface CrossMeasurement {
   /** Every process of the Postgres data directory, per delivery; null for engines without it. */
   postgresUs: number | null;
   postgresCpuPct: number | null;
-  p50Ms: number;
-  p99Ms: number;
-  publishErrors: number;
-  lost: number;
 }
 
 export interface CrossResult extends SuiteResult {
@@ -169,13 +159,9 @@ function rows(medians: CrossMeasurement[]): string[][] {
     // Compared with the bare baseline on the same kind of Redis.
     const base = medians.find((x) => x.engine === bareOf(m.engine) && x.phase === m.phase);
     return [
-      m.engine,
-      m.phase,
-      // Results committed before issue 13 have neither field.
-      m.offeredPerS?.toLocaleString('en') ?? '-',
-      m.deliveriesPerS.toLocaleString('en'),
+      ...phaseCells(m),
       m.eventsPerS.toLocaleString('en'),
-      base?.deliveriesPerS ? `${(m.deliveriesPerS / base.deliveriesPerS).toFixed(2)}×` : '-',
+      times(ratio(m.deliveriesPerS, base?.deliveriesPerS)),
       fix(m.cpuUsPerDelivery),
       fix(m.nodeAUs),
       fix(m.nodeBUs),
@@ -184,13 +170,7 @@ function rows(medians: CrossMeasurement[]): string[][] {
       fix(m.postgresUs),
       m.postgresCpuPct === null ? '-' : `${m.postgresCpuPct} %`,
       m.publishesPerEvent?.toFixed(2) ?? '-',
-      String(m.p50Ms),
-      String(m.p99Ms),
-      base?.p99Ms ? `${(m.p99Ms / base.p99Ms).toFixed(2)}×` : '-',
-      m.lost.toLocaleString('en'),
-      m.engine === 'socketio-uws' && m.phase === 'max'
-        ? `${(ISSUE_BASELINE.deliveriesPerS / 1000).toFixed(0)}k/s, ${ISSUE_BASELINE.cpuUsPerDelivery} µs`
-        : '',
+      ...latencyCells(m, base, m.engine === 'socketio-uws' ? ISSUE_BASELINE : undefined),
     ];
   });
 }
@@ -295,11 +275,7 @@ async function measure(
     return windows.map(([phase, w, offered]) => {
       const per = (k: string) => (k in w.cpuUs ? cpuPerDelivery(w, [k]) : null);
       return {
-        engine: engine.id,
-        round,
-        phase,
-        offeredPerS: phase === 'rate' ? offered : null,
-        deliveriesPerS: w.deliveriesPerS,
+        ...phaseFields(engine.id, round, phase, w, offered),
         eventsPerS: Math.round(w.deliveriesPerS / o.subscribers),
         publishesPerEvent: w.events ? Math.round((w.counts.publishes! / w.events) * 1000) / 1000 : null,
         cpuUsPerDelivery: cpuPerDelivery(w, SERVER_PARTS),
@@ -331,34 +307,24 @@ ${fanoutUsage(Object.keys(CROSS_ENGINES))}
     const ctx = benchContext();
     const infra: Infra = {};
     const rates = new RateOfRound(o.subscribers, o.rate);
-    const { workers, close } = spawnWorkers(o.processes);
-    const cleanup = async () => {
-      await live.stopAll();
-      close();
-      await stopInfra(infra);
-    };
-    const offInterrupt = onInterrupt(cleanup);
     const started = Date.now();
-    let all: CrossMeasurement[];
-    try {
-      await startInfra(engines, infra, args.log);
-      all = await alternate(
-        o.rounds,
-        rates.order(engines, (e) => isBare(e.id)),
-        (engine, round) => measure(o, engine, ctx, infra, workers, round, rates),
-        (m) =>
-          args.log(
-            `round ${m.round} ${m.engine.padEnd(26)} ${m.phase.padEnd(4)} ${m.offeredPerS ? `(offered ${m.offeredPerS} ev/s) ` : ''}${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery (A ${m.nodeAUs} B ${m.nodeBUs} redis ${m.redisUs}; postgres ${m.postgresUs ?? '-'})  ${m.publishesPerEvent} PUBLISH/event  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  lost ${m.lost}`,
-          ),
-      );
-    } finally {
-      offInterrupt();
-      await cleanup();
-    }
+    const all = await measureInRounds(
+      {
+        processes: o.processes,
+        rounds: o.rounds,
+        engines: rates.order(engines, (e) => isBare(e.id)),
+        live,
+        setUp: () => startInfra(engines, infra, args.log),
+        tearDown: () => stopInfra(infra),
+        measure: (engine, workers, round) => measure(o, engine, ctx, infra, workers, round, rates),
+        line: (m) =>
+          `round ${m.round} ${m.engine.padEnd(26)} ${m.phase.padEnd(4)} ${m.offeredPerS ? `(offered ${m.offeredPerS} ev/s) ` : ''}${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery (A ${m.nodeAUs} B ${m.nodeBUs} redis ${m.redisUs}; postgres ${m.postgresUs ?? '-'})  ${m.publishesPerEvent} PUBLISH/event  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  lost ${m.lost}`,
+      },
+      args.log,
+    );
     const medians = mediansBy(all, (m) => `${m.engine} ${m.phase}`, ['publishErrors']);
-    const { engineIds, extra: _extra, ...rest } = o;
-    const config = { ...rest, rate: o.rate ?? 'half of bare max, per round', payloadBytes: 100, engines: engineIds };
-    return { ...envelope('cross-node', config, started, checkTargets(medians, o.subscribers, o.rate !== undefined)), medians, runs: all };
+    const targets = checkTargets(medians, o.subscribers, o.rate !== undefined);
+    return { ...envelope('cross-node', fanoutConfig(o), started, targets), medians, runs: all };
   },
   section: (r) => ({
     title: 'Fan-out across nodes (Redis)',
@@ -374,14 +340,10 @@ ${fanoutUsage(Object.keys(CROSS_ENGINES))}
       '(every process of its data directory) is not in that sum and is shown apart: only the full path writes to it.',
       `Flat out, the publisher keeps at most ${Number(r.config.backlog)} events per subscriber published but not yet received, so p99`,
       'at max includes up to that queue. Medians over rounds; read the ratios, not the absolutes.',
-      '`lost` = id gaps seen in the window, which delivery out of id order (concurrent commits on Postgres) shifts',
-      'either way; a run fails instead when, once a phase drained, any subscriber missed an event or got one twice.',
+      ...LOST_ABOUT,
     ],
     head: [
-      'engine',
-      'phase',
-      'offered ev/s',
-      'deliveries/s',
+      ...PHASE_HEAD,
       'events/s',
       'vs sio-uws',
       'µs/deliv A+B+Redis',
@@ -392,11 +354,7 @@ ${fanoutUsage(Object.keys(CROSS_ENGINES))}
       'Postgres µs/deliv',
       'Postgres CPU',
       'PUBLISH/event',
-      'p50 ms',
-      'p99 ms',
-      'p99 vs sio-uws',
-      'lost',
-      'issue baseline',
+      ...LATENCY_HEAD,
     ],
     rows: rows(r.medians),
     left: 2,

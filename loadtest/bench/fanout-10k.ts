@@ -1,10 +1,11 @@
-import { closeAll, spawnWorkers, type Worker } from '../clients.js';
+import { closeAll, type Worker } from '../clients.js';
 import { sleep } from '../setup.js';
-import { type BenchContext, benchContext, ENGINES, type EngineId, LiveServers, onInterrupt } from './engines.js';
+import { type BenchContext, benchContext, ENGINES, type EngineId, LiveServers } from './engines.js';
 import { suiteFlags } from './flags.js';
 import { cpuPercent, cpuPerDelivery, Session, subscribeAll } from './measure.js';
 import { cpuMicros } from './proc-cpu.js';
-import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
+import { measureInRounds } from './rounds.js';
+import { check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
 /**
  * 10,000 subscribers in one room of one node, 10 events/s: 100,000 deliveries/s offered. Every event
@@ -158,27 +159,19 @@ export const fanout10k: Suite<TenKResult> = {
   async run(args) {
     const o = options(args.argv, args.quick);
     const ctx = benchContext();
-    const { workers, close } = spawnWorkers(o.processes);
-    const offInterrupt = onInterrupt(async () => {
-      await live.stopAll();
-      close();
-    });
     const started = Date.now();
-    let all: TenKMeasurement[];
-    try {
-      all = await alternate(
-        o.rounds,
-        o.engineIds,
-        (id, round) => measure(o, ctx, id, workers, round),
-        (m) =>
-          args.log(
-            `round ${m.round} ${m.engine.padEnd(18)} ${String(m.deliveriesPerS).padStart(7)}/s  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  p99.9 ${m.p999Ms} ms  lost ${m.lost}  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  cpu ${m.serverCpuPct}%`,
-          ),
-      );
-    } finally {
-      offInterrupt();
-      close();
-    }
+    const all = await measureInRounds(
+      {
+        processes: o.processes,
+        rounds: o.rounds,
+        engines: o.engineIds,
+        live,
+        measure: (id, workers, round) => measure(o, ctx, id, workers, round),
+        line: (m) =>
+          `round ${m.round} ${m.engine.padEnd(18)} ${String(m.deliveriesPerS).padStart(7)}/s  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  p99.9 ${m.p999Ms} ms  lost ${m.lost}  ${m.cpuUsPerDelivery ?? '-'} µs/delivery  cpu ${m.serverCpuPct}%`,
+      },
+      args.log,
+    );
     const medians = mediansBy(all, (m) => m.engine, ['publishErrors']);
     const { engineIds, ...rest } = o;
     const config = { ...rest, payloadBytes: 100, engines: engineIds };

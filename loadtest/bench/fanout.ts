@@ -1,10 +1,12 @@
 import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
-import { closeAll, spawnWorkers, type Worker } from '../clients.js';
-import { benchContext, ENGINES, type Engine, type EngineId, onInterrupt } from './engines.js';
-import { type FanoutOptions, fanoutOptions, fanoutUsage } from './flags.js';
+import { closeAll, type Worker } from '../clients.js';
+import { benchContext, ENGINES, type Engine, type EngineId, LiveServers } from './engines.js';
+import { type FanoutOptions, fanoutConfig, fanoutOptions, fanoutUsage } from './flags.js';
 import { cpuPercent, cpuPerDelivery, latencyAndLoss, maxThenRate, type Phase, RateOfRound, subscribeAll } from './measure.js';
+import { LATENCY_HEAD, LOST_ABOUT, latencyCells, PHASE_HEAD, type PhaseRow, phaseCells, phaseFields, ratio, times } from './phase-table.js';
 import { cpuMicros, postmasterPid, treeCpuMicros } from './proc-cpu.js';
-import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
+import { measureInRounds } from './rounds.js';
+import { check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
 /**
  * One-node fan-out: Fluxo vs its baselines, each a separate server process, measured in
@@ -12,24 +14,12 @@ import { alternate, check, envelope, mediansBy, type Suite, type SuiteResult, ty
  * machine where absolute figures do not.
  */
 
-export interface Measurement {
-  engine: EngineId;
-  /** 0 for medians. */
-  round: number;
-  phase: Phase;
-  /** Events/s offered in the `rate` phase (half of bare Socket.IO-on-uWS's max of the round unless --rate); null at max. */
-  offeredPerS: number | null;
-  deliveriesPerS: number;
+export interface Measurement extends PhaseRow<EngineId> {
   /** Server utime+stime (from /proc) over the window, per delivery received by the clients. */
   cpuUsPerDelivery: number | null;
   /** Every process of the Postgres data directory, per delivery; null for engines without it. */
   postgresUs: number | null;
   serverCpuPct: number;
-  p50Ms: number;
-  p99Ms: number;
-  publishErrors: number;
-  /** Events a client never received although it received a later one (id gaps) during the window. */
-  lost: number;
 }
 
 /** Baselines measured for issue 4 on this kind of 2-core machine (median of 5, 1,000 subscribers). */
@@ -50,8 +40,6 @@ const TARGET_CPU_RATIO = 1.3;
 const TARGET_P99_RATIO = 1.2;
 
 const find = (medians: Measurement[], e: EngineId, phase: Phase) => medians.find((m) => m.engine === e && m.phase === phase);
-const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? a / b : null);
-const times = (x: number | null) => (x === null ? '-' : `${x.toFixed(2)}×`);
 
 /**
  * The one-node targets from the medians of one run: issue 4's, and issue 13's on the full path on
@@ -100,28 +88,20 @@ function rows(medians: Measurement[]): string[][] {
   return medians.map((m) => {
     const sio = find(medians, 'socketio-ws', m.phase);
     const bare = find(medians, REFERENCE, m.phase);
-    const base = ISSUE_BASELINES[m.engine];
     return [
-      m.engine,
-      m.phase,
-      // Results committed before issue 13 have neither field.
-      m.offeredPerS?.toLocaleString('en') ?? '-',
-      m.deliveriesPerS.toLocaleString('en'),
+      ...phaseCells(m),
       times(ratio(m.deliveriesPerS, sio?.deliveriesPerS)),
       m.cpuUsPerDelivery === null ? '-' : m.cpuUsPerDelivery.toFixed(2),
       times(ratio(m.cpuUsPerDelivery, bare?.cpuUsPerDelivery)),
       m.postgresUs?.toFixed(2) ?? '-',
       `${m.serverCpuPct} %`,
-      String(m.p50Ms),
-      String(m.p99Ms),
-      times(ratio(m.p99Ms, bare?.p99Ms)),
-      m.lost.toLocaleString('en'),
-      m.phase === 'max' && base ? `${(base.deliveriesPerS / 1000).toFixed(0)}k/s, ${base.cpuUsPerDelivery} µs` : '',
+      ...latencyCells(m, bare, ISSUE_BASELINES[m.engine]),
     ];
   });
 }
 
 const ctx = benchContext();
+const live = new LiveServers();
 
 async function measure(
   o: FanoutOptions<EngineId>,
@@ -133,6 +113,7 @@ async function measure(
 ): Promise<Measurement[]> {
   const onPg = engine.id === 'fluxo-postgres' && pg;
   const running = await engine.start(ctx, onPg ? { DATABASE_URL: pg.handle.url, MIGRATE_ON_START: 'true' } : {});
+  const stop = live.track(running.stop);
   try {
     await subscribeAll(workers, engine, running.url, ctx, o.subscribers);
     const windows = await maxThenRate(workers, o, {
@@ -143,11 +124,7 @@ async function measure(
       rate: rates.rate(String(round), engine.id === REFERENCE),
     });
     return windows.map(([phase, w, offered]) => ({
-      engine: engine.id,
-      round,
-      phase,
-      offeredPerS: phase === 'rate' ? offered : null,
-      deliveriesPerS: w.deliveriesPerS,
+      ...phaseFields(engine.id, round, phase, w, offered),
       cpuUsPerDelivery: cpuPerDelivery(w, ['server']),
       postgresUs: onPg ? cpuPerDelivery(w, ['postgres']) : null,
       serverCpuPct: cpuPercent(w, ['server']),
@@ -155,7 +132,7 @@ async function measure(
     }));
   } finally {
     await closeAll(workers);
-    await running.stop();
+    await stop();
   }
 }
 
@@ -172,38 +149,29 @@ export const fanout: Suite<FanoutResult> = {
   async run(args) {
     const o = fanoutOptions(args.argv, args.quick, { all: Object.keys(ENGINES) as EngineId[] });
     const rates = new RateOfRound(o.subscribers, o.rate);
-    const { workers, close } = spawnWorkers(o.processes);
     let pg: Db | undefined;
-    const cleanup = async () => {
-      close();
-      await pg?.handle.stop();
-    };
-    const offInterrupt = onInterrupt(cleanup);
     const started = Date.now();
-    let all: Measurement[];
-    try {
-      if (o.engineIds.includes('fluxo-postgres')) {
-        const handle = await startPostgres();
-        pg = { handle, postmaster: await postmasterPid(handle.url) };
-        args.log(`postgres ${handle.url} (postmaster ${pg.postmaster})`);
-      }
-      all = await alternate(
-        o.rounds,
-        rates.order(o.engineIds, (id) => id === REFERENCE),
-        (id, round) => measure(o, ENGINES[id], workers, round, rates, pg),
-        (m) =>
-          args.log(
-            `round ${m.round} ${m.engine.padEnd(18)} ${m.phase.padEnd(4)} ${m.offeredPerS ? `(offered ${m.offeredPerS} ev/s) ` : ''}${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery${m.postgresUs === null ? '' : ` (postgres ${m.postgresUs})`}  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  cpu ${m.serverCpuPct}%  lost ${m.lost}`,
-          ),
-      );
-    } finally {
-      offInterrupt();
-      await cleanup();
-    }
+    const all = await measureInRounds(
+      {
+        processes: o.processes,
+        rounds: o.rounds,
+        engines: rates.order(o.engineIds, (id) => id === REFERENCE),
+        live,
+        setUp: async () => {
+          if (!o.engineIds.includes('fluxo-postgres')) return;
+          const handle = await startPostgres();
+          pg = { handle, postmaster: await postmasterPid(handle.url) };
+          args.log(`postgres ${handle.url} (postmaster ${pg.postmaster})`);
+        },
+        tearDown: async () => pg?.handle.stop(),
+        measure: (id, workers, round) => measure(o, ENGINES[id], workers, round, rates, pg),
+        line: (m) =>
+          `round ${m.round} ${m.engine.padEnd(18)} ${m.phase.padEnd(4)} ${m.offeredPerS ? `(offered ${m.offeredPerS} ev/s) ` : ''}${String(m.deliveriesPerS).padStart(8)}/s  ${m.cpuUsPerDelivery ?? '-'} µs/delivery${m.postgresUs === null ? '' : ` (postgres ${m.postgresUs})`}  p50 ${m.p50Ms} ms  p99 ${m.p99Ms} ms  cpu ${m.serverCpuPct}%  lost ${m.lost}`,
+      },
+      args.log,
+    );
     const medians = mediansBy(all, (m) => `${m.engine} ${m.phase}`, ['publishErrors']);
-    const { engineIds, extra: _extra, ...rest } = o;
-    const config = { ...rest, rate: o.rate ?? 'half of bare max, per round', payloadBytes: 100, engines: engineIds };
-    return { ...envelope('fanout', config, started, checkTargets(medians, o.rate !== undefined)), medians, runs: all };
+    return { ...envelope('fanout', fanoutConfig(o), started, checkTargets(medians, o.rate !== undefined)), medians, runs: all };
   },
   section: (r) => ({
     title: 'Fan-out, one node',
@@ -216,25 +184,9 @@ export const fanout: Suite<FanoutResult> = {
       'setup, the headline figure) every process of the Postgres data directory is measured apart. `fluxo` is',
       'the same node on embedded PGlite, reported apart. Medians over rounds. Figures from a shared, noisy',
       '2-core machine: read the ratios, not the absolutes.',
-      '`lost` = id gaps seen in the window, which delivery out of id order (concurrent commits on Postgres) shifts',
-      'either way; a run fails instead when, once a phase drained, any subscriber missed an event or got one twice.',
+      ...LOST_ABOUT,
     ],
-    head: [
-      'engine',
-      'phase',
-      'offered ev/s',
-      'deliveries/s',
-      'vs sio-ws',
-      'µs CPU/deliv',
-      'vs sio-uws',
-      'Postgres µs/deliv',
-      'server CPU',
-      'p50 ms',
-      'p99 ms',
-      'p99 vs sio-uws',
-      'lost',
-      'issue baseline',
-    ],
+    head: [...PHASE_HEAD, 'vs sio-ws', 'µs CPU/deliv', 'vs sio-uws', 'Postgres µs/deliv', 'server CPU', ...LATENCY_HEAD],
     rows: rows(r.medians),
     left: 2,
     legend: { title: 'engines', entries: [...new Set(r.medians.map((m) => m.engine))].map((e) => [e, ENGINES[e].label]) },

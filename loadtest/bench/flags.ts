@@ -101,3 +101,9 @@ export function fanoutOptions<E extends string>(
     extra: Object.fromEntries(extraFlags.map((k) => [k, f.str(k)])),
   };
 }
+
+/** The `config` of a fanout or cross-node result: the flags as parsed, and what set the fixed rate. */
+export function fanoutConfig<E extends string>(o: FanoutOptions<E>): Record<string, unknown> {
+  const { engineIds, extra: _extra, ...rest } = o;
+  return { ...rest, rate: o.rate ?? 'half of bare max, per round', payloadBytes: 100, engines: engineIds };
+}

@@ -140,28 +140,6 @@ export function mediansBy<T extends { round: number }>(rows: T[], key: (r: T) =>
   return [...groups.values()].map((g) => medianRow(g, sum));
 }
 
-/**
- * Measures each engine once per round, in alternation: ratios taken within one run hold on a noisy
- * machine where absolute figures do not. Logs and returns every measurement.
- */
-export async function alternate<E, T>(
-  rounds: number,
-  engines: readonly E[],
-  measure: (e: E, round: number) => Promise<T[]>,
-  log: (m: T) => void,
-): Promise<T[]> {
-  const all: T[] = [];
-  for (let round = 1; round <= rounds; round++) {
-    for (const e of engines) {
-      for (const m of await measure(e, round)) {
-        all.push(m);
-        log(m);
-      }
-    }
-  }
-  return all;
-}
-
 /** One bench suite's figures: printed after its run, and its `## …` section of bench/RESULTS.md. */
 export interface Section {
   title: string;
