@@ -16,7 +16,7 @@ import {
 import { type FanoutOptions, fanoutConfig, fanoutOptions, fanoutUsage } from './flags.js';
 import { cpuPercent, cpuPerDelivery, latencyAndLoss, maxThenRate, type Phase, RateOfRound, subscribeAll } from './measure.js';
 import { LATENCY_HEAD, LOST_ABOUT, latencyCells, PHASE_HEAD, type PhaseRow, phaseCells, phaseFields, ratio, times } from './phase-table.js';
-import { cpuMicros, postmasterPid, redisPid, redisPublishCalls, treeCpuMicros } from './proc-cpu.js';
+import { cpuMicros, postmasterPid, redisPid, redisPublishCalls, treeCpuOf } from './proc-cpu.js';
 import { measureInRounds } from './rounds.js';
 import { check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
@@ -267,7 +267,7 @@ async function measure(
         'node A': () => cpuMicros(a.pid),
         'node B': () => cpuMicros(b.pid),
         redis: () => redis.pids.reduce((n, pid) => n + cpuMicros(pid), 0),
-        ...(pg ? { postgres: () => treeCpuMicros({ pg }).pg! } : {}),
+        ...(pg ? { postgres: () => treeCpuOf(pg) } : {}),
       },
       counters: { publishes: async () => (await Promise.all(redis.ports.map(redisPublishCalls))).reduce((n, c) => n + c, 0) },
       rate: rates.rate(`${round} ${engine.redis}`, isBare(engine.id)),

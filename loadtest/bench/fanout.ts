@@ -4,7 +4,7 @@ import { benchContext, ENGINES, type Engine, type EngineId, LiveServers } from '
 import { type FanoutOptions, fanoutConfig, fanoutOptions, fanoutUsage } from './flags.js';
 import { cpuPercent, cpuPerDelivery, latencyAndLoss, maxThenRate, type Phase, RateOfRound, subscribeAll } from './measure.js';
 import { LATENCY_HEAD, LOST_ABOUT, latencyCells, PHASE_HEAD, type PhaseRow, phaseCells, phaseFields, ratio, times } from './phase-table.js';
-import { cpuMicros, postmasterPid, treeCpuMicros } from './proc-cpu.js';
+import { cpuMicros, postmasterPid, treeCpuOf } from './proc-cpu.js';
 import { measureInRounds } from './rounds.js';
 import { check, envelope, mediansBy, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
@@ -120,7 +120,7 @@ async function measure(
       who: engine.id,
       publish: running.publish,
       backlogEvents: Math.max(2 * o.batch, o.backlog),
-      cpu: { server: () => cpuMicros(running.pid), ...(onPg ? { postgres: () => treeCpuMicros({ pg: pg.postmaster }).pg! } : {}) },
+      cpu: { server: () => cpuMicros(running.pid), ...(onPg ? { postgres: () => treeCpuOf(pg.postmaster) } : {}) },
       rate: rates.rate(String(round), engine.id === REFERENCE),
     });
     return windows.map(([phase, w, offered]) => ({

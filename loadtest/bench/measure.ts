@@ -6,6 +6,7 @@ import { sleep } from '../setup.js';
 import { decodeHistogram, type LatencySummary, newHistogram, nowMs, summarize } from '../stats.js';
 import type { BenchContext, Engine } from './engines.js';
 import type { FanoutOptions } from './flags.js';
+import { percentOfCore } from './proc-cpu.js';
 
 /**
  * What the fan-out suites share: subscribers of one engine spread over the client processes, and
@@ -191,18 +192,16 @@ const readCounters = async (counters: Record<string, CountProbe> = {}) =>
   Object.fromEntries(await Promise.all(Object.entries(counters).map(async ([k, f]) => [k, await f()] as const)));
 const readProbes = (cpu: Record<string, CpuProbe>) => Object.fromEntries(Object.entries(cpu).map(([k, f]) => [k, f()]));
 
+/** CPU µs of a window over the named probes (all of them when none is named). */
+const probeUs = (w: Window, probes = Object.keys(w.cpuUs)) => probes.reduce((n, k) => n + (w.cpuUs[k] ?? 0), 0);
+
 /** CPU µs per delivery of a window, over the named probes (all of them when none is named). */
-export function cpuPerDelivery(w: Window, probes: string[] = Object.keys(w.cpuUs)): number | null {
-  if (!w.delivered) return null;
-  const us = probes.reduce((n, k) => n + (w.cpuUs[k] ?? 0), 0);
-  return Math.round((us / w.delivered) * 1000) / 1000;
+export function cpuPerDelivery(w: Window, probes?: string[]): number | null {
+  return w.delivered ? Math.round((probeUs(w, probes) / w.delivered) * 1000) / 1000 : null;
 }
 
 /** Share of one core the named probes used in the window, in percent. */
-export function cpuPercent(w: Window, probes: string[] = Object.keys(w.cpuUs)): number {
-  const us = probes.reduce((n, k) => n + (w.cpuUs[k] ?? 0), 0);
-  return Math.round((us / (w.seconds * 1e6)) * 100);
-}
+export const cpuPercent = (w: Window, probes?: string[]): number => percentOfCore(probeUs(w, probes), w.seconds);
 
 /** What a fan-out measurement ends with (in this order, as the committed results have it). */
 export const latencyAndLoss = (w: Window) => ({ p50Ms: w.latency.p50, p99Ms: w.latency.p99, publishErrors: w.publishErrors, lost: w.lost });

@@ -72,6 +72,12 @@ export function treeCpuMicros(roots: Record<string, number>): Record<string, num
   return out;
 }
 
+/** CPU µs of one process tree (see treeCpuMicros), e.g. every process of a Postgres data directory. */
+export const treeCpuOf = (root: number): number => treeCpuMicros({ root }).root!;
+
+/** CPU µs spent over `seconds` of wall time, in % of one core. */
+export const percentOfCore = (us: number, seconds: number): number => Math.round((us / (Math.max(0.001, seconds) * 1e6)) * 100);
+
 /** Per-tree difference b − a. */
 export function cpuDelta(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.keys(b).map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));

@@ -9,7 +9,7 @@ import { balancedAddresses, newRunId, serverMetric, sleep } from '../setup.js';
 import { decodeHistogram, newHistogram, summarize } from '../stats.js';
 import { onInterrupt } from './engines.js';
 import { suiteFlags } from './flags.js';
-import { cpuDelta, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
+import { cpuDelta, percentOfCore, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { GC_HOOK_NODE_OPTIONS, type RssSample, settledRss } from './rss.js';
 import {
   groupsPerProcess,
@@ -136,7 +136,7 @@ function cpuPct(before: Record<string, number>, after: Record<string, number>, s
     const key = k.startsWith('client-') ? 'clients' : k;
     out[key] = (out[key] ?? 0) + v;
   }
-  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, Math.round(v / 1e4 / Math.max(0.001, seconds))]));
+  return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, percentOfCore(v, seconds)]));
 }
 
 /** Latency since the last mark of the tenant-wide events and of the node rooms' events, send → receipt. */

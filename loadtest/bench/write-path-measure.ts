@@ -8,7 +8,7 @@ import { formatCounts } from '../report.js';
 import { balancedAddresses, sleep } from '../setup.js';
 import type { LatencySummary } from '../stats.js';
 import { decodeHistogram, summarize } from '../stats.js';
-import { cpuDelta, cpuMicros, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
+import { cpuDelta, cpuMicros, percentOfCore, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { ackedInLog } from './servers/tutorial-schema.js';
 import { type LoadResult, type LoadSpec, type ProcessState, runTransitions } from './write-path-load.js';
 
@@ -173,7 +173,7 @@ async function measureBehind(url: string, db: Sql, t: Target, o: LevelOptions, l
       .filter(([k]) => k !== '200' && k !== '409')
       .reduce((a, [, v]) => a + v, 0);
     const total = Object.values(cpu).reduce((a, b) => a + b, 0);
-    const pct = (us: number) => Math.round((us / (load.seconds * 1e6)) * 100);
+    const pct = (us: number) => percentOfCore(us, load.seconds);
     const level: WritePathLevel = {
       server: t.server,
       nodes: t.nodes.length,
