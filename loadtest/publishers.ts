@@ -47,6 +47,25 @@ export async function createRooms(s: PublisherSetup): Promise<RunRoom[]> {
   );
 }
 
+/** One event's body for `POST /api/publish`. */
+export interface PublishBody {
+  tenant: string;
+  room: string;
+  type: string;
+  data: unknown;
+}
+
+/**
+ * Events through the publish API, several as one `{ events: [...] }` call — one commit for all of
+ * them, as a backend would send them. Resolves with their ids, in order.
+ */
+export async function publishEvents(url: string, key: string, events: PublishBody[]): Promise<number[]> {
+  const body = events.length === 1 ? events[0] : { events };
+  const res = await api<{ data: FluxoEvent | FluxoEvent[] }>(url, 'POST', '/api/publish', { token: key, body });
+  if (res.status !== 201) throw new Error(`publish: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+  return [res.body.data].flat().map((e) => e.id);
+}
+
 function check<T>(res: { status: number; body: { data: T } }, what: string): T {
   if (res.status >= 300) throw new Error(`${what}: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
   return res.body.data;
@@ -61,12 +80,8 @@ export async function createPublishers(s: PublisherSetup, rooms: RunRoom[]): Pro
       if (s.mode === 'publish') {
         if (!s.publishKey) throw new Error('publish mode needs --publish-key (or PUBLISH_API_KEY)');
         const body = { tenant: room.tenant, room: room.room, type: 'loadtest', data: { pad } };
-        return {
-          roomKey: room.key,
-          publish: async () =>
-            check(await api<{ data: FluxoEvent }>(s.url, 'POST', '/api/publish', { token: s.publishKey, body }), 'publish').id,
-          close: () => {},
-        };
+        const key = s.publishKey;
+        return { roomKey: room.key, publish: async () => (await publishEvents(s.url, key, [body]))[0]!, close: () => {} };
       }
       const editor = await token({ sub: `lt-pub-${p}`, tid: room.tenant, role: 'editor', secret: s.secret });
       const proc = await createProcess(s.url, editor, room.workflowId!, `loadtest ${p}`);

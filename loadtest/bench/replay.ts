@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { api } from '../../scripts/topology/api.js';
 import { type PostgresHandle, startPostgres } from '../../scripts/topology/postgres.js';
 import { token } from '../../scripts/topology/tokens.js';
-import type { Ack, FluxoEvent, SubscribeResult } from '../../shared/protocol.js';
+import type { Ack, SubscribeResult } from '../../shared/protocol.js';
 import { connect } from '../../shared/sdk/index.js';
 import { LeanClient } from '../lean-client.js';
+import { publishEvents } from '../publishers.js';
 import { nowMs } from '../stats.js';
 import { type BenchContext, benchContext, cpuProfileNodeOptions, ENGINES, type RunningEngine } from './engines.js';
 import { suiteFlags } from './flags.js';
@@ -74,15 +74,15 @@ function options(argv: string[], quick: boolean) {
  * batch form `{ events: [...] }` when the server takes it, single events otherwise.
  */
 async function preload(running: RunningEngine, ctx: BenchContext, count: number): Promise<{ ids: number[]; batched: boolean }> {
-  const post = async (body: unknown) => {
-    const res = await api<{ data?: FluxoEvent | FluxoEvent[] }>(running.url, 'POST', '/api/publish', { token: ctx.publishKey, body });
-    return { status: res.status, data: res.body?.data };
-  };
   const one = { tenant: ctx.tenant, room: 'tenant', type: 'bench', data: ctx.payload };
-  const ids: number[] = [];
-  const probe = await post({ events: [one, one] });
-  const batched = probe.status === 201 && Array.isArray(probe.data) && probe.data.length === 2;
-  if (batched) ids.push(...(probe.data as FluxoEvent[]).map((e) => e.id));
+  const publish = (n: number) =>
+    publishEvents(
+      running.url,
+      ctx.publishKey,
+      Array.from({ length: n }, () => one),
+    );
+  const ids = await publish(2).catch((): number[] => []);
+  const batched = ids.length === 2;
   let left = count - ids.length;
   const take = () => {
     const n = Math.min(left, batched ? BATCH : 1);
@@ -91,11 +91,7 @@ async function preload(running: RunningEngine, ctx: BenchContext, count: number)
   };
   await Promise.all(
     Array.from({ length: PRELOAD_INFLIGHT }, async () => {
-      for (let n = take(); n > 0; n = take()) {
-        const res = await post(batched ? { events: Array.from({ length: n }, () => one) } : one);
-        if (res.status !== 201) throw new Error(`publish: HTTP ${res.status}`);
-        for (const e of (batched ? res.data : [res.data]) as FluxoEvent[]) ids.push(e.id);
-      }
+      for (let n = take(); n > 0; n = take()) ids.push(...(await publish(n)));
     }),
   );
   return { ids: ids.sort((a, b) => a - b), batched };

@@ -1,10 +1,10 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { api } from '../../scripts/topology/api.js';
 import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster, startNginx } from '../../scripts/topology/cluster.js';
 import { createBoard } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
 import { ask, openWave, spawnWorkers, totals, type Worker } from '../clients.js';
+import { publishEvents } from '../publishers.js';
 import { balancedAddresses, newRunId, serverMetric, sleep } from '../setup.js';
 import { decodeHistogram, newHistogram, summarize } from '../stats.js';
 import { onInterrupt } from './engines.js';
@@ -86,19 +86,13 @@ async function publish(
   pad: string,
 ): Promise<{ ids: number[]; ms: number }> {
   const t0 = performance.now();
-  const one = (e: { room: string; type: string }) => ({
-    tenant,
-    room: e.room,
-    type: e.type,
-    data: { sent: performance.timeOrigin + performance.now(), pad },
-  });
-  const res = await api<{ data: { id: number } | { id: number }[] }>(url, 'POST', '/api/publish', {
-    token: PUBLISH_KEY,
-    body: events.length === 1 ? one(events[0]!) : { events: events.map(one) },
-  });
-  if (res.status !== 201) throw new Error(`publish: HTTP ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
-  const data = Array.isArray(res.body.data) ? res.body.data : [res.body.data];
-  return { ids: data.map((e) => Number(e.id)), ms: performance.now() - t0 };
+  const sent = () => performance.timeOrigin + performance.now();
+  const ids = await publishEvents(
+    url,
+    PUBLISH_KEY,
+    events.map((e) => ({ tenant, room: e.room, type: e.type, data: { sent: sent(), pad } })),
+  );
+  return { ids, ms: performance.now() - t0 };
 }
 
 /** Resolves when `done()` holds, or after `ms` (false then). */
