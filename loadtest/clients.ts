@@ -115,6 +115,29 @@ export async function ask<M extends ToWorker>(workers: Worker[], msg: M | ((i: n
   return replies as Replies[M['type']][];
 }
 
+/** Every worker's mark as one: counts summed, latency histograms merged (`named` ones by name). */
+export interface Mark extends Omit<MarkMessage, 'type' | 'hist' | 'named'> {
+  hist: Histogram;
+  named: Record<string, Histogram>;
+}
+
+/** Asks every worker for its mark: counts since the first open, latency since the last mark. */
+export async function markAll(workers: Worker[]): Promise<Mark> {
+  const out: Mark = { received: 0, duplicates: 0, dropped: 0, lost: 0, hist: newHistogram(), named: {} };
+  for (const m of await ask(workers, { type: 'mark' })) {
+    out.received += m.received;
+    out.duplicates += m.duplicates;
+    out.dropped += m.dropped;
+    out.lost += m.lost;
+    out.hist.add(decodeHistogram(m.hist));
+    for (const [name, h] of Object.entries(m.named)) {
+      out.named[name] ??= newHistogram();
+      out.named[name].add(decodeHistogram(h));
+    }
+  }
+  return out;
+}
+
 /** Shares of `count` over `n` workers, in order: ceil(count / n) each, the rest to the last. */
 export function shares(count: number, n: number): number[] {
   const per = Math.ceil(count / n);

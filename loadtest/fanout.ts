@@ -1,13 +1,13 @@
 import type { Histogram } from 'hdr-histogram-js';
 import { token } from '../scripts/topology/tokens.js';
-import type { MarkMessage, MissingReport, RoomSpec } from './client-worker.js';
-import { ask, openWave, spawnWorkers } from './clients.js';
+import type { MissingReport, RoomSpec } from './client-worker.js';
+import { ask, type Mark, markAll, openWave, spawnWorkers } from './clients.js';
 import { type RunMeta, type Threshold, targetInfo, toolInfo } from './meta.js';
 import { publishLoop } from './publish-loop.js';
 import { createPublishers, createRooms, type PublishMode } from './publishers.js';
 import { formatCounts, formatLatency, formatThresholds } from './report.js';
 import { newRunId, sleep, sourceAddresses } from './setup.js';
-import { decodeHistogram, type LatencySummary, newHistogram, nowMs, percentileUs, summarize } from './stats.js';
+import { type LatencySummary, newHistogram, nowMs, percentileUs, summarize } from './stats.js';
 
 export interface FanoutOptions {
   url: string;
@@ -94,12 +94,10 @@ class Series {
     this.lastTick = t0;
   }
 
-  add(marks: MarkMessage[], now: number): void {
-    const interval = newHistogram();
-    for (const m of marks) interval.add(decodeHistogram(m.hist));
+  add(mark: Mark, now: number): void {
+    const interval = mark.hist;
     this.total.add(interval);
-    const delivered = marks.reduce((n, m) => n + m.received, 0);
-    const count = delivered - this.lastDelivered;
+    const count = mark.received - this.lastDelivered;
     const windowMs = Math.max(1, now - this.lastTick);
     const prev = this.samples.at(-1);
     if (windowMs < 500 && prev && this.last) {
@@ -114,7 +112,7 @@ class Series {
       this.samples.push({ t, deliveredPerS: Math.round((count * 1000) / windowMs), p50: s.p50, p99: s.p99, max: s.max });
       this.last = { hist: interval, count, windowMs };
     }
-    this.lastDelivered = delivered;
+    this.lastDelivered = mark.received;
     this.lastTick = now;
   }
 }
@@ -159,17 +157,18 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     let published = 0;
     const tPublish = nowMs();
     const series = new Series(tPublish);
-    let marks: MarkMessage[] = [];
+    let mark: Mark | undefined;
     const tick = async () => {
-      marks = await ask(workers, { type: 'mark' });
-      series.add(marks, nowMs());
+      mark = await markAll(workers);
+      series.add(mark, nowMs());
+      return mark;
     };
     let ticking = Promise.resolve();
     const progressTimer = setInterval(() => {
       ticking = ticking.then(tick).then(() => {
         if (!o.progress) return;
         const last = series.samples.at(-1);
-        const delivered = marks.reduce((n, m) => n + m.received, 0);
+        const delivered = mark?.received ?? 0;
         process.stderr.write(
           `\r[fanout] t=${last?.t ?? 0}s published=${published} delivered=${delivered} (${last?.deliveredPerS ?? 0}/s) p50=${last?.p50 ?? 0}ms p99=${last?.p99 ?? 0}ms errors=${Object.values(publishErrors).reduce((a, b) => a + b, 0)}   `,
         );
@@ -204,12 +203,12 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     while (nowMs() < drainUntil && delivered() < expectedDeliveries) await sleep(50);
     clearInterval(progressTimer);
     await ticking;
-    await tick();
+    const last = await tick();
     if (o.progress) process.stderr.write('\n');
     const verified = await ask(workers, { type: 'verify', expected });
 
     const missing: MissingReport[] = verified.flatMap((r, wi) => r.missing.map((m) => ({ ...m, subscriber: `${wi}.${m.subscriber}` })));
-    const deliveredTotal = marks.reduce((n, m) => n + m.received, 0);
+    const deliveredTotal = last.received;
     const durationS = Math.max(0.001, (publishEnd - tPublish) / 1000);
     const { secret: _s, publishKey: _k, ...shown } = o;
     const result: FanoutResult = {
@@ -235,9 +234,9 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
       durationS: Math.round(durationS * 100) / 100,
       latencyMs: summarize(series.total),
       percentiles: PERCENTILES.map((p) => [p, series.total.totalCount ? percentileUs(series.total, p) / 1000 : 0]),
-      duplicates: marks.reduce((n, m) => n + m.duplicates, 0),
+      duplicates: last.duplicates,
       unexpected: verified.reduce((n, r) => n + r.unexpected, 0),
-      disconnects: marks.reduce((n, m) => n + m.dropped, 0),
+      disconnects: last.dropped,
       missingTotal: verified.reduce((n, r) => n + r.missingTotal, 0),
       missing,
       series: series.samples,

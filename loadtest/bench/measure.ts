@@ -1,9 +1,8 @@
 import { token } from '../../scripts/topology/tokens.js';
-import type { MarkMessage } from '../client-worker.js';
-import { ask, openWave, shares, type Worker } from '../clients.js';
+import { markAll, openWave, shares, type Worker } from '../clients.js';
 import { publishLoop } from '../publish-loop.js';
 import { sleep } from '../setup.js';
-import { decodeHistogram, type LatencySummary, newHistogram, nowMs, summarize } from '../stats.js';
+import { type LatencySummary, nowMs, summarize } from '../stats.js';
 import type { BenchContext, Engine } from './engines.js';
 import type { FanoutOptions } from './flags.js';
 import { percentOfCore } from './proc-cpu.js';
@@ -138,18 +137,17 @@ export class Session {
     let window: Omit<Window, 'events' | 'counts' | 'settled'>;
     try {
       await sleep(o.warmupMs);
-      const marks0 = await ask(this.workers, { type: 'mark' });
+      const mark0 = await markAll(this.workers);
       const cpu0 = readProbes(o.cpu);
       const sent0 = this.sent;
       const t0 = nowMs();
       await sleep(o.windowMs);
-      const marks = await ask(this.workers, { type: 'mark' });
+      const mark = await markAll(this.workers);
       const cpu1 = readProbes(o.cpu);
       const sent1 = this.sent;
       const t1 = nowMs();
       // Every delivery in the window is one histogram entry.
-      const hist = newHistogram();
-      for (const m of marks) hist.add(decodeHistogram(m.hist));
+      const { hist } = mark;
       const seconds = (t1 - t0) / 1000;
       window = {
         delivered: hist.totalCount,
@@ -158,7 +156,7 @@ export class Session {
         publishedPerS: Math.round((sent1 - sent0) / seconds),
         cpuUs: Object.fromEntries(Object.keys(o.cpu).map((k) => [k, cpu1[k]! - cpu0[k]!])),
         latency: summarize(hist),
-        lost: sum(marks, 'lost') - sum(marks0, 'lost'),
+        lost: mark.lost - mark0.lost,
         publishErrors: loop.errors(),
       };
     } finally {
@@ -181,13 +179,11 @@ export class Session {
   private async settle(ms: number): Promise<Settled> {
     const deadline = nowMs() + ms;
     while (this.backlog() > 0 && nowMs() < deadline) await sleep(20);
-    const marks = await ask(this.workers, { type: 'mark' });
-    const duplicates = sum(marks, 'duplicates');
-    return { missing: this.sent * this.subscribers - (sum(marks, 'received') - duplicates), duplicates };
+    const { received, duplicates } = await markAll(this.workers);
+    return { missing: this.sent * this.subscribers - (received - duplicates), duplicates };
   }
 }
 
-const sum = (marks: MarkMessage[], k: 'lost' | 'duplicates' | 'received') => marks.reduce((n, m) => n + m[k], 0);
 const readCounters = async (counters: Record<string, CountProbe> = {}) =>
   Object.fromEntries(await Promise.all(Object.entries(counters).map(async ([k, f]) => [k, await f()] as const)));
 const readProbes = (cpu: Record<string, CpuProbe>) => Object.fromEntries(Object.entries(cpu).map(([k, f]) => [k, f()]));

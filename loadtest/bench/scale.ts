@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { CLUSTER_SECRET, type ClusterHandle, requireBinaries, startCluster, startNginx } from '../../scripts/topology/cluster.js';
 import { createBoard } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
-import { ask, openWave, spawnWorkers, totals, type Worker } from '../clients.js';
+import { ask, markAll, openWave, spawnWorkers, totals } from '../clients.js';
 import { publishEvents } from '../publishers.js';
 import { balancedAddresses, newRunId, serverMetric, sleep } from '../setup.js';
-import { decodeHistogram, newHistogram, summarize } from '../stats.js';
+import { newHistogram, summarize } from '../stats.js';
 import { onInterrupt } from './engines.js';
 import { suiteFlags } from './flags.js';
 import { cpuDelta, percentOfCore, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
@@ -131,18 +131,6 @@ function cpuPct(before: Record<string, number>, after: Record<string, number>, s
     out[key] = (out[key] ?? 0) + v;
   }
   return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, percentOfCore(v, seconds)]));
-}
-
-/** Latency since the last mark of the tenant-wide events and of the node rooms' events, send → receipt. */
-async function mergedMark(workers: Worker[]) {
-  const marks = await ask(workers, { type: 'mark' });
-  const tenant = newHistogram();
-  const room = newHistogram();
-  for (const m of marks) {
-    if (m.named.tenant) tenant.add(decodeHistogram(m.named.tenant));
-    if (m.named.room) room.add(decodeHistogram(m.named.room));
-  }
-  return { tenant, room, duplicates: marks.reduce((n, m) => n + m.duplicates, 0) };
 }
 
 /** `onStarted` gets what must be stopped on an interrupt too (an interrupt exits before any `finally`). */
@@ -282,14 +270,14 @@ async function measure(
       const pad = 'x'.repeat(90);
       const publishUrl = nodes[0]!.url;
       for (let e = 0; e < (o.subscribe ? o.events : 0); e++) {
-        await mergedMark(workers);
+        await markAll(workers);
         const before = totals(workers).received;
         const held = totals(workers).held;
         const { ids, ms } = await publish(publishUrl, [{ room: 'tenant', type: TENANT_EVENT }], tenant, pad);
         tenantIds.push(...ids);
         const all = await until(() => totals(workers).received - before >= held, DELIVERY_WAIT_MS, 20);
         await sleep(300); // the last deliveries arrive and are counted
-        const { tenant: h } = await mergedMark(workers);
+        const h = (await markAll(workers)).named.tenant ?? newHistogram();
         tenantRuns.push({
           publishMs: Math.round(ms * 10) / 10,
           held,
@@ -305,7 +293,7 @@ async function measure(
       for (const r of tenantRuns) pooled.add(r.hist);
       // 1 event/s to every node's room, one publish call (one commit) per second.
       const roomIds: Record<string, number[]> = Object.fromEntries(nodeIds.map((id) => [id, []]));
-      await mergedMark(workers);
+      await markAll(workers);
       const e0 = totals(workers).received;
       const cpu1 = treeCpuMicros(roots);
       const s0 = Date.now();
@@ -324,10 +312,10 @@ async function measure(
       const expectedRoom = inRoom * o.sustainS;
       await until(() => totals(workers).received - e0 >= expectedRoom, 5000);
       await sleep(300); // the last deliveries arrive and are counted
-      const { room: sustained } = await mergedMark(workers);
+      const sustained = (await markAll(workers)).named.room ?? newHistogram();
       log(`sustained: ${sustained.totalCount}/${expectedRoom} deliveries, ${JSON.stringify(summarize(sustained))}`);
       const verified = await ask(workers, { type: 'verify', expected: { tenant: tenantIds, ...roomIds } });
-      const { duplicates } = await mergedMark(workers);
+      const { duplicates } = await markAll(workers);
       const end = totals(workers);
       return {
         plan,

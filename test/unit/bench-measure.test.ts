@@ -145,6 +145,7 @@ describe('a fan-out measurement that missed a delivery', () => {
         dropped: 0,
         lost: 0,
         hist: encodeHistogram(newHistogram()),
+        named: {},
       }),
     };
     let n = 0;
