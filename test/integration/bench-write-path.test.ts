@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon, { type Client } from 'autocannon';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { cpuDelta, treeCpuMicros } from '../../loadtest/bench/proc-cpu.js';
 import { bindClient } from '../../loadtest/http.js';
 
@@ -34,21 +34,29 @@ describe('write-path bench: load generator', () => {
 
 describe('write-path bench: CPU of process trees', () => {
   it('counts a descendant while it runs and keeps counting it after its parent reaped it', async () => {
-    // sh → node spinning 400 ms, then sh sleeps: the spinner is first a live grandchild, then sh's cutime.
-    const sh = spawn('sh', ['-c', `${process.execPath} -e "const t=Date.now();while(Date.now()-t<400){}"; sleep 1`]);
+    // sh → node spinning until it has used 300 ms of CPU (not of wall time: on a busy machine it may
+    // get a fraction of a core), saying `go` after 50 ms; then sh says `done` (it has reaped node) and
+    // sleeps: the spinner is first a live grandchild, then sh's cutime.
+    const spin =
+      "const cpu=()=>process.cpuUsage().user;let said=false;while(cpu()<300000){if(!said&&cpu()>50000){said=true;console.log('go')}}";
+    const sh = spawn('sh', ['-c', `${process.execPath} -e "${spin}"; echo done; sleep 30`]);
     const pid = sh.pid!;
-    const exited = new Promise((r) => sh.once('exit', r));
+    let out = '';
+    sh.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const said = (word: string) => vi.waitFor(() => expect(out).toContain(word), { timeout: 60_000, interval: 20 });
     try {
       const start = treeCpuMicros({ sh: pid });
-      await new Promise((r) => setTimeout(r, 250));
+      await said('go');
       const running = cpuDelta(start, treeCpuMicros({ sh: pid })).sh!;
-      await new Promise((r) => setTimeout(r, 500));
+      await said('done');
       const reaped = cpuDelta(start, treeCpuMicros({ sh: pid })).sh!;
       expect(running).toBeGreaterThan(0);
       expect(reaped).toBeGreaterThanOrEqual(running);
       expect(reaped).toBeGreaterThan(100_000);
     } finally {
-      await exited;
+      sh.kill();
     }
   });
 });
