@@ -51,19 +51,21 @@ describe('RedisPresence (the store behind cross-node presence)', () => {
     for (const s of [a.store, b.store]) {
       expect(await s.snapshot(room, UNBOUNDED)).toEqual({
         count: 1,
+        connections: 2,
         members: [{ userId: 'ada', name: 'Ada', connections: 2, state: { status: 'editing' } }],
       });
       // What PresenceDiffs reads when its window closes: the named users as they stand, the absent left out.
       expect(await s.members(room, ['ada', 'nobody'], UNBOUNDED)).toEqual({
         count: 1,
+        connections: 2,
         members: new Map([['ada', { userId: 'ada', name: 'Ada', connections: 2, state: { status: 'editing' } }]]),
         crossedOver: false,
       });
     }
     expect(await a.store.leave(room, 's1')).toMatchObject({ updates: [{ userId: 'ada', connections: 1 }] });
     expect(await b.store.leave(room, 's2')).toEqual({ joins: [], leaves: ['ada'], updates: [] });
-    expect(await a.store.snapshot(room, UNBOUNDED)).toEqual({ count: 0, members: [] });
-    expect(await a.store.members(room, ['ada'], UNBOUNDED)).toEqual({ count: 0, members: new Map(), crossedOver: false });
+    expect(await a.store.snapshot(room, UNBOUNDED)).toEqual({ count: 0, connections: 0, members: [] });
+    expect(await a.store.members(room, ['ada'], UNBOUNDED)).toEqual({ count: 0, connections: 0, members: new Map(), crossedOver: false });
   });
 
   it('leaves the members of a room over the bound unread, and lets one read of all the nodes say it crossed over', async () => {
@@ -73,9 +75,9 @@ describe('RedisPresence (the store behind cross-node presence)', () => {
     await a.store.join(room, { connId: 's1', userId: 'ada', name: null });
     await b.store.join(room, { connId: 's2', userId: 'bob', name: null });
     await b.store.join(room, { connId: 's3', userId: 'cy', name: null });
-    expect(await a.store.snapshot(room, 2)).toEqual({ count: 3, members: [] });
-    expect(await b.store.members(room, ['cy'], 2)).toEqual({ count: 3, members: new Map(), crossedOver: true });
-    expect(await a.store.members(room, ['ada'], 2)).toEqual({ count: 3, members: new Map(), crossedOver: false });
+    expect(await a.store.snapshot(room, 2)).toEqual({ count: 3, connections: 3, members: [] });
+    expect(await b.store.members(room, ['cy'], 2)).toEqual({ count: 3, connections: 3, members: new Map(), crossedOver: true });
+    expect(await a.store.members(room, ['ada'], 2)).toEqual({ count: 3, connections: 3, members: new Map(), crossedOver: false });
     await a.store.leave(room, 's1');
     expect((await a.store.members(room, ['ada'], 2)).count).toBe(2);
     await a.store.join(room, { connId: 's4', userId: 'dan', name: null });
