@@ -15,6 +15,12 @@
  * id) or (b) written by a request first sent after that ack arrived (such a write commits after the
  * server joined the socket to the room, whatever the ack claims). (b) keeps the check sound if the
  * ack's position were wrong; for a correct server (b) ⊆ (a).
+ *
+ * Caught up when quiet: the barrier is itself an event of every room, so a reader that lost a
+ * room's last events would be repaired by it (the SDK fetches the gap it opens). What a reader room
+ * had been given when the writes had stopped — before the barrier was published — is recorded too
+ * (`deliveredWhenQuiet`), and must already hold every acked event it is owed: a room that goes quiet
+ * after losing its last events must not wait for an event that may never come.
  */
 
 /** Identifies one intended event; carried in the event's `data.chaos`. */
@@ -50,6 +56,11 @@ export interface ReaderRoom {
   startId?: number;
   /** Event ids handed to the room's handler, in delivery order. */
   delivered: number[];
+  /**
+   * How many of `delivered` it had when the writes had stopped and before the barrier was
+   * published; undefined when not measured.
+   */
+  deliveredWhenQuiet?: number;
 }
 
 export interface CheckInput {
@@ -58,6 +69,8 @@ export interface CheckInput {
   readers: ReaderRoom[];
   /** The acked barrier event of each room. */
   barrier: Map<string, number>;
+  /** No barrier was acked: `barrier` holds each room's last log event instead. @default false */
+  barrierStandIn?: boolean;
 }
 
 export interface Verdict {
@@ -81,6 +94,11 @@ export interface Verdict {
   /** Events a reader room had to be given and was not: acked ones, and committed-unacked ones. */
   missingAcked: number;
   missingUnacked: number;
+  /**
+   * Reader rooms that, when the writes had stopped and before the barrier, had not been given
+   * every acked event they are owed (a lost last event of a room that then went quiet).
+   */
+  notCaughtUp: number;
   /** Deliveries of an id the room had already been given. */
   duplicates: number;
   /** Deliveries of an id below one the room had already been given. */
@@ -129,6 +147,7 @@ export function check(input: CheckInput): Verdict {
     barrierUnseen: 0,
     missingAcked: 0,
     missingUnacked: 0,
+    notCaughtUp: 0,
     duplicates: 0,
     outOfOrder: 0,
     early: 0,
@@ -216,9 +235,38 @@ export function check(input: CheckInput): Verdict {
       else v.missingUnacked++;
     }
     if (missing.length > 0) note('missing', `${who} was not given ${missing.length} of ${expected.size}: ${abbreviate(missing)}`);
+
+    if (r.deliveredWhenQuiet === undefined) continue;
+    const given = new Set(r.delivered.slice(0, r.deliveredWhenQuiet));
+    const owed = [...expected].filter((id) => ackedIds.has(id) && (input.barrierStandIn || id !== barrierId));
+    const behind = owed.filter((id) => !given.has(id));
+    if (behind.length > 0) {
+      v.notCaughtUp++;
+      note(
+        'not caught up',
+        `${who} had not been given ${behind.length} of ${owed.length} acked events before the barrier: ${abbreviate(behind)}`,
+      );
+    }
   }
   v.examples = [...examples.values()].flat();
   return v;
+}
+
+/**
+ * The acked events of `r.room` that are the reader's (after its start, as above), from the acks
+ * alone: what the engine waits for, once the writes have stopped, before it publishes the barrier.
+ */
+export function ackedOwed(r: ReaderRoom, writes: readonly WriteRecord[]): number[] {
+  const readyAt = r.readyAt;
+  if (readyAt === undefined) return [];
+  const ids: number[] = [];
+  for (const w of writes) {
+    if (w.outcome !== 'acked') continue;
+    for (const e of w.acked ?? []) {
+      if (e.rooms.includes(r.room) && ((r.startId !== undefined && e.id > r.startId) || w.firstSentAt > readyAt)) ids.push(e.id);
+    }
+  }
+  return ids;
 }
 
 function sameRooms(a: string[], b: string[]): boolean {

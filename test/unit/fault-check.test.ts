@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type CheckInput, check, type LogEvent, type ReaderRoom, type WriteRecord } from '../fault/check.js';
+import { ackedOwed, type CheckInput, check, type LogEvent, type ReaderRoom, type WriteRecord } from '../fault/check.js';
 import { startIdOf } from '../fault/readers.js';
 
 const T = 'tenant';
@@ -45,6 +45,7 @@ const zero = {
   doubleApplied: 0,
   notReady: 0,
   barrierUnseen: 0,
+  notCaughtUp: 0,
   missingAcked: 0,
   missingUnacked: 0,
   duplicates: 0,
@@ -120,6 +121,44 @@ describe('the fault-suite checker', () => {
 
   it('counts a reader room that never got its subscribe acked', () => {
     expect(check(world({ readers: [reader(T, [], { readyAt: undefined })] }))).toMatchObject({ ...zero, notReady: 1 });
+  });
+
+  it('counts a reader room that had not been given every acked event before the barrier, though the barrier repaired it', () => {
+    // The room's last event, 6, came only with the barrier's gap fetch: nothing is missing in the end.
+    const repaired = reader(T, [2, 3, 4, 5, 6, 7], { deliveredWhenQuiet: 4 });
+    const v = check(world({ readers: [repaired, reader(P, [2, 3, 4, 5, 6, 8], { deliveredWhenQuiet: 5 })] }));
+    expect(v).toMatchObject({ ...zero, notCaughtUp: 1 });
+    expect(v.examples).toEqual(['not caught up: r tenant had not been given 1 of 5 acked events before the barrier: 6']);
+  });
+
+  it('does not owe the barrier before it was published, nor a committed event nobody was told of', () => {
+    const w = world();
+    const unanswered = w.writes[4]!; // w:6
+    unanswered.outcome = 'unknown';
+    delete unanswered.acked;
+    const v = check({ ...w, readers: [reader(T, [2, 3, 4, 5, 6, 7], { deliveredWhenQuiet: 4 })] });
+    expect(v).toMatchObject({ ...zero, notCaughtUp: 0, committedUnacked: 1, unknown: 1 });
+  });
+
+  it('with a stand-in barrier (none acked), owes the room’s last log event if it was acked', () => {
+    const w = world();
+    w.writes.pop(); // no barrier acked; each room's last acked event stands in for it
+    const v = check({
+      ...w,
+      barrier: new Map([[T, 6]]),
+      barrierStandIn: true,
+      readers: [reader(T, [2, 3, 4, 5, 6], { deliveredWhenQuiet: 4 })],
+    });
+    expect(v).toMatchObject({ ...zero, notCaughtUp: 1 });
+  });
+
+  it('owes a reader room, once the writes stop, the acked events of that room after its start only', () => {
+    const w = world();
+    expect(ackedOwed(reader(T, [], { startId: 4, readyAt: 1004.5 }), w.writes.slice(0, 5))).toEqual([5, 6]);
+    // A write of another room is not owed; nor is anything to a room never subscribed.
+    const other: typeof w.writes = [{ tags: ['o'], firstSentAt: 3000, outcome: 'acked', acked: [{ id: 9, rooms: ['process:p2'] }] }];
+    expect(ackedOwed(reader(P, [], { startId: 1 }), other)).toEqual([]);
+    expect(ackedOwed(reader(T, [], { readyAt: undefined }), w.writes)).toEqual([]);
   });
 
   it('reads the subscription start from the ack’s position, or the older cursor', () => {
