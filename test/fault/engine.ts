@@ -6,8 +6,16 @@
  * project (faults-nodes.test.ts, faults-backends.test.ts) and by `npm run chaos`.
  *
  * Timeline: readers subscribe → writers start → warm-up → cycles of [fault (late readers join
- * 1 s in) → heal → every writer acked again → steady] → writers stop → every node ready → barrier
- * event in every room → every reader has it → the Postgres log is read and compared.
+ * 1 s in; a quiet writer publishes into the quiet rooms while it is on) → heal → every writer acked
+ * again → steady] → writers stop → every node ready → every reader has every acked event of its
+ * rooms (caught up, nothing new published meanwhile) → barrier event in every room → every reader
+ * has it → the Postgres log is read and compared.
+ *
+ * The quiet rooms are processes nobody moves, published into only while a fault is on: their last
+ * events are written during the fault and nothing follows them until the barrier. An event lost by
+ * the fan-out is otherwise repaired by the next event of its room (the SDK fetches the gap it opens),
+ * so losing the last events of a room that then goes quiet — a node not telling its clients to
+ * resync after a bus outage — shows only there, and only if the check looks before the barrier.
  */
 import { rm } from 'node:fs/promises';
 import postgres from 'postgres';
@@ -17,9 +25,9 @@ import { createProcess } from '../../scripts/topology/fixtures.js';
 import { forwardFrom, nodeBehind, type SourceForwarder, sourceAddress } from '../../scripts/topology/source-address.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
-import { check, type LogEvent, type ReaderRoom, type Verdict } from './check.js';
+import { ackedOwed, check, type LogEvent, type ReaderRoom, type Verdict } from './check.js';
 import { Reader } from './readers.js';
-import type { FaultContext, Scenario } from './scenarios.js';
+import { adapterChannel, type FaultContext, type Scenario } from './scenarios.js';
 import { type Attempt, HttpSide, publishBarrier, type Write, Writer } from './writers.js';
 
 /** A write attempt slower than this did not fail fast. */
@@ -34,6 +42,13 @@ const NODES_READY_MS = 30_000;
 const SUBSCRIBED_MS = 30_000;
 const BARRIER_ACK_MS = 30_000;
 const BARRIER_SEEN_MS = 30_000;
+/**
+ * After the writes stop and the nodes are ready: every reader has every acked event of its rooms
+ * within this, with nothing new published. A reader that reconnected, or was told to resync, may
+ * need a subscribe round-trip and a replay from the log; a reader waiting for a later event never
+ * gets there.
+ */
+const CAUGHT_UP_MS = 30_000;
 const WARMUP_MS = 3000;
 const STEADY_MS = 2000;
 const LATE_READER_DELAY_MS = 1000;
@@ -42,6 +57,12 @@ const TENANT = 'chaos';
 const STAGES = ['a', 'b'] as const;
 const WORKFLOWS = 3;
 const PROCESSES_PER_WRITER = 3;
+/** Quiet rooms on one Redis; on a Redis Cluster one per master. */
+const QUIET_ROOMS = 3;
+/** Processes created at most to find one quiet room per Redis Cluster master. */
+const QUIET_CANDIDATES = 24;
+/** Publishes per second into the quiet rooms, while a fault is on. */
+const QUIET_RATE_HZ = 6;
 const PUBLISH_KEY = 'chaos-publish-key';
 /** Source addresses probed for their node; enough /24s to find several per node. */
 const PROBED_ADDRESSES = 48;
@@ -79,6 +100,11 @@ export interface Violations {
   /** Ids given that the log does not have in that room. */
   phantom: number;
   barrierUnseen: number;
+  /**
+   * Reader rooms not given every acked event of the room within CAUGHT_UP_MS after the writes
+   * stopped, before the barrier was published.
+   */
+  notCaughtUp: number;
   /** Reader rooms whose subscribe was never acked. */
   notReady: number;
   falseAcks: number;
@@ -113,6 +139,8 @@ export interface ScenarioResult {
   readerRooms: number;
   deliveries: number;
   readerReconnects: number;
+  /** After the writes stopped: ms until every reader had every acked event of its rooms (Infinity: not within CAUGHT_UP_MS). */
+  caughtUpMs: number;
   /** Writers and readers per node at the start. */
   placement: Record<string, { writers: number; readers: number }>;
   verdict: Verdict;
@@ -131,6 +159,8 @@ interface Observed {
   cycles: number;
   faults: [from: number, to: number][];
   recoveryMs: number[];
+  caughtUpMs: number;
+  /** Every writer, the quiet ones included. */
   writers: Writer[];
   barrierWrites: Write[];
   attempts: Attempt[];
@@ -167,6 +197,7 @@ export async function runScenario(o: RunOptions): Promise<ScenarioResult> {
       writes: [...observed.writers.flatMap((w) => w.writes), ...observed.barrierWrites],
       readers: observed.readers.flatMap((r) => r.rooms),
       barrier: observed.barrier,
+      barrierStandIn: observed.barrierUnacked,
     });
     result = summarize(o.scenario, Date.now() - t0, observed, verdict);
     return result;
@@ -194,11 +225,14 @@ async function drive(
   const trouble: string[] = [];
   // Tokens must outlive the run, however long the CLI makes it.
   const ttlS = 3600 + Math.ceil((o.faultPhaseMs ?? 0) / 1000);
-  const { workflows, owned, rooms } = await setUpTenant(nginx.url, nWriters, ttlS);
+  const shardOf = cluster.redisCluster
+    ? async (room: string) => (await cluster.redisCluster!.masterOf(adapterChannel(cluster, TENANT, room))).port
+    : undefined;
+  const { workflows, owned, quiet, rooms } = await setUpTenant(nginx.url, nWriters, ttlS, shardOf);
   const processes = owned.flat();
   const { nodeOf, writerAddresses, readerAddresses } = await placeAddresses(nginx.url, nWriters, cluster.nodes.length, notes);
 
-  // --- readers: the tenant room, a workflow room and two process rooms each
+  // --- readers: the tenant room, a workflow room, two process rooms and a quiet room each
   const forwarders: SourceForwarder[] = [];
   cleanups.push(() => Promise.all(forwarders.map((f) => f.close())));
   for (const a of readerAddresses) forwarders.push(await forwardFrom(a, { host: '127.0.0.1', port: nginx.port }));
@@ -213,6 +247,7 @@ async function drive(
     const inWf = processes.filter((p) => p.workflowId === wf.id);
     const subscribed = new Set(['tenant', `workflow:${wf.id}`, `process:${inWf[i % inWf.length]!.id}`]);
     subscribed.add(`process:${processes[(i * 7 + 3) % processes.length]!.id}`);
+    subscribed.add(quiet[i % quiet.length]!);
     const reader = new Reader({
       name: `r${i}`,
       url: forwarders[i % forwarders.length]!.url,
@@ -294,6 +329,9 @@ async function drive(
   const recoveryMs: number[] = [];
   const faultEnd = Date.now() + (o.faultPhaseMs ?? 0);
   const late: Promise<void>[] = [];
+  const quietWriters: Writer[] = [];
+  const quietStops: Promise<void>[] = [];
+  cleanups.push(() => Promise.all(quietWriters.map((w) => w.stop())));
   let cycle = 0;
   for (; cycle === 0 || (Date.now() < faultEnd && !o.signal?.aborted); cycle++) {
     if (cycle > 0 && !(await nodesReady(cluster, NODES_READY_MS))) notes.push(`cycle ${cycle}: a node was not ready before the fault`);
@@ -302,12 +340,31 @@ async function drive(
     const joining = setTimeout(() => {
       for (let i = 0; i < joiners; i++) late.push(addReader().then((r) => r.subscribeAll()));
     }, LATE_READER_DELAY_MS);
+    const quietWriter = new Writer({
+      name: `q${cycle}`,
+      url: nginx.url,
+      localAddress: writerAddresses[cycle % writerAddresses.length]!,
+      tenant: TENANT,
+      token: await token({ sub: `quiet-${cycle}`, tid: TENANT, role: 'editor', ttlS }),
+      publishKey: PUBLISH_KEY,
+      processes: [],
+      stages: STAGES,
+      publishRooms: quiet,
+      rateHz: QUIET_RATE_HZ,
+      publishEvery: 1,
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      drainMs: DRAIN_MS,
+    });
+    quietWriters.push(quietWriter);
+    quietWriter.start();
     try {
       await o.scenario.run(ctx, cycle);
     } catch (err) {
       ctx.trouble(`cycle ${cycle}: ${(err as Error).message}`);
     } finally {
       clearTimeout(joining);
+      // The quiet rooms' last events are the fault's: nothing more until the barrier.
+      quietStops.push(quietWriter.stop());
     }
     const healed = Date.now();
     faults.push([injected, healed]);
@@ -319,12 +376,23 @@ async function drive(
     await sleep(STEADY_MS);
   }
 
-  // --- end: writers settle, the cluster is whole, then the barrier, and every reader catches up
-  await Promise.all(writers.map((w) => w.stop()));
+  // --- end: writers settle, the cluster is whole, every reader catches up with nothing new
+  // published, then the barrier, and every reader has it
+  await Promise.all([...writers.map((w) => w.stop()), ...quietStops]);
   const unreadyNodes = (await nodesReady(cluster, NODES_READY_MS))
     ? 0
     : (await Promise.all(cluster.nodes.map(isReady))).filter((ok) => !ok).length;
   if (!(await settlesWithin(Promise.all(late), SUBSCRIBED_MS))) notes.push('a late reader was still not subscribed');
+  const allWriters = [...writers, ...quietWriters];
+  const caughtUpMs = await caughtUp(
+    readers.flatMap((r) => r.rooms),
+    allWriters.flatMap((w) => w.writes),
+  );
+  log(
+    Number.isFinite(caughtUpMs)
+      ? `every reader caught up ${caughtUpMs} ms after the writes and nodes settled`
+      : `readers NOT caught up within ${CAUGHT_UP_MS} ms`,
+  );
   const barrierSide = new HttpSide('barrier', nginx.url, writerAddresses[0]!, REQUEST_TIMEOUT_MS);
   const barrierWrites: Write[] = [];
   const acked = await publishBarrier(barrierSide, {
@@ -346,9 +414,10 @@ async function drive(
     cycles: cycle,
     faults,
     recoveryMs,
-    writers,
+    caughtUpMs,
+    writers: allWriters,
     barrierWrites,
-    attempts: [...writers.flatMap((w) => w.http.attempts), ...barrierSide.attempts],
+    attempts: [...allWriters.flatMap((w) => w.http.attempts), ...barrierSide.attempts],
     readers,
     placement,
     unreadyNodes,
@@ -359,12 +428,37 @@ async function drive(
   };
 }
 
-/** Workflows a⇄b, and PROCESSES_PER_WRITER processes per writer (only their owner moves them). */
+/**
+ * Waits until every subscribed reader room has been given every acked event it is owed (check.ts'
+ * `ackedOwed`), then records how many deliveries each had (`deliveredWhenQuiet`, for the check).
+ * Resolves with how long that took, or Infinity after CAUGHT_UP_MS.
+ */
+async function caughtUp(rooms: ReaderRoom[], writes: Write[]): Promise<number> {
+  const started = Date.now();
+  const owed = rooms.map((r) => ({ r, ids: ackedOwed(r, writes) }));
+  let behind = owed;
+  const ok = await waitFor(() => {
+    behind = behind.filter(({ r, ids }) => {
+      const given = new Set(r.delivered);
+      return !ids.every((id) => given.has(id));
+    });
+    return behind.length === 0;
+  }, CAUGHT_UP_MS);
+  for (const r of rooms) r.deliveredWhenQuiet = r.delivered.length;
+  return ok ? Date.now() - started : Number.POSITIVE_INFINITY;
+}
+
+/**
+ * Workflows a⇄b, PROCESSES_PER_WRITER processes per writer (only their owner moves them), and the
+ * quiet rooms: processes nobody moves. On a Redis Cluster (`shardOf` gives the master of a room's
+ * channel) one quiet room per master, so that whichever master a fault hits carries one.
+ */
 async function setUpTenant(
   url: string,
   nWriters: number,
   ttlS: number,
-): Promise<{ workflows: Workflow[]; owned: Process[][]; rooms: string[] }> {
+  shardOf?: (room: string) => Promise<number>,
+): Promise<{ workflows: Workflow[]; owned: Process[][]; quiet: string[]; rooms: string[] }> {
   const admin = await token({ sub: 'chaos-admin', tid: TENANT, role: 'admin', ttlS });
   const workflows: Workflow[] = [];
   for (let i = 0; i < WORKFLOWS; i++) {
@@ -382,8 +476,17 @@ async function setUpTenant(
       list.push(await createProcess(url, admin, workflows[(w + j) % WORKFLOWS]!.id, `w${w}p${j}`));
     owned.push(list);
   }
-  const rooms = ['tenant', ...workflows.map((w) => `workflow:${w.id}`), ...owned.flat().map((p) => `process:${p.id}`)];
-  return { workflows, owned, rooms };
+  const quiet: string[] = [];
+  const shards = new Set<number>();
+  for (let j = 0; j < (shardOf ? QUIET_CANDIDATES : QUIET_ROOMS) && quiet.length < QUIET_ROOMS; j++) {
+    const room = `process:${(await createProcess(url, admin, workflows[j % WORKFLOWS]!.id, `quiet${j}`)).id}`;
+    const shard = shardOf ? await shardOf(room) : j;
+    if (shards.has(shard)) continue;
+    shards.add(shard);
+    quiet.push(room);
+  }
+  const rooms = ['tenant', ...workflows.map((w) => `workflow:${w.id}`), ...owned.flat().map((p) => `process:${p.id}`), ...quiet];
+  return { workflows, owned, quiet, rooms };
 }
 
 /** Source addresses for writers and reader forwarders, taken from every node's share in turn. */
@@ -430,6 +533,7 @@ function summarize(scenario: Scenario, wallMs: number, ob: Observed, verdict: Ve
     readerRooms: rooms.length,
     deliveries: rooms.reduce((n, r) => n + r.delivered.length, 0),
     readerReconnects: ob.readers.reduce((n, r) => n + r.reconnects, 0),
+    caughtUpMs: ob.caughtUpMs,
     placement: ob.placement,
     verdict,
     violations: {
@@ -439,6 +543,7 @@ function summarize(scenario: Scenario, wallMs: number, ob: Observed, verdict: Ve
       early: verdict.early,
       phantom: verdict.phantom,
       barrierUnseen: verdict.barrierUnseen,
+      notCaughtUp: verdict.notCaughtUp,
       notReady: verdict.notReady,
       falseAcks: verdict.falseAcks,
       rejectedCommitted: verdict.rejectedCommitted,

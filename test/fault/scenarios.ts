@@ -188,9 +188,22 @@ export const SCENARIOS: readonly Scenario[] = [
  * on it (server/realtime/redis-adapter.ts), and each node with a reader subscribes to it.
  */
 function busiestMaster(ctx: FaultContext) {
-  const prefix = ctx.cluster.env.REDIS_KEY_PREFIX ?? 'fluxo';
-  // The sharded adapter's dynamic channel of a room, `${channelPrefix}#${namespace}#${room}#`, for the relay's room name.
-  return ctx.redisCluster().masterOf(`${prefix}:sio#/#fluxo-relay:${ctx.tenant}#`);
+  return ctx.redisCluster().masterOf(relayChannel(ctx.cluster, ctx.tenant));
+}
+
+/** The sharded adapter's dynamic channel of a room, `${channelPrefix}#${namespace}#${room}#` (server/realtime/redis-adapter.ts). */
+function dynamicChannel(cluster: ClusterHandle, room: string): string {
+  return `${cluster.env.REDIS_KEY_PREFIX ?? 'fluxo'}:sio#/#${room}#`;
+}
+
+/** The tenant's relay channel: on a Redis Cluster, every event of the tenant crosses between nodes on it. */
+export function relayChannel(cluster: ClusterHandle, tenant: string): string {
+  return dynamicChannel(cluster, `fluxo-relay:${tenant}`);
+}
+
+/** A room's own channel: presence diffs and other broadcasts to the room cross on it. */
+export function adapterChannel(cluster: ClusterHandle, tenant: string, room: string): string {
+  return dynamicChannel(cluster, internalRoom(tenant, room));
 }
 
 export function scenarioNamed(name: string): Scenario {
