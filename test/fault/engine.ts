@@ -6,7 +6,7 @@
  * project (faults-nodes.test.ts, faults-backends.test.ts) and by `npm run chaos`.
  *
  * Timeline: readers subscribe → writers start → warm-up → cycles of [fault (late readers join
- * 1 s in; a quiet writer publishes into the quiet rooms while it is on) → heal → every writer acked
+ * 1 s in; quiet writers publish into the quiet rooms while it is on) → heal → every writer acked
  * again → steady] → writers stop → every node ready → every reader has every acked event of its
  * rooms (caught up, nothing new published meanwhile) → barrier event in every room → every reader
  * has it → the Postgres log is read and compared.
@@ -16,6 +16,10 @@
  * the fan-out is otherwise repaired by the next event of its room (the SDK fetches the gap it opens),
  * so losing the last events of a room that then goes quiet — a node not telling its clients to
  * resync after a bus outage — shows only there, and only if the check looks before the barrier.
+ * Such a loss is a race (after a Redis outage: whether a node's publishes, queued meanwhile, are
+ * sent before another node has subscribed again), so each room has one publisher, and there are
+ * many pairs: one quiet writer per node (each pinned to it by its source address), each with its
+ * own quiet rooms, and every reader in every quiet room.
  */
 import { rm } from 'node:fs/promises';
 import postgres from 'postgres';
@@ -56,12 +60,10 @@ const TENANT = 'chaos';
 const STAGES = ['a', 'b'] as const;
 const WORKFLOWS = 3;
 const PROCESSES_PER_WRITER = 3;
-/** Quiet rooms on one Redis; on a Redis Cluster one per master. */
-const QUIET_ROOMS = 3;
-/** Processes created at most to find one quiet room per Redis Cluster master. */
-const QUIET_CANDIDATES = 24;
-/** Publishes per second into the quiet rooms, while a fault is on. */
-const QUIET_RATE_HZ = 6;
+/** Processes created at most, per quiet writer, to find one quiet room per Redis Cluster master. */
+const QUIET_CANDIDATES = 16;
+/** Publishes per second of each quiet writer, while a fault is on. */
+const QUIET_RATE_HZ = 4;
 const PUBLISH_KEY = 'chaos-publish-key';
 /** Source addresses probed for their node; enough /24s to find several per node. */
 const PROBED_ADDRESSES = 48;
@@ -224,14 +226,16 @@ async function drive(
   const trouble: string[] = [];
   // Tokens must outlive the run, however long the CLI makes it.
   const ttlS = 3600 + Math.ceil((o.faultPhaseMs ?? 0) / 1000);
-  const shardOf = cluster.redisCluster
-    ? async (room: string) => (await cluster.redisCluster!.masterOf(adapterChannel(cluster, TENANT, room))).port
-    : undefined;
-  const { workflows, owned, quiet, rooms } = await setUpTenant(nginx.url, nWriters, ttlS, shardOf);
+  const redisCluster = cluster.redisCluster;
+  const shards = redisCluster && {
+    count: redisCluster.masters.length,
+    of: async (room: string) => (await redisCluster.masterOf(adapterChannel(cluster, TENANT, room))).port,
+  };
+  const { workflows, owned, quiet, rooms } = await setUpTenant(nginx.url, nWriters, cluster.nodes.length, ttlS, shards ?? undefined);
   const processes = owned.flat();
   const { nodeOf, writerAddresses, readerAddresses } = await placeAddresses(nginx.url, nWriters, cluster.nodes.length, notes);
 
-  // --- readers: the tenant room, a workflow room, two process rooms and a quiet room each
+  // --- readers: the tenant room, a workflow room, two process rooms, and every quiet room
   const forwarders: SourceForwarder[] = [];
   cleanups.push(() => Promise.all(forwarders.map((f) => f.close())));
   for (const a of readerAddresses) forwarders.push(await forwardFrom(a, { host: '127.0.0.1', port: nginx.port }));
@@ -246,7 +250,7 @@ async function drive(
     const inWf = processes.filter((p) => p.workflowId === wf.id);
     const subscribed = new Set(['tenant', `workflow:${wf.id}`, `process:${inWf[i % inWf.length]!.id}`]);
     subscribed.add(`process:${processes[(i * 7 + 3) % processes.length]!.id}`);
-    subscribed.add(quiet[i % quiet.length]!);
+    for (const room of quiet.flat()) subscribed.add(room);
     const reader = new Reader({
       name: `r${i}`,
       url: forwarders[i % forwarders.length]!.url,
@@ -266,7 +270,7 @@ async function drive(
     placement[node][what]++;
   };
   for (const r of main) place(r.nodes[0] ?? '?', 'readers');
-  log(`${main.length} readers subscribed to ${main.reduce((n, r) => n + r.rooms.length, 0)} rooms`);
+  log(`${main.length} readers subscribed to ${main.reduce((n, r) => n + r.rooms.length, 0)} rooms (${quiet.flat().length} quiet)`);
 
   // --- writers: each moves its own processes and publishes into a few rooms
   const writers: Writer[] = [];
@@ -339,23 +343,27 @@ async function drive(
     const joining = setTimeout(() => {
       for (let i = 0; i < joiners; i++) late.push(addReader().then((r) => r.subscribeAll()));
     }, LATE_READER_DELAY_MS);
-    const quietWriter = new Writer({
-      name: `q${cycle}`,
-      url: nginx.url,
-      localAddress: writerAddresses[cycle % writerAddresses.length]!,
-      tenant: TENANT,
-      token: await token({ sub: `quiet-${cycle}`, tid: TENANT, role: 'editor', ttlS }),
-      publishKey: PUBLISH_KEY,
-      processes: [],
-      stages: STAGES,
-      publishRooms: quiet,
-      rateHz: QUIET_RATE_HZ,
-      publishEvery: 1,
-      timeoutMs: REQUEST_TIMEOUT_MS,
-      drainMs: DRAIN_MS,
-    });
-    quietWriters.push(quietWriter);
-    quietWriter.start();
+    // writerAddresses interleave the nodes: the first ones are on different nodes.
+    const quietNow = quiet.map(
+      (publishRooms, k) =>
+        new Writer({
+          name: `q${cycle}.${k}`,
+          url: nginx.url,
+          localAddress: writerAddresses[k % writerAddresses.length]!,
+          tenant: TENANT,
+          token: '',
+          publishKey: PUBLISH_KEY,
+          processes: [],
+          stages: STAGES,
+          publishRooms,
+          rateHz: QUIET_RATE_HZ,
+          publishEvery: 1,
+          timeoutMs: REQUEST_TIMEOUT_MS,
+          drainMs: DRAIN_MS,
+        }),
+    );
+    quietWriters.push(...quietNow);
+    for (const w of quietNow) w.start();
     try {
       await o.scenario.run(ctx, cycle);
     } catch (err) {
@@ -363,7 +371,7 @@ async function drive(
     } finally {
       clearTimeout(joining);
       // The quiet rooms' last events are the fault's: nothing more until the barrier.
-      quietStops.push(quietWriter.stop());
+      quietStops.push(...quietNow.map((w) => w.stop()));
     }
     const healed = Date.now();
     faults.push([injected, healed]);
@@ -449,15 +457,17 @@ async function caughtUp(rooms: ReaderRoom[], writes: Write[]): Promise<number> {
 
 /**
  * Workflows a⇄b, PROCESSES_PER_WRITER processes per writer (only their owner moves them), and the
- * quiet rooms: processes nobody moves. On a Redis Cluster (`shardOf` gives the master of a room's
- * channel) one quiet room per master, so that whichever master a fault hits carries one.
+ * quiet rooms of each of `nQuiet` quiet writers: processes nobody moves. One room each on one Redis;
+ * on a Redis Cluster (`shards.of` gives the master of a room's channel) one per master, so that
+ * whichever master a fault hits carries one of each.
  */
 async function setUpTenant(
   url: string,
   nWriters: number,
+  nQuiet: number,
   ttlS: number,
-  shardOf?: (room: string) => Promise<number>,
-): Promise<{ workflows: Workflow[]; owned: Process[][]; quiet: string[]; rooms: string[] }> {
+  shards?: { count: number; of(room: string): Promise<number> },
+): Promise<{ workflows: Workflow[]; owned: Process[][]; quiet: string[][]; rooms: string[] }> {
   const admin = await token({ sub: 'chaos-admin', tid: TENANT, role: 'admin', ttlS });
   const workflows: Workflow[] = [];
   for (let i = 0; i < WORKFLOWS; i++) {
@@ -475,21 +485,26 @@ async function setUpTenant(
       list.push(await createProcess(url, admin, workflows[(w + j) % WORKFLOWS]!.id, `w${w}p${j}`));
     owned.push(list);
   }
-  const quiet: string[] = [];
-  const shards = new Set<number>();
-  for (let j = 0; j < (shardOf ? QUIET_CANDIDATES : QUIET_ROOMS) && quiet.length < QUIET_ROOMS; j++) {
-    const room = `process:${(await createProcess(url, admin, workflows[j % WORKFLOWS]!.id, `quiet${j}`)).id}`;
-    const shard = shardOf ? await shardOf(room) : j;
-    if (shards.has(shard)) continue;
-    shards.add(shard);
-    quiet.push(room);
+  const quiet: string[][] = [];
+  for (let k = 0; k < nQuiet; k++) {
+    const mine: string[] = [];
+    const covered = new Set<number>();
+    for (let j = 0; j < (shards ? QUIET_CANDIDATES : 1); j++) {
+      const room = `process:${(await createProcess(url, admin, workflows[j % WORKFLOWS]!.id, `quiet${k}.${j}`)).id}`;
+      const shard = shards ? await shards.of(room) : 0;
+      if (covered.has(shard)) continue;
+      covered.add(shard);
+      mine.push(room);
+      if (covered.size === (shards?.count ?? 1)) break;
+    }
+    quiet.push(mine);
   }
-  const rooms = ['tenant', ...workflows.map((w) => `workflow:${w.id}`), ...owned.flat().map((p) => `process:${p.id}`), ...quiet];
+  const rooms = ['tenant', ...workflows.map((w) => `workflow:${w.id}`), ...owned.flat().map((p) => `process:${p.id}`), ...quiet.flat()];
   return { workflows, owned, quiet, rooms };
 }
 
 /**
- * Creates a process, waiting out the admin's rate limit: the set-up makes up to 45 in a burst (the
+ * Creates a process, waiting out the admin's rate limit: the set-up makes dozens in a burst (the
  * quiet rooms' candidates on a Redis Cluster), and was refused with 429 in `npm run chaos`.
  */
 async function createProcess(url: string, admin: string, workflowId: string, title: string): Promise<Process> {
