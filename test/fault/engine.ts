@@ -459,7 +459,9 @@ async function caughtUp(rooms: ReaderRoom[], writes: Write[]): Promise<number> {
  * Workflows a⇄b, PROCESSES_PER_WRITER processes per writer (only their owner moves them), and the
  * quiet rooms of each of `nQuiet` quiet writers: processes nobody moves. One room each on one Redis;
  * on a Redis Cluster (`shards.of` gives the master of a room's channel) one per master, so that
- * whichever master a fault hits carries one of each.
+ * whichever master a fault hits carries one of each room's own channel (presence, disconnects);
+ * a room's events cross on the tenant's relay channel (server/realtime/redis-adapter.ts), whose
+ * master the cluster scenarios hit.
  */
 async function setUpTenant(
   url: string,

@@ -2,6 +2,7 @@ import { readdir, readFile, readlink } from 'node:fs/promises';
 import type { Sql } from 'postgres';
 import type { ClusterHandle, SpawnedNode } from '../../scripts/topology/cluster.js';
 import type { RedisCluster, RedisInstance } from '../../scripts/topology/redis.js';
+import { internalRoom } from '../../shared/rooms.js';
 
 export interface FaultContext {
   cluster: ClusterHandle;
