@@ -53,6 +53,8 @@ export interface ScaleFigures {
     rooms: number;
     roomSockets: number;
     expected: number;
+    /** Publish calls answered with an error (each the second's events of every room); absent in results before it was counted. */
+    refusedPublishes?: number;
     latency: LatencySummary;
     cpuPct: Record<string, number>;
   };
@@ -95,6 +97,7 @@ export function scaleTargets(f: ScaleFigures, quick: boolean, subscribed: boolea
     check(subject, 'tenant-wide event p99 at every socket', f.tenantEvent.latency.p99, TARGET_TENANT_P99_MS, { unit: 'ms' }),
     check(subject, 'deliveries missing (tenant events and room events)', f.delivery.missing, 0, { unit: 'deliveries' }),
     check(subject, 'duplicate deliveries', f.delivery.duplicates, 0, { unit: 'deliveries' }),
+    check(subject, 'publish calls refused (1 event/s to every room)', f.sustained.refusedPublishes ?? 0, 0, { unit: 'calls' }),
     // The sizing: at the full count a node beyond the plan's share would be near its file limit.
     ...spread,
   ];
@@ -111,7 +114,7 @@ function eventRows(r: ScaleFigures): string[][] {
     ],
     [
       `1 event/s to ${r.sustained.rooms} rooms of ${n(Math.round(r.sustained.roomSockets / Math.max(1, r.sustained.rooms)))}`,
-      `${lat(r.sustained.latency)} of ${n(r.sustained.expected)} expected over ${r.sustained.seconds} s`,
+      `${lat(r.sustained.latency)} of ${n(r.sustained.expected)} expected over ${r.sustained.seconds} s${r.sustained.refusedPublishes ? ` (${r.sustained.refusedPublishes} of ${r.sustained.seconds} publish calls refused)` : ''}`,
     ],
     [
       'exactly once',
