@@ -75,7 +75,7 @@ async function main(): Promise<void> {
       '# Benchmark results',
       '',
       'Rendered by `npm run bench` from the JSON files beside this report; each section says when and on',
-      'which commit it was measured. Targets are those of issue 4. What bounds a missed target is in',
+      'which commit it was measured. Targets are those of issues 4 and 13. What bounds a missed target is in',
       '[NOTES.md](NOTES.md).',
       '',
       ...sections,
