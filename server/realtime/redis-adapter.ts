@@ -1,6 +1,6 @@
 import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 // Not in the package's index, but no `exports` map forbids it; the version is pinned in package.json
-// and test/integration/cluster-redis-cluster.test.ts counts the SPUBLISHes this relay saves.
+// and test/integration/cluster-redis-cluster.test.ts listens on the relay and room channels.
 import { SSUBSCRIBE, SUNSUBSCRIBE } from '@socket.io/redis-adapter/dist/util.js';
 import type { RedisBus } from '../bus/bus.js';
 import { EVENTS_RELAY } from './relay.js';
