@@ -69,12 +69,18 @@ export const listProcessesQuery = z.object({
 });
 export type ListProcessesQuery = z.infer<typeof listProcessesQuery>;
 
+/**
+ * Names one request so that it can be retried safely: a repeat with the same requestId (same
+ * tenant) is answered with the first request's result and writes nothing.
+ */
+const requestId = z.string().min(1).max(128);
+
 export const transitionSchema = z
   .object({
     processId: id,
     to: stage,
     expectedVersion: z.number().int().min(0).optional(),
-    requestId: z.string().min(1).max(128).optional(),
+    requestId: requestId.optional(),
     data: jsonObject.optional(),
   })
   .strict();
@@ -108,7 +114,8 @@ export const eventsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
-export const publishSchema = z
+/** One event of the publish API. */
+export const publishEventSchema = z
   .object({
     tenant: z.string().regex(TENANT_ID),
     room: z.string().max(160),
@@ -120,9 +127,16 @@ export const publishSchema = z
     data: jsonObject.default({}),
   })
   .strict();
-export type PublishInput = z.infer<typeof publishSchema>;
-/** Up to 1,000 events in one call, committed together, ids in the order given. */
-export const publishBatchSchema = z.object({ events: z.array(publishSchema).min(1).max(1000) }).strict();
+export type PublishInput = z.infer<typeof publishEventSchema>;
+/** One event, with the requestId that makes a retry safe. */
+export const publishSchema = publishEventSchema.extend({ requestId: requestId.optional() }).strict();
+/**
+ * Up to 1,000 events in one call, committed together, ids in the order given. One requestId names
+ * the whole call: a retry gets every event of the first call back.
+ */
+export const publishBatchSchema = z
+  .object({ events: z.array(publishEventSchema).min(1).max(1000), requestId: requestId.optional() })
+  .strict();
 
 export const sessionSchema = z.object({ token: z.string().min(1).max(8192) }).strict();
 

@@ -122,47 +122,58 @@ export class WorkflowService {
   async transition(p: Principal, req: TransitionRequest): Promise<TransitionResult> {
     requireRole(p, 'editor');
     const result = await this.write('transition', p, () => this.store.transition({ tenant: p.tenant, userId: p.userId }, req));
-    if (!result.replayed) this.emit(p.tenant, result.event);
+    // A replay sends the event again: the retry may be there because the first node died between
+    // commit and publish, and then nobody else would send it until its room's next event.
+    // Subscribers drop the repeat by its offset (protocol.ts, rule 2).
+    this.emit(p.tenant, result.event);
     return result;
   }
 
-  /** Publish API: another backend (authenticated by PUBLISH_API_KEY) writes a custom event. */
-  async publish(input: PublishInput): Promise<FluxoEvent> {
-    const room = parseRoom(input.room);
-    if (!room) throw new AppError('invalid_room');
-    const event = await this.write('publish', null, () =>
-      this.store.appendEvent({ tenant: input.tenant, room: room.name, type: input.type, actor: 'api', data: input.data }),
-    );
-    this.emit(input.tenant, event);
-    return event;
+  /**
+   * Publish API: another backend (authenticated by PUBLISH_API_KEY) writes a custom event. With a
+   * `requestId`, a retry (same tenant) gets the first call's event back, `replayed`, and nothing
+   * is written again (it is sent again, as a replayed transition is).
+   */
+  async publish(input: PublishInput, requestId?: string): Promise<{ event: FluxoEvent; replayed: boolean }> {
+    const { events, replayed } = await this.publishMany([input], requestId);
+    return { event: events[0]!, replayed };
   }
 
   /**
    * Several events at once: one group-commit item per tenant, submitted in the same tick, so they
    * normally share one transaction; each tenant's events get consecutive ids in the given order.
+   * One `requestId` names the call: each tenant's part is claimed under it in that tenant, so a
+   * retry after a part committed gets that part back and writes only the rest. `replayed` is true
+   * when nothing of the call was written by this one.
    */
-  async publishMany(inputs: PublishInput[]): Promise<FluxoEvent[]> {
+  async publishMany(inputs: PublishInput[], requestId?: string): Promise<{ events: FluxoEvent[]; replayed: boolean }> {
     const byTenant = new Map<string, { index: number; input: PublishInput }[]>();
     inputs.forEach((input, index) => {
-      if (!parseRoom(input.room)) throw new AppError('invalid_room', `events.${index}.room is not a room.`);
+      if (!parseRoom(input.room)) {
+        throw new AppError('invalid_room', inputs.length > 1 ? `events.${index}.room is not a room.` : undefined);
+      }
       byTenant.set(input.tenant, [...(byTenant.get(input.tenant) ?? []), { index, input }]);
     });
     const out: FluxoEvent[] = new Array(inputs.length);
+    let written = false;
     await this.write('publish', null, () =>
       Promise.all(
         [...byTenant].map(async ([tenant, list]) => {
-          const events = await this.store.appendEvents(
+          const { events, replayed } = await this.store.appendEventsOnce(
             tenant,
             list.map(({ input }) => ({ room: input.room, type: input.type, actor: 'api', data: input.data })),
+            requestId,
           );
+          written ||= !replayed;
           events.forEach((event, n) => {
             out[list[n]!.index] = event;
           });
         }),
       ),
     );
+    // Replayed parts too (see transition).
     for (const [i, event] of out.entries()) this.emit(inputs[i]!.tenant, event);
-    return out;
+    return { events: out, replayed: !written };
   }
 
   /** Read after joining a room (already authorized): where its stream stands. */

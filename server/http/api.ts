@@ -217,14 +217,16 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
       const raw = readJson(req);
       // A batch is told apart by its `events` key, so each form gets its own, readable, errors.
       if (raw === null || typeof raw !== 'object' || !('events' in raw)) {
-        const one = validate(publishSchema, raw);
+        const { requestId, ...one } = validate(publishSchema, raw);
         await limits.consume('publish', 'api');
-        return json(201, { data: await service.publish(one) });
+        const { event, replayed } = await service.publish(one, requestId);
+        return json(201, { data: event, replayed });
       }
-      const { events } = validate(publishBatchSchema, raw);
+      const { events, requestId } = validate(publishBatchSchema, raw);
       // Each event of a batch counts against the publish budget.
       await limits.consume('publish', 'api', events.length);
-      return json(201, { data: await service.publishMany(events) });
+      const published = await service.publishMany(events, requestId);
+      return json(201, { data: published.events, replayed: published.replayed });
     });
 }
 

@@ -255,12 +255,21 @@ const ROUTES: RouteDocs = {
   'POST /api/publish': {
     operationId: 'publish',
     summary: 'Publish custom events from a backend (PUBLISH_API_KEY; 404 when unset)',
-    description: 'One event, or `{ events: [...] }` (up to 1,000, committed together, ids in the order given).',
+    description:
+      'One event, or `{ events: [...] }` (up to 1,000, committed together, ids in the order given). With `requestId`, a retry (after a timeout, a 503 or a lost answer) gets the first answer back (`replayed: true`) and nothing is written or sent again; the id names the request, not its content, within each tenant the request publishes to, for a day.',
     tag: 'publish',
     security: ['publishKey'],
     body: z.union([schemas.publishSchema, schemas.publishBatchSchema]),
-    ok: { 201: { description: 'Committed and sent to their rooms.', schema: data(z.union([eventSchema, z.array(eventSchema)])) } },
-    errors: [...BODY, ...STORE, 'unauthorized', 'rate_limited', 'not_found', 'invalid_room'],
+    ok: {
+      201: {
+        description: 'Committed and sent to their rooms (or, `replayed`, the answer of the first call with this `requestId`).',
+        schema: z.object({
+          data: z.union([eventSchema, z.array(eventSchema)]),
+          replayed: z.boolean().describe("True when `requestId` had been seen: these are the first call's events, nothing was written."),
+        }),
+      },
+    },
+    errors: [...BODY, ...STORE, 'unauthorized', 'rate_limited', 'not_found', 'invalid_room', 'request_in_progress', 'conflict'],
   },
   'GET /': {
     operationId: 'board',

@@ -1,5 +1,3 @@
-import { and, eq, inArray, or, type SQL, sql } from 'drizzle-orm';
-import type { PgColumn } from 'drizzle-orm/pg-core';
 import type { FluxoEvent, TransitionRequest, TransitionResult } from '../../shared/protocol.js';
 import { movesFrom } from '../../shared/workflow-moves.js';
 import { AppError } from '../errors.js';
@@ -8,12 +6,12 @@ import { type EventDraft, stampEvents } from './event-stamps.js';
 import type { Outcome } from './group-commit.js';
 import { runPrepared } from './prepared.js';
 import { roomsOf, toEvent, toProcess } from './rows.js';
-import { idempotencyKeys, type processes } from './schema.js';
+import type { processes } from './schema.js';
 import type { Actor, CustomEventInput } from './store.js';
 
 /** A write that goes through group commit. */
 export type WriteItem = AppendItem | TransitionItem;
-type AppendItem = { kind: 'append'; tenant: string; inputs: ResolvedAppend[] };
+type AppendItem = { kind: 'append'; tenant: string; inputs: ResolvedAppend[]; requestId?: string };
 type TransitionItem = { kind: 'transition'; actor: Actor; req: TransitionRequest };
 
 /** A custom event whose room was already parsed. */
@@ -22,9 +20,16 @@ export interface ResolvedAppend extends Omit<CustomEventInput, 'tenant'> {
   workflowId: string | null;
 }
 
-export type WriteResult = { kind: 'append'; events: FluxoEvent[] } | { kind: 'transition'; result: TransitionResult };
+export type WriteResult = { kind: 'append'; events: FluxoEvent[]; replayed: boolean } | { kind: 'transition'; result: TransitionResult };
 
+/**
+ * What a claimed request id stores, by kind. An append's id is stored under `publish:<id>`, apart
+ * from transitions' ids; a transition's id may still be spelt like that, so a stored result is
+ * checked for the kind of the item that finds it.
+ */
 type StoredResult = Omit<TransitionResult, 'replayed'>;
+type StoredAppend = { events: FluxoEvent[] };
+
 type ProcessRow = typeof processes.$inferSelect;
 
 /** What the steps of one batch share: its items and each item's outcome once decided. */
@@ -33,14 +38,32 @@ interface Batch {
   readonly outcomes: (Outcome<WriteResult> | undefined)[];
   /** Item → the earlier item with the same (tenant, requestId), whose outcome it gets. */
   readonly followers: Map<number, number>;
-  /** Items whose request id this batch claimed. */
-  readonly claimed: Set<number>;
+  /** Items whose request id this batch claimed, and the key each claimed. */
+  readonly claimed: Map<number, Claim>;
 }
 
 interface Claim {
   tenantId: string;
+  /** As stored: an append's request id is prefixed (`publish:`). */
   requestId: string;
   index: number;
+}
+
+/** The key an item's request id is claimed under, or null when it has none. */
+function claimKeyOf(item: WriteItem): { tenant: string; requestId: string } | null {
+  if (item.kind === 'transition') return item.req.requestId ? { tenant: item.actor.tenant, requestId: item.req.requestId } : null;
+  return item.requestId ? { tenant: item.tenant, requestId: `publish:${item.requestId}` } : null;
+}
+
+/** The outcome a request gets from what its id stored: a replay, or `conflict` when another kind of request stored it. */
+function replayOf(item: WriteItem, stored: unknown): Outcome<WriteResult> {
+  if (item.kind === 'append' && stored !== null && typeof stored === 'object' && Array.isArray((stored as StoredAppend).events)) {
+    return { ok: true, value: { kind: 'append', events: (stored as StoredAppend).events, replayed: true } };
+  }
+  if (item.kind === 'transition' && stored !== null && typeof stored === 'object' && 'process' in stored && 'event' in stored) {
+    return { ok: true, value: { kind: 'transition', result: { ...(stored as StoredResult), replayed: true } } };
+  }
+  return { ok: false, error: new AppError('conflict', 'This requestId names another kind of request.') };
 }
 
 /** The processes the batch's transitions touch, as the batch leaves them. */
@@ -63,13 +86,6 @@ interface PendingEvent {
 
 const key = (tenant: string, id: string) => `${tenant}\0${id}`;
 
-/** `(tenant_id, col) IN …` for pairs, grouped by tenant so each group can use the primary key. */
-function pairsIn(tenantCol: PgColumn, idCol: PgColumn, pairs: [string, string][]): SQL {
-  const byTenant = new Map<string, string[]>();
-  for (const [t, id] of pairs) byTenant.set(t, [...(byTenant.get(t) ?? []), id]);
-  return or(...[...byTenant].map(([t, ids]) => and(eq(tenantCol, t), inArray(idCol, [...new Set(ids)]))))!;
-}
-
 function fail(batch: Batch, i: number, error: AppError): void {
   batch.outcomes[i] = { ok: false, error };
 }
@@ -85,29 +101,51 @@ function fail(batch: Batch, i: number, error: AppError): void {
  * alone).
  */
 export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<WriteResult>[]> {
-  const batch: Batch = { items, outcomes: items.map(() => undefined), followers: new Map(), claimed: new Set() };
+  const batch: Batch = { items, outcomes: items.map(() => undefined), followers: new Map(), claimed: new Map() };
   await claimRequestIds(tx, batch);
   const touched = await lockProcesses(tx, batch);
   const pending = decide(batch, touched);
   const inserted = await insertEvents(tx, pending, movedRows(touched));
-  const stored = settle(batch, pending, inserted);
-  await finishClaims(tx, batch, stored);
+  settle(batch, pending, inserted);
+  await finishClaims(tx, batch);
   followLeaders(batch);
   return batch.outcomes.map((o) => o ?? { ok: false, error: new Error('batch commit: item left without an outcome') });
 }
+
+/**
+ * Claims request ids with placeholder rows; returns those this batch got. Fixed text, one jsonb
+ * parameter (see step 2): prepared once per connection.
+ */
+const CLAIM = `INSERT INTO idempotency_keys (tenant_id, request_id, result)
+  SELECT x.t, x.r, NULL FROM jsonb_to_recordset($1::jsonb) AS x(t text, r text)
+  ON CONFLICT DO NOTHING
+  RETURNING tenant_id, request_id`;
+/** What the ids another request claimed stored (null while it has not committed). */
+const CLAIMED_RESULTS = `SELECT k.tenant_id, k.request_id, k.result
+  FROM jsonb_to_recordset($1::jsonb) AS x(t text, r text)
+  JOIN idempotency_keys AS k ON k.tenant_id = x.t AND k.request_id = x.r`;
+/** Stores the results of the claims that committed ($1) and releases the others ($2), in one statement. */
+const FINISH_CLAIMS = `WITH done AS (
+    UPDATE idempotency_keys AS k SET result = v.result
+    FROM jsonb_to_recordset($1::jsonb) AS v(t text, r text, result jsonb)
+    WHERE k.tenant_id = v.t AND k.request_id = v.r
+  )
+  DELETE FROM idempotency_keys AS k USING jsonb_to_recordset($2::jsonb) AS v(t text, r text)
+  WHERE k.tenant_id = v.t AND k.request_id = v.r`;
 
 /** The request ids to claim, one per (tenant, requestId); a repeat within the batch follows its first occurrence. */
 function claimsOf(batch: Batch): Claim[] {
   const leaderOf = new Map<string, number>();
   const claims: Claim[] = [];
   batch.items.forEach((item, i) => {
-    if (item.kind !== 'transition' || !item.req.requestId) return;
-    const k = key(item.actor.tenant, item.req.requestId);
+    const claim = claimKeyOf(item);
+    if (!claim) return;
+    const k = key(claim.tenant, claim.requestId);
     const leader = leaderOf.get(k);
     if (leader !== undefined) batch.followers.set(i, leader);
     else {
       leaderOf.set(k, i);
-      claims.push({ tenantId: item.actor.tenant, requestId: item.req.requestId, index: i });
+      claims.push({ tenantId: claim.tenant, requestId: claim.requestId, index: i });
     }
   });
   // Key order: two batches inserting the same keys in different orders could deadlock.
@@ -121,24 +159,17 @@ function claimsOf(batch: Batch): Claim[] {
 async function claimRequestIds(tx: Db, batch: Batch): Promise<void> {
   const claims = claimsOf(batch);
   if (claims.length === 0) return;
-  const got = await tx
-    .insert(idempotencyKeys)
-    .values(claims.map((c) => ({ tenantId: c.tenantId, requestId: c.requestId, result: null })))
-    .onConflictDoNothing()
-    .returning({ tenantId: idempotencyKeys.tenantId, requestId: idempotencyKeys.requestId });
-  const mine = new Set(got.map((r) => key(r.tenantId, r.requestId)));
+  const pairs = JSON.stringify(claims.map((c) => ({ t: c.tenantId, r: c.requestId })));
+  const got = await runPrepared(tx, CLAIM, [pairs]);
+  const mine = new Set(got.map((r) => key(String(r.tenant_id), String(r.request_id))));
   const taken = claims.filter((c) => !mine.has(key(c.tenantId, c.requestId)));
-  for (const c of claims) if (mine.has(key(c.tenantId, c.requestId))) batch.claimed.add(c.index);
+  for (const c of claims) if (mine.has(key(c.tenantId, c.requestId))) batch.claimed.set(c.index, c);
   if (taken.length === 0) return;
-  const takenKeys = taken.map((c): [string, string] => [c.tenantId, c.requestId]);
-  const stored = await tx
-    .select({ tenantId: idempotencyKeys.tenantId, requestId: idempotencyKeys.requestId, result: idempotencyKeys.result })
-    .from(idempotencyKeys)
-    .where(pairsIn(idempotencyKeys.tenantId, idempotencyKeys.requestId, takenKeys));
-  const byKey = new Map(stored.map((s) => [key(s.tenantId, s.requestId), s.result as StoredResult | null]));
+  const stored = await runPrepared(tx, CLAIMED_RESULTS, [JSON.stringify(taken.map((c) => ({ t: c.tenantId, r: c.requestId })))]);
+  const byKey = new Map(stored.map((s) => [key(String(s.tenant_id), String(s.request_id)), s.result == null ? null : jsonValue(s.result)]));
   for (const c of taken) {
     const result = byKey.get(key(c.tenantId, c.requestId));
-    if (result) batch.outcomes[c.index] = { ok: true, value: { kind: 'transition', result: { ...result, replayed: true } } };
+    if (result != null) batch.outcomes[c.index] = replayOf(batch.items[c.index]!, result);
     // Claimed by a write not committed yet (or whose result is not stored): retryable, unlike `conflict`.
     else fail(batch, c.index, new AppError('request_in_progress'));
   }
@@ -321,61 +352,47 @@ async function insertEvents(tx: Db, pending: PendingEvent[], moved: string): Pro
   return stamped.map((r) => toEvent(Object.assign(r, { occurredAt: at.get(key(r.tenantId, String(r.id)))! })));
 }
 
-/**
- * Step 6: appends get their events in order, transitions their own process version. Returns the
- * results to store under the transitions' request ids, by item.
- */
-function settle(batch: Batch, pending: PendingEvent[], inserted: FluxoEvent[]): Map<number, StoredResult> {
-  const stored = new Map<number, StoredResult>();
+/** Step 6: appends get their events in order, transitions their own process version. */
+function settle(batch: Batch, pending: PendingEvent[], inserted: FluxoEvent[]): void {
   pending.forEach((p, n) => {
     const event = inserted[n]!;
     if (p.process) {
-      stored.set(p.index, { process: toProcess(p.process), event });
+      batch.outcomes[p.index] = {
+        ok: true,
+        value: { kind: 'transition', result: { process: toProcess(p.process), event, replayed: false } },
+      };
       return;
     }
     const o = batch.outcomes[p.index];
     if (o?.ok && o.value.kind === 'append') o.value.events.push(event);
-    else batch.outcomes[p.index] = { ok: true, value: { kind: 'append', events: [event] } };
+    else batch.outcomes[p.index] = { ok: true, value: { kind: 'append', events: [event], replayed: false } };
   });
-  for (const [index, result] of stored)
-    batch.outcomes[index] = { ok: true, value: { kind: 'transition', result: { ...result, replayed: false } } };
-  return stored;
+}
+
+/** What a committed item stores under its request id (see replayOf). */
+function storedOf(value: WriteResult): StoredResult | StoredAppend {
+  if (value.kind === 'append') return { events: value.events };
+  const { replayed: _, ...result } = value.result;
+  return result;
 }
 
 /** Step 7: stores the results of the claims that committed; releases those that failed, as a rollback would. */
-async function finishClaims(tx: Db, batch: Batch, stored: Map<number, StoredResult>): Promise<void> {
-  const done = [...batch.claimed].filter((i) => stored.has(i));
-  const released = [...batch.claimed].filter((i) => !stored.has(i));
-  if (done.length > 0) {
-    const values = done.map((i) => {
-      const item = batch.items[i] as TransitionItem;
-      return sql`(${item.actor.tenant}, ${item.req.requestId!}, ${JSON.stringify(stored.get(i))}::jsonb)`;
-    });
-    await tx.execute(sql`UPDATE idempotency_keys AS k SET result = v.result
-      FROM (VALUES ${sql.join(values, sql`, `)}) AS v(tenant_id, request_id, result)
-      WHERE k.tenant_id = v.tenant_id AND k.request_id = v.request_id`);
+async function finishClaims(tx: Db, batch: Batch): Promise<void> {
+  if (batch.claimed.size === 0) return;
+  const done: { t: string; r: string; result: StoredResult | StoredAppend }[] = [];
+  const released: { t: string; r: string }[] = [];
+  for (const [i, c] of batch.claimed) {
+    const o = batch.outcomes[i];
+    if (o?.ok) done.push({ t: c.tenantId, r: c.requestId, result: storedOf(o.value) });
+    else released.push({ t: c.tenantId, r: c.requestId });
   }
-  if (released.length > 0) {
-    await tx.delete(idempotencyKeys).where(
-      pairsIn(
-        idempotencyKeys.tenantId,
-        idempotencyKeys.requestId,
-        released.map((i) => {
-          const item = batch.items[i] as TransitionItem;
-          return [item.actor.tenant, item.req.requestId!];
-        }),
-      ),
-    );
-  }
+  await runPrepared(tx, FINISH_CLAIMS, [JSON.stringify(done), JSON.stringify(released)]);
 }
 
 /** Step 8: a repeated request id gets its first occurrence's outcome, as a replay when it succeeded. */
 function followLeaders(batch: Batch): void {
   for (const [f, leader] of batch.followers) {
     const o = batch.outcomes[leader];
-    batch.outcomes[f] =
-      o?.ok && o.value.kind === 'transition'
-        ? { ok: true, value: { kind: 'transition', result: { ...o.value.result, replayed: true } } }
-        : o;
+    batch.outcomes[f] = o?.ok ? replayOf(batch.items[f]!, storedOf(o.value)) : o;
   }
 }

@@ -78,12 +78,12 @@ export function isTimeoutError(err: unknown): boolean {
 /**
  * What a client is told when the database did not answer within the deadline. Still
  * `store_unavailable` (retryable): the write may or may not have been applied — a COMMIT may have
- * been in flight — and a retry with the same requestId returns the first result if it was. Only
- * transitions take a requestId: a publish retried may commit its events twice, which the message
- * must not hide.
+ * been in flight — and a retry with the same requestId returns the first result if it was.
+ * Transitions and publishes take a requestId; a request sent without one (or a create, which has
+ * none) may be applied twice if retried, which the message must not hide.
  */
 const UNANSWERED =
-  'The database did not answer in time; the write may still have been applied. A transition retried with the same requestId gets the first result; a request without one (a publish, a create) may be applied twice if retried.';
+  'The database did not answer in time; the write may still have been applied. A transition or publish retried with the same requestId gets the first result; a request without one (or a create) may be applied twice if retried.';
 
 /**
  * AppErrors pass through; connection failures and timeouts (ours and the server's) become

@@ -213,7 +213,15 @@ export class SqlStore implements Store {
 
   /** Several custom events of one tenant, committed together, with consecutive ids in order. */
   async appendEvents(tenant: string, inputs: Omit<CustomEventInput, 'tenant'>[]): Promise<FluxoEvent[]> {
-    if (inputs.length === 0) return [];
+    return (await this.appendEventsOnce(tenant, inputs, undefined)).events;
+  }
+
+  async appendEventsOnce(
+    tenant: string,
+    inputs: Omit<CustomEventInput, 'tenant'>[],
+    requestId: string | undefined,
+  ): Promise<{ events: FluxoEvent[]; replayed: boolean }> {
+    if (inputs.length === 0) return { events: [], replayed: false };
     const resolved: ResolvedAppend[] = inputs.map((input) => {
       const room = parseRoom(input.room);
       if (!room) throw new AppError('invalid_room');
@@ -224,9 +232,9 @@ export class SqlStore implements Store {
         workflowId: room.kind === 'workflow' ? room.id : null,
       };
     });
-    const out = await this.writer.submit({ kind: 'append', tenant, inputs: resolved });
+    const out = await this.writer.submit({ kind: 'append', tenant, inputs: resolved, ...(requestId ? { requestId } : {}) });
     if (out.kind !== 'append') throw new Error('group commit: wrong result kind');
-    return out.events;
+    return { events: out.events, replayed: out.replayed };
   }
 
   /** Batches committed and the writes they carried, for the batch-size metric. */

@@ -65,6 +65,15 @@ export interface Store {
   /** Several custom events of one tenant, committed together, with consecutive ids in the given order. */
   appendEvents(tenant: string, inputs: Omit<CustomEventInput, 'tenant'>[]): Promise<FluxoEvent[]>;
   /**
+   * `appendEvents` named by `requestId` (when given): the same id again in the same tenant returns
+   * the first call's events with `replayed: true` and writes nothing, as a transition's does.
+   */
+  appendEventsOnce(
+    tenant: string,
+    inputs: Omit<CustomEventInput, 'tenant'>[],
+    requestId: string | undefined,
+  ): Promise<{ events: FluxoEvent[]; replayed: boolean }>;
+  /**
    * Events of `room` (tenant-relative) with id > after, in id order, at most `limit`.
    * Safe under concurrent commits: ids of a tenant become visible in order.
    */

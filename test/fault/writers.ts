@@ -141,7 +141,7 @@ export interface WriterOptions {
   publishRooms: string[];
   /** Writes per second; an outage does not make it burst afterwards. */
   rateHz: number;
-  /** Every `publishEvery`-th write is a publish (no requestId: sent once), the others transitions. */
+  /** Every `publishEvery`-th write is a publish, the others transitions. */
   publishEvery: number;
   timeoutMs: number;
   /** After `stop()`, how long a write that keeps failing is retried before it is left unknown. */
@@ -149,10 +149,10 @@ export interface WriterOptions {
 }
 
 /**
- * A steady writer through nginx. Transitions carry a requestId and are retried with it on every
- * retryable failure (the server answers a retry with the first result), so each is applied at most
- * once; publishes have no requestId in the API, so each is sent once and a failure leaves it
- * unknown. Every event carries `data.chaos` = its tag, `<writer>:<n>`.
+ * A steady writer through nginx. Transitions and publishes carry a requestId (the write's tag) and
+ * are retried with it on every retryable failure (the server answers a retry with the first
+ * result), so each is applied at most once, and a write the check finds twice in the log is a
+ * broken guarantee. Every event carries `data.chaos` = its tag, `<writer>:<n>`.
  */
 export class Writer {
   readonly writes: Write[] = [];
@@ -210,27 +210,19 @@ export class Writer {
     const to = proc.stage === a ? b : a;
     const tag = `${this.o.name}:${n}`;
     const write = this.record('transition', tag);
-    for (let attempt = 0; ; attempt++) {
-      const res = await this.http.send('POST', `/api/processes/${proc.id}/transition`, this.o.token, {
-        to,
-        requestId: tag,
-        data: { chaos: tag },
-      });
-      if (res.ok) {
-        const { event, process } = res.data as TransitionResult;
-        this.acked(write, [event]);
-        proc.stage = process.stage;
-        return;
-      }
-      if (!res.retryable) {
-        write.outcome = 'rejected';
-        // Only a move to where the process already is can be refused: an earlier write of unknown outcome got there.
-        if (res.kind.endsWith('invalid_transition')) proc.stage = to;
-        return;
-      }
-      if (Date.now() >= this.giveUpAt) return;
-      await this.pause(Math.max(res.retryAfterMs ?? 0, Math.min(1000, 100 * 2 ** attempt)));
+    const res = await this.untilAnswered(() =>
+      this.http.send('POST', `/api/processes/${proc.id}/transition`, this.o.token, { to, requestId: tag, data: { chaos: tag } }),
+    );
+    if (!res) return;
+    if (res.ok) {
+      const { event, process } = res.data as TransitionResult;
+      this.acked(write, [event]);
+      proc.stage = process.stage;
+      return;
     }
+    write.outcome = 'rejected';
+    // Only a move to where the process already is can be refused: an earlier write of unknown outcome got there.
+    if (res.kind.endsWith('invalid_transition')) proc.stage = to;
   }
 
   private async publish(n: number): Promise<void> {
@@ -238,14 +230,32 @@ export class Writer {
     const room = rooms[Math.floor(n / this.o.publishEvery) % rooms.length]!;
     const tag = `${this.o.name}:${n}`;
     const write = this.record('publish', tag);
-    const res = await this.http.send('POST', '/api/publish', this.o.publishKey, {
-      tenant: this.o.tenant,
-      room,
-      type: 'chaos',
-      data: { chaos: tag },
-    });
+    const res = await this.untilAnswered(() =>
+      this.http.send('POST', '/api/publish', this.o.publishKey, {
+        tenant: this.o.tenant,
+        room,
+        type: 'chaos',
+        data: { chaos: tag },
+        requestId: tag,
+      }),
+    );
+    if (!res) return;
     if (res.ok) this.acked(write, [res.data as FluxoEvent]);
-    else if (!res.retryable) write.outcome = 'rejected';
+    else write.outcome = 'rejected';
+  }
+
+  /**
+   * Tries until an answer that is not retryable (ok or refused), with backoff; null once stop()'s
+   * drain time is over (the write's outcome stays unknown). Every try is the same request, named
+   * by the same requestId.
+   */
+  private async untilAnswered(send: () => Promise<Answer>): Promise<Answer | null> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await send();
+      if (res.ok || !res.retryable) return res;
+      if (Date.now() >= this.giveUpAt) return null;
+      await this.pause(Math.max(res.retryAfterMs ?? 0, Math.min(1000, 100 * 2 ** attempt)));
+    }
   }
 
   private record(op: Write['op'], tag: string): Write {
@@ -276,8 +286,9 @@ export class Writer {
 
 /**
  * Publishes one event into every room, as one batch (consecutive ids, one commit), retried until
- * acked or `deadline`: the end-of-run barrier. Each try gets fresh tags (the publish API has no
- * requestId), so a try that committed without an answer is still told apart. Resolves with the
+ * acked or `deadline`: the end-of-run barrier. Each try gets fresh tags and no requestId (the
+ * barrier is whichever try is acked), so a try that committed without an answer is still told
+ * apart. Resolves with the
  * acked event of each room, or null when no try was acked in time.
  */
 export async function publishBarrier(

@@ -497,7 +497,19 @@ const publishOne = fields({
   type: fc.oneof(fc.constantFrom('custom', 'x.y', 'process.transitioned'), anyString),
   data: objectArb,
 });
-const publishBody = fc.oneof(publishOne, fields({ events: fc.array(publishOne, { maxLength: 5 }) as fc.Arbitrary<J> }));
+/** A small pool, so that retries (and reuses with other content, or other tenants) happen. */
+const publishRequestId = fc.oneof(fc.constantFrom('p1', 'p2', 'p3'), anyString);
+const publishBody = fc.oneof(
+  publishOne,
+  fields({
+    tenant: fc.constantFrom(ph('fzT'), ph('spyT'), 'other'),
+    room: roomArb,
+    type: fc.constantFrom('custom', 'x.y'),
+    data: objectArb,
+    requestId: publishRequestId,
+  }),
+  fields({ events: fc.array(publishOne, { maxLength: 5 }) as fc.Arbitrary<J>, requestId: publishRequestId }),
+);
 
 interface Route {
   method: fc.Arbitrary<string>;

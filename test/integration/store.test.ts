@@ -431,6 +431,45 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     });
   });
 
+  it("replays appends named by a requestId: same events, nothing written again, apart from transitions' ids", async () => {
+    const { actor, process } = await setup();
+    const inputs = [
+      { room: 'tenant', type: 'a', actor: 'api', data: { n: 1 } },
+      { room: 'user:bob', type: 'b', actor: 'api', data: {} },
+    ];
+    const first = await store.appendEventsOnce(actor.tenant, inputs, 'pub-1');
+    expect(first.replayed).toBe(false);
+    const again = await store.appendEventsOnce(actor.tenant, inputs, 'pub-1');
+    expect(again).toEqual({ events: JSON.parse(JSON.stringify(first.events)), replayed: true });
+    // Another tenant's id space is its own.
+    const { actor: other } = await setup();
+    expect((await store.appendEventsOnce(other.tenant, inputs, 'pub-1')).replayed).toBe(false);
+    // Two duplicates in one batch: the first writes, the second follows it.
+    const [x, y] = await Promise.all([
+      store.appendEventsOnce(actor.tenant, [inputs[0]!], 'pub-2'),
+      store.appendEventsOnce(actor.tenant, [inputs[0]!], 'pub-2'),
+    ]);
+    expect([x!.replayed, y!.replayed]).toEqual([false, true]);
+    expect(y!.events.map((e) => e.id)).toEqual(x!.events.map((e) => e.id));
+    // A transition may use the same id: its key space is apart from the publishes'.
+    const moved = await store.transition(actor, { processId: process.id, to: 'review', requestId: 'pub-1' });
+    expect(moved.replayed).toBe(false);
+    // Spelt like a publish's stored key, it finds a result of another kind: conflict, nothing written.
+    const err = await rejection(store.transition(actor, { processId: process.id, to: 'done', requestId: 'publish:pub-1' }));
+    expect(err.code).toBe('conflict');
+    const log = await store.eventsAfter(actor.tenant, 'tenant', 0, 100);
+    expect(log.map((e) => e.type)).toEqual(['process.created', 'a', 'a', 'process.transitioned']);
+    expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'review', version: 2 });
+  });
+
+  it('answers request_in_progress to a publish whose requestId another write holds, and writes nothing', async () => {
+    const { actor } = await setup();
+    await store.query(sql`INSERT INTO idempotency_keys (tenant_id, request_id, result) VALUES (${actor.tenant}, 'publish:busy', NULL)`);
+    const err = await rejection(store.appendEventsOnce(actor.tenant, [{ room: 'tenant', type: 'a', actor: 'api', data: {} }], 'busy'));
+    expect(err.code).toBe('request_in_progress');
+    expect((await store.eventsAfter(actor.tenant, 'tenant', 0, 100)).map((e) => e.type)).toEqual(['process.created']);
+  });
+
   it.runIf(name === 'postgres')(
     'assigns event ids so that paging "after last seen id" never misses one under concurrent commits',
     async () => {
