@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Request } from 'autocannon';
 import type { Process, TransitionResult } from '../../shared/protocol.js';
 import { type DriveOptions, drive } from '../http.js';
@@ -9,7 +10,12 @@ import { type LatencySummary, summarize } from '../stats.js';
  * (nginx ip_hash routes by the client's /24) and the transitions they commit.
  */
 
-export type WriteMode = 'blind' | 'rmw';
+/**
+ * `blind`: just the target stage; `rmw`: with the version last seen as expectedVersion; `keyed`:
+ * blind with a fresh requestId per request, as the SDK sends every transition (the claim and the
+ * stored result are then part of each write).
+ */
+export type WriteMode = 'blind' | 'rmw' | 'keyed';
 
 /** What the load needs to know of a process: Fluxo's answers and the baselines' carry at least this. */
 export type ProcessState = Pick<Process, 'id' | 'stage' | 'version'>;
@@ -66,7 +72,11 @@ export async function runTransitions(s: LoadSpec): Promise<LoadResult> {
         setupRequest: (req) => ({
           ...req,
           body: JSON.stringify(
-            s.mode === 'rmw' ? { to: nextStage(state.stage), expectedVersion: state.version } : { to: nextStage(state.stage) },
+            s.mode === 'rmw'
+              ? { to: nextStage(state.stage), expectedVersion: state.version }
+              : s.mode === 'keyed'
+                ? { to: nextStage(state.stage), requestId: randomUUID() }
+                : { to: nextStage(state.stage) },
           ),
         }),
         onResponse: (status, body) => {

@@ -34,7 +34,8 @@ const USAGE = `write-path [options]
   --processes N      processes of the tenant's workflow, shared round robin by the connections (default: one each)
   --users N          users the connections' tokens belong to (default 24)
   --rate N           offered transitions/s over all connections; 0 = flat out (default 0)
-  --mode blind|rmw   blind writes, or expectedVersion from the last state seen (default blind)
+  --mode M           blind writes; rmw: expectedVersion from the last state seen; keyed: a fresh requestId
+                     per write, as the SDK sends (default blind)
   --sources N        source addresses (distinct /24s) per node (default 4)
   --baseline B       tutorial: the hand-built stack, measured after the 1-node level; none: skip it (default tutorial)
   --baseline-lose N  self-check: the baseline skips the emits of every Nth committed transition,
@@ -76,7 +77,7 @@ function options(argv: string[], quick: boolean) {
     processes: f.int('processes', connections),
     users: f.int('users', 24),
     rate: f.int('rate', 0, 0),
-    mode: f.one<WriteMode>('mode', ['blind', 'rmw'], 'blind'),
+    mode: f.one<WriteMode>('mode', ['blind', 'rmw', 'keyed'], 'blind'),
     sources: f.int('sources', 4),
     baseline: f.one('baseline', ['tutorial', 'none'], 'tutorial'),
     baselineLose: f.int('baseline-lose', 0, 0),

@@ -2,9 +2,9 @@ import type { FluxoEvent, TransitionRequest, TransitionResult } from '../../shar
 import { movesFrom } from '../../shared/workflow-moves.js';
 import { AppError } from '../errors.js';
 import type { Db } from './db.js';
-import { type EventDraft, stampEvents } from './event-stamps.js';
+import { type EventDraft, type StampedEvent, stampEvents } from './event-stamps.js';
 import type { Outcome } from './group-commit.js';
-import { runPrepared } from './prepared.js';
+import { runPrepared, sendsInOrder } from './prepared.js';
 import { roomsOf, toEvent, toProcess } from './rows.js';
 import type { processes } from './schema.js';
 import type { Actor, CustomEventInput } from './store.js';
@@ -100,16 +100,39 @@ function fail(batch: Batch, i: number, error: AppError): void {
  * others still commit. Anything that does throw fails the whole batch (the caller retries items
  * alone).
  */
-export async function commitBatch(tx: Db, items: WriteItem[]): Promise<Outcome<WriteResult>[]> {
+export async function commitBatch(tx: Db, items: WriteItem[]): Promise<CommittedBatch> {
   const batch: Batch = { items, outcomes: items.map(() => undefined), followers: new Map(), claimed: new Map() };
-  await claimRequestIds(tx, batch);
-  const touched = await lockProcesses(tx, batch);
+  const claims = claimsOf(batch);
+  // Steps 1 and 2 go out together (one round trip): the lock does not wait for the claims, so it
+  // may lock a process whose transition turns out to be a replay, which then does not move it.
+  const [, touched] = await Promise.all([claimRequestIds(tx, batch, claims), lockProcesses(tx, batch)]);
   const pending = decide(batch, touched);
-  const inserted = await insertEvents(tx, pending, movedRows(touched));
-  settle(batch, pending, inserted);
-  await finishClaims(tx, batch);
+  const { stamped, at } = await stampEvents(tx, pending);
+  settle(batch, pending, stamped, at);
   followLeaders(batch);
-  return batch.outcomes.map((o) => o ?? { ok: false, error: new Error('batch commit: item left without an outcome') });
+  // Steps 5 and 7 need no answer: sent together, and where the driver keeps them ahead of the
+  // COMMIT (prepared.ts), the transaction commits right behind them without waiting.
+  const written = Promise.all([insertEvents(tx, stamped, at, movedRows(touched)), finishClaims(tx, batch)]).then(() => {});
+  if (!sendsInOrder(tx)) await written;
+  // Handled here too: a batch whose COMMIT the caller never waits for (its deadline passed) must
+  // not leave an unhandled rejection behind.
+  written.catch(() => {});
+  return {
+    outcomes: batch.outcomes.map((o) => o ?? { ok: false, error: new Error('batch commit: item left without an outcome') }),
+    written,
+  };
+}
+
+/** What `commitBatch` decided, and the answer of its last statements. */
+export interface CommittedBatch {
+  /** Each item's outcome, valid once the transaction committed and `written` resolved. */
+  outcomes: Outcome<WriteResult>[];
+  /**
+   * Settles when the batch's last statements are answered — on postgres.js possibly after the
+   * transaction's COMMIT was sent. A rejection means they failed, and then that COMMIT rolled back:
+   * nothing of the batch was written.
+   */
+  written: Promise<void>;
 }
 
 /**
@@ -156,8 +179,7 @@ function claimsOf(batch: Batch): Claim[] {
  * Step 1, idempotency: claims the request ids with placeholder rows. An item whose key is already
  * taken gets the stored result as a replay, or request_in_progress while it has none.
  */
-async function claimRequestIds(tx: Db, batch: Batch): Promise<void> {
-  const claims = claimsOf(batch);
+async function claimRequestIds(tx: Db, batch: Batch, claims: Claim[]): Promise<void> {
   if (claims.length === 0) return;
   const pairs = JSON.stringify(claims.map((c) => ({ t: c.tenantId, r: c.requestId })));
   const got = await runPrepared(tx, CLAIM, [pairs]);
@@ -324,38 +346,35 @@ function movedRows(touched: Touched): string {
 /**
  * Step 4's update and step 5's insert, one statement of fixed text (see step 2): one round trip less.
  * The events' record names are the stamped rows' own keys (quoted camelCase), so the rows go into
- * the jsonb parameter as they are, with no per-row copy.
+ * the jsonb parameter as they are, with no per-row copy. Nothing is returned: the events are
+ * complete once stamped, so nothing waits for this statement's answer but the COMMIT.
  */
 const UPDATE_AND_INSERT = `WITH moved AS (
     UPDATE processes AS p SET stage = v.stage, version = v.version, data = v.data, updated_at = v.at
     FROM jsonb_to_recordset($2::jsonb) AS v(t text, id text, stage text, version int, data jsonb, at timestamptz)
     WHERE p.tenant_id = v.t AND p.id = v.id
   )
-  INSERT INTO events (tenant_id, id, type, process_id, workflow_id, rooms, offsets, from_stage, to_stage, version, actor, data)
+  INSERT INTO events (tenant_id, id, type, process_id, workflow_id, rooms, offsets, from_stage, to_stage, version, actor, data,
+    occurred_at)
   SELECT x."tenantId", x.id, x.type, x."processId", x."workflowId", x.rooms, x.offsets, x."fromStage", x."toStage", x.version,
-    x.actor, x.data
+    x.actor, x.data, $3::timestamptz
   FROM jsonb_to_recordset($1::jsonb) AS x("tenantId" text, id bigint, type text, "processId" text, "workflowId" text,
-    rooms text[], offsets bigint[], "fromStage" text, "toStage" text, version int, actor text, data jsonb)
-  RETURNING tenant_id, id, occurred_at`;
+    rooms text[], offsets bigint[], "fromStage" text, "toStage" text, version int, actor text, data jsonb)`;
 
 /**
- * Step 5, last: ids and room offsets (see event-stamps.ts), then all events in one insert that
- * also writes step 4's rows (a data-modifying WITH runs exactly once, read or not) and returns
- * only what the database chose, the time; in `pending` order.
+ * Step 5, last: all events in one insert that also writes step 4's rows (a data-modifying WITH
+ * runs exactly once, read or not), at the time the stamp took.
  */
-async function insertEvents(tx: Db, pending: PendingEvent[], moved: string): Promise<FluxoEvent[]> {
-  if (pending.length === 0) return [];
-  const stamped = await stampEvents(tx, pending);
-  const back = await runPrepared(tx, UPDATE_AND_INSERT, [JSON.stringify(stamped), moved]);
-  const at = new Map(back.map((r) => [key(String(r.tenant_id), String(r.id)), dateValue(r.occurred_at)]));
-  // The stamped rows are this batch's own: each becomes a full row by taking its time in place.
-  return stamped.map((r) => toEvent(Object.assign(r, { occurredAt: at.get(key(r.tenantId, String(r.id)))! })));
+async function insertEvents(tx: Db, stamped: StampedEvent[], at: Date, moved: string): Promise<void> {
+  if (stamped.length === 0) return;
+  await runPrepared(tx, UPDATE_AND_INSERT, [JSON.stringify(stamped), moved, at.toISOString()]);
 }
 
 /** Step 6: appends get their events in order, transitions their own process version. */
-function settle(batch: Batch, pending: PendingEvent[], inserted: FluxoEvent[]): void {
+function settle(batch: Batch, pending: PendingEvent[], stamped: StampedEvent[], at: Date): void {
   pending.forEach((p, n) => {
-    const event = inserted[n]!;
+    // The stamped rows are this batch's own: each becomes a full row by taking its time in place.
+    const event = toEvent(Object.assign(stamped[n]!, { occurredAt: at }));
     if (p.process) {
       batch.outcomes[p.index] = {
         ok: true,

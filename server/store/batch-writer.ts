@@ -64,7 +64,12 @@ export class BatchWriter {
     if (items.length === 0) return [];
     const deadline = due.every((d) => d !== undefined) ? Math.min(...(due as number[])) - now : undefined;
     try {
-      return await this.router.onPrimary((db, d) => transactionWithin(db, d, (tx) => commitBatch(tx, items)), deadline);
+      return await this.router.onPrimary(async (db, d) => {
+        const batch = await transactionWithin(db, d, (tx) => commitBatch(tx, items));
+        // The last statements may have been answered after the COMMIT went out; if one failed, it rolled back.
+        await batch.written;
+        return batch.outcomes;
+      }, deadline);
     } catch (err) {
       const error = toStoreError(err);
       const unavailable = error instanceof AppError && error.code === 'store_unavailable';

@@ -27,18 +27,22 @@ const STAMP = `WITH t AS (
     ON CONFLICT (tenant_id, room) DO UPDATE SET last_offset = room_heads.last_offset + excluded.last_offset, last_id = excluded.last_id
     RETURNING tenant_id, room, last_offset
   )
-  SELECT tenant_id, NULL AS room, last_event_id AS last FROM t
-  UNION ALL SELECT tenant_id, room, last_offset FROM r`;
+  SELECT tenant_id, NULL AS room, last_event_id AS last, clock_timestamp() AS at FROM t
+  UNION ALL SELECT tenant_id, room, last_offset, clock_timestamp() FROM r`;
 
 /**
  * Gives each draft, in the order given, the next id of its tenant and the next offset in each of
  * its rooms: the last statement before the events are inserted (see SqlStore on why ids are taken
  * last). A room's row is only ever updated by a transaction that already holds its tenant's row, so
  * room rows cannot deadlock, and a room's offsets are handed out in the same order as the tenant's
- * ids.
+ * ids. Also returns the time the events occurred at, one for the batch, so that the events are
+ * complete here and the insert needs no answer (batch-commit.ts sends it with the COMMIT).
  */
-export async function stampEvents(tx: Db, drafts: readonly { tenant: string; values: EventDraft }[]): Promise<StampedEvent[]> {
-  if (drafts.length === 0) return [];
+export async function stampEvents(
+  tx: Db,
+  drafts: readonly { tenant: string; values: EventDraft }[],
+): Promise<{ stamped: StampedEvent[]; at: Date }> {
+  if (drafts.length === 0) return { stamped: [], at: new Date() };
   // Per tenant: its events in this batch. Per room: its events in this batch (the increment of its
   // offset) and how many of its tenant's events of the batch come after the room's last one (so
   // that the room's last id is the tenant's new last id minus that).
@@ -60,6 +64,9 @@ export async function stampEvents(tx: Db, drafts: readonly { tenant: string; val
   const out = await runPrepared(tx, STAMP, [JSON.stringify(tenants), JSON.stringify(rooms)]);
   const nextId = new Map<string, number>();
   const nextOffset = new Map<string, number>();
+  // The time the events are stamped with: the database's, as `occurred_at` was when it defaulted.
+  const first = out[0]?.at;
+  const at = first instanceof Date ? first : new Date(String(first));
   for (const row of out) {
     const tenant = String(row.tenant_id);
     if (row.room === null) nextId.set(tenant, Number(row.last) - perTenant.get(tenant)! + 1);
@@ -68,7 +75,7 @@ export async function stampEvents(tx: Db, drafts: readonly { tenant: string; val
       nextOffset.set(k, Number(row.last) - heads.get(k)!.n + 1);
     }
   }
-  return drafts.map((d) => {
+  const stamped = drafts.map((d) => {
     const id = nextId.get(d.tenant)!;
     nextId.set(d.tenant, id + 1);
     const offsets = d.values.rooms.map((room) => {
@@ -79,4 +86,5 @@ export async function stampEvents(tx: Db, drafts: readonly { tenant: string; val
     });
     return { ...d.values, tenantId: d.tenant, id, offsets };
   });
+  return { stamped, at };
 }

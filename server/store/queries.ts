@@ -105,7 +105,7 @@ export function insertProcess(actor: Actor, input: CreateProcessInput): (tx: Db)
       })
       .returning();
     const process = toProcess(row!);
-    const stamped = await stampEvents(tx, [
+    const { stamped } = await stampEvents(tx, [
       {
         tenant,
         values: {

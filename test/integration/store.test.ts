@@ -391,17 +391,23 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     const { actor, process, wf } = await setup();
     const other = (await store.createProcess(actor, { workflowId: wf.id, title: 'Other' })).process;
     // jsonb cannot hold U+0000: Postgres refuses the whole statement, so the batch is retried one by one.
+    // The refused statement is the batch's last (the insert, on Postgres sent with the COMMIT behind
+    // it): its claims, ids and offsets must roll back with it.
     const [ok1, poison, ok2] = await Promise.allSettled([
-      store.transition(actor, { processId: other.id, to: 'review' }),
-      store.transition(actor, { processId: process.id, to: 'review', data: { bad: 'a\u0000b' } }),
-      store.appendEvent({ tenant: actor.tenant, room: 'tenant', type: 'note', actor: 'api', data: {} }),
+      store.transition(actor, { processId: other.id, to: 'review', requestId: 'keep-1' }),
+      store.transition(actor, { processId: process.id, to: 'review', data: { bad: 'a\u0000b' }, requestId: 'poison-1' }),
+      store.appendEventsOnce(actor.tenant, [{ room: 'tenant', type: 'note', actor: 'api', data: {} }], 'keep-2'),
     ]);
     expect(poison.status).toBe('rejected');
-    expect(ok1).toMatchObject({ status: 'fulfilled', value: { process: { stage: 'review', version: 2 } } });
-    expect(ok2.status).toBe('fulfilled');
+    expect(ok1).toMatchObject({ status: 'fulfilled', value: { process: { stage: 'review', version: 2 }, replayed: false } });
+    expect(ok2).toMatchObject({ status: 'fulfilled', value: { replayed: false } });
     expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'draft', version: 1 });
     const evs = await store.eventsAfter(actor.tenant, 'tenant', 0, 100);
     expect(evs.map((e) => e.id)).toEqual([1, 2, 3, 4]);
+    expect(evs.map((e) => e.offsets[e.rooms.indexOf('tenant')])).toEqual([1, 2, 3, 4]);
+    // The poisoned write's request id was released with the rollback: a clean retry is a new request.
+    const retry = await store.transition(actor, { processId: process.id, to: 'review', requestId: 'poison-1' });
+    expect(retry).toMatchObject({ replayed: false, event: { id: 5 } });
   });
 
   it('forgets request ids older than the cut-off, so a retry after that is a new request', async () => {
