@@ -2,7 +2,7 @@ import { AppError } from '../errors.js';
 import { commitBatch, type WriteItem, type WriteResult } from './batch-commit.js';
 import type { StoreLogger } from './db.js';
 import { DeadlineExceeded, transactionWithin, withDeadline } from './deadline.js';
-import { toStoreError } from './errors.js';
+import { isClaimConflict, toStoreError } from './errors.js';
 import { GroupCommit, type GroupCommitOptions, type Outcome } from './group-commit.js';
 import type { ReadRouter } from './read-router.js';
 
@@ -71,6 +71,9 @@ export class BatchWriter {
         return batch.outcomes;
       }, deadline);
     } catch (err) {
+      // Someone claimed one of these ids without the claim lock and has not stored its result
+      // (batch-commit.ts, STORE_RESULTS): alone, that write is in progress elsewhere.
+      if (items.length === 1 && isClaimConflict(err)) return [{ ok: false, error: new AppError('request_in_progress') }];
       const error = toStoreError(err);
       const unavailable = error instanceof AppError && error.code === 'store_unavailable';
       if (items.length === 1 || unavailable) return items.map(() => ({ ok: false, error }));

@@ -50,6 +50,16 @@ export function isConnectionError(err: unknown): boolean {
   return false;
 }
 
+/** A unique violation on a request id's row (idempotency_keys): another write holds that id. */
+export function isClaimConflict(err: unknown): boolean {
+  for (const e of causes(err)) {
+    // postgres.js names it constraint_name, pg-protocol (PGlite) constraint.
+    const { code, constraint_name, constraint } = e as { code?: unknown; constraint_name?: unknown; constraint?: unknown };
+    if (code === '23505' && (constraint_name ?? constraint) === 'idempotency_keys_pkey') return true;
+  }
+  return false;
+}
+
 /** SQLSTATE of the first Postgres error in the chain, if any. */
 export function sqlState(err: unknown): string | undefined {
   for (const e of causes(err)) {

@@ -468,6 +468,36 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'review', version: 2 });
   });
 
+  it.runIf(name === 'postgres')(
+    'applies a requestId sent to two nodes at once exactly once: the later one waits for the first and replays it',
+    async () => {
+      const { actor, wf } = await setup();
+      const other = await createStore({ databaseUrl: pg!.url, poolSize: 4 });
+      try {
+        const procs = await Promise.all(
+          Array.from({ length: 12 }, (_, n) => store.createProcess(actor, { workflowId: wf.id, title: `Dup ${n}` })),
+        );
+        const answers = await Promise.all(
+          procs.flatMap(({ process }, n) => {
+            const req = { processId: process.id, to: 'review', requestId: `twice-${n}` };
+            return [store.transition(actor, req), other.transition(actor, req)];
+          }),
+        );
+        for (let n = 0; n < procs.length; n++) {
+          const [a, b] = [answers[2 * n]!, answers[2 * n + 1]!];
+          // One applied it, the other got that result back.
+          expect([a.replayed, b.replayed].sort()).toEqual([false, true]);
+          expect(b.event.id).toBe(a.event.id);
+          expect(await store.getProcess(actor.tenant, procs[n]!.process.id)).toMatchObject({ stage: 'review', version: 2 });
+        }
+        const moved = (await store.eventsAfter(actor.tenant, 'tenant', 0, 1000)).filter((e) => e.type === 'process.transitioned');
+        expect(moved).toHaveLength(procs.length);
+      } finally {
+        await other.close();
+      }
+    },
+  );
+
   it('answers request_in_progress to a publish whose requestId another write holds, and writes nothing', async () => {
     const { actor } = await setup();
     await store.query(sql`INSERT INTO idempotency_keys (tenant_id, request_id, result) VALUES (${actor.tenant}, 'publish:busy', NULL)`);
