@@ -153,7 +153,7 @@ const CLAIM_LOCKS = `SELECT pg_advisory_xact_lock(k.h) FROM (
 const CLAIMED_RESULTS = `SELECT k.tenant_id, k.request_id, k.result
   FROM jsonb_to_recordset($1::jsonb) AS x(t text, r text)
   CROSS JOIN LATERAL (
-    SELECT k.tenant_id, k.request_id, k.result FROM idempotency_keys AS k WHERE k.tenant_id = x.t AND k.request_id = x.r
+    SELECT k.tenant_id, k.request_id, k.result FROM idempotency_keys AS k WHERE k.tenant_id = x.t AND k.request_id = x.r LIMIT 1
   ) AS k`;
 /**
  * Step 7: the results of the claims that committed. No ON CONFLICT: under the lock nobody else can
@@ -209,17 +209,20 @@ const LOCK_PROCESSES = `SELECT p.tenant_id, p.id, p.workflow_id, p.title, p.stag
     p.created_at, p.updated_at, w.transitions
   FROM (SELECT DISTINCT x.t, x.id FROM jsonb_to_recordset($1::jsonb) AS x(t text, id text) ORDER BY x.t, x.id) AS x
   CROSS JOIN LATERAL (
-    SELECT p.* FROM processes AS p WHERE p.tenant_id = x.t AND p.id = x.id FOR UPDATE
+    SELECT p.* FROM processes AS p WHERE p.tenant_id = x.t AND p.id = x.id LIMIT 1 FOR UPDATE
   ) AS p
-  LEFT JOIN LATERAL (SELECT w.transitions FROM workflows AS w WHERE w.tenant_id = p.tenant_id AND w.id = p.workflow_id) AS w ON true`;
+  LEFT JOIN LATERAL (
+    SELECT w.transitions FROM workflows AS w WHERE w.tenant_id = p.tenant_id AND w.id = p.workflow_id LIMIT 1
+  ) AS w ON true`;
 
 /**
  * Step 2: locks the processes the undecided transitions move, in key order (the keys sorted, each
  * row locked as its key comes), and reads their workflows' moves in the same statement. Each key
- * is a lookup of its own (LATERAL), which can only be planned as an index probe: a prepared
- * statement keeps the plan it got first, and a join planned while `processes` was small stays a
- * sequential scan after it grew, until an ANALYZE (measured: 0.5 ms a batch of 30 becomes 57 at
- * 300,000 rows; CLAIMED_RESULTS is written the same way). One jsonb parameter whatever the batch size, so the
+ * is a lookup of its own (LATERAL … LIMIT 1: the LIMIT keeps the planner from flattening it back
+ * into a join), which can only be planned as an index probe: a prepared statement keeps the plan
+ * it got first, and a join planned while `processes` was small stays a sequential scan after it
+ * grew, until an ANALYZE (measured: 0.5 ms a batch of 30 becomes 57 at 300,000 rows;
+ * CLAIMED_RESULTS, on a table that grows by every keyed write, is written the same way). One jsonb parameter whatever the batch size, so the
  * text never changes and is prepared once per connection (prepared.ts), as is step 5's.
  */
 async function lockProcesses(tx: Db, batch: Batch): Promise<Touched> {
