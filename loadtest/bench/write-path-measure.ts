@@ -11,6 +11,7 @@ import { decodeHistogram, summarize } from '../stats.js';
 import { cpuDelta, cpuMicros, percentOfCore, postmasterPid, redisPid, treeCpuMicros } from './proc-cpu.js';
 import { ackedInLog } from './servers/tutorial-schema.js';
 import { type LoadResult, type LoadSpec, type ProcessState, runTransitions } from './write-path-load.js';
+import { runSocketTransitions } from './write-path-socket.js';
 
 /**
  * One measured level of the write-path suite, whatever serves it: Fluxo's nodes or the tutorial
@@ -70,6 +71,8 @@ export interface Target {
 }
 
 export interface LevelOptions extends Pick<LoadSpec, 'connections' | 'warmupS' | 'durationS' | 'rate' | 'mode'> {
+  /** How the load writes: HTTP requests (autocannon) or `process:transition` over Socket.IO. @default 'http' */
+  transport?: 'http' | 'socket.io';
   /** Users the connections' tokens belong to. */
   users: number;
   /** Source addresses (distinct /24s) per node. */
@@ -130,7 +133,7 @@ async function measureBehind(url: string, db: Sql, t: Target, o: LevelOptions, l
     let clients0 = 0;
     let marked: Promise<unknown> = Promise.resolve();
     let served0: Promise<number[]> = Promise.resolve([]);
-    const load = await runTransitions({
+    const load = await (o.transport === 'socket.io' ? runSocketTransitions : runTransitions)({
       url,
       tokens,
       processes,

@@ -38,6 +38,8 @@ const USAGE = `write-path [options]
                      per write, as the SDK sends (default blind)
   --sources N        source addresses (distinct /24s) per node (default 4)
   --baseline B       tutorial: the hand-built stack, measured after the 1-node level; none: skip it (default tutorial)
+  --socket-io Y      yes: the 1-node level again over Socket.IO (process:transition with acks, same sockets count,
+                     modes and checks), right after it; no: skip it (default yes)
   --baseline-lose N  self-check: the baseline skips the emits of every Nth committed transition,
                      which its guarantee check must then report (default 0: none)
   --cpu-prof DIR     CPU-profile every node (and the baseline); a .cpuprofile per process is written to DIR when it stops`;
@@ -59,6 +61,8 @@ export interface WritePathResult extends SuiteResult {
   baseline?: WritePathLevel | null;
   /** Fluxo's 1-node level against `baseline`. */
   comparison?: BaselineComparison | null;
+  /** Fluxo's 1-node level with the transitions over Socket.IO instead of HTTP; absent when skipped (and in older results). */
+  socket?: WritePathLevel | null;
 }
 
 type Options = ReturnType<typeof options>;
@@ -80,6 +84,7 @@ function options(argv: string[], quick: boolean) {
     mode: f.one<WriteMode>('mode', ['blind', 'rmw', 'keyed'], 'blind'),
     sources: f.int('sources', 4),
     baseline: f.one('baseline', ['tutorial', 'none'], 'tutorial'),
+    socketIo: f.one('socket-io', ['yes', 'no'], 'yes') === 'yes',
     baselineLose: f.int('baseline-lose', 0, 0),
     cpuProfDir: f.str('cpu-prof'),
   };
@@ -98,25 +103,37 @@ async function createProcesses(url: string, tenant: string, users: string[], cou
   return processes;
 }
 
-function runLevel(cluster: ClusterHandle, n: number, o: Options, run: string, log: (l: string) => void): Promise<WritePathLevel> {
+function runLevel(
+  cluster: ClusterHandle,
+  n: number,
+  o: Options,
+  run: string,
+  log: (l: string) => void,
+  transport: 'http' | 'socket.io' = 'http',
+): Promise<WritePathLevel> {
   const nodes = cluster.nodes.slice(0, n);
-  const tenant = runTenant(run, n);
+  const socket = transport === 'socket.io';
+  // A tenant of its own per level: its processes start where the level starts.
+  const tenant = socket ? `${runTenant(run, n)}-sio` : runTenant(run, n);
   return measureLevel(
     {
-      server: 'fluxo',
+      server: socket ? SOCKET_ID : 'fluxo',
       nodes: nodes.map((x) => ({ id: x.nodeId, url: x.url, pid: x.proc.pid! })),
-      nginxDir: join(cluster.dir, `nginx-${n}`),
+      nginxDir: join(cluster.dir, socket ? `nginx-${n}-sio` : `nginx-${n}`),
       redisPort: cluster.redis!.port,
       postgresUrl: cluster.postgres.url,
       dbUrl: cluster.postgres.url,
       tenant,
       seed: (url, users) => createProcesses(url, tenant, users, o.processes),
-      served: () => Promise.all(nodes.map((x) => transitionsServed(x.url))),
+      // Over Socket.IO the node's /metrics has no per-route count: the acks the load counted stand for it.
+      ...(socket ? {} : { served: () => Promise.all(nodes.map((x) => transitionsServed(x.url))) }),
     },
-    o,
+    { ...o, transport },
     log,
   );
 }
+
+const SOCKET_ID = 'fluxo-socket.io';
 
 async function run(args: { quick: boolean; argv: string[]; log: (l: string) => void }): Promise<WritePathResult> {
   const started = Date.now();
@@ -140,6 +157,7 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
   const offInterrupt = onInterrupt(stop);
   const levels: WritePathLevel[] = [];
   let baseline: WritePathLevel | null = null;
+  let socket: WritePathLevel | null = null;
   try {
     const cluster = await starting;
     const runId = newRunId();
@@ -157,6 +175,7 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
           args.log,
         );
       }
+      if (n === 1 && o.socketIo) socket = await runLevel(cluster, n, o, runId, args.log, 'socket.io');
     }
     if (o.baseline === 'tutorial' && !baseline)
       args.log(`${TUTORIAL_ID} skipped: it is compared with the 1-node level, and --nodes has none`);
@@ -164,9 +183,9 @@ async function run(args: { quick: boolean; argv: string[]; log: (l: string) => v
     offInterrupt();
     await stop();
   }
-  const { targets, comparison } = writePathTargets(levels, baseline);
+  const { targets, comparison } = writePathTargets(levels, baseline, socket);
   const { cpuProfDir: _dir, ...config } = o;
-  return { ...envelope('write-path', config, started, targets), levels, baseline, comparison };
+  return { ...envelope('write-path', config, started, targets), levels, baseline, comparison, socket };
 }
 
 const subjectOf = (l: WritePathLevel) => `${l.server ?? 'fluxo'} ${l.nodes} node${l.nodes > 1 ? 's' : ''}`;
@@ -175,8 +194,10 @@ const subjectOf = (l: WritePathLevel) => `${l.server ?? 'fluxo'} ${l.nodes} node
 function writePathTargets(
   levels: WritePathLevel[],
   baseline: WritePathLevel | null,
+  socket: WritePathLevel | null,
 ): { targets: TargetCheck[]; comparison: BaselineComparison | null } {
-  const targets: TargetCheck[] = levels.flatMap((l) => {
+  // Item 1's figures hold over Socket.IO too: its level is judged like the 1-node one.
+  const targets: TargetCheck[] = [...levels, ...(socket ? [socket] : [])].flatMap((l) => {
     const subject = subjectOf(l);
     // Missing events already lower fannedOutPerS: it counts only transitions that reached every node.
     return [
@@ -203,7 +224,9 @@ const ms = (x: number) => x.toFixed(1);
 
 function rows(r: WritePathResult): string[][] {
   // The baseline under the level it is compared with, in the order they were measured.
-  const measured = r.levels.flatMap((l) => (l.nodes === 1 && r.baseline ? [l, r.baseline] : [l]));
+  const measured = r.levels.flatMap((l) =>
+    l.nodes === 1 ? [l, ...(r.baseline ? [r.baseline] : []), ...(r.socket ? [r.socket] : [])] : [l],
+  );
   return measured.map((l) => [
     l.server ?? 'fluxo',
     String(l.nodes),
@@ -257,6 +280,8 @@ export const writePath: Suite<WritePathResult> = {
       `${TUTORIAL_ID}: the same load, checks and CPU accounting against the server users write by hand, on the same`,
       'Postgres (a database of its own) and Redis behind an nginx of its own, right after the 1-node level (its "per node":',
       'the responses the load generator counted; it has no /metrics).',
+      `${SOCKET_ID}: the 1-node level again with the same number of sockets emitting process:transition with acks through`,
+      'nginx (one in flight each, as autocannon keeps one request in flight per connection); latency is emit to ack.',
     ],
     head: [
       'server',
@@ -283,6 +308,7 @@ export const writePath: Suite<WritePathResult> = {
             entries: [
               ['fluxo', 'Fluxo nodes (uWS, group commit, limiter, metrics) behind nginx ip_hash'],
               [TUTORIAL_ID, TUTORIAL_LABEL],
+              [SOCKET_ID, 'the same Fluxo node, the transitions sent as process:transition over Socket.IO (through nginx)'],
             ],
           },
         }
