@@ -58,9 +58,11 @@ export async function runSocketTransitions(s: LoadSpec): Promise<LoadResult> {
             : { processId: p.id, to: nextStage(state.stage) };
       const t0 = performance.now();
       const inWindow = opened >= 0;
-      const ack = await c.request<Ack>('process:transition', req).catch((err: Error): Ack => ({
-        error: { code: err.message.startsWith('ack timeout') ? 'timeout' : 'disconnected' },
-      }));
+      const ack = await c.request<Ack>('process:transition', req).catch(
+        (err: Error): Ack => ({
+          error: { code: err.message.startsWith('ack timeout') ? 'timeout' : 'disconnected' },
+        }),
+      );
       if (ack.data) {
         committedInRun.push(ack.data.event.id);
         adopt(ack.data.process);
