@@ -55,12 +55,7 @@ export interface LoadResult {
 export async function runTransitions(s: LoadSpec): Promise<LoadResult> {
   const committedInRun: number[] = [];
   let windowFrom = -1;
-  const known = new Map<string, { stage: string; version: number }>(s.processes.map((p) => [p.id, { stage: p.stage, version: p.version }]));
-  const adopt = (p: ProcessState) => {
-    const k = known.get(p.id);
-    // Several connections may share a process: keep the newest state any of them saw.
-    if (k && p.version >= k.version) Object.assign(k, { stage: p.stage, version: p.version });
-  };
+  const { known, adopt } = processStates(s.processes);
   const perClient = (i: number): Request[] => {
     const p = s.processes[i % s.processes.length]!;
     const state = known.get(p.id)!;
@@ -71,13 +66,7 @@ export async function runTransitions(s: LoadSpec): Promise<LoadResult> {
         headers: { authorization: `Bearer ${s.tokens[i % s.tokens.length]}`, 'content-type': 'application/json' },
         setupRequest: (req) => ({
           ...req,
-          body: JSON.stringify(
-            s.mode === 'rmw'
-              ? { to: nextStage(state.stage), expectedVersion: state.version }
-              : s.mode === 'keyed'
-                ? { to: nextStage(state.stage), requestId: randomUUID() }
-                : { to: nextStage(state.stage) },
-          ),
+          body: JSON.stringify(transitionRequest(s.mode, state)),
         }),
         onResponse: (status, body) => {
           if (status === 200) {
@@ -113,6 +102,25 @@ export async function runTransitions(s: LoadSpec): Promise<LoadResult> {
     committed: committedInRun.slice(windowFrom),
     committedInRun,
   };
+}
+
+/** What the load knows of each process (the newest state any answer showed), and how it learns. */
+export function processStates(processes: ProcessState[]) {
+  const known = new Map<string, { stage: string; version: number }>(processes.map((p) => [p.id, { stage: p.stage, version: p.version }]));
+  const adopt = (p: ProcessState) => {
+    const k = known.get(p.id);
+    // Several connections may share a process: keep the newest state any of them saw.
+    if (k && p.version >= k.version) Object.assign(k, { stage: p.stage, version: p.version });
+  };
+  return { known, adopt };
+}
+
+/** The next transition of a process in `state`, as `mode` sends it. */
+export function transitionRequest(mode: WriteMode, state: { stage: string; version: number }) {
+  const to = nextStage(state.stage);
+  if (mode === 'rmw') return { to, expectedVersion: state.version };
+  if (mode === 'keyed') return { to, requestId: randomUUID() };
+  return { to };
 }
 
 /** Transition requests a node answered, by status, from its /metrics (nginx hides /metrics). */

@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import type { TransitionResult } from '../../shared/protocol.js';
 import { LeanClient } from '../lean-client.js';
 import { nextStage } from '../setup.js';
 import { newHistogram, recordUs, summarize } from '../stats.js';
-import type { LoadResult, LoadSpec, ProcessState } from './write-path-load.js';
+import { type LoadResult, type LoadSpec, type ProcessState, processStates, transitionRequest } from './write-path-load.js';
 
 /** An ack of `process:transition`: the result, or the error's catalog code. */
 type Ack = { data?: TransitionResult; error?: { code?: string; current?: ProcessState } };
@@ -26,11 +25,7 @@ export async function runSocketTransitions(s: LoadSpec): Promise<LoadResult> {
       }),
     ),
   );
-  const known = new Map(s.processes.map((p) => [p.id, { stage: p.stage, version: p.version }]));
-  const adopt = (p: ProcessState) => {
-    const k = known.get(p.id);
-    if (k && p.version >= k.version) Object.assign(k, { stage: p.stage, version: p.version });
-  };
+  const { known, adopt } = processStates(s.processes);
   const committedInRun: number[] = [];
   const statuses: Record<string, number> = {};
   const latency = newHistogram();
@@ -50,12 +45,7 @@ export async function runSocketTransitions(s: LoadSpec): Promise<LoadResult> {
     const p = s.processes[i % s.processes.length]!;
     const state = known.get(p.id)!;
     while (performance.now() < endsAt) {
-      const req =
-        s.mode === 'rmw'
-          ? { processId: p.id, to: nextStage(state.stage), expectedVersion: state.version }
-          : s.mode === 'keyed'
-            ? { processId: p.id, to: nextStage(state.stage), requestId: randomUUID() }
-            : { processId: p.id, to: nextStage(state.stage) };
+      const req = { processId: p.id, ...transitionRequest(s.mode, state) };
       const t0 = performance.now();
       const inWindow = opened >= 0;
       const ack = await c.request<Ack>('process:transition', req).catch(
