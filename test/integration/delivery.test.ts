@@ -83,18 +83,34 @@ describe('real-time delivery', () => {
     expect(stale.body.error.current).toMatchObject({ version: proc.version + 1, stage: 'doing' });
   });
 
-  it('makes a transition idempotent by requestId: same result, one event', async () => {
+  it('makes a transition idempotent by requestId: same result, one event, sent again with the same offset', async () => {
     const wf = await createBoard(node.url, admin);
     const proc = await createProcess(node.url, editor, wf.id);
-    const body = { to: 'doing', requestId: `req-${proc.id}` };
-    const a = await api<{ data: TransitionResult }>(node.url, 'POST', `/api/processes/${proc.id}/transition`, { token: editor, body });
-    const b = await api<{ data: TransitionResult }>(node.url, 'POST', `/api/processes/${proc.id}/transition`, { token: editor, body });
-    expect(a.status).toBe(200);
-    expect(b.status).toBe(200);
-    expect(b.body.data.event.id).toBe(a.body.data.event.id);
-    expect(b.body.data.replayed).toBe(true);
-    const log = await api<{ data: FluxoEvent[] }>(node.url, 'GET', `/api/events?room=process:${proc.id}&after=0`, { token: editor });
-    expect(log.body.data.filter((e) => e.type === 'process.transitioned')).toHaveLength(1);
+    const watcher = await client(node.url, { token: admin });
+    try {
+      const seen = collect(watcher);
+      await request(watcher, 'subscribe', { room: `process:${proc.id}` });
+      const move = (body: object) =>
+        api<{ data: TransitionResult }>(node.url, 'POST', `/api/processes/${proc.id}/transition`, { token: editor, body });
+      const body = { to: 'doing', requestId: `req-${proc.id}` };
+      const a = await move(body);
+      const b = await move(body);
+      expect(a.status).toBe(200);
+      expect(b.status).toBe(200);
+      expect(b.body.data.event.id).toBe(a.body.data.event.id);
+      expect(b.body.data.replayed).toBe(true);
+      const log = await api<{ data: FluxoEvent[] }>(node.url, 'GET', `/api/events?room=process:${proc.id}&after=0`, { token: editor });
+      expect(log.body.data.filter((e) => e.type === 'process.transitioned')).toHaveLength(1);
+      // The replay sent the event again (its first node may have died before sending it), as a
+      // repeat of the same offset; a barrier (the next move) shows nothing else came.
+      const barrier = await move({ to: 'todo' });
+      await eventually(() => expect(seen.events.map((e) => e.id)).toContain(barrier.body.data.event.id));
+      const id = a.body.data.event.id;
+      expect(seen.events.map((e) => e.id)).toEqual([id, id, barrier.body.data.event.id]);
+      expect(seen.events[1]!.offsets).toEqual(seen.events[0]!.offsets);
+    } finally {
+      watcher.close();
+    }
   });
 
   it('refuses a transition the workflow does not allow with 422 invalid_transition', async () => {
