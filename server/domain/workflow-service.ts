@@ -135,6 +135,8 @@ export class WorkflowService {
    * is written again (it is sent again, as a replayed transition is).
    */
   async publish(input: PublishInput, requestId?: string): Promise<{ event: FluxoEvent; replayed: boolean }> {
+    // Checked here too, so that a single event's error does not name a batch's `events.0.room`.
+    if (!parseRoom(input.room)) throw new AppError('invalid_room');
     const { events, replayed } = await this.publishMany([input], requestId);
     return { event: events[0]!, replayed };
   }
@@ -149,9 +151,7 @@ export class WorkflowService {
   async publishMany(inputs: PublishInput[], requestId?: string): Promise<{ events: FluxoEvent[]; replayed: boolean }> {
     const byTenant = new Map<string, { index: number; input: PublishInput }[]>();
     inputs.forEach((input, index) => {
-      if (!parseRoom(input.room)) {
-        throw new AppError('invalid_room', inputs.length > 1 ? `events.${index}.room is not a room.` : undefined);
-      }
+      if (!parseRoom(input.room)) throw new AppError('invalid_room', `events.${index}.room is not a room.`);
       byTenant.set(input.tenant, [...(byTenant.get(input.tenant) ?? []), { index, input }]);
     });
     const out: FluxoEvent[] = new Array(inputs.length);

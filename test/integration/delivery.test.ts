@@ -280,6 +280,18 @@ describe('real-time delivery', () => {
         },
       });
       expect(badRoom.body.error.code).toBe('invalid_room');
+      // A batch names the event even when it is the only one; a single event is not a batch.
+      const badOne = await api<{ error: { code: string; message: string } }>(n.url, 'POST', '/api/publish', {
+        token: 'publish-key-0123456789',
+        body: { events: [{ tenant: 'acme', room: 'nowhere', type: 'a' }] },
+      });
+      expect(badOne.body.error).toMatchObject({ code: 'invalid_room', message: 'events.0.room is not a room.' });
+      const badSingle = await api<{ error: { code: string; message: string } }>(n.url, 'POST', '/api/publish', {
+        token: 'publish-key-0123456789',
+        body: { tenant: 'acme', room: 'nowhere', type: 'a' },
+      });
+      expect(badSingle.body.error.code).toBe('invalid_room');
+      expect(badSingle.body.error.message).not.toContain('events.');
       // Postgres cannot store U+0000: refused up front as a validation error, not a failed write.
       const nul = await api<{ error: { code: string; issues: { path: string }[] } }>(n.url, 'POST', '/api/publish', {
         token: 'publish-key-0123456789',
