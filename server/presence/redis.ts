@@ -53,17 +53,26 @@ return {users, conns, redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS
 const MEMBERS = `
 local users, conns = redis.call('HLEN', KEYS[2]), redis.call('HLEN', KEYS[1])
 if conns > tonumber(ARGV[1]) then
-  if redis.call('SET', KEYS[5], '1', 'NX') then return {users, conns, 1, {}} end
+  if redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[2]) then return {users, conns, 1, {}} end
+  redis.call('PEXPIRE', KEYS[5], ARGV[2])
   return {users, conns, 0, {}}
 end
 redis.call('DEL', KEYS[5])
 local out = {}
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local user = ARGV[i]
   local c = redis.call('HGET', KEYS[2], user)
   if c then out[#out + 1] = {user, tonumber(c), redis.call('HGET', KEYS[3], user) or '', redis.call('HGET', KEYS[4], user) or ''} end
 end
 return {users, conns, 0, out}`;
+
+/**
+ * How long a room's "crossed over the bound" mark outlives the last look at it. A room that empties
+ * while over the bound is never looked at again, and its mark would stay in Redis forever; a room
+ * still over it but with no presence change for this long is told it crossed once more (one
+ * `truncated` diff, which clients already hold).
+ */
+const OVER_MARK_TTL_MS = 24 * 60 * 60 * 1000;
 
 type Row = [userId: string, connections: number, nameJson: string, stateJson: string];
 
@@ -202,7 +211,7 @@ export class RedisPresence implements PresenceStore {
   async members(room: string, userIds: readonly string[], max: number): Promise<MembersRead> {
     try {
       const [count, connections, crossed, rows] = (await this.#track(
-        this.#redis.eval(MEMBERS, 5, ...this.#roomKeys(room), this.#overKey(room), max, ...userIds),
+        this.#redis.eval(MEMBERS, 5, ...this.#roomKeys(room), this.#overKey(room), max, OVER_MARK_TTL_MS, ...userIds),
       )) as [number, number, number, Row[]];
       return { count, connections, members: new Map(rows.map((row) => [row[0], view(row)])), crossedOver: crossed === 1 };
     } catch (err) {

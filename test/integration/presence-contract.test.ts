@@ -157,3 +157,32 @@ describe.each(variants)('presence on $name', ({ open }) => {
     expect(await s.members(room, ['ada'], 2)).toEqual({ count: 2, connections: 3, members: new Map(), crossedOver: true });
   });
 });
+
+describe('presence on redis: the over-the-bound mark', () => {
+  it('expires: a room that empties while over the bound leaves nothing in Redis for good', async () => {
+    redis ??= await startRedis();
+    const connection = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+    connections.push(connection);
+    const s = new RedisPresence({ redis: connection, nodeId: `contract-${randomUUID()}`, prefix: 'contract' });
+    await s.start(() => {});
+    try {
+      const room = `t:contract-${randomUUID()}:tenant`;
+      const mark = `contract:presence:pt:{${room}}`;
+      for (const c of ['c1', 'c2', 'c3']) await s.join(room, { connId: c, userId: c, name: null });
+      expect((await s.members(room, ['c1'], 2)).crossedOver).toBe(true);
+      const day = 24 * 60 * 60 * 1000;
+      const ttl = await connection.pttl(mark);
+      expect(ttl).toBeGreaterThan(day - 60_000);
+      expect(ttl).toBeLessThanOrEqual(day);
+      // Looked at again while still over: the mark's life starts again, and it is not a new crossing.
+      await connection.pexpire(mark, 5_000);
+      expect((await s.members(room, ['c2'], 2)).crossedOver).toBe(false);
+      expect(await connection.pttl(mark)).toBeGreaterThan(day - 60_000);
+      // Everyone leaves while over: no member read comes again, so only the expiry removes the mark.
+      for (const c of ['c1', 'c2', 'c3']) await s.leave(room, c);
+      expect(await connection.pttl(mark)).toBeGreaterThan(0);
+    } finally {
+      await s.close();
+    }
+  });
+});
