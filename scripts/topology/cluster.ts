@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { freePort } from './ports.js';
 import { type PostgresHandle, startPostgres } from './postgres.js';
-import { type RedisCluster, type RedisInstance, startRedis, startRedisCluster } from './redis.js';
+import { type RedisCluster, type RedisClusterOptions, type RedisInstance, startRedis, startRedisCluster } from './redis.js';
 import { TEST_SECRET } from './tokens.js';
 
 const run = promisify(execFile);
@@ -185,8 +185,8 @@ export async function startNginx(
 
 export interface ClusterOptions {
   nodes: number;
-  /** A 3-master Redis Cluster (sharded adapter) instead of one redis-server. */
-  redisCluster?: boolean;
+  /** A Redis Cluster (sharded adapter; 3 masters, no replicas unless said) instead of one redis-server. */
+  redisCluster?: boolean | RedisClusterOptions;
   /** nginx (ip_hash) in front of the nodes. */
   nginx?: boolean;
   /** A streaming replica next to the Postgres primary. */
@@ -247,7 +247,7 @@ export async function startCluster(opts: ClusterOptions): Promise<ClusterHandle>
     let redisCluster: RedisCluster | null = null;
     const env: Record<string, string> = { ...opts.env };
     if (opts.redisCluster) {
-      redisCluster = await startRedisCluster();
+      redisCluster = await startRedisCluster(opts.redisCluster === true ? {} : opts.redisCluster);
       stoppers.push(() => (redisCluster as RedisCluster).stop());
       env.REDIS_CLUSTER_NODES = redisCluster.nodes.map((n) => `${n.host}:${n.port}`).join(',');
     } else {

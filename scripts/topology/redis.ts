@@ -125,14 +125,34 @@ export interface ClusterMaster extends Omit<RedisInstance, 'url'> {
 
 export interface RedisCluster {
   nodes: { host: string; port: number }[];
+  /** The masters as created (after a failover one of them may be a replica: see `masterOf`). */
   masters: ClusterMaster[];
+  /** Every server, masters first, then the replicas as created. */
+  servers: ClusterMaster[];
   /** The master whose slots hold `key` (a key or a sharded Pub/Sub channel), asked of a running master. */
   masterOf(key: string): Promise<ClusterMaster>;
+  /** Resolves once every running server reports cluster_state:ok and `key`'s slots are served by a master other than `not`. */
+  waitForFailover(key: string, not: ClusterMaster, timeoutMs?: number): Promise<ClusterMaster>;
   stop(): Promise<void>;
 }
 
-/** Starts a 3-master Redis Cluster on free loopback ports (recipe in /work/shared/ENVIRONMENT.md). */
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+export interface RedisClusterOptions {
+  /** @default 3 */
+  masters?: number;
+  /**
+   * Replicas per master. With replicas a master killed for good is replaced by its replica after
+   * `nodeTimeoutMs` (Redis' automatic failover), as in a production cluster.
+   * @default 0
+   */
+  replicas?: number;
+  /** `cluster-node-timeout`: how long a master may be silent before it counts as failed. @default 15000 (Redis' default) */
+  nodeTimeoutMs?: number;
+}
+
+/** Starts a Redis Cluster (3 masters by default) on free loopback ports (recipe in /work/shared/ENVIRONMENT.md). */
+export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise<RedisCluster> {
+  const masters = opts.masters ?? 3;
+  const replicas = opts.replicas ?? 0;
   const dir = await mkdtemp(join(tmpdir(), 'fluxo-redis-cluster-'));
   const servers: Managed[] = [];
   const ports: number[] = [];
@@ -142,15 +162,18 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     await rm(dir, { recursive: true, force: true });
   };
   // The config file is written by the master itself (node id, epoch, slots), in `dir`.
-  const spawnMaster = (port: number) => spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`], dir);
+  const timeout = opts.nodeTimeoutMs ? ['--cluster-node-timeout', String(opts.nodeTimeoutMs)] : [];
+  const spawnMaster = (port: number) =>
+    spawnRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, ...timeout], dir);
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       const port = await freeClusterPort();
       ports.push(port);
       servers.push(managed(await spawnMaster(port), () => spawnMaster(port)));
     }
     const addrs = ports.map((p) => `127.0.0.1:${p}`);
-    await run(REDIS_CLI, ['--cluster', 'create', ...addrs, '--cluster-replicas', '0', '--cluster-yes']).catch(
+    // redis-cli makes the first `masters` addresses masters and the rest their replicas.
+    await run(REDIS_CLI, ['--cluster', 'create', ...addrs, '--cluster-replicas', String(replicas), '--cluster-yes']).catch(
       (err: NodeJS.ErrnoException) => {
         throw err.code === 'ENOENT' ? missingBinary('redis-cli') : err;
       },
@@ -160,7 +183,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     await stop();
     throw err;
   }
-  const clusterMasters: ClusterMaster[] = ports.map((port, i) => {
+  const all: ClusterMaster[] = ports.map((port, i) => {
     const server = servers[i]!;
     return {
       host: '127.0.0.1',
@@ -173,12 +196,27 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
       signal: server.signal,
     };
   });
+  const masterOf = async (key: string) => {
+    const port = await ownerOf(ports, key);
+    return all.find((m) => m.port === port)!;
+  };
   return {
     nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
-    masters: clusterMasters,
-    async masterOf(key) {
-      const port = await ownerOf(ports, key);
-      return clusterMasters.find((m) => m.port === port)!;
+    masters: all.slice(0, masters),
+    servers: all,
+    masterOf,
+    async waitForFailover(key, not, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const owner = await masterOf(key).catch(() => null);
+        if (owner && owner.port !== not.port) {
+          const running = ports.filter((p) => p !== not.port);
+          await Promise.all(running.map((p) => waitForClusterOk(p, Math.max(1000, deadline - Date.now()))));
+          return owner;
+        }
+        if (Date.now() > deadline) throw new Error(`no replica took over ${key} from :${not.port} within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
     },
     stop,
   };

@@ -1,7 +1,7 @@
 /**
  * The fault engine: one scenario on a fresh cluster of real processes — 3 Fluxo nodes behind nginx
  * (ip_hash), redis-server (or, for a scenario with `redis: 'cluster'`, a 3-master Redis Cluster and
- * the sharded adapter), a durable Postgres 15 primary and streaming replica — with steady
+ * the sharded adapter; `'cluster-replicas'`, the same with a replica per master), a durable Postgres 15 primary and streaming replica — with steady
  * writers and many SDK readers, then a barrier and the check (check.ts). Used by the `fault` vitest
  * project (faults-nodes.test.ts, faults-backends.test.ts) and by `npm run chaos`.
  *
@@ -182,7 +182,7 @@ export async function runScenario(o: RunOptions): Promise<ScenarioResult> {
     nginx: true,
     replica: true,
     durable: true,
-    redisCluster: o.scenario.redis === 'cluster',
+    redisCluster: o.scenario.redis === 'cluster-replicas' ? { replicas: 1, nodeTimeoutMs: 2000 } : o.scenario.redis === 'cluster',
     keep: true,
     env: { PUBLISH_API_KEY: PUBLISH_KEY, LOG_LEVEL: 'info' },
     onProgress: log,

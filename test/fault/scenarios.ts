@@ -11,7 +11,7 @@ export interface FaultContext {
   /** The node to hit in cycle `cycle` (1-based index into the cluster), the busiest with writers first. */
   target(cycle: number): { index: number; node: SpawnedNode };
   redis(): RedisInstance;
-  /** The Redis Cluster, in a scenario with `redis: 'cluster'`. */
+  /** The Redis Cluster, in a scenario with `redis: 'cluster'` or `'cluster-replicas'`. */
   redisCluster(): RedisCluster;
   /** The tenant the writers and readers use (every reader is in its `tenant` room). */
   tenant: string;
@@ -27,10 +27,11 @@ export interface Scenario {
   what: string;
   /**
    * What the nodes share: one redis-server (the classic adapter), or a 3-master Redis Cluster (the
-   * sharded adapter, SPUBLISH/SSUBSCRIBE: each room's channel on the master owning its slot).
+   * sharded adapter, SPUBLISH/SSUBSCRIBE: each room's channel on the master owning its slot), with a
+   * replica per master (`cluster-replicas`, cluster-node-timeout 2 s) as production clusters have.
    * @default 'single'
    */
-  redis?: 'single' | 'cluster';
+  redis?: 'single' | 'cluster' | 'cluster-replicas';
   /** No fault is injected: any failed write attempt is a violation. */
   faultless?: boolean;
   run(ctx: FaultContext, cycle: number): Promise<void>;
@@ -165,6 +166,22 @@ export const SCENARIOS: readonly Scenario[] = [
       await ctx.sleep(3000);
       await master.restart();
       ctx.log(`redis cluster master :${master.port} started again; cluster ok`);
+    },
+  },
+  {
+    name: 'cluster-master-failover',
+    what: 'kill -9 of the Redis Cluster master owning the tenant relay channel, for good: its replica takes over (automatic failover); the old master rejoins as a replica 6 s later',
+    redis: 'cluster-replicas',
+    async run(ctx) {
+      const channel = relayChannel(ctx.cluster, ctx.tenant);
+      const master = await ctx.redisCluster().masterOf(channel);
+      ctx.log(`redis cluster master :${master.port} kill -9, not restarted`);
+      await master.stop();
+      const promoted = await ctx.redisCluster().waitForFailover(channel, master);
+      ctx.log(`replica :${promoted.port} promoted; cluster ok`);
+      await ctx.sleep(HOLD_MS);
+      await master.restart();
+      ctx.log(`old master :${master.port} started again (a replica now); cluster ok`);
     },
   },
   {
