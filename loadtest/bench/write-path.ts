@@ -261,8 +261,18 @@ function comparisonNotes(r: WritePathResult): string[] {
     `fluxo 1 node / ${c.baseline}, measured one after the other in this run: ${x(c.throughputRatio)} the transitions/s ` +
       `(target ≥ ${TARGET_THROUGHPUT_RATIO}×), ${x(c.cpuRatio)} the server CPU per transition (target ≤ ${TARGET_CPU_RATIO}×); ` +
       `CPU summed over the same parts on both sides: ${c.cpuParts.join(', ')}.`,
+    // The SDK writes over Socket.IO while the hand-built stack takes HTTP: shown beside, not judged —
+    // item 3 compares like with like (HTTP through nginx on both sides).
+    ...(r.socket && r.baseline
+      ? [
+          `${SOCKET_ID} (the SDK's path) / ${c.baseline}: ${x(ratioOf(r.socket.fannedOutPerS, r.baseline.fannedOutPerS))} the transitions/s, ` +
+            `${x(ratioOf(r.socket.cpu.usPerTransition, r.baseline.cpu.usPerTransition))} the server CPU per transition (shown, not judged).`,
+        ]
+      : []),
   ];
 }
+
+const ratioOf = (a: number, b: number): number | null => (a > 0 && b > 0 ? a / b : null);
 
 export const writePath: Suite<WritePathResult> = {
   name: 'write-path',
