@@ -7,7 +7,7 @@ import { connect } from '../../shared/sdk/index.js';
 import { LeanClient } from '../lean-client.js';
 import { publishEvents } from '../publishers.js';
 import { nowMs } from '../stats.js';
-import { type BenchContext, benchContext, cpuProfileNodeOptions, ENGINES, type RunningEngine } from './engines.js';
+import { type BenchContext, benchContext, cpuProfileNodeOptions, ENGINES, onInterrupt, type RunningEngine } from './engines.js';
 import { suiteFlags } from './flags.js';
 import { check, envelope, median, type Suite, type SuiteResult, type TargetCheck } from './suite.js';
 
@@ -166,6 +166,11 @@ async function measureStore(
   const ctx = benchContext();
   let pg: PostgresHandle | undefined;
   let running: RunningEngine | undefined;
+  // Postgres (started through pg_ctl, detached) would outlive a Ctrl-C, as in the other suites.
+  const offInterrupt = onInterrupt(async () => {
+    await running?.stop();
+    await pg?.stop();
+  });
   try {
     const env: Record<string, string> = {};
     if (store === 'postgres') {
@@ -208,6 +213,7 @@ async function measureStore(
     }
     return { cases, preload: { store, events: max, perS, batched } };
   } finally {
+    offInterrupt();
     await running?.stop();
     await pg?.stop();
   }
