@@ -28,6 +28,11 @@ export const ERRORS = {
     retryable: true,
     message: 'A request with this requestId is still in progress; retry with the same requestId.',
   },
+  too_many_rooms: {
+    status: 409,
+    retryable: false,
+    message: 'This connection is in MAX_ROOMS_PER_SOCKET rooms already: unsubscribe from one first.',
+  },
   payload_too_large: { status: 413, retryable: false, message: 'The payload exceeds MAX_PAYLOAD_BYTES.' },
   payload_too_deep: { status: 400, retryable: false, message: 'The payload nests arrays and objects more than 32 deep.' },
   unsupported_media_type: { status: 415, retryable: false, message: 'Send application/json.' },

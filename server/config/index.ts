@@ -44,6 +44,8 @@ export interface Config {
   pingTimeoutMs: number;
   connectTimeoutMs: number;
   maxSocketsPerUser: number;
+  /** MAX_ROOMS_PER_SOCKET. */
+  maxRoomsPerSocket: number;
   maxSocketsPerIp: number;
   maxSessionsPerIp: number;
   rateLimits: string;
@@ -139,6 +141,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     pingTimeoutMs: c.PING_TIMEOUT_MS,
     connectTimeoutMs: c.CONNECT_TIMEOUT_MS,
     maxSocketsPerUser: c.MAX_SOCKETS_PER_USER,
+    maxRoomsPerSocket: c.MAX_ROOMS_PER_SOCKET,
     maxSocketsPerIp: c.MAX_SOCKETS_PER_IP,
     maxSessionsPerIp: c.MAX_SESSIONS_PER_IP ?? Math.min(1_000_000, 2 * c.MAX_SOCKETS_PER_IP),
     rateLimits: c.RATE_LIMITS,

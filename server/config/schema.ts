@@ -118,6 +118,9 @@ export const configSchema = z.object({
   MAX_SOCKETS_PER_IP: int(1, 1_000_000, 500).describe(
     'Live sockets from one client IP on this node, refused like MAX_SOCKETS_PER_USER. 500: an office or a carrier-grade NAT puts hundreds of users behind one address.',
   ),
+  MAX_ROOMS_PER_SOCKET: int(1, 100_000, 256).describe(
+    "Rooms one socket may be in at once; one more `subscribe` is answered `too_many_rooms` (subscribing again to a room it is in does not count). 256: a dashboard needs a few, and each room a socket is in holds memory on its node and its presence in Redis, so a socket subscribing to every process of its tenant must not grow them without bound (Centrifugo's channel limit is 128).",
+  ),
   MAX_SESSIONS_PER_IP: z.coerce
     .number()
     .int()

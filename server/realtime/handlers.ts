@@ -10,7 +10,7 @@ import {
 } from '../../shared/contract.js';
 import { MAX_JSON_DEPTH, screenJson } from '../../shared/json-screen.js';
 import type { FluxoEvent, PresenceState } from '../../shared/model.js';
-import { internalRoom } from '../../shared/rooms.js';
+import { internalRoom, parseRoom } from '../../shared/rooms.js';
 import { AppError, toErrorBody } from '../errors.js';
 import { resolveLimits } from '../limits/parse.js';
 import type { PresenceChange } from '../presence/presence.js';
@@ -153,6 +153,13 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
   const handlers: ClientEventHandlers<FluxoSocket> = {
     async subscribe(socket, { room, after }) {
       const data = socket.data;
+      // Before any read: a socket at its cap costs nothing more (subscribing again to one of its rooms is not one more).
+      if ((data.rooms?.size ?? 0) >= config.maxRoomsPerSocket && !data.rooms?.has(parseRoom(room)?.name ?? room)) {
+        throw new AppError(
+          'too_many_rooms',
+          `This connection is in ${data.rooms?.size} rooms already (MAX_ROOMS_PER_SOCKET): unsubscribe from one first.`,
+        );
+      }
       const name = await service.authorizeRoom(data.principal, room);
       const internal = internalRoom(data.principal.tenant, name);
       // Join before reading the replay so nothing committed in between is lost; the client drops repeats by the room's offset.
