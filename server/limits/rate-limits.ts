@@ -79,8 +79,8 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
   }
 
   /** Spends the points: 'spent', the refusal, or 'failed' (counted nowhere, let through). */
-  async function spend(event: LimitEvent, subject: string, points: number): Promise<'spent' | 'failed' | AppError> {
-    const silent = opts.redis !== undefined && opts.redisAnswering?.() === false;
+  async function spend(event: LimitEvent, subject: string, points: number, inMemory = false): Promise<'spent' | 'failed' | AppError> {
+    const silent = inMemory || (opts.redis !== undefined && opts.redisAnswering?.() === false);
     const limiter = silent ? memories.get(event) : limiters.get(event);
     if (!limiter) throw new Error(`unknown rate-limit event: ${event}`);
     try {
@@ -100,10 +100,26 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
     if (spent instanceof AppError) throw spent;
   }
 
+  const inOrder = opts.redis && !opts.redis.isCluster ? spendInOrder(opts.redis) : null;
+
   // Not rate-limiter-flexible's RateLimiterUnion: it spends every budget even when an earlier one
   // refuses, and its refusal does not say which budget's wait applies.
   async function consumeAll(events: readonly LimitEvent[], subject: string, onRefused?: (event: LimitEvent) => void): Promise<void> {
-    const spent = await Promise.all(events.map((event) => spend(event, subject, 1)));
+    let inMemory = false;
+    if (inOrder && events.length > 1 && opts.redisAnswering?.() !== false && events.every((e) => !NODE_LOCAL_LIMITS.has(e))) {
+      const refused = await inOrder(
+        events.map((e) => `${prefix}:${e}:${subject}`),
+        events.map((e) => limits[e]),
+      ).catch(() => undefined);
+      if (refused === null) return;
+      if (refused) {
+        onRefused?.(events[refused.index]!);
+        throw new AppError('rate_limited', undefined, { retryAfterMs: Math.max(1, Math.ceil(refused.msBeforeNext)) });
+      }
+      // Redis did not answer: counted in memory, as rate-limiter-flexible's insurance limiter would.
+      inMemory = true;
+    }
+    const spent = await Promise.all(events.map((event) => spend(event, subject, 1, inMemory)));
     const first = spent.findIndex((s) => s instanceof AppError);
     if (first === -1) return;
     // A refused consume counts its point too: give back every later event's, as if never asked.
@@ -127,6 +143,47 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
     consumeAll,
     consumeHandshake: (ip) => consume('handshake', ip),
     refund,
+  };
+}
+
+/**
+ * One point of each budget, in order, in ONE Redis call — what consuming them one after another with
+ * rate-limiter-flexible does (its keys `<keyPrefix>:<subject>`, and per key its own SET NX / INCRBY /
+ * PTTL), stopping at the first budget spent: that one keeps its point (the library counts a refused
+ * consume too), the later ones are not touched, so nothing is given back. An HTTP transition spends
+ * two budgets; this halves its limiter calls, the largest piece of a transition's CPU left in the
+ * node (bench/NOTES.md, round 4). All keys of one call must live on one server: not on a Redis
+ * Cluster, where the budgets' keys are in different slots (the caller spends them one by one there).
+ */
+const SPEND_IN_ORDER = `
+for i = 1, #KEYS do
+  local duration = tonumber(ARGV[2 * i])
+  redis.call('set', KEYS[i], 0, 'EX', duration, 'NX')
+  local consumed = redis.call('incrby', KEYS[i], 1)
+  local ttl = redis.call('pttl', KEYS[i])
+  if ttl == -1 then
+    redis.call('expire', KEYS[i], duration)
+    ttl = 1000 * duration
+  end
+  if consumed > tonumber(ARGV[2 * i - 1]) then return {i, ttl} end
+end
+return {0, 0}`;
+
+type SpendInOrder = (
+  keys: string[],
+  budgets: { points: number; durationS: number }[],
+) => Promise<{ index: number; msBeforeNext: number } | null>;
+
+function spendInOrder(redis: Redis | Cluster): SpendInOrder {
+  redis.defineCommand('fluxoSpendInOrder', { lua: SPEND_IN_ORDER });
+  const call = (redis as unknown as { fluxoSpendInOrder(...args: (string | number)[]): Promise<[number, number]> }).fluxoSpendInOrder.bind(
+    redis,
+  );
+  return async (keys, budgets) => {
+    // As rate-limiter-flexible's `rejectIfRedisNotReady`: while reconnecting, ioredis would queue the call.
+    if (redis.status !== 'ready') throw new Error('redis not ready');
+    const [index, ttl] = await call(keys.length, ...keys, ...budgets.flatMap((b) => [b.points, b.durationS]));
+    return index === 0 ? null : { index: index - 1, msBeforeNext: ttl };
   };
 }
 

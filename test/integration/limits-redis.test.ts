@@ -65,7 +65,7 @@ describe('rate limits shared through Redis', () => {
   it('falls back to the in-memory insurance limiter while Redis is down, then uses Redis again', async () => {
     const c = client();
     await ready(c);
-    const limits = createRateLimits({ spec: 'http:write=3/10', redis: c, keyPrefix: 'outage-test' });
+    const limits = createRateLimits({ spec: 'http:write=3/10,process:transition=2/10', redis: c, keyPrefix: 'outage-test' });
     await limits.consume('http:write', 'acme:u1');
 
     await redis.stop();
@@ -84,11 +84,28 @@ describe('rate limits shared through Redis', () => {
     }
     // The memory limiter starts from zero and enforces the same 3/10 s budget; nothing hangs or throws raw.
     expect(outcomes).toEqual(['ok', 'ok', 'ok', 'rate_limited']);
+    // Several budgets at once (one Redis call when Redis answers) fall back the same way, in order.
+    const both = ['http:write', 'process:transition'] as const;
+    const spentTogether: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      spentTogether.push(
+        await limits.consumeAll(both, 'acme:u2').then(
+          () => 'ok',
+          (e: unknown) => (e instanceof AppError ? e.code : `raw: ${String(e)}`),
+        ),
+      );
+    }
+    expect(spentTogether).toEqual(['ok', 'ok', 'rate_limited']);
     expect(Date.now() - started).toBeLessThan(1000);
 
     await redis.restart();
     await ready(c);
     await limits.consume('http:write', 'acme:u9');
     expect(await c.keys('outage-test:http:write*')).toEqual(['outage-test:http:write:acme:u9']);
+    await limits.consumeAll(both, 'acme:u8');
+    expect((await c.keys('outage-test:*:acme:u8')).sort()).toEqual([
+      'outage-test:http:write:acme:u8',
+      'outage-test:process:transition:acme:u8',
+    ]);
   });
 });
