@@ -127,8 +127,6 @@ export interface RedisCluster {
   nodes: { host: string; port: number }[];
   /** The masters as created (after a failover one of them may be a replica: see `masterOf`). */
   masters: ClusterMaster[];
-  /** Every server, masters first, then the replicas as created. */
-  servers: ClusterMaster[];
   /** The master whose slots hold `key` (a key or a sharded Pub/Sub channel), asked of a running master. */
   masterOf(key: string): Promise<ClusterMaster>;
   /** Resolves once every running server reports cluster_state:ok and `key`'s slots are served by a master other than `not`. */
@@ -203,7 +201,6 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
   return {
     nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
     masters: all.slice(0, masters),
-    servers: all,
     masterOf,
     async waitForFailover(key, not, timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;

@@ -108,7 +108,8 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
     let inMemory = false;
     if (inOrder && events.length > 1 && opts.redisAnswering?.() !== false && events.every((e) => !NODE_LOCAL_LIMITS.has(e))) {
       const refused = await inOrder(
-        events.map((e) => `${prefix}:${e}:${subject}`),
+        // The library's own keys, so that one call and its single consumes count the same budget.
+        events.map((e) => limiters.get(e)!.getKey(subject)),
         events.map((e) => limits[e]),
       ).catch(() => undefined);
       if (refused === null) return;
@@ -148,7 +149,7 @@ export function createRateLimits(opts: RateLimitsOptions): RateLimits {
 
 /**
  * One point of each budget, in order, in ONE Redis call — what consuming them one after another with
- * rate-limiter-flexible does (its keys `<keyPrefix>:<subject>`, and per key its own SET NX / INCRBY /
+ * rate-limiter-flexible does (its keys, from `getKey`, and per key its own SET NX / INCRBY /
  * PTTL), stopping at the first budget spent: that one keeps its point (the library counts a refused
  * consume too), the later ones are not touched, so nothing is given back. An HTTP transition spends
  * two budgets; this halves its limiter calls, the largest piece of a transition's CPU left in the
