@@ -93,8 +93,13 @@ export function collect(socket: Client): { events: Parameters<ServerToClientEven
   return box;
 }
 
-/** Retries an assertion until it passes or the time is up (cross-node and async checks). */
-export async function eventually(check: () => void | Promise<void>, timeoutMs = 5000, stepMs = 25): Promise<void> {
+/**
+ * Retries an assertion until it passes or the time is up (cross-node and async checks). It returns
+ * as soon as the check passes, so the default only sets how long a real failure takes to show: 15 s,
+ * because CI runs the suite while another process loads both cores, and there a 5 s wait for a
+ * cross-node presence diff once ran out (presence-bound.test.ts).
+ */
+export async function eventually(check: () => void | Promise<void>, timeoutMs = 15_000, stepMs = 25): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -5,7 +5,7 @@ import { AppError } from '../../server/errors.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
 
 /** Retries until `ok` (errors count as not yet: the replica may not have replayed the migration). */
-async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 5_000): Promise<T> {
+async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
   const until = Date.now() + ms;
   for (;;) {
     try {
