@@ -27,7 +27,7 @@ export const configSchema = z.object({
   DATABASE_REPLICA_URLS: list.default([]).describe('Comma-separated streaming replicas for reads that may lag.'),
   DATABASE_POOL_SIZE: int(1, 200, 10).describe('Connections per Postgres pool.'),
   DB_WRITE_TIMEOUT_MS: int(100, 60_000, 2_000).describe(
-    'A call on the Postgres primary (a write, waiting for its group commit included) not answered by then gets 503 `store_unavailable`; the write may still have been applied, so retry with the same requestId.',
+    'A call on the Postgres primary (a write, waiting for its group commit included) not answered by then gets 503 `store_unavailable`. The write may still have been applied (its COMMIT was in flight: it then goes out to its rooms when it commits, and `db_late_commit_events_total` counts it), so retry with the same requestId.',
   ),
   DB_STATEMENT_TIMEOUT_MS: int(0, 3_600_000, 5_000).describe(
     'Postgres `statement_timeout` of every session (0: none); partition and key maintenance run without it.',

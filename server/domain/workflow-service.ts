@@ -29,7 +29,15 @@ export class WorkflowService {
     private readonly sink: EventSink,
     private readonly metrics: Metrics,
     private readonly readYourWritesMs: number,
-  ) {}
+  ) {
+    // A write answered store_unavailable may still have committed (its COMMIT was in flight when
+    // the deadline passed): its events go out like any other's, or its rooms' subscribers would
+    // not see them before the rooms' next events.
+    store.onLateCommit((tenant, events) => {
+      metrics.lateCommits.inc(events.length);
+      for (const event of events) this.emit(tenant, event);
+    });
+  }
 
   /** Writes under way; shutdown waits for them. */
   get pendingWrites(): number {

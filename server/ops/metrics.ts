@@ -56,6 +56,10 @@ export function createMetrics(nodeId: string) {
       'Group-commit transactions (rate(db_batched_writes_total) / rate(this) is the mean batch size)',
     ),
     batchedWrites: counter('db_batched_writes_total', 'Transitions and publish calls committed through group commit'),
+    lateCommits: counter(
+      'db_late_commit_events_total',
+      'Events of writes answered store_unavailable that committed after all (their COMMIT was in flight at the deadline), sent then',
+    ),
     dbDuration: histogram(
       'db_query_duration_seconds',
       'Store operation duration by operation',

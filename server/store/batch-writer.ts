@@ -1,3 +1,4 @@
+import type { FluxoEvent } from '../../shared/protocol.js';
 import { AppError } from '../errors.js';
 import { commitBatch, type WriteItem, type WriteResult } from './batch-commit.js';
 import type { StoreLogger } from './db.js';
@@ -12,6 +13,9 @@ function answerWithin<T>(p: Promise<T>, ms: number): Promise<T> {
     throw err instanceof DeadlineExceeded ? toStoreError(err) : err;
   });
 }
+
+/** A write whose caller was answered store_unavailable and which committed after all, with what it wrote. */
+export type LateCommitListener = (tenant: string, events: FluxoEvent[]) => void;
 
 /**
  * The write path of transitions and custom events: writes queue for group commit, each batch
@@ -29,6 +33,8 @@ export class BatchWriter {
     /** See SqlStoreOptions.writeTimeoutMs. Unset: no bound. */
     private readonly writeTimeoutMs: number | undefined,
     opts: GroupCommitOptions,
+    /** Gets the events of writes answered store_unavailable that committed after all (Store.onLateCommit). */
+    private readonly onLate: LateCommitListener,
   ) {
     this.group = new GroupCommit((items) => this.commit(items), opts);
   }
@@ -40,6 +46,11 @@ export class BatchWriter {
     // (never applied), or its batch, bound by the earliest deadline in it, rolls back (deadline.ts).
     this.deadlines.set(item, Date.now() + ms);
     return answerWithin(this.group.submit(item), ms);
+  }
+
+  private committedLate(item: WriteItem, result: WriteResult): void {
+    const tenant = item.kind === 'transition' ? item.actor.tenant : item.tenant;
+    this.onLate(tenant, result.kind === 'transition' ? [result.result.event] : result.events);
   }
 
   /** Batches committed and the writes they carried, for the batch-size metric. */
@@ -64,12 +75,19 @@ export class BatchWriter {
     if (items.length === 0) return [];
     const deadline = due.every((d) => d !== undefined) ? Math.min(...(due as number[])) - now : undefined;
     try {
-      return await this.router.onPrimary(async (db, d) => {
-        const batch = await transactionWithin(db, d, (tx) => commitBatch(tx, items));
-        // The last statements may have been answered after the COMMIT went out; if one failed, it rolled back.
-        await batch.written;
-        return batch.outcomes;
-      }, deadline);
+      return await this.router.onPrimary(
+        async (db, d) => {
+          const batch = await transactionWithin(db, d, (tx) => commitBatch(tx, items));
+          // The last statements may have been answered after the COMMIT went out; if one failed, it rolled back.
+          await batch.written;
+          return batch.outcomes;
+        },
+        deadline,
+        // Every item is answered below; a batch that commits after all still has its events sent.
+        (outcomes) => {
+          for (const [i, o] of outcomes.entries()) if (o.ok) this.committedLate(items[i]!, o.value);
+        },
+      );
     } catch (err) {
       // Someone claimed one of these ids without the claim lock and has not stored its result
       // (batch-commit.ts, STORE_RESULTS): alone, that write is in progress elsewhere.

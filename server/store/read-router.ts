@@ -62,10 +62,22 @@ export class ReadRouter {
    * Runs against the primary, within `timeoutMs` (default: writeTimeoutMs); connection failures and
    * timeouts become `store_unavailable`.
    */
-  async onPrimary<T>(fn: (db: Db, deadline: Deadline | null) => Promise<T>, timeoutMs = this.opts.writeTimeoutMs): Promise<T> {
+  async onPrimary<T>(
+    fn: (db: Db, deadline: Deadline | null) => Promise<T>,
+    timeoutMs = this.opts.writeTimeoutMs,
+    late?: (value: T) => void,
+  ): Promise<T> {
+    let run: Promise<T> | undefined;
+    const start = (deadline: Deadline | null) => {
+      run = fn(this.primary, deadline);
+      return run;
+    };
     try {
-      return await (timeoutMs === undefined ? fn(this.primary, null) : withDeadline(timeoutMs, (d) => fn(this.primary, d)));
+      return await (timeoutMs === undefined ? start(null) : withDeadline(timeoutMs, start));
     } catch (err) {
+      // The caller is answered with the error; but when the deadline passed while a COMMIT was in
+      // flight, the work may succeed after all (deadline.ts), and `late` gets what it did.
+      if (late) run?.then(late, () => {});
       throw toStoreError(err);
     }
   }

@@ -4,7 +4,7 @@ import { parseRoom } from '../../shared/rooms.js';
 import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
 import { AppError } from '../errors.js';
 import type { ResolvedAppend } from './batch-commit.js';
-import { BatchWriter } from './batch-writer.js';
+import { BatchWriter, type LateCommitListener } from './batch-writer.js';
 import { type Db, type StoreLogger, silentLogger } from './db.js';
 import { transactionWithin } from './deadline.js';
 import { isMissingSchemaError, toStoreError } from './errors.js';
@@ -106,6 +106,7 @@ export class SqlStore implements Store {
   private readonly log: StoreLogger;
   private readonly stopStuckSessions: (() => void) | undefined;
   private lastPrune = 0;
+  private lateListener: LateCommitListener = () => {};
 
   constructor(
     private readonly backend: Backend,
@@ -116,10 +117,13 @@ export class SqlStore implements Store {
     this.log = opts.logger ?? silentLogger;
     this.router = new ReadRouter(backend.primary, backend.replicas, opts, this.log);
     this.stats = this.router.stats;
-    this.writer = new BatchWriter(this.router, this.log, opts.writeTimeoutMs, {
-      maxBatch: opts.maxBatch,
-      maxInFlight: opts.commitConcurrency,
-    });
+    this.writer = new BatchWriter(
+      this.router,
+      this.log,
+      opts.writeTimeoutMs,
+      { maxBatch: opts.maxBatch, maxInFlight: opts.commitConcurrency },
+      (tenant, events) => this.committedLate(tenant, events),
+    );
     const stuckMs = opts.stuckSessionMs ?? 0;
     if (backend.kind === 'postgres' && stuckMs > 0) this.stopStuckSessions = endStuckSessions(this.router, stuckMs, this.log);
   }
@@ -181,7 +185,11 @@ export class SqlStore implements Store {
   }
 
   async createProcess(actor: Actor, input: CreateProcessInput): Promise<{ process: Process; event: FluxoEvent }> {
-    return this.router.onPrimary((db, deadline) => transactionWithin(db, deadline, insertProcess(actor, input)));
+    return this.router.onPrimary(
+      (db, deadline) => transactionWithin(db, deadline, insertProcess(actor, input)),
+      undefined,
+      ({ event }) => this.committedLate(actor.tenant, [event]),
+    );
   }
 
   async getProcess(tenant: string, id: string, opts?: ReadOptions): Promise<Process | null> {
@@ -240,6 +248,25 @@ export class SqlStore implements Store {
   /** Batches committed and the writes they carried, for the batch-size metric. */
   get commitStats(): { batches: number; items: number } {
     return this.writer.stats;
+  }
+
+  onLateCommit(listener: LateCommitListener): void {
+    this.lateListener = listener;
+  }
+
+  /**
+   * A write answered store_unavailable committed after all: its COMMIT was in flight when the
+   * deadline passed (a stalled WAL flush, a synchronous standby that does not answer, a primary
+   * frozen at that moment), and a COMMIT sent cannot be recalled. Its events are in the log, and
+   * nobody else would send them before their rooms' next events.
+   */
+  private committedLate(tenant: string, events: FluxoEvent[]): void {
+    this.log.warn({ tenant, events: events.length }, 'a write answered store_unavailable committed after all; its events are sent now');
+    try {
+      this.lateListener(tenant, events);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'sending the events of a late commit failed');
+    }
   }
 
   // ---------------------------------------------------------------- event log

@@ -99,6 +99,12 @@ export interface Store {
   revokedSince(since: Date | null): Promise<{ key: string; expiresAt: Date; revokedAt: Date }[]>;
   /** Group-commit transactions so far and the writes they carried (for metrics). */
   readonly commitStats: { batches: number; items: number };
+  /**
+   * `listener` gets the events of every write that committed after its caller was answered
+   * store_unavailable (its COMMIT was in flight when the write deadline passed), so that they are
+   * sent like any other; one listener, the last given.
+   */
+  onLateCommit(listener: (tenant: string, events: FluxoEvent[]) => void): void;
   /** Last measured replay lag per replica (seconds; null while unknown or unreachable). */
   replicaLag(): { replica: number; seconds: number | null }[];
   /** Cheap liveness check of the primary. */
