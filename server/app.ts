@@ -29,6 +29,7 @@ import { createIo, installRealtime } from './realtime/io.js';
 import { createOperator, fluxoVersion } from './realtime/operator.js';
 import { PresenceDiffs } from './realtime/presence-diffs.js';
 import { resyncAfterRecovery } from './realtime/resync.js';
+import { RoomTails } from './realtime/room-tails.js';
 import { withDeadline } from './store/deadline.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/store.js';
@@ -123,12 +124,24 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     relayDisconnects(io);
   }
   if (backplane.recoveries) resyncAfterRecovery(io, backplane.recoveries, { metrics, log });
-  const fanout = createFanout(io, metrics, { relay: backplane.relay });
+  // With several nodes, events whose node died between COMMIT and publish are sent from the log.
+  const tails =
+    backplane.adapter && config.roomTailCheckMs > 0
+      ? new RoomTails({
+          io,
+          heads: (keys) => store.roomHeads(keys),
+          eventsAfter: (tenant, room, after, limit) => store.eventsAfter(tenant, room, after, limit),
+          everyMs: config.roomTailCheckMs,
+          metrics,
+          log,
+        })
+      : undefined;
+  const fanout = createFanout(io, metrics, { relay: backplane.relay, sent: tails && ((tenant, event) => tails.sent(tenant, event)) });
   const service = new WorkflowService(store, fanout, metrics, config.readYourWritesMs);
   const presenceDiffs = new PresenceDiffs(io, presence, config.presenceMaxConnections, (err) =>
     log.warn({ err: (err as Error).message }, 'presence diffs not sent'),
   );
-  installRealtime({ io, config, service, presence, limits: wsLimits, verifier, metrics, log, presenceDiffs });
+  installRealtime({ io, config, service, presence, limits: wsLimits, verifier, metrics, log, presenceDiffs, tails });
   const operator = createOperator({ io, survey, presence, presenceDiffs, log });
 
   let draining = false;
@@ -164,6 +177,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     // Changes no socket of this node made (a dead node reaped, entries re-asserted) are sent like the others.
     await presence.start((room, change) => presenceDiffs.push(room, relativeRoom(room), change));
     await survey.start();
+    tails?.start();
     const port = await uws.listen(config.host, config.port);
     const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
     address = { port, url: `http://${host}:${port}` };
@@ -203,6 +217,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
       disconnectLocal(io, null, 'not_ready', 'The node is draining: reconnect.');
     }
     maintenance.stop();
+    await step('tail check', () => tails?.stop());
     stopPolling();
     await step('revocations', () => revocations.stop());
     // The other nodes drop this one from their operator node list at once.

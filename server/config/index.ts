@@ -58,6 +58,8 @@ export interface Config {
   migrateOnStart: boolean;
   eventRetentionMonths: number;
   readYourWritesMs: number;
+  /** ROOM_TAIL_CHECK_MS: see realtime/room-tails.ts; 0 = off. */
+  roomTailCheckMs: number;
   devLogin: boolean;
 }
 
@@ -153,6 +155,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     migrateOnStart: c.MIGRATE_ON_START ?? !c.DATABASE_URL,
     eventRetentionMonths: c.EVENT_RETENTION_MONTHS,
     readYourWritesMs: c.READ_YOUR_WRITES_MS,
+    roomTailCheckMs: c.ROOM_TAIL_CHECK_MS,
     devLogin: c.DEV_LOGIN ?? (c.NODE_ENV !== 'production' && devLoginBlocker === null),
   };
 }

@@ -162,6 +162,9 @@ export const configSchema = z.object({
   MIGRATE_ON_START: bool.optional().describe('Apply migrations at start; default on for embedded PGlite, off with DATABASE_URL.'),
   EVENT_RETENTION_MONTHS: int(0, 1200, 0).describe('Drop event-log partitions older than this many months (0 keeps all).'),
   READ_YOUR_WRITES_MS: int(0, 60_000, 5_000).describe("After a write, route that user's reads to the primary for this long."),
+  ROOM_TAIL_CHECK_MS: int(0, 3_600_000, 5_000).describe(
+    "With several nodes (REDIS_URL), how often each node reads the heads of its sockets' rooms from the log and sends them what was committed and never sent — events whose node died between its COMMIT and its publish: the last events of a room have no next one to show the gap. A room is repaired when it was behind at two checks in a row (within 2 × this); 0 turns the check off.",
+  ),
   DEV_LOGIN: bool
     .optional()
     .describe(

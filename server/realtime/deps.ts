@@ -1,6 +1,6 @@
 import type { Server, Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/contract.js';
-import type { FluxoEvent } from '../../shared/model.js';
+import type { FluxoEvent, RoomPosition } from '../../shared/model.js';
 import type { Principal, TokenVerifier } from '../auth/types.js';
 import type { Config } from '../config/index.js';
 import type { WorkflowService } from '../domain/workflow-service.js';
@@ -48,4 +48,6 @@ export interface RealtimeDeps {
   log: Logger;
   /** Coalesced presence broadcasts (built by createApp). */
   presenceDiffs: PresenceDiffs;
+  /** The tail check (realtime/room-tails.ts), told of each subscribe's head; only with several nodes. */
+  tails?: { subscribed(tenant: string, room: string, position: RoomPosition): void };
 }

@@ -177,10 +177,13 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
       // The head first, then the replay: a client tells retention's cuts from the two (protocol.ts, rule 5).
       const [{ count, connections, members }, { position, events }] = await Promise.all([
         presence.snapshot(internal, config.presenceMaxConnections),
-        service.roomPosition(data.principal, name).then(async (position) => ({
-          position,
-          events: after === undefined ? [] : await replayPage(socket, name, after),
-        })),
+        service.roomPosition(data.principal, name).then(async (position) => {
+          deps.tails?.subscribed(data.principal.tenant, name, position);
+          return {
+            position,
+            events: after === undefined ? [] : await replayPage(socket, name, after),
+          };
+        }),
       ]);
       const truncated = events.length === REPLAY_LIMIT;
       if (truncated) readAhead(socket, name, events[events.length - 1]!.id);

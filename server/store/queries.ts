@@ -177,6 +177,26 @@ export function roomHead(tenant: string, room: string): Query<RoomPosition> {
   };
 }
 
+/**
+ * The heads of several rooms in one statement (rooms without an event are left out). One lookup
+ * per key (LATERAL … LIMIT 1), so the plan is an index probe whatever the table's size.
+ */
+export function roomHeadsOf(
+  keys: { tenant: string; room: string }[],
+): Query<{ tenant: string; room: string; offset: number; id: number }[]> {
+  const param = JSON.stringify(keys.map((k) => ({ t: k.tenant, r: k.room })));
+  return async (db) => {
+    const rows = rowsOf(
+      await db.execute(sql`SELECT h.tenant_id, h.room, h.last_offset, h.last_id
+        FROM jsonb_to_recordset(${param}::jsonb) AS x(t text, r text)
+        CROSS JOIN LATERAL (
+          SELECT h.tenant_id, h.room, h.last_offset, h.last_id FROM room_heads AS h WHERE h.tenant_id = x.t AND h.room = x.r LIMIT 1
+        ) AS h`),
+    );
+    return rows.map((r) => ({ tenant: String(r.tenant_id), room: String(r.room), offset: Number(r.last_offset), id: Number(r.last_id) }));
+  };
+}
+
 /** Events of `room` with id > `after`, oldest first, at most `limit`; invalid_room at once. */
 export function roomEventsAfter(tenant: string, room: string, after: number, limit: number): Query<FluxoEvent[]> {
   return roomEventsPage(tenant, room, after, undefined, limit);

@@ -23,6 +23,7 @@ import {
   roomEventsAfter,
   roomEventsBefore,
   roomHead,
+  roomHeadsOf,
   workflowById,
   workflowList,
 } from './queries.js';
@@ -277,6 +278,12 @@ export class SqlStore implements Store {
    */
   async roomPosition(tenant: string, room: string): Promise<RoomPosition> {
     return this.router.onPrimary(roomHead(tenant, room));
+  }
+
+  /** On the primary, as roomPosition (the tail check compares them with what this node sent). */
+  async roomHeads(keys: { tenant: string; room: string }[]): Promise<{ tenant: string; room: string; offset: number; id: number }[]> {
+    if (keys.length === 0) return [];
+    return this.router.onPrimary(roomHeadsOf(keys));
   }
 
   /**

@@ -81,6 +81,8 @@ export interface Store {
   /** The newest `limit` events of `room` with after < id < before, in id order (recent history). */
   eventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Promise<FluxoEvent[]>;
 
+  /** The heads of these rooms (offset and id of their last event), read on the primary; rooms without an event are left out. */
+  roomHeads(keys: { tenant: string; room: string }[]): Promise<{ tenant: string; room: string; offset: number; id: number }[]>;
   /** The head of a room's stream (offset and id 0 before its first event) and the log's epoch, read on the primary. */
   roomPosition(tenant: string, room: string): Promise<RoomPosition>;
 
