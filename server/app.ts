@@ -136,7 +136,7 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
           log,
         })
       : undefined;
-  const fanout = createFanout(io, metrics, { relay: backplane.relay, sent: tails && ((tenant, event) => tails.sent(tenant, event)) });
+  const fanout = createFanout(io, metrics, { relay: backplane.relay, sent: tails && ((room, offset, id) => tails.sent(room, offset, id)) });
   const service = new WorkflowService(store, fanout, metrics, config.readYourWritesMs);
   const presenceDiffs = new PresenceDiffs(io, presence, config.presenceMaxConnections, (err) =>
     log.warn({ err: (err as Error).message }, 'presence diffs not sent'),

@@ -28,8 +28,11 @@ export type Relay = 'all' | 'tenant' | 'rooms';
 export interface FanoutOptions {
   /** @default 'rooms' */
   relay?: Relay;
-  /** Told of every event this node sends to its own sockets (the tail check, realtime/room-tails.ts). */
-  sent?: (tenant: string, event: FluxoEvent) => void;
+  /**
+   * Told of every event this node sends to its own sockets, room by room (internal name, the event's
+   * offset there, its id): the tail check, realtime/room-tails.ts.
+   */
+  sent?: (room: string, offset: number, id: number) => void;
 }
 
 /**
@@ -41,10 +44,14 @@ export interface FanoutOptions {
  * Events leave a node in the order they were handed here, over one connection, in either mode.
  */
 export function createFanout(io: FluxoServer, metrics: Metrics, opts: FanoutOptions = {}) {
-  const sent = opts.sent ?? (() => {});
+  const sent = opts.sent;
   const emitLocal = (tenant: string, event: FluxoEvent): void => {
-    for (const room of event.rooms) io.local.to(internalRoom(tenant, room)).emit('event', event);
-    sent(tenant, event);
+    const { rooms, offsets } = event;
+    for (let i = 0; i < rooms.length; i++) {
+      const room = internalRoom(tenant, rooms[i]!);
+      io.local.to(room).emit('event', event);
+      if (sent) sent(room, offsets[i]!, event.id);
+    }
   };
   const nsp = io.of('/') as unknown as Namespace;
   const relay = opts.relay ?? 'rooms';
@@ -66,10 +73,7 @@ export function createFanout(io: FluxoServer, metrics: Metrics, opts: FanoutOpti
     pending = [];
     for (const [tenant, event] of relayed) {
       if (relay !== 'rooms') emitLocal(tenant, event);
-      else {
-        for (const room of event.rooms) io.to(internalRoom(tenant, room)).emit('event', event);
-        sent(tenant, event);
-      }
+      else for (const room of event.rooms) io.to(internalRoom(tenant, room)).emit('event', event);
       metrics.eventsEmitted.inc({ type: event.type });
       metrics.fanoutSeconds.observe(Math.max(0, Date.now() - Date.parse(event.at)) / 1000);
     }

@@ -75,17 +75,37 @@ export class RoomTails {
     });
   }
 
-  /** An event this node sends to its sockets (fanout calls it for every event, local or relayed). */
-  sent(tenant: string, event: FluxoEvent): void {
-    event.rooms.forEach((room, i) => {
-      const offset = event.offsets[i];
-      if (offset !== undefined) this.#note(tenant, room, offset, event.id, false);
-    });
+  /**
+   * This node sent its sockets of `room` (internal name) the event at `offset` (fanout calls it for
+   * every event and room, local or relayed: kept to two map lookups).
+   */
+  sent(room: string, offset: number, id: number): void {
+    const seen = this.#seen.get(room);
+    if (seen) {
+      if (offset > seen.offset) {
+        seen.offset = offset;
+        seen.id = id;
+      }
+    } else if (this.#rooms().has(room)) {
+      const key = keyOf(room);
+      if (key) this.#seen.set(room, { ...key, offset, id });
+    }
   }
 
   /** A subscribe here read the room's head: the events up to it are the client's concern (replay). */
   subscribed(tenant: string, room: string, position: RoomPosition): void {
-    this.#note(tenant, room, position.offset, position.id, true);
+    const name = internalRoom(tenant, room);
+    const seen = this.#seen.get(name);
+    if (!seen) this.#seen.set(name, { tenant, room, offset: position.offset, id: position.id });
+    else if (position.offset > seen.offset) {
+      seen.offset = position.offset;
+      seen.id = position.id;
+    }
+  }
+
+  /** This node's rooms (the adapter's map: internal name → its local sockets). */
+  #rooms(): Map<string, Set<string>> {
+    return this.#deps.io.of('/').adapter.rooms;
   }
 
   start(): void {
@@ -106,7 +126,7 @@ export class RoomTails {
 
   /** One check: reads the heads of this node's rooms and repairs those behind twice in a row. Exposed for tests. */
   async check(): Promise<void> {
-    const rooms = this.#deps.io.of('/').adapter.rooms;
+    const rooms = this.#rooms();
     for (const name of this.#seen.keys()) if (!rooms.has(name)) this.#seen.delete(name);
     const keys = [...this.#seen.values()].map(({ tenant, room }) => ({ tenant, room }));
     try {
@@ -138,7 +158,8 @@ export class RoomTails {
       const offset = event.offsets[event.rooms.indexOf(head.room)];
       if (offset === undefined || offset <= seen.offset) continue;
       this.#deps.io.local.to(name).emit('event', event);
-      this.#note(head.tenant, head.room, offset, event.id, false);
+      seen.offset = offset;
+      seen.id = event.id;
       resent++;
     }
     if (resent > 0) {
@@ -149,18 +170,11 @@ export class RoomTails {
       );
     }
   }
+}
 
-  /** Only rooms this node has sockets in are remembered (a relayed event reaches every node). */
-  #note(tenant: string, room: string, offset: number, id: number, joined: boolean): void {
-    const name = internalRoom(tenant, room);
-    const seen = this.#seen.get(name);
-    if (seen) {
-      if (offset > seen.offset) {
-        seen.offset = offset;
-        seen.id = id;
-      }
-      return;
-    }
-    if (joined || this.#deps.io.of('/').adapter.rooms.has(name)) this.#seen.set(name, { tenant, room, offset, id });
-  }
+/** `t:<tenant>:<room>` → its parts (tenant ids never contain ':'); null for any other room (a socket's own). */
+function keyOf(name: string): RoomKey | null {
+  if (!name.startsWith('t:')) return null;
+  const colon = name.indexOf(':', 2);
+  return colon < 0 ? null : { tenant: name.slice(2, colon), room: name.slice(colon + 1) };
 }
