@@ -111,7 +111,7 @@ export class RoomTails {
   start(): void {
     if (this.#deps.everyMs <= 0 || this.#timer) return;
     this.#timer = setInterval(() => {
-      this.#running ??= this.check().finally(() => {
+      this.#running ??= this.#check().finally(() => {
         this.#running = null;
       });
     }, this.#deps.everyMs).unref();
@@ -124,8 +124,8 @@ export class RoomTails {
     await this.#running;
   }
 
-  /** One check: reads the heads of this node's rooms and repairs those behind twice in a row. Exposed for tests. */
-  async check(): Promise<void> {
+  /** One check: reads the heads of this node's rooms and repairs those behind twice in a row. */
+  async #check(): Promise<void> {
     const rooms = this.#rooms();
     for (const name of this.#seen.keys()) if (!rooms.has(name)) this.#seen.delete(name);
     const keys = [...this.#seen.values()].map(({ tenant, room }) => ({ tenant, room }));
@@ -162,6 +162,8 @@ export class RoomTails {
       seen.id = event.id;
       resent++;
     }
+    // A full page: the rest follows at the next check, without waiting another one.
+    if (events.length === REPAIR_LIMIT) seen.behindAt = seen.offset;
     if (resent > 0) {
       this.#repaired.inc(resent);
       this.#deps.log.warn(

@@ -74,6 +74,18 @@ describe('the room tail check (several nodes)', () => {
     expect(metrics).toMatch(/^ws_tail_events_resent_total(\{[^}]*\})? [1-9]\d*$/m);
   });
 
+  it('sends a tail longer than one repair page, in order', async () => {
+    const wf = await createBoard(node.url, admin);
+    const seen = await watch(`workflow:${wf.id}`);
+    const n = 230;
+    const written = await dead.appendEvents(
+      TENANT,
+      Array.from({ length: n }, (_, i) => ({ room: `workflow:${wf.id}`, type: 'tail.test', actor: 'ghost', data: { i } })),
+    );
+    await eventually(() => expect(seen.events).toHaveLength(n));
+    expect(seen.events.map((e) => e.id)).toEqual(written.map((e) => e.id));
+  });
+
   it('sends nothing again for events this node sent itself', async () => {
     const wf = await createBoard(node.url, admin);
     const proc = await createProcess(node.url, admin, wf.id);
