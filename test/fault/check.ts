@@ -19,8 +19,10 @@
  * Caught up when quiet: the barrier is itself an event of every room, so a reader that lost a
  * room's last events would be repaired by it (the SDK fetches the gap it opens). What a reader room
  * had been given when the writes had stopped — before the barrier was published — is recorded too
- * (`deliveredWhenQuiet`), and must already hold every acked event it is owed: a room that goes quiet
- * after losing its last events must not wait for an event that may never come.
+ * (`deliveredWhenQuiet`), and must already hold every event it is owed, acked or not: a room that
+ * goes quiet after losing its last events must not wait for an event that may never come, and an
+ * event committed by a write whose client never heard back (its node died between COMMIT and
+ * publish) is in the log all the same.
  */
 
 /** Identifies one intended event; carried in the event's `data.chaos`. */
@@ -96,7 +98,7 @@ export interface Verdict {
   missingUnacked: number;
   /**
    * Reader rooms that, when the writes had stopped and before the barrier, had not been given
-   * every acked event they are owed (a lost last event of a room that then went quiet).
+   * every event they are owed, acked or not (a lost last event of a room that then went quiet).
    */
   notCaughtUp: number;
   /** Deliveries of an id the room had already been given. */
@@ -196,13 +198,7 @@ export function check(input: CheckInput): Verdict {
     }
     const barrierId = input.barrier.get(r.room);
     if (barrierId === undefined) throw new Error(`no barrier event for room ${r.room}`);
-    const readyAt = r.readyAt;
-    const isTheirs = (id: number) => {
-      if (r.startId !== undefined && id > r.startId) return true;
-      const tag = byId.get(id)?.tag;
-      return tag != null && (sentAt.get(tag) ?? Number.NEGATIVE_INFINITY) > readyAt;
-    };
-    const expected = new Set((roomLog.get(r.room) ?? []).filter((id) => id <= barrierId && isTheirs(id)));
+    const expected = new Set(owedOf(r, roomLog.get(r.room) ?? [], byId, sentAt).filter((id) => id <= barrierId));
 
     const seen = new Set<number>();
     let highest = Number.NEGATIVE_INFINITY;
@@ -238,13 +234,14 @@ export function check(input: CheckInput): Verdict {
 
     if (r.deliveredWhenQuiet === undefined) continue;
     const given = new Set(r.delivered.slice(0, r.deliveredWhenQuiet));
-    const owed = [...expected].filter((id) => ackedIds.has(id) && (input.barrierStandIn || id !== barrierId));
+    const owed = [...expected].filter((id) => input.barrierStandIn || id !== barrierId);
     const behind = owed.filter((id) => !given.has(id));
     if (behind.length > 0) {
       v.notCaughtUp++;
+      const unacked = behind.filter((id) => !ackedIds.has(id)).length;
       note(
         'not caught up',
-        `${who} had not been given ${behind.length} of ${owed.length} acked events before the barrier: ${abbreviate(behind)}`,
+        `${who} had not been given ${behind.length} of ${owed.length} events before the barrier (${unacked} of them unacked): ${abbreviate(behind)}`,
       );
     }
   }
@@ -253,20 +250,36 @@ export function check(input: CheckInput): Verdict {
 }
 
 /**
- * The acked events of `r.room` that are the reader's (after its start, as above), from the acks
- * alone: what the engine waits for, once the writes have stopped, before it publishes the barrier.
+ * Of `roomIds` (the log's events of `r.room`), those that are the reader's: after its start, as
+ * above. Empty for a room never subscribed.
  */
-export function ackedOwed(r: ReaderRoom, writes: readonly WriteRecord[]): number[] {
+function owedOf(r: ReaderRoom, roomIds: readonly number[], byId: Map<number, LogEvent>, sentAt: Map<Tag, number>): number[] {
   const readyAt = r.readyAt;
   if (readyAt === undefined) return [];
-  const ids: number[] = [];
-  for (const w of writes) {
-    if (w.outcome !== 'acked') continue;
-    for (const e of w.acked ?? []) {
-      if (e.rooms.includes(r.room) && ((r.startId !== undefined && e.id > r.startId) || w.firstSentAt > readyAt)) ids.push(e.id);
-    }
+  return roomIds.filter((id) => {
+    if (r.startId !== undefined && id > r.startId) return true;
+    const tag = byId.get(id)?.tag;
+    return tag != null && (sentAt.get(tag) ?? Number.NEGATIVE_INFINITY) > readyAt;
+  });
+}
+
+/**
+ * Every event of the log (read once the writes have stopped) that each reader room is owed, acked
+ * or not: what the engine waits for before it publishes the barrier. Keyed by the reader room.
+ */
+export function loggedOwed(
+  log: readonly LogEvent[],
+  rooms: readonly ReaderRoom[],
+  writes: readonly WriteRecord[],
+): Map<ReaderRoom, number[]> {
+  const byId = new Map(log.map((e) => [e.id, e]));
+  const sentAt = new Map<Tag, number>();
+  for (const w of writes) for (const tag of w.tags) sentAt.set(tag, w.firstSentAt);
+  const roomLog = new Map<string, number[]>();
+  for (const e of [...log].sort((a, b) => a.id - b.id)) {
+    for (const room of e.rooms) roomLog.set(room, [...(roomLog.get(room) ?? []), e.id]);
   }
-  return ids;
+  return new Map(rooms.map((r) => [r, owedOf(r, roomLog.get(r.room) ?? [], byId, sentAt)]));
 }
 
 function sameRooms(a: string[], b: string[]): boolean {

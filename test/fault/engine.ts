@@ -7,11 +7,13 @@
  *
  * Timeline: readers subscribe → writers start → warm-up → cycles of [fault (late readers join
  * 1 s in; quiet writers publish into the quiet rooms while it is on) → heal → every writer acked
- * again → steady] → writers stop → every node ready → every reader has every acked event of its
- * rooms (caught up, nothing new published meanwhile) → barrier event in every room → every reader
- * has it → the Postgres log is read and compared.
+ * again → steady] → writers stop → every node ready → every reader has every event of its rooms
+ * in the log, acked or not (caught up, nothing new published meanwhile) → barrier event in every
+ * room → every reader has it → the Postgres log is read and compared.
  *
- * The quiet rooms are processes nobody moves, published into only while a fault is on: their last
+ * The quiet rooms are processes nobody moves, published into only while a fault is on, by writers
+ * that fire and forget (no retry: a publish the fault catches stays unknown, and if it committed,
+ * only the servers can send it — the late commit, the room tail check): their last
  * events are written during the fault and nothing follows them until the barrier. An event lost by
  * the fan-out is otherwise repaired by the next event of its room (the SDK fetches the gap it opens),
  * so losing the last events of a room that then goes quiet — a node not telling its clients to
@@ -28,7 +30,7 @@ import { type ClusterHandle, requireBinaries, startCluster } from '../../scripts
 import { forwardFrom, nodeBehind, type SourceForwarder, sourceAddress } from '../../scripts/topology/source-address.js';
 import { token } from '../../scripts/topology/tokens.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
-import { ackedOwed, check, type LogEvent, type ReaderRoom, type Verdict } from './check.js';
+import { check, type LogEvent, loggedOwed, type ReaderRoom, type Verdict } from './check.js';
 import { Reader } from './readers.js';
 import { adapterChannel, type FaultContext, type Scenario } from './scenarios.js';
 import { type Attempt, HttpSide, publishBarrier, type Write, Writer } from './writers.js';
@@ -360,6 +362,9 @@ async function drive(
           publishEvery: 1,
           timeoutMs: REQUEST_TIMEOUT_MS,
           drainMs: DRAIN_MS,
+          // Fire and forget: a publish caught by the fault stays unknown, and if it committed, only
+          // the servers can bring it to the readers before the barrier.
+          retries: false,
         }),
     );
     quietWriters.push(...quietNow);
@@ -392,6 +397,7 @@ async function drive(
   if (!(await settlesWithin(Promise.all(late), SUBSCRIBED_MS))) notes.push('a late reader was still not subscribed');
   const allWriters = [...writers, ...quietWriters];
   const caughtUpMs = await caughtUp(
+    sql,
     readers.flatMap((r) => r.rooms),
     allWriters.flatMap((w) => w.writes),
   );
@@ -436,14 +442,16 @@ async function drive(
 }
 
 /**
- * Waits until every subscribed reader room has been given every acked event it is owed (check.ts'
- * `ackedOwed`), then records how many deliveries each had (`deliveredWhenQuiet`, for the check).
- * Resolves with how long that took, or Infinity after CAUGHT_UP_MS.
+ * Waits until every subscribed reader room has been given every event of the log it is owed, acked
+ * or not (check.ts' `loggedOwed`: the log is final once the writes have stopped), then records how
+ * many deliveries each had (`deliveredWhenQuiet`, for the check). An event whose writer never heard
+ * back reaches the readers only if the servers send it themselves (the late commit, the room tail
+ * check). Resolves with how long that took, or Infinity after CAUGHT_UP_MS.
  */
-async function caughtUp(rooms: ReaderRoom[], writes: Write[]): Promise<number> {
+async function caughtUp(sql: postgres.Sql, rooms: ReaderRoom[], writes: Write[]): Promise<number> {
   const started = Date.now();
-  const owed = rooms.map((r) => ({ r, ids: ackedOwed(r, writes) }));
-  let behind = owed;
+  const owedByRoom = loggedOwed(await readLog(sql), rooms, writes);
+  let behind = rooms.map((r) => ({ r, ids: owedByRoom.get(r) ?? [] }));
   const ok = await waitFor(() => {
     behind = behind.filter(({ r, ids }) => {
       const given = new Set(r.delivered);

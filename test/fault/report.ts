@@ -61,7 +61,7 @@ export function details(r: ScenarioResult): string {
     `${r.scenario} — ${r.what}: ${passed(r) ? 'ok' : 'FAIL'} (${ms(r.wallMs)}, ${r.cycles} cycle${r.cycles === 1 ? '' : 's'})`,
     `  writes: ${r.writes.total} (${r.writes.acked} acked, ${r.writes.ackedDuringFault} of them during the fault; ${r.writes.rejected} rejected; ${r.writes.unknown} unknown, ${r.writes.committedUnacked} of which committed)`,
     `  readers: ${r.readers} on ${r.readerRooms} rooms, ${r.deliveries} deliveries, ${r.readerReconnects} reconnects; placement ${JSON.stringify(r.placement)}`,
-    `  caught up with every acked event, before the barrier: ${Number.isFinite(r.caughtUpMs) ? `${r.caughtUpMs} ms after the writes and nodes settled` : 'not within the bound'}`,
+    `  caught up with every event of the log they are owed, before the barrier: ${Number.isFinite(r.caughtUpMs) ? `${r.caughtUpMs} ms after the writes and nodes settled` : 'not within the bound'}`,
     `  failed attempts: ${kinds(r) || 'none'}`,
     `  max write latency ${ms(r.maxLatencyMs)}; recovery after each heal: ${r.recoveryMs.map(ms).join(', ') || '-'}`,
   ];

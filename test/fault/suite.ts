@@ -5,8 +5,8 @@
  * redis-server (the cluster-* scenarios: a 3-master Redis Cluster, sharded adapter), a durable
  * Postgres 15 primary (fsync, synchronous_commit on) and a streaming
  * replica; 6 writers from different source addresses (~60 writes/s through nginx) and 20 SDK
- * readers (16 subscribed before the writes, 4 while the fault is on), who must have every acked event
- * of their rooms before the closing barrier is published. Each scenario runs on a fresh
+ * readers (16 subscribed before the writes, 4 while the fault is on), who must have every event of
+ * their rooms in the log, acked or not, before the closing barrier is published. Each scenario runs on a fresh
  * cluster; see engine.ts for the timeline and check.ts for what is counted. `npm run chaos` runs
  * the same scenarios for longer.
  */
@@ -49,7 +49,7 @@ export const NODE_FAULTS: readonly string[] = [
 /** One test per scenario that `which` picks, each on a fresh cluster. */
 export function describeFaults(which: (s: Scenario) => boolean): void {
   const scenarios = SCENARIOS.filter(which);
-  describe('every acked event reaches every subscriber of its rooms once and in order; writes fail fast and recover', () => {
+  describe('every committed event reaches every subscriber of its rooms once and in order; writes fail fast and recover', () => {
     for (const scenario of scenarios) {
       it(`${scenario.name}: ${scenario.what}`, async () => {
         const result = await runScenario({ scenario, log: process.env.FAULT_VERBOSE ? console.log : undefined });

@@ -146,13 +146,19 @@ export interface WriterOptions {
   timeoutMs: number;
   /** After `stop()`, how long a write that keeps failing is retried before it is left unknown. */
   drainMs: number;
+  /**
+   * false: each write is sent once, and one that gets no answer or a retryable failure stays
+   * unknown — as a backend that fires and forgets. Its event may be committed all the same, and
+   * then only the server can get it to the readers. @default true
+   */
+  retries?: boolean;
 }
 
 /**
  * A steady writer through nginx. Transitions and publishes carry a requestId (the write's tag) and
  * are retried with it on every retryable failure (the server answers a retry with the first
  * result), so each is applied at most once, and a write the check finds twice in the log is a
- * broken guarantee. Every event carries `data.chaos` = its tag, `<writer>:<n>`.
+ * broken guarantee; unless `retries` is false. Every event carries `data.chaos` = its tag, `<writer>:<n>`.
  */
 export class Writer {
   readonly writes: Write[] = [];
@@ -253,7 +259,7 @@ export class Writer {
     for (let attempt = 0; ; attempt++) {
       const res = await send();
       if (res.ok || !res.retryable) return res;
-      if (Date.now() >= this.giveUpAt) return null;
+      if (this.o.retries === false || Date.now() >= this.giveUpAt) return null;
       await this.pause(Math.max(res.retryAfterMs ?? 0, Math.min(1000, 100 * 2 ** attempt)));
     }
   }

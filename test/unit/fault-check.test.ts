@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ackedOwed, type CheckInput, check, type LogEvent, type ReaderRoom, type WriteRecord } from '../fault/check.js';
+import { type CheckInput, check, type LogEvent, loggedOwed, type ReaderRoom, type WriteRecord } from '../fault/check.js';
 import { startIdOf } from '../fault/readers.js';
 
 const T = 'tenant';
@@ -123,24 +123,27 @@ describe('the fault-suite checker', () => {
     expect(check(world({ readers: [reader(T, [], { readyAt: undefined })] }))).toMatchObject({ ...zero, notReady: 1 });
   });
 
-  it('counts a reader room that had not been given every acked event before the barrier, though the barrier repaired it', () => {
+  it('counts a reader room that had not been given every event before the barrier, though the barrier repaired it', () => {
     // The room's last event, 6, came only with the barrier's gap fetch: nothing is missing in the end.
     const repaired = reader(T, [2, 3, 4, 5, 6, 7], { deliveredWhenQuiet: 4 });
     const v = check(world({ readers: [repaired, reader(P, [2, 3, 4, 5, 6, 8], { deliveredWhenQuiet: 5 })] }));
     expect(v).toMatchObject({ ...zero, notCaughtUp: 1 });
-    expect(v.examples).toEqual(['not caught up: r tenant had not been given 1 of 5 acked events before the barrier: 6']);
+    expect(v.examples).toEqual(['not caught up: r tenant had not been given 1 of 5 events before the barrier (0 of them unacked): 6']);
   });
 
-  it('does not owe the barrier before it was published, nor a committed event nobody was told of', () => {
+  it('owes a committed event nobody was told of (its node died before publishing), but not the barrier before it was published', () => {
     const w = world();
     const unanswered = w.writes[4]!; // w:6
     unanswered.outcome = 'unknown';
     delete unanswered.acked;
-    const v = check({ ...w, readers: [reader(T, [2, 3, 4, 5, 6, 7], { deliveredWhenQuiet: 4 })] });
-    expect(v).toMatchObject({ ...zero, notCaughtUp: 0, committedUnacked: 1, unknown: 1 });
+    const behind = check({ ...w, readers: [reader(T, [2, 3, 4, 5, 6, 7], { deliveredWhenQuiet: 4 })] });
+    expect(behind).toMatchObject({ ...zero, notCaughtUp: 1, committedUnacked: 1, unknown: 1 });
+    expect(behind.examples).toEqual(['not caught up: r tenant had not been given 1 of 5 events before the barrier (1 of them unacked): 6']);
+    const given = check({ ...w, readers: [reader(T, [2, 3, 4, 5, 6, 7], { deliveredWhenQuiet: 5 })] });
+    expect(given).toMatchObject({ ...zero, notCaughtUp: 0, committedUnacked: 1, unknown: 1 });
   });
 
-  it('with a stand-in barrier (none acked), owes the room’s last log event if it was acked', () => {
+  it('with a stand-in barrier (none acked), owes the room’s last log event', () => {
     const w = world();
     w.writes.pop(); // no barrier acked; each room's last acked event stands in for it
     const v = check({
@@ -152,13 +155,17 @@ describe('the fault-suite checker', () => {
     expect(v).toMatchObject({ ...zero, notCaughtUp: 1 });
   });
 
-  it('owes a reader room, once the writes stop, the acked events of that room after its start only', () => {
+  it('owes a reader room, once the writes stop, the logged events of that room after its start only, acked or not', () => {
     const w = world();
-    expect(ackedOwed(reader(T, [], { startId: 4, readyAt: 1004.5 }), w.writes.slice(0, 5))).toEqual([5, 6]);
-    // A write of another room is not owed; nor is anything to a room never subscribed.
-    const other: typeof w.writes = [{ tags: ['o'], firstSentAt: 3000, outcome: 'acked', acked: [{ id: 9, rooms: ['process:p2'] }] }];
-    expect(ackedOwed(reader(P, [], { startId: 1 }), other)).toEqual([]);
-    expect(ackedOwed(reader(T, [], { readyAt: undefined }), w.writes)).toEqual([]);
+    const log = w.log.filter((e) => !e.tag?.startsWith('barrier'));
+    w.writes[4]!.outcome = 'unknown'; // w:6: committed, never acked
+    const late = reader(T, [], { startId: 4, readyAt: 1004.5 });
+    // Without a position, the start is when the ack came: writes first sent after it (w:5, w:6).
+    const noPosition = reader(P, [], { startId: undefined, readyAt: 1004.5 });
+    const never = reader(T, [], { readyAt: undefined });
+    const other = reader('process:p2', [], { startId: 0 });
+    const owed = loggedOwed(log, [late, noPosition, never, other], w.writes);
+    expect([...owed.values()]).toEqual([[5, 6], [5, 6], [], []]);
   });
 
   it('reads the subscription start from the ack’s position, or the older cursor', () => {
