@@ -35,7 +35,7 @@ const REPAIR_LIMIT = 100;
 const HEADS_PER_QUERY = 1000;
 
 interface Seen extends RoomKey {
-  /** The highest offset this node sent to the room, or that a subscribe here read as its head. */
+  /** Up to where every socket of the room here has been sent the room's events (or covered by its own subscribe). */
   offset: number;
   id: number;
   /** `offset` when a check last found the log ahead of it. */
@@ -49,8 +49,8 @@ interface Seen extends RoomKey {
  * room have no next one — a dashboard would show the state before them until the room changes
  * again, maybe never. The same holds for an event whose relay message was lost on its way.
  *
- * So each node remembers, for every room it has sockets in, the highest offset it sent there (or
- * that a subscribe here read as the room's head), and every `everyMs` reads those rooms' heads
+ * So each node remembers, for every room it has sockets in, up to which offset all of them have
+ * been sent the room's events (what it sent, or the head the first subscribe here read), and every `everyMs` reads those rooms' heads
  * from the log. A room whose head is ahead of what this node sent, at two checks in a row with
  * nothing sent in between, has lost its tail: the node reads the missing events from the log and
  * sends them to its own sockets of the room. Waiting a whole interval leaves alone the events a
@@ -92,12 +92,18 @@ export class RoomTails {
     }
   }
 
-  /** A subscribe here read the room's head: the events up to it are the client's concern (replay). */
+  /**
+   * A subscribe here read the room's head: the events up to it are that client's concern (its
+   * replay), and the ones after it are this node's to send. Never raises what the room was sent:
+   * the other sockets of the room were not given what that head covers (a socket subscribing after
+   * a lost event would otherwise hide it from those already there). A head below it lowers it: the
+   * events in between may have been sent before this socket joined.
+   */
   subscribed(tenant: string, room: string, position: RoomPosition): void {
     const name = internalRoom(tenant, room);
     const seen = this.#seen.get(name);
     if (!seen) this.#seen.set(name, { tenant, room, offset: position.offset, id: position.id });
-    else if (position.offset > seen.offset) {
+    else if (position.offset < seen.offset) {
       seen.offset = position.offset;
       seen.id = position.id;
     }

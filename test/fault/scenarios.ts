@@ -127,6 +127,14 @@ export const SCENARIOS: readonly Scenario[] = [
     run: (ctx, cycle) => freezeThen(ctx, cycle, 'commit', 'kill'),
   },
   {
+    name: 'node-quiet-commit-kill',
+    what: `a node frozen (SIGSTOP) while the COMMIT of a fire-and-forget publish runs (committed, never published, never asked again) for ${HOLD_MS / 1000} s, then kill -9 and started again`,
+    async run(ctx, cycle) {
+      await slowQuietCommits(ctx);
+      await freezeThen(ctx, cycle, 'quiet-commit', 'kill');
+    },
+  },
+  {
     name: 'node-drain',
     what: 'SIGTERM of a node (graceful drain); started again on its port after 2 s',
     async run(ctx, cycle) {
@@ -240,7 +248,7 @@ async function restart(ctx: FaultContext, index: number): Promise<void> {
 }
 
 /** Where a node is caught: inside a transaction that has written, or while its COMMIT runs. */
-type Moment = 'transaction' | 'commit';
+type Moment = 'transaction' | 'commit' | 'quiet-commit';
 
 /**
  * What each moment looks like in pg_stat_activity, for the sessions of the node's sockets; `$2` is
@@ -252,7 +260,27 @@ const CAUGHT: Record<Moment, string> = {
   // Its COMMIT was sent before the stop and is running, or finished after it: the commit stands,
   // and the stopped node has not heard of it — nor published its events.
   commit: "query ~* '^\\s*commit' AND (state = 'active' OR state_change >= $2)",
+  // A COMMIT held by slowQuietCommits: its transaction carries a quiet writer's publish.
+  'quiet-commit': "query ~* '^\\s*commit' AND state = 'active' AND wait_event = 'PgSleep'",
 };
+
+/**
+ * Makes the COMMIT of every transaction that writes a quiet writer's event (tag `q…`) last 300 ms,
+ * with a deferred trigger, so that `freezeAt` can catch a node during one: that publish's writer
+ * fires and forgets (and stops), so its event is its room's last, committed and never sent by the
+ * frozen node — only the other nodes' room tail check can bring it to the readers before the barrier.
+ */
+async function slowQuietCommits(ctx: FaultContext): Promise<void> {
+  await ctx.sql.unsafe(`
+    CREATE OR REPLACE FUNCTION chaos_slow_quiet_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.data->>'chaos' LIKE 'q%' THEN PERFORM pg_sleep(0.3); END IF;
+      RETURN NULL;
+    END $$;
+    DROP TRIGGER IF EXISTS chaos_slow_quiet_commit ON events;
+    CREATE CONSTRAINT TRIGGER chaos_slow_quiet_commit AFTER INSERT ON events
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION chaos_slow_quiet_commit();`);
+}
 
 async function freezeThen(ctx: FaultContext, cycle: number, moment: Moment, then: 'resume' | 'kill'): Promise<void> {
   const { index, node } = ctx.target(cycle);

@@ -43,6 +43,7 @@ export const NODE_FAULTS: readonly string[] = [
   'node-freeze-kill',
   'node-commit-freeze',
   'node-commit-kill',
+  'node-quiet-commit-kill',
   'node-drain',
 ];
 

@@ -148,8 +148,9 @@ export interface WriterOptions {
   drainMs: number;
   /**
    * false: each write is sent once, and one that gets no answer or a retryable failure stays
-   * unknown — as a backend that fires and forgets. Its event may be committed all the same, and
-   * then only the server can get it to the readers. @default true
+   * unknown — as a backend that fires and forgets — and ends the writer: so the write the fault
+   * caught is its rooms' last. Its event may be committed all the same, and then only the server
+   * can get it to the readers. @default true
    */
   retries?: boolean;
 }
@@ -207,6 +208,7 @@ export class Writer {
       next = Math.max(next + interval, Date.now());
       if (n % this.o.publishEvery === 0) await this.publish(n);
       else await this.transition(n);
+      if (this.o.retries === false && this.writes.at(-1)?.outcome !== 'acked') break;
     }
   }
 

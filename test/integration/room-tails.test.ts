@@ -43,12 +43,13 @@ describe('the room tail check (several nodes)', () => {
     await Promise.all([pg?.stop(), redis?.stop()]);
   });
 
-  async function watch(room: string): Promise<{ events: FluxoEvent[] }> {
+  async function watch(room: string): Promise<{ events: FluxoEvent[]; startOffset: number }> {
     const socket = await client(node.url, { token: admin });
     sockets.push(socket);
     const seen = collect(socket);
-    expect(await request(socket, 'subscribe', { room })).toHaveProperty('data');
-    return seen;
+    const ack = await request(socket, 'subscribe', { room });
+    if (!('data' in ack)) throw new Error(JSON.stringify(ack));
+    return { events: seen.events, startOffset: ack.data.position.offset };
   }
 
   it("sends a room's last events, committed and never published, from the log", async () => {
@@ -62,6 +63,9 @@ describe('the room tail check (several nodes)', () => {
     await dead.transition(actor, { processId: proc.id, to: 'doing' });
     await dead.transition(actor, { processId: proc.id, to: 'done' });
 
+    // A socket subscribing now reads a head past those events: it must not hide them from the others.
+    const late = await watch(`process:${proc.id}`);
+
     for (const seen of [inProcess, inTenant]) {
       await eventually(() =>
         expect(seen.events.map((e) => [e.type, e.toStage, e.version])).toEqual([
@@ -70,6 +74,10 @@ describe('the room tail check (several nodes)', () => {
         ]),
       );
     }
+    // The late one started at the head: whatever of the tail reached it too is at or below its
+    // start, a repeat the protocol drops (rule 2).
+    expect(late.startOffset).toBe(3);
+    for (const e of late.events) expect(e.offsets[e.rooms.indexOf(`process:${proc.id}`)]).toBeLessThanOrEqual(late.startOffset);
     const metrics = await fetch(`${node.url}/metrics`).then((r) => r.text());
     expect(metrics).toMatch(/^ws_tail_events_resent_total(\{[^}]*\})? [1-9]\d*$/m);
   });
