@@ -88,6 +88,7 @@ describe('alerts.yml', () => {
       'FluxoFanoutSlow',
       'FluxoRateLimitSurge',
       'FluxoPartitionsNotPremade',
+      'FluxoEventsSentLate',
     ]) {
       expect(names.has(name), name).toBe(true);
     }
