@@ -8,7 +8,7 @@ import type { Db, Query } from './db.js';
 import { stampEvents } from './event-stamps.js';
 import { decodeCursor, encodeCursor, roomsOf, rowsOf, toEvent, toProcess, toWorkflow } from './rows.js';
 import { events, idempotencyKeys, processes, revokedTokens, roomHeads, streamEpoch, workflows } from './schema.js';
-import type { Actor, Page } from './store.js';
+import type { Actor, Page, RoomHead, RoomKey } from './store.js';
 
 // The statements of every store call except group commit (batch-commit.ts). Each builder checks its
 // input at once — a bad room or cursor fails before any database is picked — and returns the
@@ -178,12 +178,11 @@ export function roomHead(tenant: string, room: string): Query<RoomPosition> {
 }
 
 /**
- * The heads of several rooms in one statement (rooms without an event are left out). One lookup
- * per key (LATERAL … LIMIT 1), so the plan is an index probe whatever the table's size.
+ * The heads of several rooms in one statement (rooms without an event are left out): one lookup per
+ * key (LATERAL … LIMIT 1). Not prepared: it runs every few seconds per node, and planned on each
+ * call it never keeps a plan made while `room_heads` was small.
  */
-export function roomHeadsOf(
-  keys: { tenant: string; room: string }[],
-): Query<{ tenant: string; room: string; offset: number; id: number }[]> {
+export function roomHeadsOf(keys: RoomKey[]): Query<RoomHead[]> {
   const param = JSON.stringify(keys.map((k) => ({ t: k.tenant, r: k.room })));
   return async (db) => {
     const rows = rowsOf(

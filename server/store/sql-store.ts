@@ -28,7 +28,7 @@ import {
   workflowList,
 } from './queries.js';
 import { ReadRouter } from './read-router.js';
-import type { Actor, CustomEventInput, Page, ReadOptions, Store } from './store.js';
+import type { Actor, CustomEventInput, Page, ReadOptions, RoomHead, RoomKey, Store } from './store.js';
 import { endStuckSessions } from './stuck-sessions.js';
 
 // test/integration/fail-fast-postgres.test.ts imports the handle type from here.
@@ -281,7 +281,7 @@ export class SqlStore implements Store {
   }
 
   /** On the primary, as roomPosition (the tail check compares them with what this node sent). */
-  async roomHeads(keys: { tenant: string; room: string }[]): Promise<{ tenant: string; room: string; offset: number; id: number }[]> {
+  async roomHeads(keys: RoomKey[]): Promise<RoomHead[]> {
     if (keys.length === 0) return [];
     return this.router.onPrimary(roomHeadsOf(keys));
   }

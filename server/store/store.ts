@@ -22,6 +22,18 @@ export interface Page<T> {
   total?: number;
 }
 
+/** A room of one tenant, tenant-relative. */
+export interface RoomKey {
+  tenant: string;
+  room: string;
+}
+
+/** Where a room's stream stands in the log: its last offset and the id of the event at it. */
+export interface RoomHead extends RoomKey {
+  offset: number;
+  id: number;
+}
+
 export interface CustomEventInput {
   tenant: string;
   /** Tenant-relative room, already validated with parseRoom. */
@@ -82,7 +94,7 @@ export interface Store {
   eventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Promise<FluxoEvent[]>;
 
   /** The heads of these rooms (offset and id of their last event), read on the primary; rooms without an event are left out. */
-  roomHeads(keys: { tenant: string; room: string }[]): Promise<{ tenant: string; room: string; offset: number; id: number }[]>;
+  roomHeads(keys: RoomKey[]): Promise<RoomHead[]>;
   /** The head of a room's stream (offset and id 0 before its first event) and the log's epoch, read on the primary. */
   roomPosition(tenant: string, room: string): Promise<RoomPosition>;
 
