@@ -3,19 +3,8 @@ import type { FluxoEvent, RoomPosition } from '../../shared/protocol.js';
 import { internalRoom } from '../../shared/rooms.js';
 import type { Logger } from '../ops/logger.js';
 import type { Metrics } from '../ops/metrics.js';
+import type { RoomHead, RoomKey } from '../store/store.js';
 import type { FluxoServer } from './deps.js';
-
-/** A room of one tenant, tenant-relative (`process:<id>`, `tenant`, …). */
-export interface RoomKey {
-  tenant: string;
-  room: string;
-}
-
-/** Where a room's stream stands: its last offset and the id of the event at it. */
-export interface RoomHead extends RoomKey {
-  offset: number;
-  id: number;
-}
 
 export interface RoomTailsDeps {
   io: FluxoServer;
