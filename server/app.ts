@@ -23,7 +23,7 @@ import { createReadiness } from './ops/readiness.js';
 import { pollStoreMetrics } from './ops/store-metrics.js';
 import type { FluxoServer } from './realtime/deps.js';
 import { disconnectLocal, relayDisconnects } from './realtime/disconnects.js';
-import { installEngineLimits, meterOversizedFrames } from './realtime/engine-limits.js';
+import { configureWebSockets, installEngineLimits } from './realtime/engine-limits.js';
 import { createFanout } from './realtime/fanout.js';
 import { createIo, installRealtime } from './realtime/io.js';
 import { createOperator, fluxoVersion } from './realtime/operator.js';
@@ -158,7 +158,11 @@ export async function createApp(config: Config, parts: AppParts = {}): Promise<F
     tooLarge: () => errorResponse({ code: 'payload_too_large', message: ERRORS.payload_too_large.message }),
     handle: createDispatch({ router, config, limits: httpLimits, metrics, log, draining: () => draining }),
   });
-  meterOversizedFrames(uws.app, () => metrics.wsRefusals.inc({ limit: 'max_http_buffer_size' }));
+  configureWebSockets(uws.app, {
+    maxBackpressureBytes: config.wsMaxBackpressureBytes,
+    onTooBig: () => metrics.wsRefusals.inc({ limit: 'max_http_buffer_size' }),
+    onSlow: () => metrics.wsRefusals.inc({ limit: 'max_backpressure' }),
+  });
   uws.attach(io);
   installEngineLimits(io, { config, metrics });
 

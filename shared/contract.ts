@@ -77,7 +77,10 @@ export interface SubscribeResult {
   presenceTruncated: boolean;
   /** Replayed events of the room (empty without `after`), in id and offset order, read after `position`. */
   events: FluxoEvent[];
-  /** True when more than the replay limit were missed: subscribe again with `after` = the last replayed id. */
+  /**
+   * True when more were missed than one ack carries (1,000 events, or half of the node's
+   * WS_MAX_BACKPRESSURE_BYTES of JSON): subscribe again with `after` = the last replayed id.
+   */
   truncated: boolean;
   /**
    * The room's head, read after joining the room and before the replay: every later event of the

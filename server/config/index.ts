@@ -40,6 +40,8 @@ export interface Config {
   maxPayloadBytes: number;
   /** Socket.IO `maxHttpBufferSize`: the hard cap of one Engine.IO message (WebSocket frame, polling POST). */
   maxHttpBufferSize: number;
+  /** WS_MAX_BACKPRESSURE_BYTES: queued for one WebSocket before it is cut. */
+  wsMaxBackpressureBytes: number;
   pingIntervalMs: number;
   pingTimeoutMs: number;
   connectTimeoutMs: number;
@@ -139,6 +141,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trustProxy: c.TRUST_PROXY,
     maxPayloadBytes: c.MAX_PAYLOAD_BYTES,
     maxHttpBufferSize,
+    wsMaxBackpressureBytes: c.WS_MAX_BACKPRESSURE_BYTES,
     pingIntervalMs: c.PING_INTERVAL_MS,
     pingTimeoutMs: c.PING_TIMEOUT_MS,
     connectTimeoutMs: c.CONNECT_TIMEOUT_MS,

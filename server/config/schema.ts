@@ -103,6 +103,9 @@ export const configSchema = z.object({
     .describe(
       'Hard cap of one Engine.IO message: a WebSocket frame or a long-polling POST body (Socket.IO `maxHttpBufferSize`); at least MAX_PAYLOAD_BYTES. Default 4 × MAX_PAYLOAD_BYTES: a message a little over MAX_PAYLOAD_BYTES still gets a typed `payload_too_large` ack and a polling POST can carry a few messages, while one frame never makes the node buffer more. Over it a WebSocket is closed at once (1006, no close frame) and a polling POST gets 413.',
     ),
+  WS_MAX_BACKPRESSURE_BYTES: int(64 * 1024, 256 * 1024 * 1024, 1024 * 1024).describe(
+    'Bytes a node queues for one WebSocket that does not read what it is sent (a stalled link, a frozen tab), past what the kernel\'s buffers hold. One more message and the socket is cut (`ws_limit_refusals_total{limit="max_backpressure"}`), never sent a stream with a hole in it: the client reconnects and resumes from its offsets (the SDK does). 1 MiB (Centrifugo\'s client queue): a burst of events or a replay page fits; a socket that stays behind by more cannot keep up with its rooms anyway.',
+  ),
   PING_INTERVAL_MS: int(100, 600_000, 25_000).describe(
     "Engine.IO heartbeat period. 25 s (Socket.IO's default) keeps an idle socket under the 60 s idle timeout of common proxies and load balancers.",
   ),

@@ -26,7 +26,7 @@ export function createMetrics(nodeId: string) {
     ),
     wsRefusals: counter(
       'ws_limit_refusals_total',
-      'Socket.IO refusals by a limit, by limit: a budget (handshake, events, process:transition, presence:update, subscribe, auth:refresh) or a cap (sockets_per_user, sockets_per_ip, events_flood: a socket disconnected, max_http_buffer_size: a WebSocket frame cut)',
+      'Socket.IO refusals by a limit, by limit: a budget (handshake, events, process:transition, presence:update, subscribe, auth:refresh) or a cap (sockets_per_user, sockets_per_ip, events_flood: a socket disconnected, max_http_buffer_size: a WebSocket frame cut, max_backpressure: a WebSocket cut for not reading)',
       ['limit'],
     ),
     fanoutSeconds: histogram(

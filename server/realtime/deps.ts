@@ -27,10 +27,17 @@ export interface SocketData {
   budgetUsed?: number;
 }
 
+/** Events of a room after some id, in order, and whether the log holds more after the last of them. */
+export interface ReplayPage {
+  events: FluxoEvent[];
+  more: boolean;
+}
+
+/** The next replay page of a room, read (or kept) before the client asks for it. */
 export interface ReplayAhead {
   room: string;
   after: number;
-  events: Promise<FluxoEvent[]>;
+  page: Promise<ReplayPage>;
 }
 
 export type FluxoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;

@@ -98,19 +98,41 @@ export function installEngineLimits(io: FluxoServer, deps: { config: Config; met
 }
 
 /**
- * Meters WebSocket frames over MAX_HTTP_BUFFER_SIZE. uWebSockets.js refuses them itself (the
- * `maxPayloadLength` engine.io gives it): it closes the connection at once, without a close frame —
- * the client sees 1006 and, with the rest of the frame unread, often a TCP reset. Nothing can answer
- * more typed than that from JavaScript, since the frame is refused before any of it reaches
- * JavaScript; this only counts it. Wraps `app.ws`, so call before `io.attachApp(app)`.
+ * What Fluxo sets on the WebSocket route engine.io registers (engine.io passes uWebSockets.js only
+ * its compression, idle timeout and frame size). Wraps `app.ws`, so call before `io.attachApp(app)`.
+ *
+ * - Frames over MAX_HTTP_BUFFER_SIZE are metered (`onTooBig`). uWebSockets.js refuses them itself:
+ *   it closes the connection at once, without a close frame — the client sees 1006 and, with the
+ *   rest of the frame unread, often a TCP reset. Nothing can answer more typed than that from
+ *   JavaScript, since the frame is refused before any of it reaches JavaScript.
+ * - A socket that does not read what it is sent is cut once WS_MAX_BACKPRESSURE_BYTES are queued
+ *   for it (`onSlow`). uWebSockets.js's default is to DROP every message sent past its 64 KiB bound
+ *   and keep the socket: a hole in the stream nobody is told of — the last events of a burst, an
+ *   ack, a presence diff — which a client only notices if a later event of the same room comes.
+ *   Cut, the client reconnects and resumes from the offsets it has (the SDK does it), so it gets
+ *   everything or knows it is offline. uWebSockets.js shuts the socket's read side and closes it
+ *   from the event loop, not inside the send (engine.io may still be writing to it).
  */
-export function meterOversizedFrames(app: uWS.TemplatedApp, onTooBig: () => void): void {
+export function configureWebSockets(
+  app: uWS.TemplatedApp,
+  opts: { maxBackpressureBytes: number; onTooBig: () => void; onSlow: () => void },
+): void {
   const ws = app.ws.bind(app);
+  const slow = new WeakSet<object>();
   app.ws = <UserData>(pattern: uWS.RecognizedString, behavior: uWS.WebSocketBehavior<UserData>) =>
     ws<UserData>(pattern, {
       ...behavior,
+      maxBackpressure: opts.maxBackpressureBytes,
+      closeOnBackpressureLimit: true,
+      dropped: (socket) => {
+        // Every send past the bound lands here until the close; the socket counts once.
+        const data = socket.getUserData() as object;
+        if (slow.has(data)) return;
+        slow.add(data);
+        opts.onSlow();
+      },
       close: (socket, code, message) => {
-        if (code === 1006 && Buffer.from(message).toString() === FRAME_TOO_BIG) onTooBig();
+        if (code === 1006 && Buffer.from(message).toString() === FRAME_TOO_BIG) opts.onTooBig();
         behavior.close?.(socket, code, message);
       },
     });

@@ -15,7 +15,7 @@ import { AppError, toErrorBody } from '../errors.js';
 import { resolveLimits } from '../limits/parse.js';
 import type { PresenceChange } from '../presence/presence.js';
 import { screenError, validate } from '../validate.js';
-import type { FluxoSocket, RealtimeDeps, ReplayAhead, SocketData } from './deps.js';
+import type { FluxoSocket, RealtimeDeps, ReplayAhead, ReplayPage, SocketData } from './deps.js';
 import { disconnectSocket } from './disconnects.js';
 
 // Here for the modules that took them from the handlers (operator.ts, io.ts); they live in deps.ts.
@@ -28,6 +28,21 @@ const KNOWN = new Set<string>(CLIENT_EVENTS);
 const MAX_TIMER_MS = 2_147_000_000;
 /** A page read ahead that the client has not asked for by then is dropped (it pins ~1,000 events). */
 const REPLAY_AHEAD_MS = 5000;
+
+/**
+ * Splits a page so that its JSON stays within `bytes` (at least one event): a replay ack is one
+ * message, and one larger than half of WS_MAX_BACKPRESSURE_BYTES would leave a client on a slow link
+ * too little room for the live events queued behind it — cut again on every reconnect, it would
+ * never get past the page.
+ */
+export function pageWithin(events: FluxoEvent[], bytes: number): [FluxoEvent[], FluxoEvent[]] {
+  let size = 0;
+  for (let i = 0; i < events.length; i++) {
+    size += JSON.stringify(events[i]).length + 1;
+    if (size > bytes && i > 0) return [events.slice(0, i), events.slice(i)];
+  }
+  return [events, []];
+}
 
 export function revocationRoom(key: string): string {
   return `rk:${key}`;
@@ -60,6 +75,8 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
   }
 
   const budget = resolveLimits(config.rateLimits).events;
+  /** A replay ack's JSON at most (see pageWithin). */
+  const replayBytes = Math.floor(config.wsMaxBackpressureBytes / 2);
   const windowMs = budget.durationS * 1000;
   /**
    * Spends one point of the socket's `events` budget: a fixed window, in memory and synchronous (a
@@ -120,25 +137,34 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
   };
 
   /** The page the client asks for: read ahead when it is the one after the last truncated page, else read now. */
-  function replayPage(socket: FluxoSocket, room: string, after: number): Promise<FluxoEvent[]> {
+  function replayPage(socket: FluxoSocket, room: string, after: number): Promise<ReplayPage> {
     const ahead = socket.data.replayAhead;
     socket.data.replayAhead = undefined;
-    const read = () => service.eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT);
+    const read = () =>
+      service
+        .eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT)
+        .then((events) => ({ events, more: events.length === REPLAY_LIMIT }));
     if (!ahead || ahead.room !== room || ahead.after !== after) return read();
     // A page read ahead came before the head was read: only a non-empty one is sure to be current.
-    return ahead.events.then((events) => (events.length > 0 ? events : read()), read);
+    return ahead.page.then((page) => (page.events.length > 0 ? page : read()), read);
   }
 
   /**
    * A client that got a truncated page asks for the next one as soon as it has parsed this one, so
    * the store reads it meanwhile, while the page is on the wire and being parsed (the replay of
-   * 10,000 events from PGlite went from ~174 to ~157 ms p50). Nothing can be missed by reading early:
-   * the socket joined the room before its first read, so whatever commits later arrives live and
-   * the client merges by the room's offsets.
+   * 10,000 events from PGlite went from ~174 to ~157 ms p50) — or, when the last page was cut to its
+   * byte budget, keeps the rest of it. Nothing can be missed by reading early: the socket joined the
+   * room before its first read, so whatever commits later arrives live and the client merges by the
+   * room's offsets.
    */
-  function readAhead(socket: FluxoSocket, room: string, after: number): void {
-    const ahead: ReplayAhead = { room, after, events: service.eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT) };
-    ahead.events.catch(() => {}); // replayPage reads again if this failed
+  function keepAhead(socket: FluxoSocket, room: string, after: number, rest: ReplayPage | null): void {
+    const page = rest
+      ? Promise.resolve(rest)
+      : service
+          .eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT)
+          .then((events) => ({ events, more: events.length === REPLAY_LIMIT }));
+    page.catch(() => {}); // replayPage reads again if this failed
+    const ahead: ReplayAhead = { room, after, page };
     socket.data.replayAhead = ahead;
     setTimeout(() => {
       if (socket.data.replayAhead === ahead) socket.data.replayAhead = undefined;
@@ -175,18 +201,19 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
         );
       }
       // The head first, then the replay: a client tells retention's cuts from the two (protocol.ts, rule 5).
-      const [{ count, connections, members }, { position, events }] = await Promise.all([
+      const [{ count, connections, members }, { position, page }] = await Promise.all([
         presence.snapshot(internal, config.presenceMaxConnections),
         service.roomPosition(data.principal, name).then(async (position) => {
           deps.tails?.subscribed(data.principal.tenant, name, position);
           return {
             position,
-            events: after === undefined ? [] : await replayPage(socket, name, after),
+            page: after === undefined ? { events: [], more: false } : await replayPage(socket, name, after),
           };
         }),
       ]);
-      const truncated = events.length === REPLAY_LIMIT;
-      if (truncated) readAhead(socket, name, events[events.length - 1]!.id);
+      const [events, rest] = pageWithin(page.events, replayBytes);
+      const truncated = page.more || rest.length > 0;
+      if (truncated) keepAhead(socket, name, events[events.length - 1]!.id, rest.length > 0 ? { events: rest, more: page.more } : null);
       const presenceTruncated = connections > config.presenceMaxConnections;
       return { room: name, presence: members, presenceCount: count, presenceTruncated, events, truncated, position };
     },
