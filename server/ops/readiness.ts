@@ -1,4 +1,5 @@
 import { withDeadline } from '../store/deadline.js';
+import { ReadOnlyPrimary } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 
 /** /ready's database probe: its bound, and how long its answer is reused. */
@@ -7,7 +8,7 @@ const READY_CACHE_MS = 1000;
 
 /**
  * Why the node is not ready, or null: draining, token revocations not read yet, the bus (Redis) not
- * connected or not answering, the primary not answering. A primary that stops answering (down, or
+ * connected or not answering, the primary not answering or read-only (it could take no write). A primary that stops answering (down, or
  * frozen with its connections open) makes the node not ready within READY_DB_TIMEOUT_MS. /ready may
  * be asked often: one database probe at a time, its answer reused for READY_CACHE_MS.
  */
@@ -21,8 +22,8 @@ export function createReadiness(deps: {
     try {
       await withDeadline(READY_DB_TIMEOUT_MS, () => deps.store.ping());
       return null;
-    } catch {
-      return 'database unreachable';
+    } catch (err) {
+      return err instanceof ReadOnlyPrimary ? 'database read-only' : 'database unreachable';
     }
   });
   return {

@@ -28,6 +28,14 @@ const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '25P0
  * cancel. The transaction rolled back; the same request may succeed later.
  */
 const TIMEOUT_SQLSTATES = new Set(['55P03', '57014']);
+/**
+ * SQLSTATEs of a server that answers but cannot take writes now: 25006 read_only_sql_transaction
+ * (the URL reaches a standby or a demoted primary — a failover under way — or an operator set
+ * default_transaction_read_only), 53000/53100/53200 insufficient resources (disk or memory full),
+ * 58030 io_error. The statement was refused and its transaction rolled back: nothing was applied,
+ * and the same request may succeed once the server is fixed or the failover is over.
+ */
+const CANNOT_WRITE_SQLSTATES = new Set(['25006', '53000', '53100', '53200', '58030']);
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
 /** drizzle wraps driver errors (DrizzleQueryError.cause); walk the chain, a few levels at most. */
@@ -48,6 +56,12 @@ export function isConnectionError(err: unknown): boolean {
     if (SQLSTATE.test(code) && (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code))) return true;
   }
   return false;
+}
+
+/** True when the server answers but cannot take writes now (read-only, disk or memory full). */
+export function isCannotWriteError(err: unknown): boolean {
+  const state = sqlState(err);
+  return state !== undefined && CANNOT_WRITE_SQLSTATES.has(state);
 }
 
 /** A unique violation on a request id's row (idempotency_keys): another write holds that id. */
@@ -96,8 +110,8 @@ const UNANSWERED =
   'The database did not answer in time; the write may still have been applied. A transition or publish retried with the same requestId gets the first result; a request without one (or a create) may be applied twice if retried.';
 
 /**
- * AppErrors pass through; connection failures and timeouts (ours and the server's) become
- * `store_unavailable`; anything else is rethrown as is.
+ * AppErrors pass through; connection failures, timeouts (ours and the server's) and a server that
+ * cannot take writes become `store_unavailable`; anything else is rethrown as is.
  */
 export function toStoreError(err: unknown): unknown {
   if (err instanceof AppError) return err;
@@ -106,11 +120,19 @@ export function toStoreError(err: unknown): unknown {
     Object.defineProperty(unavailable, 'cause', { value: err, enumerable: false });
     return unavailable;
   }
-  if (isConnectionError(err) || isTimeoutError(err)) {
+  if (isConnectionError(err) || isTimeoutError(err) || isCannotWriteError(err)) {
     const unavailable = new AppError('store_unavailable');
     // Kept for logs; toBody() never sends it to clients.
     Object.defineProperty(unavailable, 'cause', { value: err, enumerable: false });
     return unavailable;
   }
   return err;
+}
+
+/** The primary answers but is read-only (Store.ping): writes would get store_unavailable. */
+export class ReadOnlyPrimary extends AppError {
+  constructor() {
+    super('store_unavailable', 'The Postgres primary is read-only (a standby, or default_transaction_read_only is on).');
+    this.name = 'ReadOnlyPrimary';
+  }
 }

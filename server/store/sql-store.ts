@@ -7,7 +7,7 @@ import type { ResolvedAppend } from './batch-commit.js';
 import { BatchWriter, type LateCommitListener } from './batch-writer.js';
 import { type Db, type StoreLogger, silentLogger } from './db.js';
 import { transactionWithin } from './deadline.js';
-import { isMissingSchemaError, toStoreError } from './errors.js';
+import { isMissingSchemaError, ReadOnlyPrimary, toStoreError } from './errors.js';
 import { type MigrationClient, runMigrations } from './migrator.js';
 import { dropExpiredPartitions, ensurePartitions, partitionsAhead } from './partitions.js';
 import {
@@ -339,7 +339,10 @@ export class SqlStore implements Store {
   // ---------------------------------------------------------------- health
 
   async ping(): Promise<void> {
-    await this.query(sql`SELECT 1`);
+    // `transaction_read_only` is what a write would meet: on for a standby (a demoted primary, a
+    // URL pointing at a replica) and with default_transaction_read_only.
+    const [row] = await this.query(sql`SELECT current_setting('transaction_read_only') AS read_only`);
+    if (row?.read_only === 'on') throw new ReadOnlyPrimary();
   }
 
   /** Last measured replay lag of each replica, for the `db_replica_lag_seconds` gauge. */

@@ -121,7 +121,7 @@ export interface Store {
   onLateCommit(listener: (tenant: string, events: FluxoEvent[]) => void): void;
   /** Last measured replay lag per replica (seconds; null while unknown or unreachable). */
   replicaLag(): { replica: number; seconds: number | null }[];
-  /** Cheap liveness check of the primary. */
+  /** Cheap check that the primary answers and takes writes (ReadOnlyPrimary when it is read-only). */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

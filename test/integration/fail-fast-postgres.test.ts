@@ -14,7 +14,7 @@ import type { FluxoNode } from '../../server/app.js';
 import { createStore, type SqlStore } from '../../server/store/index.js';
 import type { Db } from '../../server/store/sql-store.js';
 import type { Process } from '../../shared/protocol.js';
-import { eventually, startNode } from '../harness/node.js';
+import { client, eventually, request, startNode } from '../harness/node.js';
 
 /** DB_WRITE_TIMEOUT_MS of the node under test: every answer must come within it (plus slack). */
 const WRITE_TIMEOUT_MS = 1000;
@@ -167,6 +167,49 @@ describe('a node on Postgres fails fast and recovers alone', () => {
       expect(r.ms).toBeLessThan(WRITE_TIMEOUT_MS + SLACK_MS);
     }
   }
+
+  it('answers writes 503 store_unavailable while the primary is read-only (a failover under way), is not ready meanwhile, and writes again after', async () => {
+    const wf = await createBoard(node.url, admin);
+    const proc = await createProcess(node.url, admin, wf.id);
+    const socket = await client(node.url, { token: admin });
+    // What a demoted primary, or a URL that reaches a standby, answers every write: 25006.
+    const su = postgres(pg.url, { max: 1, onnotice: () => {} });
+    const readOnly = async (on: boolean) => {
+      await (on ? su`ALTER SYSTEM SET default_transaction_read_only = on` : su`ALTER SYSTEM RESET default_transaction_read_only`);
+      await su`SELECT pg_reload_conf()`;
+    };
+    try {
+      await readOnly(true);
+      await eventually(async () => expect(await readyStatus(node.url)).toBe(503), 5000, 100);
+      const ready = await api<{ error: { code: string; message: string } }>(node.url, 'GET', '/ready');
+      expect(ready.body.error).toMatchObject({ code: 'not_ready', message: 'database read-only' });
+      // Several writes of each kind, over the pool's sessions (each reads the reloaded setting before its next command).
+      for (let i = 0; i < 4; i++) {
+        expect(await post(node.url, `/api/processes/${proc.id}/transition`, admin, { to: 'doing' })).toMatchObject({
+          status: 503,
+          code: 'store_unavailable',
+        });
+        expect(await post(node.url, '/api/processes', admin, { workflowId: wf.id, title: 'x' })).toMatchObject({
+          status: 503,
+          code: 'store_unavailable',
+        });
+        expect(await request(socket, 'process:transition', { processId: proc.id, to: 'doing' })).toMatchObject({
+          error: { code: 'store_unavailable' },
+        });
+      }
+    } finally {
+      await readOnly(false);
+      await su.end();
+    }
+    await eventually(async () => expect(await readyStatus(node.url)).toBe(200), 5000, 100);
+    const now = await api<{ data: Process }>(node.url, 'GET', `/api/processes/${proc.id}`, { token: admin });
+    expect(now.body.data.stage).toBe('todo');
+    await eventually(async () => {
+      const r = await post(node.url, `/api/processes/${proc.id}/transition`, admin, { to: 'doing' });
+      expect(r.status).toBe(200);
+    });
+    socket.close();
+  });
 
   it("a session left idle in a transaction on the tenant's row is ended by the server, and writers go on", async () => {
     const wf = await createBoard(node.url, admin);

@@ -18,6 +18,13 @@ describe('store error mapping', () => {
     expect((mapped as AppError).code).toBe('store_unavailable');
   });
 
+  it('treats a server that cannot take writes (read-only, disk or memory full) as unavailable, not as a query error', () => {
+    for (const code of ['25006', '53100', '53200', '58030']) {
+      expect(isConnectionError(withCode(code))).toBe(false); // a replica read is not moved to the primary for it
+      expect(toStoreError(new Error('Failed query', { cause: withCode(code) }))).toMatchObject({ code: 'store_unavailable' });
+    }
+  });
+
   it('leaves query errors alone', () => {
     for (const code of ['23505', '42P01', '40001']) expect(isConnectionError(withCode(code))).toBe(false);
     const err = withCode('23505');
