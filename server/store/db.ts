@@ -9,9 +9,10 @@ export type Query<T> = (db: Db) => Promise<T>;
 
 /** pino-compatible subset. */
 export interface StoreLogger {
+  debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
 }
 
-export const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
+export const silentLogger: StoreLogger = { debug() {}, info() {}, warn() {}, error() {} };

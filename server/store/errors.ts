@@ -64,6 +64,17 @@ export function isCannotWriteError(err: unknown): boolean {
   return state !== undefined && CANNOT_WRITE_SQLSTATES.has(state);
 }
 
+/**
+ * True when a hot standby cancelled the statement to replay the primary's WAL ("canceling statement
+ * due to conflict with recovery": 40001, or 40P01 for a buffer-pin deadlock). Only a replica read
+ * meets it — Fluxo reads replicas in read committed, where neither state comes from anything else —
+ * and the same read on the primary succeeds; the replica itself is fine.
+ */
+export function isRecoveryConflict(err: unknown): boolean {
+  const state = sqlState(err);
+  return state === '40001' || state === '40P01';
+}
+
 /** A unique violation on a request id's row (idempotency_keys): another write holds that id. */
 export function isClaimConflict(err: unknown): boolean {
   for (const e of causes(err)) {

@@ -1,7 +1,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { Db, StoreLogger } from './db.js';
 import { type Deadline, transactionWithin, withDeadline } from './deadline.js';
-import { isConnectionError, isTimeoutError, toStoreError } from './errors.js';
+import { isConnectionError, isRecoveryConflict, isTimeoutError, toStoreError } from './errors.js';
 import { rowsOf } from './rows.js';
 import type { ReadOptions } from './store.js';
 
@@ -103,11 +103,18 @@ export class ReadRouter {
       this.stats.replicaReads++;
       return await this.onReplica(replica, fn);
     } catch (err) {
-      // Unreachable, or silent (frozen, restarting, its pool waiting to reconnect): skip it at once.
-      if (!isConnectionError(err) && !isTimeoutError(err)) throw toStoreError(err);
-      this.replicaDownUntil[index] = Date.now() + REPLICA_COOLDOWN_MS;
+      if (isRecoveryConflict(err)) {
+        // The replica cancelled this read to replay WAL (a long read, a busy primary vacuuming):
+        // this read only goes to the primary; the replica stays in use.
+        this.log.debug({ replica: index, err: (err as Error).message }, 'replica read cancelled by recovery; reading from the primary');
+      } else if (isConnectionError(err) || isTimeoutError(err)) {
+        // Unreachable, or silent (frozen, restarting, its pool waiting to reconnect): skip it at once.
+        this.replicaDownUntil[index] = Date.now() + REPLICA_COOLDOWN_MS;
+        this.log.warn({ replica: index, err: (err as Error).message }, 'replica unreachable; reading from the primary');
+      } else {
+        throw toStoreError(err);
+      }
       this.stats.replicaFallbacks++;
-      this.log.warn({ replica: index, err: (err as Error).message }, 'replica unreachable; reading from the primary');
       this.stats.primaryReads++;
       return this.onPrimary(fn);
     }

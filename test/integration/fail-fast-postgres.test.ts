@@ -180,7 +180,7 @@ describe('a node on Postgres fails fast and recovers alone', () => {
     };
     try {
       await readOnly(true);
-      await eventually(async () => expect(await readyStatus(node.url)).toBe(503), 5000, 100);
+      await eventually(async () => expect(await readyStatus(node.url)).toBe(503), 15_000, 100);
       const ready = await api<{ error: { code: string; message: string } }>(node.url, 'GET', '/ready');
       expect(ready.body.error).toMatchObject({ code: 'not_ready', message: 'database read-only' });
       // Several writes of each kind, over the pool's sessions (each reads the reloaded setting before its next command).
@@ -201,7 +201,7 @@ describe('a node on Postgres fails fast and recovers alone', () => {
       await readOnly(false);
       await su.end();
     }
-    await eventually(async () => expect(await readyStatus(node.url)).toBe(200), 5000, 100);
+    await eventually(async () => expect(await readyStatus(node.url)).toBe(200), 15_000, 100);
     const now = await api<{ data: Process }>(node.url, 'GET', `/api/processes/${proc.id}`, { token: admin });
     expect(now.body.data.stage).toBe('todo');
     await eventually(async () => {
