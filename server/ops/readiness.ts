@@ -8,9 +8,10 @@ const READY_CACHE_MS = 1000;
 
 /**
  * Why the node is not ready, or null: draining, token revocations not read yet, the bus (Redis) not
- * connected or not answering, the primary not answering or read-only (it could take no write). A primary that stops answering (down, or
- * frozen with its connections open) makes the node not ready within READY_DB_TIMEOUT_MS. /ready may
- * be asked often: one database probe at a time, its answer reused for READY_CACHE_MS.
+ * connected or not answering, the primary not answering or read-only (it could take no write). A
+ * primary that stops answering (down, or frozen with its connections open) makes the node not ready
+ * within READY_DB_TIMEOUT_MS. /ready may be asked often: one database probe at a time, its answer
+ * reused for READY_CACHE_MS.
  */
 export function createReadiness(deps: {
   draining: () => boolean;
