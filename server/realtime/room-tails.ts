@@ -24,7 +24,7 @@ const REPAIR_LIMIT = 100;
 const HEADS_PER_QUERY = 1000;
 
 interface Seen extends RoomKey {
-  /** Up to where every socket of the room here has been sent the room's events (or covered by its own subscribe). */
+  /** Up to where every socket of the room here has been sent its events (or covered by its own subscribe). */
   offset: number;
   id: number;
   /** `offset` when a check last found the log ahead of it. */
@@ -39,13 +39,13 @@ interface Seen extends RoomKey {
  * again, maybe never. The same holds for an event whose relay message was lost on its way.
  *
  * So each node remembers, for every room it has sockets in, up to which offset all of them have
- * been sent the room's events (what it sent, or the head the first subscribe here read), and every `everyMs` reads those rooms' heads
- * from the log. A room whose head is ahead of what this node sent, at two checks in a row with
- * nothing sent in between, has lost its tail: the node reads the missing events from the log and
- * sends them to its own sockets of the room. Waiting a whole interval leaves alone the events a
- * live node has committed and is about to send; a late one that comes after all is a repeat,
- * which subscribers drop by offset (protocol.ts rule 2). Centrifugo's position check is the same
- * idea, run by its clients.
+ * been sent the room's events (what it sent, or the head the first subscribe here read), and every
+ * `everyMs` reads those rooms' heads from the log. A room whose head is ahead of what this node
+ * sent, at two checks in a row with nothing sent in between, has lost its tail: the node reads the
+ * missing events from the log and sends them to its own sockets of the room. Waiting a whole
+ * interval leaves alone the events a live node has committed and is about to send; a late one that
+ * comes after all is a repeat, which subscribers drop by offset (protocol.ts rule 2). Centrifugo's
+ * position check is the same idea, run by its clients.
  */
 export class RoomTails {
   readonly #seen = new Map<string, Seen>();

@@ -123,18 +123,10 @@ export function check(input: CheckInput): Verdict {
     examples.set(kind, list);
   };
 
-  const byId = new Map<number, LogEvent>();
+  const index = indexOf(input.log, input.writes);
+  const { byId } = index;
   const byTag = new Map<Tag, number[]>();
-  const roomLog = new Map<string, number[]>();
-  for (const e of [...input.log].sort((a, b) => a.id - b.id)) {
-    byId.set(e.id, e);
-    if (e.tag !== null) byTag.set(e.tag, [...(byTag.get(e.tag) ?? []), e.id]);
-    for (const room of e.rooms) {
-      const ids = roomLog.get(room) ?? [];
-      ids.push(e.id);
-      roomLog.set(room, ids);
-    }
-  }
+  for (const e of index.sorted) if (e.tag !== null) byTag.set(e.tag, [...(byTag.get(e.tag) ?? []), e.id]);
 
   const v: Verdict = {
     acked: 0,
@@ -157,11 +149,9 @@ export function check(input: CheckInput): Verdict {
     examples: [],
   };
 
-  const sentAt = new Map<Tag, number>();
   const ackedIds = new Set<number>();
   for (const w of input.writes) {
     v[w.outcome]++;
-    for (const tag of w.tags) sentAt.set(tag, w.firstSentAt);
     const inLog = w.tags.some((t) => byTag.has(t));
     if (w.outcome === 'unknown' && inLog) v.committedUnacked++;
     if (w.outcome === 'rejected' && inLog) {
@@ -198,7 +188,7 @@ export function check(input: CheckInput): Verdict {
     }
     const barrierId = input.barrier.get(r.room);
     if (barrierId === undefined) throw new Error(`no barrier event for room ${r.room}`);
-    const expected = new Set(owedOf(r, roomLog.get(r.room) ?? [], byId, sentAt).filter((id) => id <= barrierId));
+    const expected = new Set(owedOf(r, index).filter((id) => id <= barrierId));
 
     const seen = new Set<number>();
     let highest = Number.NEGATIVE_INFINITY;
@@ -249,14 +239,39 @@ export function check(input: CheckInput): Verdict {
   return v;
 }
 
+/** The log in id order, by id, each room's ids in order, and when each write's tag was first sent. */
+interface LogIndex {
+  sorted: LogEvent[];
+  byId: Map<number, LogEvent>;
+  roomLog: Map<string, number[]>;
+  sentAt: Map<Tag, number>;
+}
+
+function indexOf(log: readonly LogEvent[], writes: readonly WriteRecord[]): LogIndex {
+  const sorted = [...log].sort((a, b) => a.id - b.id);
+  const byId = new Map<number, LogEvent>();
+  const roomLog = new Map<string, number[]>();
+  for (const e of sorted) {
+    byId.set(e.id, e);
+    for (const room of e.rooms) {
+      const ids = roomLog.get(room) ?? [];
+      ids.push(e.id);
+      roomLog.set(room, ids);
+    }
+  }
+  const sentAt = new Map<Tag, number>();
+  for (const w of writes) for (const tag of w.tags) sentAt.set(tag, w.firstSentAt);
+  return { sorted, byId, roomLog, sentAt };
+}
+
 /**
- * Of `roomIds` (the log's events of `r.room`), those that are the reader's: after its start, as
- * above. Empty for a room never subscribed.
+ * Of the log's events of `r.room`, those that are the reader's: after its start, as above. Empty
+ * for a room never subscribed.
  */
-function owedOf(r: ReaderRoom, roomIds: readonly number[], byId: Map<number, LogEvent>, sentAt: Map<Tag, number>): number[] {
+function owedOf(r: ReaderRoom, { byId, roomLog, sentAt }: LogIndex): number[] {
   const readyAt = r.readyAt;
   if (readyAt === undefined) return [];
-  return roomIds.filter((id) => {
+  return (roomLog.get(r.room) ?? []).filter((id) => {
     if (r.startId !== undefined && id > r.startId) return true;
     const tag = byId.get(id)?.tag;
     return tag != null && (sentAt.get(tag) ?? Number.NEGATIVE_INFINITY) > readyAt;
@@ -272,14 +287,8 @@ export function loggedOwed(
   rooms: readonly ReaderRoom[],
   writes: readonly WriteRecord[],
 ): Map<ReaderRoom, number[]> {
-  const byId = new Map(log.map((e) => [e.id, e]));
-  const sentAt = new Map<Tag, number>();
-  for (const w of writes) for (const tag of w.tags) sentAt.set(tag, w.firstSentAt);
-  const roomLog = new Map<string, number[]>();
-  for (const e of [...log].sort((a, b) => a.id - b.id)) {
-    for (const room of e.rooms) roomLog.set(room, [...(roomLog.get(room) ?? []), e.id]);
-  }
-  return new Map(rooms.map((r) => [r, owedOf(r, roomLog.get(r.room) ?? [], byId, sentAt)]));
+  const index = indexOf(log, writes);
+  return new Map(rooms.map((r) => [r, owedOf(r, index)]));
 }
 
 function sameRooms(a: string[], b: string[]): boolean {
