@@ -26,7 +26,14 @@ interface EngineRequest extends IncomingMessage {
 /** The part of an engine.io Socket (a session) used here. */
 interface EngineSocket {
   request: IncomingMessage;
+  transport: { name: string };
   once(event: 'close', fn: (reason: string, description?: unknown) => void): void;
+  once(event: 'upgrade', fn: () => void): void;
+  on(event: 'packetCreate', fn: (packet: { data?: unknown }) => void): void;
+  on(event: 'flush', fn: () => void): void;
+  off(event: 'packetCreate' | 'flush', fn: (...args: never[]) => void): void;
+  /** `discard`: close at once, without waiting for the queued packets to be sent (they never would be). */
+  close(discard?: boolean): void;
 }
 
 /** What uWebSockets.js passes to `close` when it cut a frame over `maxPayloadLength`; it sends no close frame (the client sees 1006). */
@@ -42,7 +49,8 @@ function peerOf(req: IncomingMessage): string {
  * Caps the live Engine.IO sessions of each client IP (MAX_SESSIONS_PER_IP) and the rate of its
  * handshakes (the `session` budget), answering HTTP 429 `rate_limited` with Retry-After — on the
  * long-polling handshake and on the WebSocket upgrade alike. Counts sessions from 'connection' to
- * 'close', and meters polling POSTs over MAX_HTTP_BUFFER_SIZE. Call after `io.attachApp` (the engine
+ * 'close', meters polling POSTs over MAX_HTTP_BUFFER_SIZE, and cuts a long-polling session whose
+ * unpolled queue passes WS_MAX_BACKPRESSURE_BYTES. Call after `io.attachApp` (the engine
  * exists from then on) and before listening.
  */
 export function installEngineLimits(io: FluxoServer, deps: { config: Config; metrics: Metrics }): void {
@@ -88,6 +96,9 @@ export function installEngineLimits(io: FluxoServer, deps: { config: Config; met
     const ip = ipOf(conn.request);
     // Counted even past the cap: handshakes in flight together could all have passed the check.
     sessions.add(ip);
+    if (conn.transport.name === 'polling') {
+      boundPollingQueue(conn, config.wsMaxBackpressureBytes, () => metrics.wsRefusals.inc({ limit: 'max_backpressure' }));
+    }
     conn.once('close', (_reason, description) => {
       sessions.release(ip);
       if (description instanceof Error && description.message === POST_TOO_BIG) {
@@ -95,6 +106,44 @@ export function installEngineLimits(io: FluxoServer, deps: { config: Config; met
       }
     });
   });
+}
+
+/** Bytes a queued Engine.IO packet will take on the wire (a broadcast's encoded string is shared, not copied). */
+function packetBytes(data: unknown): number {
+  if (typeof data === 'string') return data.length;
+  if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
+  return 0;
+}
+
+/**
+ * The long-polling side of WS_MAX_BACKPRESSURE_BYTES. Between two polls engine.io queues what a
+ * session is sent in its write buffer, and a client that stops polling (a stalled link, a frozen
+ * tab, or on purpose) keeps it growing until its ping times out — 45 s of its rooms' traffic per
+ * session. Past the bound the session is cut, as a WebSocket is: the client reconnects and resumes
+ * from its offsets. A poll takes the whole queue, so the count starts again at every flush; once the
+ * session upgrades to a WebSocket, uWebSockets.js bounds it instead.
+ */
+function boundPollingQueue(conn: EngineSocket, maxBytes: number, onCut: () => void): void {
+  let queued = 0;
+  const onPacket = (packet: { data?: unknown }) => {
+    queued += packetBytes(packet.data);
+    if (queued <= maxBytes) return;
+    stop();
+    onCut();
+    // Not inside the send: this runs in the middle of a broadcast to the room's sockets.
+    setImmediate(() => conn.close(true));
+  };
+  const onFlush = () => {
+    queued = 0;
+  };
+  const stop = () => {
+    conn.off('packetCreate', onPacket);
+    conn.off('flush', onFlush);
+  };
+  conn.on('packetCreate', onPacket);
+  conn.on('flush', onFlush);
+  conn.once('upgrade', stop);
+  conn.once('close', stop);
 }
 
 /**

@@ -273,6 +273,8 @@ export interface OpenOptions {
   localAddress?: string;
   /** Answer the server's pings (default true). */
   pong?: boolean;
+  /** Long-polling: sends the next poll only while this holds (checked as each poll returns); default always. */
+  pollWhile?: () => boolean;
   /** Deadline for the handshake (ms since epoch); default 10 s from now. */
   deadline?: number;
 }
@@ -454,7 +456,7 @@ class PollingSession extends SessionBase {
 
   startPolling(): void {
     this.polling ??= (async () => {
-      while (this.closed === null && !this.abort.signal.aborted) {
+      while (this.closed === null && !this.abort.signal.aborted && (this.opts.pollWhile?.() ?? true)) {
         const r = await rawHttp(this.base, {
           method: 'GET',
           target: this.sidUrl,

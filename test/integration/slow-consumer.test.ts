@@ -6,6 +6,7 @@ import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent } from '../../shared/protocol.js';
 import { connect, type FluxoClient } from '../../shared/sdk/index.js';
 import { client, eventually, request, startNode } from '../harness/node.js';
+import { jsonOf, rawHttp, type SioClient, sioClient } from '../harness/wire.js';
 
 /**
  * A subscriber that stops reading while its room keeps moving (a phone on a stalled link, a tab in
@@ -185,6 +186,87 @@ describe('a subscriber that stops reading', () => {
       expect(Math.min(...sizes.slice(0, -1))).toBeGreaterThan(128 * 1024 - 4_000);
     } finally {
       socket.close();
+    }
+  });
+
+  it('on long-polling is cut once its unpolled queue passes the bound, while a client that polls is not', async () => {
+    const tenant = 'pollco';
+    let polling = true;
+    const open = async (sub: string, pollWhile?: () => boolean): Promise<SioClient> => {
+      const c = await sioClient(
+        node.url,
+        { token: await token({ sub, tid: tenant, role: 'viewer' }) },
+        { transport: 'polling', ...(pollWhile ? { pollWhile } : {}) },
+      );
+      expect(c.connected, JSON.stringify(c.connectError)).toBe(true);
+      expect(await c.ask('subscribe', { room: 'tenant' })).toHaveProperty('data.room', 'tenant');
+      return c;
+    };
+    const ids = (c: SioClient) => c.events().flatMap((e) => (e.event === 'event' ? [(e.args[0] as FluxoEvent).id] : []));
+    const stalled = await open('stops-polling', () => polling);
+    const healthy = await open('keeps-polling');
+    try {
+      // Its poll in flight returns with this event, and it sends no other.
+      polling = false;
+      const published = await publish(tenant, [{ type: 'before', data: {} }]);
+      await eventually(() => expect(ids(stalled)).toEqual(published));
+      const cutBefore = await cutForNotReading();
+
+      // 40 events of 8 KB, one at a time, each seen by the client that polls before the next: its
+      // queue never holds more than one; the other's grows past 256 KiB.
+      const blob = 'p'.repeat(8_000);
+      for (let i = 0; i < 40; i++) {
+        published.push(...(await publish(tenant, [{ type: 'unpolled', data: { i, blob } }])));
+        await eventually(() => expect(ids(healthy)).toEqual(published));
+      }
+      await eventually(async () => expect(await cutForNotReading()).toBe(cutBefore + 1));
+      expect(healthy.session.closed).toBeNull();
+
+      // Cut at once, not when its ping times out: its next poll finds no session.
+      const res = await rawHttp(node.url, {
+        method: 'GET',
+        target: `/socket.io/?EIO=4&transport=polling&sid=${encodeURIComponent(stalled.session.open!.sid)}`,
+      });
+      expect(res.kind === 'response' && { status: res.status, body: jsonOf(res.body) }).toEqual({
+        status: 400,
+        body: { code: 1, message: 'Session ID unknown' },
+      });
+    } finally {
+      await Promise.all([stalled.close(), healthy.close()]);
+    }
+  });
+
+  it('on long-polling loses nothing by the cut: the SDK resumes from its offsets', async () => {
+    const tenant = 'pollsdk';
+    const link = await stallableLink(node.url);
+    const reader: FluxoClient = connect({
+      url: link.url,
+      token: await token({ sub: 'slowpoll', tid: tenant, role: 'viewer' }),
+      transports: ['polling'],
+      backoff: { initialMs: 50, maxMs: 500 },
+    });
+    try {
+      const got: number[] = [];
+      await reader.subscribe('tenant', (e) => got.push(e.id)).ready;
+      const published = await publish(tenant, [{ type: 'before', data: {} }]);
+      await eventually(() => expect(got).toEqual(published));
+      const cutBefore = await cutForNotReading();
+
+      link.stall();
+      const blob = 'q'.repeat(8_000);
+      for (let i = 0; (await cutForNotReading()) === cutBefore; i++) {
+        expect(i, 'never cut').toBeLessThan(200);
+        published.push(...(await publish(tenant, [{ type: 'polled-late', data: { i, blob } }])));
+        await eventually(async () => expect(await emitted('polled-late')).toBe(i + 1));
+      }
+      link.flow();
+
+      await eventually(() => expect(got.length).toBeGreaterThanOrEqual(published.length), 60_000);
+      expect(got).toEqual(published);
+      expect(await cutForNotReading()).toBe(cutBefore + 1);
+    } finally {
+      reader.close();
+      link.close();
     }
   });
 });
