@@ -3,12 +3,12 @@
  * faults-backends.test.ts, split so that the fault project runs two clusters at a time).
  * The delivery guarantee under faults, on real processes: 3 Fluxo nodes behind nginx (ip_hash),
  * redis-server (the cluster-* scenarios: a 3-master Redis Cluster, sharded adapter), a durable
- * Postgres 15 primary (fsync, synchronous_commit on) and a streaming
- * replica; 6 writers from different source addresses (~60 writes/s through nginx) and 20 SDK
- * readers (16 subscribed before the writes, 4 while the fault is on), who must have every event of
- * their rooms in the log, acked or not, before the closing barrier is published. Each scenario runs on a fresh
- * cluster; see engine.ts for the timeline and check.ts for what is counted. `npm run chaos` runs
- * the same scenarios for longer.
+ * Postgres 15 primary (fsync, synchronous_commit on) and a streaming replica; 6 writers from
+ * different source addresses (~60 writes/s through nginx) and 20 SDK readers (16 subscribed before
+ * the writes, 4 while the fault is on), who must have every event of their rooms in the log, acked
+ * or not, before the closing barrier is published. Each scenario runs on a fresh cluster; see
+ * engine.ts for the timeline and check.ts for what is counted. `npm run chaos` runs the same
+ * scenarios for longer.
  */
 import { describe, expect, it } from 'vitest';
 import { runScenario, type Violations } from './engine.js';
