@@ -113,7 +113,12 @@ export interface EventsRequest {
 /** A page of GET /api/events (its body: `{ data: events, next }`). */
 export interface EventPage {
   events: FluxoEvent[];
-  /** Pass as `after` for the next page; null when this page was not full. */
+  /**
+   * Where the next page starts, null on the last one: pass it as `after` (or, paging backwards with
+   * `before`, as the next `before`: it is then the page's first id). A page holds at most `limit`
+   * events and about 1 MiB of their data (the first event whatever its size), so follow `next`
+   * rather than comparing the page's length with `limit`.
+   */
   next: number | null;
 }
 

@@ -4,7 +4,7 @@ import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery, Publi
 import type { Principal } from '../auth/types.js';
 import { AppError } from '../errors.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { Page, Store } from '../store/store.js';
+import type { EventPage, Page, Store } from '../store/store.js';
 
 const RANK: Record<Role, number> = { viewer: 0, editor: 1, admin: 2 };
 
@@ -189,12 +189,12 @@ export class WorkflowService {
     return this.store.roomPosition(p.tenant, room);
   }
 
-  async eventsAfter(p: Principal, room: string, after: number, limit: number): Promise<FluxoEvent[]> {
+  async eventsAfter(p: Principal, room: string, after: number, limit: number): Promise<EventPage> {
     await this.authorizeRoom(p, room);
     return this.store.eventsAfter(p.tenant, room, after, limit, { fresh: this.fresh(p) });
   }
 
-  async eventsBefore(p: Principal, room: string, after: number, before: number, limit: number): Promise<FluxoEvent[]> {
+  async eventsBefore(p: Principal, room: string, after: number, before: number, limit: number): Promise<EventPage> {
     await this.authorizeRoom(p, room);
     return this.store.eventsBefore(p.tenant, room, after, before, limit);
   }

@@ -200,11 +200,11 @@ export function apiRoutes(router: Router<HttpResponse>, deps: ApiDeps): void {
         const q = validate(eventsQuery, queryObject(req.query));
         if (q.before !== undefined) {
           // Newest first when picking, id order in the answer; `next` pages on backwards (as `before`).
-          const events = await service.eventsBefore(p, q.room, q.after, q.before, q.limit);
-          return json(200, { data: events, next: events.length === q.limit ? events[0]!.id : null });
+          const { events, more } = await service.eventsBefore(p, q.room, q.after, q.before, q.limit);
+          return json(200, { data: events, next: more ? events[0]!.id : null });
         }
-        const events = await service.eventsAfter(p, q.room, q.after, q.limit);
-        return json(200, { data: events, next: events.length === q.limit ? events[events.length - 1]!.id : null });
+        const { events, more } = await service.eventsAfter(p, q.room, q.after, q.limit);
+        return json(200, { data: events, next: more ? events[events.length - 1]!.id : null });
       }),
     )
     .add('POST', '/api/publish', async ({ req }) => {

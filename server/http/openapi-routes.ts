@@ -51,7 +51,9 @@ const eventPage = z.object({
     .number()
     .int()
     .nullable()
-    .describe('Null when the page was not full; else the `after` of the next page (the `before` of the previous one, with `before`).'),
+    .describe(
+      'Null on the last page; else the `after` of the next page (the `before` of the previous one, with `before`). A page holds at most `limit` events and about 1 MiB of their data.',
+    ),
 });
 const sessionState = z.union([
   z.object({

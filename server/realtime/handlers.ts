@@ -140,10 +140,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
   function replayPage(socket: FluxoSocket, room: string, after: number): Promise<ReplayPage> {
     const ahead = socket.data.replayAhead;
     socket.data.replayAhead = undefined;
-    const read = () =>
-      service
-        .eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT)
-        .then((events) => ({ events, more: events.length === REPLAY_LIMIT }));
+    const read = () => service.eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT);
     if (!ahead || ahead.room !== room || ahead.after !== after) return read();
     // A page read ahead came before the head was read: only a non-empty one is sure to be current.
     return ahead.page.then((page) => (page.events.length > 0 ? page : read()), read);
@@ -158,11 +155,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
    * room's offsets.
    */
   function keepAhead(socket: FluxoSocket, room: string, after: number, rest: ReplayPage | null): void {
-    const page = rest
-      ? Promise.resolve(rest)
-      : service
-          .eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT)
-          .then((events) => ({ events, more: events.length === REPLAY_LIMIT }));
+    const page = rest ? Promise.resolve(rest) : service.eventsAfter(socket.data.principal, room, after, REPLAY_LIMIT);
     page.catch(() => {}); // replayPage reads again if this failed
     const ahead: ReplayAhead = { room, after, page };
     socket.data.replayAhead = ahead;

@@ -11,7 +11,7 @@ export interface RoomTailsDeps {
   /** The heads of these rooms in the log, read on the primary (rooms without an event may be left out). */
   heads(keys: RoomKey[]): Promise<RoomHead[]>;
   /** Events of the room with id > `after`, oldest first, at most `limit`, read on the primary. */
-  eventsAfter(tenant: string, room: string, after: number, limit: number): Promise<FluxoEvent[]>;
+  eventsAfter(tenant: string, room: string, after: number, limit: number): Promise<{ events: FluxoEvent[]; more: boolean }>;
   /** How often the heads are read (ROOM_TAIL_CHECK_MS). */
   everyMs: number;
   metrics: Metrics;
@@ -147,7 +147,7 @@ export class RoomTails {
       seen.behindAt = seen.offset;
       return;
     }
-    const events = await this.#deps.eventsAfter(head.tenant, head.room, seen.id, REPAIR_LIMIT);
+    const { events, more } = await this.#deps.eventsAfter(head.tenant, head.room, seen.id, REPAIR_LIMIT);
     let resent = 0;
     for (const event of events) {
       const offset = event.offsets[event.rooms.indexOf(head.room)];
@@ -157,8 +157,8 @@ export class RoomTails {
       seen.id = event.id;
       resent++;
     }
-    // A full page: the rest follows at the next check, without waiting another one.
-    if (events.length === REPAIR_LIMIT) seen.behindAt = seen.offset;
+    // A full (or byte-cut) page: the rest follows at the next check, without waiting another one.
+    if (more) seen.behindAt = seen.offset;
     if (resent > 0) {
       this.#repaired.inc(resent);
       this.#deps.log.warn(

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { and, arrayContains, asc, count, desc, eq, gt, lt, type SQL, sql } from 'drizzle-orm';
+import { and, arrayContains, asc, count, desc, eq, getTableColumns, gt, lt, type SQL, sql } from 'drizzle-orm';
 import type { FluxoEvent, Process, RoomPosition, Workflow } from '../../shared/protocol.js';
 import { parseRoom } from '../../shared/rooms.js';
 import type { CreateProcessInput, CreateWorkflowInput, ListProcessesQuery } from '../../shared/schemas.js';
@@ -8,7 +8,7 @@ import type { Db, Query } from './db.js';
 import { stampEvents } from './event-stamps.js';
 import { decodeCursor, encodeCursor, roomsOf, rowsOf, toEvent, toProcess, toWorkflow } from './rows.js';
 import { events, idempotencyKeys, processes, revokedTokens, roomHeads, streamEpoch, workflows } from './schema.js';
-import type { Actor, Page, RoomHead, RoomKey } from './store.js';
+import type { Actor, EventPage, Page, RoomHead, RoomKey } from './store.js';
 
 // The statements of every store call except group commit (batch-commit.ts). Each builder checks its
 // input at once — a bad room or cursor fails before any database is picked — and returns the
@@ -196,32 +196,63 @@ export function roomHeadsOf(keys: RoomKey[]): Query<RoomHead[]> {
   };
 }
 
+/**
+ * Event data a page of the log holds at most (its JSON as Postgres writes it), besides its `limit`:
+ * the first event whatever its size, then the next ones while the page stays within it. An event's data may be as large as a
+ * request (MAX_PAYLOAD_BYTES), so 1,000 of them would be ~64 MB read, held and encoded for one
+ * call — a viewer asking for such pages a few at a time could exhaust a node's memory.
+ */
+export const PAGE_DATA_BYTES = 1024 * 1024;
+
 /** Events of `room` with id > `after`, oldest first, at most `limit`; invalid_room at once. */
-export function roomEventsAfter(tenant: string, room: string, after: number, limit: number): Query<FluxoEvent[]> {
+export function roomEventsAfter(tenant: string, room: string, after: number, limit: number): Query<EventPage> {
   return roomEventsPage(tenant, room, after, undefined, limit);
 }
 
 /** The newest `limit` events of `room` with after < id < before, oldest first; invalid_room at once. */
-export function roomEventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Query<FluxoEvent[]> {
+export function roomEventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Query<EventPage> {
   return roomEventsPage(tenant, room, after, before, limit);
 }
 
 /**
  * Events of `room` with after < id (< before), oldest first: the first `limit` of them, or with
- * `before` the last `limit` (read newest first, so that the index stops after `limit` rows).
+ * `before` the last `limit` (read newest first, so that the index stops after `limit` rows) — cut
+ * before the first event that would take the page's data past PAGE_DATA_BYTES. The cut is found in
+ * the database (`stop`: one pass over the page's sizes), so no row past it is ever sent; `more` says
+ * the page was full or cut.
  */
-function roomEventsPage(tenant: string, room: string, after: number, before: number | undefined, limit: number): Query<FluxoEvent[]> {
+function roomEventsPage(tenant: string, room: string, after: number, before: number | undefined, limit: number): Query<EventPage> {
   const conds = roomEvents(tenant, room);
   conds.push(gt(events.id, after));
   if (before !== undefined) conds.push(lt(events.id, before));
+  const forward = before === undefined;
   return async (db) => {
-    const rows = await db
-      .select()
+    const sizes = db
+      .select({ id: events.id, size: sql<number>`octet_length(${events.data}::text)`.as('size') })
       .from(events)
       .where(and(...conds))
-      .orderBy(before === undefined ? asc(events.id) : desc(events.id))
+      .orderBy(forward ? asc(events.id) : desc(events.id))
       .limit(limit);
-    return (before === undefined ? rows : rows.reverse()).map(toEvent);
+    // The first event (in page order) past the bound, but never the page's first. Read twice below
+    // as a CTE, so computed once; as an uncorrelated subquery it is never re-run per row either.
+    const cut = db.$with('cut').as(
+      db
+        .select({ stop: sql<string | number | null>`${forward ? sql`min(id)` : sql`max(id)`}`.as('stop') })
+        .from(
+          sql`(SELECT id, size, sum(size) OVER (ORDER BY id ${forward ? sql`ASC` : sql`DESC`}) AS up_to FROM (${sizes}) AS sizes) AS sized`,
+        )
+        .where(sql`up_to > ${PAGE_DATA_BYTES} AND up_to <> size`),
+    );
+    const stop = sql`(SELECT stop FROM cut)`;
+    const rows = await db
+      .with(cut)
+      .select({ ...getTableColumns(events), stop: sql<string | number | null>`${stop}` })
+      .from(events)
+      .where(and(...conds, sql`(${stop} IS NULL OR ${events.id} ${forward ? sql`<` : sql`>`} ${stop})`))
+      .orderBy(forward ? asc(events.id) : desc(events.id))
+      .limit(limit);
+    const more = rows.length === limit || (rows.length > 0 && rows[0]!.stop !== null);
+    return { events: (forward ? rows : rows.reverse()).map(toEvent), more };
   };
 }
 

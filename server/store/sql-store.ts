@@ -28,7 +28,7 @@ import {
   workflowList,
 } from './queries.js';
 import { ReadRouter } from './read-router.js';
-import type { Actor, CustomEventInput, Page, ReadOptions, RoomHead, RoomKey, Store } from './store.js';
+import type { Actor, CustomEventInput, EventPage, Page, ReadOptions, RoomHead, RoomKey, Store } from './store.js';
 import { endStuckSessions } from './stuck-sessions.js';
 
 // test/integration/fail-fast-postgres.test.ts imports the handle type from here.
@@ -294,12 +294,12 @@ export class SqlStore implements Store {
    * pg_current_wal_lsn() costs a primary round trip per call anyway, so replay stays on the primary
    * where the (tenant, id) indexes make it cheap.
    */
-  async eventsAfter(tenant: string, room: string, after: number, limit: number, _opts?: ReadOptions): Promise<FluxoEvent[]> {
+  async eventsAfter(tenant: string, room: string, after: number, limit: number, _opts?: ReadOptions): Promise<EventPage> {
     return this.router.onPrimary(roomEventsAfter(tenant, room, after, limit));
   }
 
   /** On the primary, as eventsAfter: history up to a position read there must not miss its latest events. */
-  async eventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Promise<FluxoEvent[]> {
+  async eventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Promise<EventPage> {
     return this.router.onPrimary(roomEventsBefore(tenant, room, after, before, limit));
   }
 

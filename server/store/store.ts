@@ -15,6 +15,16 @@ export interface ReadOptions {
   fresh?: boolean;
 }
 
+/** A page of a room's events, in id order. */
+export interface EventPage {
+  events: FluxoEvent[];
+  /**
+   * The log may hold more in the page's direction: it was full (`limit` events) or cut where its
+   * data passed its byte bound (PAGE_DATA_BYTES in queries.ts). False only when nothing follows.
+   */
+  more: boolean;
+}
+
 export interface Page<T> {
   items: T[];
   nextCursor: string | null;
@@ -86,12 +96,13 @@ export interface Store {
     requestId: string | undefined,
   ): Promise<{ events: FluxoEvent[]; replayed: boolean }>;
   /**
-   * Events of `room` (tenant-relative) with id > after, in id order, at most `limit`.
-   * Safe under concurrent commits: ids of a tenant become visible in order.
+   * Events of `room` (tenant-relative) with id > after, in id order, at most `limit` and about
+   * PAGE_DATA_BYTES of data (at least one). Safe under concurrent commits: ids of a tenant become
+   * visible in order.
    */
-  eventsAfter(tenant: string, room: string, after: number, limit: number, opts?: ReadOptions): Promise<FluxoEvent[]>;
-  /** The newest `limit` events of `room` with after < id < before, in id order (recent history). */
-  eventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Promise<FluxoEvent[]>;
+  eventsAfter(tenant: string, room: string, after: number, limit: number, opts?: ReadOptions): Promise<EventPage>;
+  /** The newest events of `room` with after < id < before (bounded as eventsAfter), in id order (recent history). */
+  eventsBefore(tenant: string, room: string, after: number, before: number, limit: number): Promise<EventPage>;
 
   /** The heads of these rooms (offset and id of their last event), read on the primary; rooms without an event are left out. */
   roomHeads(keys: RoomKey[]): Promise<RoomHead[]>;

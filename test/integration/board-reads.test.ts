@@ -5,7 +5,7 @@ import { type PostgresHandle, startPostgres } from '../../scripts/topology/postg
 import { token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
 import type { FluxoEvent, Process, TransitionResult, Workflow } from '../../shared/protocol.js';
-import { startNode } from '../harness/node.js';
+import { client, request, startNode } from '../harness/node.js';
 
 /**
  * The reads the board makes on load (issue 11, item 4): who is signed in without an error status,
@@ -15,6 +15,7 @@ import { startNode } from '../harness/node.js';
 const LIMITS = 'http:write=10000/1,http:read=10000/1,auth=10000/1';
 
 type History = { data: FluxoEvent[]; next: number | null };
+const PUBLISH_KEY = 'board-reads-publish-key-0123456789';
 
 describe.each([
   { backend: 'pglite', env: async () => ({ pg: null as PostgresHandle | null, env: {} }) },
@@ -33,7 +34,7 @@ describe.each([
   beforeAll(async () => {
     const started = await env();
     pg = started.pg;
-    node = await startNode({ RATE_LIMITS: LIMITS, ...started.env });
+    node = await startNode({ RATE_LIMITS: LIMITS, PUBLISH_API_KEY: PUBLISH_KEY, ...started.env });
     admin = await token({ sub: 'ada', tid: 'acme', role: 'admin' });
   });
   afterAll(async () => {
@@ -116,6 +117,53 @@ describe.each([
     expect((await api(node.url, 'GET', `/api/events?room=${room}&before=${head + 1}`, { token: eve })).status).toBe(404);
     for (const before of ['0', '-1', 'x'])
       expect((await api(node.url, 'GET', `/api/events?room=${room}&before=${before}`, { token: admin })).status).toBe(400);
+  });
+
+  it('cuts a page of large events at about 1 MiB of data, with `next` set, forwards, backwards and in a replay', async () => {
+    // 20 events of 60 kB: 1,000 such events would be one 60 MB answer. 17 fit in 1 MiB.
+    const blob = 'd'.repeat(60_000);
+    const ids: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await api<{ data: FluxoEvent }>(node.url, 'POST', '/api/publish', {
+        token: PUBLISH_KEY,
+        body: { tenant: 'bigco', room: 'user:big', type: 'big', data: { i, blob } },
+      });
+      expect(r.status).toBe(201);
+      ids.push(r.body.data.id);
+    }
+    const viewer = await token({ sub: 'big', tid: 'bigco', role: 'viewer' });
+    const page = (query: string) => api<History>(node.url, 'GET', `/api/events?room=user:big&limit=1000&${query}`, { token: viewer });
+
+    const first = await page('after=0');
+    expect(first.body.data.map((e) => e.id)).toEqual(ids.slice(0, 17));
+    expect(first.body.next).toBe(ids[16]);
+    const rest = await page(`after=${first.body.next}`);
+    expect(rest.body.data.map((e) => e.id)).toEqual(ids.slice(17));
+    expect(rest.body.next).toBeNull();
+
+    const newest = await page(`before=${ids[19]! + 1}`);
+    expect(newest.body.data.map((e) => e.id)).toEqual(ids.slice(3));
+    expect(newest.body.next).toBe(ids[3]);
+    const oldest = await page(`before=${newest.body.next}`);
+    expect(oldest.body.data.map((e) => e.id)).toEqual(ids.slice(0, 3));
+    expect(oldest.body.next).toBeNull();
+
+    // A reconnecting socket pages through the same log: every page says whether more follow.
+    const socket = await client(node.url, { token: viewer });
+    try {
+      const got: number[] = [];
+      let after = 0;
+      for (let n = 0; n < 20; n++) {
+        const ack = await request(socket, 'subscribe', { room: 'user:big', after });
+        if (!('data' in ack)) throw new Error(JSON.stringify(ack));
+        got.push(...ack.data.events.map((e) => e.id));
+        if (!ack.data.truncated) break;
+        after = ack.data.events.at(-1)!.id;
+      }
+      expect(got).toEqual(ids);
+    } finally {
+      socket.close();
+    }
   });
 });
 

@@ -180,10 +180,13 @@ describe('a subscriber that stops reading', () => {
         after = ack.data.events.at(-1)!.id;
       }
       expect(got).toEqual(stored);
-      // 400 events of ~3 KB: ~1.2 MB in pages of at most 128 KiB (half of 256 KiB), each as full as fits.
+      // 400 events of ~3 KB: ~1.2 MB in pages of at most 128 KiB (half of 256 KiB), as full as fits —
+      // but for the last ack of each page the store read (~1 MiB of data: two here).
+      const total = sizes.reduce((a, b) => a + b, 0);
       expect(Math.max(...sizes)).toBeLessThanOrEqual(128 * 1024);
-      expect(sizes.length).toBeGreaterThanOrEqual(Math.ceil(sizes.reduce((a, b) => a + b, 0) / (128 * 1024)));
-      expect(Math.min(...sizes.slice(0, -1))).toBeGreaterThan(128 * 1024 - 4_000);
+      expect(sizes.length).toBeGreaterThanOrEqual(Math.ceil(total / (128 * 1024)));
+      expect(sizes.length).toBeLessThanOrEqual(Math.ceil(total / (128 * 1024 - 4_000)) + 1);
+      expect(sizes.filter((size) => size < 128 * 1024 - 4_000).length).toBeLessThanOrEqual(2);
     } finally {
       socket.close();
     }

@@ -107,7 +107,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     const first = await store.transition(actor, { processId: process.id, to: 'review', requestId: 'req-1' });
     const again = await store.transition(actor, { processId: process.id, to: 'review', requestId: 'req-1' });
     expect(again).toEqual({ ...first, replayed: true });
-    const evs = await store.eventsAfter(actor.tenant, `process:${process.id}`, 0, 100);
+    const evs = (await store.eventsAfter(actor.tenant, `process:${process.id}`, 0, 100)).events;
     expect(evs.map((e) => e.type)).toEqual(['process.created', 'process.transitioned']);
     // A failed attempt does not burn the request id.
     const err = await rejection(store.transition(actor, { processId: process.id, to: 'draft', expectedVersion: 9, requestId: 'req-2' }));
@@ -185,7 +185,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect((await rejection(store.createProcess(b.actor, { workflowId: a.wf.id, title: 'x' }))).code).toBe('not_found');
     expect((await store.listProcesses(b.actor.tenant, { limit: 50 })).items.map((p) => p.id)).toEqual([b.process.id]);
     for (const room of ['tenant', `process:${a.process.id}`, `workflow:${a.wf.id}`]) {
-      expect((await store.eventsAfter(b.actor.tenant, room, 0, 100)).filter((e) => e.processId === a.process.id)).toEqual([]);
+      expect((await store.eventsAfter(b.actor.tenant, room, 0, 100)).events.filter((e) => e.processId === a.process.id)).toEqual([]);
     }
     // Event ids are per tenant.
     expect(b.event.id).toBe(1);
@@ -202,15 +202,47 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect(toProc).toMatchObject({ rooms: [`process:${process.id}`], processId: process.id, workflowId: null });
     expect(toWf).toMatchObject({ rooms: [`workflow:${wf.id}`], processId: null, workflowId: wf.id });
 
-    const ids = async (room: string, after = 0) => (await store.eventsAfter(actor.tenant, room, after, 100)).map((e: FluxoEvent) => e.id);
+    const ids = async (room: string, after = 0) =>
+      (await store.eventsAfter(actor.tenant, room, after, 100)).events.map((e: FluxoEvent) => e.id);
     expect(await ids('tenant')).toEqual([1, 2, 3]);
     expect(await ids(`process:${process.id}`)).toEqual([1, 3, toProc.id]);
     expect(await ids(`process:${other.id}`)).toEqual([2]);
     expect(await ids(`workflow:${wf.id}`)).toEqual([1, 2, 3, toWf.id]);
     expect(await ids('user:bob')).toEqual([toUser.id]);
     expect(await ids('tenant', 2)).toEqual([3]);
-    expect(await store.eventsAfter(actor.tenant, `workflow:${wf.id}`, 0, 2).then((e) => e.map((x) => x.id))).toEqual([1, 2]);
+    expect(await store.eventsAfter(actor.tenant, `workflow:${wf.id}`, 0, 2).then((e) => e.events.map((x) => x.id))).toEqual([1, 2]);
     expect((await rejection(store.eventsAfter(actor.tenant, 'bogus', 0, 10))).code).toBe('invalid_room');
+  });
+
+  it('says whether more follow a page: full, cut where its data passes PAGE_DATA_BYTES (never empty), or the end', async () => {
+    const { actor } = await setup();
+    const room = 'user:big';
+    // 300 kB of data each: three fit in 1 MiB, a fourth would not.
+    const blob = 'b'.repeat(300_000);
+    const big = await store.appendEvents(
+      actor.tenant,
+      Array.from({ length: 6 }, (_, i) => ({ room, type: 'big', actor: 'api', data: { i, blob } })),
+    );
+    const ids = big.map((e) => e.id);
+    const pageAfter = async (from: number, limit = 100) => {
+      const page = await store.eventsAfter(actor.tenant, room, from, limit);
+      return { ids: page.events.map((e) => e.id), more: page.more };
+    };
+    expect(await pageAfter(0)).toEqual({ ids: ids.slice(0, 3), more: true });
+    expect(await pageAfter(ids[2]!)).toEqual({ ids: ids.slice(3), more: false });
+    expect(await pageAfter(0, 2)).toEqual({ ids: ids.slice(0, 2), more: true });
+    expect(await pageAfter(ids[5]!)).toEqual({ ids: [], more: false });
+    // Backwards the newest are kept, still in id order.
+    const pageBefore = async (to: number) => {
+      const page = await store.eventsBefore(actor.tenant, room, 0, to, 100);
+      return { ids: page.events.map((e) => e.id), more: page.more };
+    };
+    expect(await pageBefore(ids[5]! + 1)).toEqual({ ids: ids.slice(3), more: true });
+    expect(await pageBefore(ids[3]!)).toEqual({ ids: ids.slice(0, 3), more: false });
+    // One event larger than the bound is a page of its own, and ends the page before it.
+    const huge = await store.appendEvent({ tenant: actor.tenant, room, type: 'huge', actor: 'api', data: { blob: 'h'.repeat(1_200_000) } });
+    expect(await pageAfter(ids[5]!)).toEqual({ ids: [huge.id], more: false });
+    expect(await pageAfter(ids[4]!)).toEqual({ ids: [ids[5]], more: true });
   });
 
   it("numbers each room's events 1, 2, 3… in id order, across writes of every kind, and reports the head", async () => {
@@ -227,7 +259,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect(moved.offsets).toEqual([2, 3, 3]);
     expect(batch.map((e) => e.offsets)).toEqual([[2], [4], [3]]);
     for (const room of [`process:${process.id}`, `process:${other.id}`, `workflow:${wf.id}`, 'tenant']) {
-      const events = await store.eventsAfter(actor.tenant, room, 0, 100);
+      const events = (await store.eventsAfter(actor.tenant, room, 0, 100)).events;
       const offsets = events.map((e) => e.offsets[e.rooms.indexOf(room)]);
       expect(offsets, room).toEqual(events.map((_, i) => i + 1));
       const head = await store.roomPosition(actor.tenant, room);
@@ -363,7 +395,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     // Stored state is the last accepted move; ids are consecutive, in arrival order.
     expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'done', version: 3 });
     expect(await store.getProcess(actor.tenant, other.id)).toMatchObject({ stage: 'draft', version: 1 });
-    const evs = await store.eventsAfter(actor.tenant, 'tenant', 2, 100);
+    const evs = (await store.eventsAfter(actor.tenant, 'tenant', 2, 100)).events;
     expect(evs.map((x) => [x.id, x.type, x.toStage])).toEqual([
       [3, 'process.transitioned', 'review'],
       [4, 'process.transitioned', 'done'],
@@ -402,7 +434,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect(ok1).toMatchObject({ status: 'fulfilled', value: { process: { stage: 'review', version: 2 }, replayed: false } });
     expect(ok2).toMatchObject({ status: 'fulfilled', value: { replayed: false } });
     expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'draft', version: 1 });
-    const evs = await store.eventsAfter(actor.tenant, 'tenant', 0, 100);
+    const evs = (await store.eventsAfter(actor.tenant, 'tenant', 0, 100)).events;
     expect(evs.map((e) => e.id)).toEqual([1, 2, 3, 4]);
     expect(evs.map((e) => e.offsets[e.rooms.indexOf('tenant')])).toEqual([1, 2, 3, 4]);
     // The poisoned write's request id was released with the rollback: a clean retry is a new request.
@@ -463,7 +495,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     // Spelt like a publish's stored key, it finds a result of another kind: conflict, nothing written.
     const err = await rejection(store.transition(actor, { processId: process.id, to: 'done', requestId: 'publish:pub-1' }));
     expect(err.code).toBe('conflict');
-    const log = await store.eventsAfter(actor.tenant, 'tenant', 0, 100);
+    const log = (await store.eventsAfter(actor.tenant, 'tenant', 0, 100)).events;
     expect(log.map((e) => e.type)).toEqual(['process.created', 'a', 'a', 'process.transitioned']);
     expect(await store.getProcess(actor.tenant, process.id)).toMatchObject({ stage: 'review', version: 2 });
   });
@@ -490,7 +522,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
           expect(b.event.id).toBe(a.event.id);
           expect(await store.getProcess(actor.tenant, procs[n]!.process.id)).toMatchObject({ stage: 'review', version: 2 });
         }
-        const moved = (await store.eventsAfter(actor.tenant, 'tenant', 0, 1000)).filter((e) => e.type === 'process.transitioned');
+        const moved = (await store.eventsAfter(actor.tenant, 'tenant', 0, 1000)).events.filter((e) => e.type === 'process.transitioned');
         expect(moved).toHaveLength(procs.length);
       } finally {
         await other.close();
@@ -503,7 +535,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     await store.query(sql`INSERT INTO idempotency_keys (tenant_id, request_id, result) VALUES (${actor.tenant}, 'publish:busy', NULL)`);
     const err = await rejection(store.appendEventsOnce(actor.tenant, [{ room: 'tenant', type: 'a', actor: 'api', data: {} }], 'busy'));
     expect(err.code).toBe('request_in_progress');
-    expect((await store.eventsAfter(actor.tenant, 'tenant', 0, 100)).map((e) => e.type)).toEqual(['process.created']);
+    expect((await store.eventsAfter(actor.tenant, 'tenant', 0, 100)).events.map((e) => e.type)).toEqual(['process.created']);
   });
 
   it.runIf(name === 'postgres')(
@@ -519,7 +551,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
       let cursor = 0;
       let done = false;
       const poll = async () => {
-        const page = await store.eventsAfter(actor.tenant, 'tenant', cursor, 50);
+        const page = (await store.eventsAfter(actor.tenant, 'tenant', cursor, 50)).events;
         for (const e of page) seen.push(e.id);
         if (page.length > 0) cursor = page[page.length - 1]!.id;
         return page.length;
@@ -541,7 +573,7 @@ describe.each(backends)('store on $name', ({ name, start }) => {
       expect(seen).toEqual(Array.from({ length: total }, (_, i) => i + 1));
       // Every room's offsets run 1, 2, 3… in id order, though batches of several nodes interleaved.
       for (const room of ['tenant', `workflow:${wf.id}`, ...procs.map((p) => `process:${p.id}`)]) {
-        const events = await store.eventsAfter(actor.tenant, room, 0, 1000);
+        const events = (await store.eventsAfter(actor.tenant, room, 0, 1000)).events;
         expect(
           events.map((e) => e.offsets[e.rooms.indexOf(room)]),
           room,
