@@ -151,7 +151,10 @@ export interface ServerToClientEvents {
   presence: (diff: PresenceDiff) => void;
   /** The token expires now; the socket is disconnected right after. */
   'auth:expired': (info: { exp: number }) => void;
-  /** The token will expire soon: send `auth:refresh`. */
+  /**
+   * The token expires in `inMs`: send `auth:refresh`. Sent a minute before `exp`, or at once when a
+   * connect or a refresh brings a token with less than a minute left.
+   */
   'auth:expiring': (info: { exp: number; inMs: number }) => void;
   /** The node is draining: reconnect (the load balancer sends you elsewhere). */
   'server:reconnect': (info: { reason: 'shutdown'; nodeId: string }) => void;

@@ -26,6 +26,8 @@ export const REPLAY_LIMIT = 1000;
 const KNOWN = new Set<string>(CLIENT_EVENTS);
 /** Tokens living longer than this (setTimeout's limit) are re-armed instead of firing early. */
 const MAX_TIMER_MS = 2_147_000_000;
+/** How long before its token expires a socket is sent `auth:expiring`. */
+const EXPIRY_WARNING_MS = 60_000;
 /** A page read ahead that the client has not asked for by then is dropped (it pins ~1,000 events). */
 const REPLAY_AHEAD_MS = 5000;
 
@@ -180,6 +182,9 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
         );
       }
       const name = await service.authorizeRoom(data.principal, room);
+      // Gone while the room was checked: its disconnect has already left the rooms it was in, so
+      // joining now would leave it in this one (and in its presence) for good.
+      if (socket.disconnected) throw new AppError('not_ready', 'The connection closed.');
       const internal = internalRoom(data.principal.tenant, name);
       // Join before reading the replay so nothing committed in between is lost; the client drops repeats by the room's offset.
       socket.join(internal);
@@ -236,6 +241,7 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
       if (next.userId !== data.principal.userId || next.tenant !== data.principal.tenant) {
         throw new AppError('forbidden', 'A refreshed token must be for the same user and tenant.');
       }
+      if (socket.disconnected) throw new AppError('not_ready', 'The connection closed.');
       socket.leave(revocationRoom(data.principal.revocationKey));
       data.principal = next;
       socket.join(revocationRoom(next.revocationKey));
@@ -307,13 +313,16 @@ export function socketHandlers(deps: RealtimeDeps): (socket: FluxoSocket) => voi
   };
 }
 
-/** Warns a minute ahead, then tells the client and disconnects at `exp` unless a refresh re-armed it. */
+/**
+ * Warns a minute ahead (at once when less is left: a token near its end at connect or refresh), then
+ * tells the client and disconnects at `exp` unless a refresh re-armed it.
+ */
 export function armExpiry(socket: FluxoSocket): void {
   clearTimeout(socket.data.expiryTimer);
   const inMs = socket.data.principal.exp * 1000 - Date.now();
   // One timer per socket, with a shared callback and the socket as its argument: no closure per socket.
-  const phase = inMs > MAX_TIMER_MS ? 'rearm' : inMs > 60_000 ? 'warn' : 'expire';
-  const delay = phase === 'rearm' ? MAX_TIMER_MS : phase === 'warn' ? inMs - 60_000 : Math.max(0, inMs);
+  const phase = inMs > MAX_TIMER_MS ? 'rearm' : inMs > 0 ? 'warn' : 'expire';
+  const delay = phase === 'rearm' ? MAX_TIMER_MS : phase === 'warn' ? Math.max(0, inMs - EXPIRY_WARNING_MS) : 0;
   socket.data.expiryTimer = setTimeout(onExpiryTimer, delay, socket, phase);
 }
 
@@ -328,6 +337,7 @@ function onExpiryTimer(socket: FluxoSocket, phase: 'rearm' | 'warn' | 'expire'):
     armExpiry(socket);
     return;
   }
-  socket.emit('auth:expiring', { exp, inMs: 60_000 });
-  socket.data.expiryTimer = setTimeout(onExpiryTimer, Math.max(0, exp * 1000 - Date.now()), socket, 'expire');
+  const inMs = Math.max(0, exp * 1000 - Date.now());
+  socket.emit('auth:expiring', { exp, inMs });
+  socket.data.expiryTimer = setTimeout(onExpiryTimer, inMs, socket, 'expire');
 }

@@ -92,6 +92,23 @@ describe('socket authentication', () => {
     }
   });
 
+  it('warns at once when a connect or a refresh brings a token with less than a minute left', async () => {
+    const s = await client(node.url, { token: await token({ sub: 'late', tid: 'acme', ttlS: 40 }) });
+    try {
+      const warnings: { exp: number; inMs: number }[] = [];
+      s.on('auth:expiring', (info) => warnings.push(info));
+      await eventually(() => expect(warnings).toHaveLength(1));
+      expect(warnings[0]!.inMs).toBeGreaterThan(0);
+      expect(warnings[0]!.inMs).toBeLessThanOrEqual(40_000);
+      const refreshed = await request(s, 'auth:refresh', { token: await token({ sub: 'late', tid: 'acme', ttlS: 45 }) });
+      if (!('data' in refreshed)) throw new Error(JSON.stringify(refreshed));
+      await eventually(() => expect(warnings).toHaveLength(2));
+      expect(warnings[1]!.exp).toBe(refreshed.data.exp);
+    } finally {
+      s.close();
+    }
+  });
+
   it('logout clears the cookie, revokes the token and disconnects its live sockets', async () => {
     const t = await token({ sub: 'leaver', tid: 'acme' });
     const session = await api(node.url, 'POST', '/auth/session', { body: { token: t } });
