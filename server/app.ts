@@ -281,6 +281,8 @@ function openStore(config: Config, log: Logger): Promise<Store> {
     logger: log,
     writeTimeoutMs: config.dbWriteTimeoutMs,
     replicaTimeoutMs: config.dbReplicaTimeoutMs,
+    // What one request may carry is also what a process may hold, however many transitions built it.
+    maxProcessDataBytes: config.maxPayloadBytes,
     session: {
       statementTimeoutMs: config.dbStatementTimeoutMs,
       lockTimeoutMs: config.dbLockTimeoutMs,

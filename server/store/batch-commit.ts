@@ -12,7 +12,7 @@ import type { Actor, CustomEventInput } from './store.js';
 /** A write that goes through group commit. */
 export type WriteItem = AppendItem | TransitionItem;
 type AppendItem = { kind: 'append'; tenant: string; inputs: ResolvedAppend[]; requestId?: string };
-type TransitionItem = { kind: 'transition'; actor: Actor; req: TransitionRequest };
+type TransitionItem = { kind: 'transition'; actor: Actor; req: TransitionRequest; maxDataBytes?: number | undefined };
 
 /** A custom event whose room was already parsed. */
 export interface ResolvedAppend extends Omit<CustomEventInput, 'tenant'> {
@@ -55,15 +55,27 @@ function claimKeyOf(item: WriteItem): { tenant: string; requestId: string } | nu
   return item.requestId ? { tenant: item.tenant, requestId: `publish:${item.requestId}` } : null;
 }
 
-/** The outcome a request gets from what its id stored: a replay, or `conflict` when another kind of request stored it. */
+/**
+ * The outcome a request gets from what its id stored: a replay when it is the same request (a
+ * transition of the same process to the same stage by the same user; a publish of as many events,
+ * each of the same type to the same room), else `conflict` — a result that answers another request
+ * would tell its caller that a write happened that never did (Stripe's rule for idempotency keys).
+ */
 function replayOf(item: WriteItem, stored: unknown): Outcome<WriteResult> {
   if (item.kind === 'append' && stored !== null && typeof stored === 'object' && Array.isArray((stored as StoredAppend).events)) {
-    return { ok: true, value: { kind: 'append', events: (stored as StoredAppend).events, replayed: true } };
+    const { events } = stored as StoredAppend;
+    const same =
+      events.length === item.inputs.length &&
+      events.every((e, i) => e.type === item.inputs[i]!.type && e.rooms[0] === item.inputs[i]!.room);
+    if (same) return { ok: true, value: { kind: 'append', events, replayed: true } };
   }
   if (item.kind === 'transition' && stored !== null && typeof stored === 'object' && 'process' in stored && 'event' in stored) {
-    return { ok: true, value: { kind: 'transition', result: { ...(stored as StoredResult), replayed: true } } };
+    const { process, event } = stored as StoredResult;
+    if (process.id === item.req.processId && event.toStage === item.req.to && event.actor === item.actor.userId) {
+      return { ok: true, value: { kind: 'transition', result: { ...(stored as StoredResult), replayed: true } } };
+    }
   }
-  return { ok: false, error: new AppError('conflict', 'This requestId names another kind of request.') };
+  return { ok: false, error: new AppError('conflict', 'This requestId was used for another request.') };
 }
 
 /** The processes the batch's transitions touch, as the batch leaves them. */
@@ -317,13 +329,13 @@ function decide(batch: Batch, touched: Touched): PendingEvent[] {
       fail(batch, i, refused);
       continue;
     }
-    const next: ProcessRow = {
-      ...row,
-      stage: req.to,
-      version: row.version + 1,
-      data: { ...row.data, ...(req.data ?? {}) },
-      updatedAt: now,
-    };
+    const data = req.data ? { ...row.data, ...req.data } : row.data;
+    // Only a transition that adds data can take the process past the bound (each before it kept it within).
+    if (req.data && item.maxDataBytes !== undefined && JSON.stringify(data).length > item.maxDataBytes) {
+      fail(batch, i, new AppError('payload_too_large', `The process's data would pass ${item.maxDataBytes} bytes as JSON.`));
+      continue;
+    }
+    const next: ProcessRow = { ...row, stage: req.to, version: row.version + 1, data, updatedAt: now };
     touched.rows.set(k, next);
     touched.moved.add(k);
     pending.push({

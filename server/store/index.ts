@@ -38,6 +38,8 @@ export interface CreateStoreOptions {
   replicaTimeoutMs?: number;
   /** Session settings of every Postgres connection; 0 turns one off. */
   session?: SessionTimeouts;
+  /** See SqlStoreOptions.maxProcessDataBytes. */
+  maxProcessDataBytes?: number;
 }
 
 /** Server-side limits of each Postgres session (startup parameters; 0 = off). */
@@ -78,6 +80,7 @@ export async function createStore(opts: CreateStoreOptions = {}): Promise<SqlSto
     stuckSessionMs: opts.session?.idleInTransactionTimeoutMs ?? STORE_DEFAULTS.idleInTransactionTimeoutMs,
     // PGlite runs one query at a time; a Postgres pool can build the next batch while one commits.
     commitConcurrency: backend.kind === 'postgres' ? 2 : 1,
+    maxProcessDataBytes: opts.maxProcessDataBytes,
   });
 }
 

@@ -77,6 +77,12 @@ export interface SqlStoreOptions {
    * than this are ended (see stuck-sessions.ts). Unset or 0: not done.
    */
   stuckSessionMs?: number;
+  /**
+   * A process's data as JSON, once a transition has merged its `data` into it, at most (else
+   * `payload_too_large`): each transition may add keys, and the whole row is rewritten by every
+   * later one. Unset: no bound.
+   */
+  maxProcessDataBytes?: number;
 }
 
 /** Expired revocations are deleted at most this often (on revokeToken). */
@@ -210,7 +216,7 @@ export class SqlStore implements Store {
    * result too. Goes through group commit (see batch-commit.ts).
    */
   async transition(actor: Actor, req: TransitionRequest): Promise<TransitionResult> {
-    const out = await this.writer.submit({ kind: 'transition', actor, req });
+    const out = await this.writer.submit({ kind: 'transition', actor, req, maxDataBytes: this.opts.maxProcessDataBytes });
     if (out.kind !== 'transition') throw new Error('group commit: wrong result kind');
     return out.result;
   }

@@ -137,6 +137,34 @@ describe('bad input over HTTP gets a typed error', () => {
     expect((refused.body as ErrBody).error.code).toBe('invalid_transition');
   });
 
+  it("refuses a transition whose data would take the process's data past MAX_PAYLOAD_BYTES, and keeps the process as it was", async () => {
+    const board = await createBoard(node.url, admin);
+    const card = await createProcess(node.url, admin, board.id, 'Growing');
+    // 2 KiB a request here: each of these fits, and each adds 1,500 bytes to the card.
+    const move = (to: string, key: string) =>
+      api<{ data: { process: { version: number; data: Record<string, unknown> } } } | ErrBody>(
+        node.url,
+        'POST',
+        `/api/processes/${card.id}/transition`,
+        { token: admin, body: { to, data: { [key]: 'g'.repeat(1_500) } } },
+      );
+    const first = await move('doing', 'a');
+    expect(first.status).toBe(200);
+    const second = await move('todo', 'b');
+    expect(second.status).toBe(413);
+    expect((second.body as ErrBody).error.code).toBe('payload_too_large');
+    // Replacing a key keeps it within: still allowed.
+    expect((await move('todo', 'a')).status).toBe(200);
+    const now = await api<{ data: { version: number; stage: string; data: Record<string, unknown> } }>(
+      node.url,
+      'GET',
+      `/api/processes/${card.id}`,
+      { token: admin },
+    );
+    expect(now.body.data).toMatchObject({ version: 3, stage: 'todo' });
+    expect(Object.keys(now.body.data.data)).toEqual(['a']);
+  });
+
   it('never pollutes Object.prototype and keeps serving', async () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((await api(node.url, 'GET', '/health')).status).toBe(200);

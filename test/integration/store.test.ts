@@ -116,6 +116,36 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect(ok.replayed).toBe(false);
   });
 
+  it('answers conflict to a requestId used again for another request: another process, stage or user, other events', async () => {
+    const { actor, wf, process } = await setup();
+    const other = (await store.createProcess(actor, { workflowId: wf.id, title: 'Other' })).process;
+    await store.transition(actor, { processId: process.id, to: 'review', requestId: 'same-id' });
+    for (const [who, req] of [
+      [actor, { processId: other.id, to: 'review', requestId: 'same-id' }],
+      [actor, { processId: process.id, to: 'draft', requestId: 'same-id' }],
+      [
+        { tenant: actor.tenant, userId: 'bob' },
+        { processId: process.id, to: 'review', requestId: 'same-id' },
+      ],
+    ] as const) {
+      expect((await rejection(store.transition(who, req))).code).toBe('conflict');
+    }
+    // Within one batch too: the second names another process.
+    const [x, y] = await Promise.allSettled([
+      store.transition(actor, { processId: process.id, to: 'done', requestId: 'batch-id' }),
+      store.transition(actor, { processId: other.id, to: 'review', requestId: 'batch-id' }),
+    ]);
+    expect(x.status).toBe('fulfilled');
+    expect(y.status === 'rejected' && (y.reason as AppError).code).toBe('conflict');
+    expect(await store.getProcess(actor.tenant, other.id)).toMatchObject({ stage: 'draft', version: 1 });
+
+    const input = { room: 'tenant', type: 'note', actor: 'api', data: {} };
+    await store.appendEventsOnce(actor.tenant, [input], 'pub-same');
+    expect((await rejection(store.appendEventsOnce(actor.tenant, [{ ...input, type: 'other' }], 'pub-same'))).code).toBe('conflict');
+    expect((await rejection(store.appendEventsOnce(actor.tenant, [input, input], 'pub-same'))).code).toBe('conflict');
+    expect((await store.appendEventsOnce(actor.tenant, [input], 'pub-same')).replayed).toBe(true);
+  });
+
   it('answers request_in_progress (409, retryable), not conflict, while another write holds the requestId', async () => {
     const { actor, process } = await setup();
     // A claim whose write has not stored its result (what a concurrent duplicate finds).
