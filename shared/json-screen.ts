@@ -42,7 +42,7 @@ function pathOf(frame: Frame | null, key?: string): string {
  * A UTF-16 surrogate without its pair: JSON.parse lets `"\ud800"` through, Postgres refuses it in
  * json/jsonb (and it was a 500 with the SQL logged). String.prototype.isWellFormed is ES2024.
  */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+export const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 const textEncoder = new TextEncoder();
 /** UTF-8 length without allocating for the usual all-ASCII case. */

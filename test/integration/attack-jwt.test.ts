@@ -136,7 +136,7 @@ describe('JWT attacks on an HS256 node (JWT_SECRET, JWT_ISSUER, JWT_AUDIENCE)', 
     await expectRefused(node, hs({}, [], { b64: false, crit: ['b64'] }), 'b64 false');
   });
 
-  it('refuses missing or wrong claims: iss, aud, exp, nbf, sub, tid, role', async () => {
+  it('refuses missing or wrong claims: iss, aud, exp, nbf, sub, tid, role, jti, name', async () => {
     const cases: [string, string, string[]?][] = [
       ['no iss', hs({}, ['iss'])],
       ['another iss', hs({ iss: 'https://evil.example' })],
@@ -160,6 +160,13 @@ describe('JWT attacks on an HS256 node (JWT_SECRET, JWT_ISSUER, JWT_AUDIENCE)', 
       ['role a list', hs({ role: ['admin'] })],
       ['name of 101 characters', hs({ name: 'x'.repeat(101) })],
       ['jti of 257 characters', hs({ jti: 'x'.repeat(257) })],
+      // The revocation key: one Postgres refuses (U+0000), one it stores as another string (U+FFFD).
+      ['jti with U+0000', hs({ jti: 'a\u0000b' })],
+      ['jti with a lone surrogate', hs({ jti: 'a\ud800b' })],
+      ['jti with a newline', hs({ jti: 'a\nb' })],
+      ['name with a lone surrogate', hs({ name: 'x\udc00' })],
+      // Past any Date: a socket's expiry timer and the revocation's expiry would be Invalid Date.
+      ['exp past the year 9999', hs({ exp: 9e12 })],
     ];
     for (const [what, tok, codes] of cases) await expectRefused(node, tok, what, codes ?? ['token_invalid']);
   });
