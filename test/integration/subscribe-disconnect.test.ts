@@ -57,7 +57,10 @@ it('a socket gone while its subscribe read the room is not left in the room or i
   const readDone = new Promise<void>((resolve) => {
     done = resolve;
   });
-  gate = { reached, open: new Promise<void>((resolve) => (open = resolve)), done };
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  gate = { reached, open: opened, done };
   const leaving = await client(node.url, { token: await token({ sub: 'ghost', tid: 'ghostco', role: 'viewer' }) });
   leaving.emit('subscribe', { room }, () => {});
   await atRead;
