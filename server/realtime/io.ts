@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Server } from 'socket.io';
 import type { ConnectError } from '../../shared/contract.js';
-import { ERRORS } from '../../shared/errors.js';
 import { PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { type BrowserHeaders, bearerToken, clientIp, cookiePage, parseCookies } from '../auth/token-source.js';
 import type { Config } from '../config/index.js';
@@ -40,17 +39,11 @@ export function createIo(config: Config): FluxoServer {
     pingTimeout: config.pingTimeoutMs,
     connectTimeout: config.connectTimeoutMs,
     serveClient: false,
-    // Cookies are only honoured from allowed pages (`cookiePage`; checked again in the middleware);
-    // a cross-site WebSocket upgrade is not stopped by CORS, so this gate is the one that matters: a
-    // handshake whose headers name a foreign page is refused before any Socket.IO packet.
-    allowRequest: (req: IncomingMessage, callback) => {
-      const headers = req.headers;
-      const hasCookie = typeof headers.cookie === 'string' && headers.cookie.includes(`${config.cookieName}=`);
-      if (hasCookie && cookiePage(browserHeaders(headers), cookieOrigins(config, headers.host)) === 'foreign') {
-        return callback(ERRORS.origin_not_allowed.message, false);
-      }
-      callback(null, true);
-    },
+    // No transport-level gate on the cookie: a session of its own gets nothing until its CONNECT
+    // passes the middleware below, which uses the cookie only from an allowed page (a cross-site
+    // WebSocket upgrade is not stopped by CORS) and answers a typed connect_error otherwise. A gate
+    // here refused pages of another origin of the same site (the browser sends the Lax cookie
+    // along) that authenticate with their own token, with an untyped 403 and a retry loop.
     // Long-polling from the pages of ALLOWED_ORIGINS (exact matches only, with credentials); every
     // answer says `Vary: Origin`. Engine.IO runs this `cors` middleware on uWebSockets.js too
     // (userver.ts buffers its headers), preflight included (204).

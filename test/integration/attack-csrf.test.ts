@@ -1,13 +1,13 @@
 /**
  * Cross-site WebSocket hijacking and cross-site request forgery against a real node process with
  * ALLOWED_ORIGINS set: the session cookie rides along on anything a victim's browser sends to the
- * node, so a page of another origin must get nothing from it — no socket (handshake over WebSocket
- * and over long-polling) and no write (every POST), while a bearer token, which a foreign page
- * cannot send on its own, works from anywhere.
+ * node, so a page of another origin must get nothing from it — no socket (a typed connect_error over
+ * WebSocket and over long-polling) and no write (every POST), while a token of its own, which a
+ * foreign page cannot send on its own, works from anywhere, with the cookie along or not.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, freshAddress, type HostileNode, startHostileNode, token } from '../harness/hostile.js';
-import { openSession, sioClient } from '../harness/wire.js';
+import { serverEvents, sioClient } from '../harness/wire.js';
 
 const APP = 'https://app.example.com';
 let node: HostileNode;
@@ -42,19 +42,26 @@ const FOREIGN = [
 ];
 
 describe('cross-site WebSocket hijacking', () => {
-  it('refuses a cookie handshake from a foreign Origin over WebSocket and long-polling, before any Socket.IO packet', async () => {
+  it('never connects a cookie handshake from a foreign Origin, over WebSocket and long-polling: a typed connect_error', async () => {
     const t = await token('victim', 'acme', 'admin');
     for (const origin of FOREIGN) {
       for (const transport of ['websocket', 'polling'] as const) {
-        const s = await openSession(transport, node.url, {
-          headers: [
-            ['Cookie', cookie(t)],
-            ['Origin', origin],
-          ],
-          localAddress: freshAddress(),
-        });
-        expect(s.open, `${transport} from ${origin}: a session was opened`).toBeNull();
-        expect(s.closed, `${transport} from ${origin}`).toMatch(/40[03]/);
+        const s = await sioClient(
+          node.url,
+          {},
+          {
+            transport,
+            headers: [
+              ['Cookie', cookie(t)],
+              ['Origin', origin],
+            ],
+            localAddress: freshAddress(),
+          },
+        );
+        expect(s.connected, `${transport} from ${origin}: connected`).toBe(false);
+        expect((s.connectError as { data?: { code?: string } }).data?.code, `${transport} from ${origin}`).toBe('origin_not_allowed');
+        // Nothing of the victim's reached it: no hello, no event.
+        expect(s.events(), `${transport} from ${origin}`).toEqual([]);
         await s.close();
       }
     }
@@ -84,14 +91,29 @@ describe('cross-site WebSocket hijacking', () => {
     }
   });
 
-  it('lets a bearer token connect from any Origin (a foreign page cannot send it by itself)', async () => {
-    const s = await sioClient(
-      node.url,
-      { token: await token('api', 'acme', 'viewer') },
-      { headers: [['Origin', 'https://evil.example.net']], localAddress: freshAddress() },
-    );
-    expect(s.connected).toBe(true);
-    await s.close();
+  it('lets a token of its own connect from any Origin (a foreign page cannot send it by itself), the cookie along or not', async () => {
+    const own = await token('api', 'acme', 'viewer');
+    const victims = await token('victim', 'acme', 'admin');
+    for (const transport of ['websocket', 'polling'] as const) {
+      for (const cookieAlong of [false, true]) {
+        const headers: [string, string][] = [['Origin', 'https://evil.example.net']];
+        if (cookieAlong) headers.push(['Cookie', cookie(victims)]);
+        // In the auth payload, and as a Bearer header.
+        for (const [auth, extra] of [
+          [{ token: own }, []],
+          [{}, [['Authorization', `Bearer ${own}`]]],
+        ] as [Record<string, string>, [string, string][]][]) {
+          const s = await sioClient(node.url, auth, { transport, headers: [...headers, ...extra], localAddress: freshAddress() });
+          const what = `${transport}, cookie ${cookieAlong}, ${Object.keys(auth).length ? 'auth' : 'bearer'}`;
+          expect(s.connected, what).toBe(true);
+          // It is the token's user, never the cookie's.
+          await s.session.until((r) => serverEvents(r).some((e) => e.event === 'hello'), Date.now() + 10_000);
+          const hello = s.events().find((e) => e.event === 'hello');
+          expect(hello?.args[0], what).toMatchObject({ userId: 'api' });
+          await s.close();
+        }
+      }
+    }
   });
 });
 
