@@ -119,6 +119,9 @@ class SchemaSet {
       // A request's JSON object is checked (depth, keys) before it is parsed: its input is "unknown" to zod.
       override: (ctx) => {
         if (ctx.zodSchema === jsonObject) ctx.jsonSchema.type = 'object';
+        // `metadata` replaces the global registry, where `.describe()` keeps its text: read it there.
+        const description = z.globalRegistry.get(ctx.zodSchema)?.description;
+        if (description !== undefined && ctx.jsonSchema.description === undefined) ctx.jsonSchema.description = description;
       },
     }) as JsonSchema;
     const { $schema: _, $defs, ...rest } = json;

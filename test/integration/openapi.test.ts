@@ -396,6 +396,16 @@ describe('OpenAPI document', () => {
     expect(undocumented).toEqual([]);
   });
 
+  it("keeps the schemas' field descriptions (`.describe()`), of shared components too", () => {
+    const schemas = doc.components.schemas as Record<string, { properties?: Record<string, { description?: string }> }>;
+    const events = doc.paths['/api/events']?.get?.responses?.['200'] as {
+      content: { 'application/json': { schema: { properties: Record<string, { description?: string }> } } };
+    };
+    expect(events.content['application/json'].schema.properties.next?.description).toMatch(/next page/);
+    const described = Object.values(schemas).flatMap((s) => Object.values(s.properties ?? {}).filter((p) => p.description));
+    expect(described.length).toBeGreaterThan(10);
+  });
+
   it('describes no route the node does not serve', () => {
     const served = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)));
     const missing = Object.keys(ROUTE_DOCS).filter((key) => {
