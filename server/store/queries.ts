@@ -143,15 +143,37 @@ export function processPage(tenant: string, query: ListProcessesQuery): Query<Pa
     conds.push(sql`(${processes.createdAt}, ${processes.id}) < (${key.createdAt}::timestamptz, ${key.id})`);
   }
   return async (db) => {
-    const rows = await db
-      .select()
+    // As a page of events (PAGE_DATA_BYTES): the first process past the bound, never the page's first.
+    const sizes = db
+      .select({ createdAt: processes.createdAt, id: processes.id, size: sql<number>`octet_length(${processes.data}::text)`.as('size') })
       .from(processes)
       .where(and(...conds))
+      .orderBy(desc(processes.createdAt), desc(processes.id))
+      .limit(limit);
+    const cut = db.$with('cut').as(
+      db
+        .select({ createdAt: sql`created_at`.as('stop_at'), id: sql`id`.as('stop_id') })
+        .from(sql`(SELECT created_at, id, size, sum(size) OVER (ORDER BY created_at DESC, id DESC) AS up_to FROM (${sizes}) AS sizes) AS sized`)
+        .where(sql`up_to > ${PAGE_DATA_BYTES} AND up_to <> size`)
+        .orderBy(sql`created_at DESC, id DESC`)
+        .limit(1),
+    );
+    const rows = await db
+      .with(cut)
+      .select({ ...getTableColumns(processes), stopped: sql<boolean>`EXISTS (SELECT 1 FROM cut)` })
+      .from(processes)
+      .where(
+        and(
+          ...conds,
+          sql`NOT EXISTS (SELECT 1 FROM cut WHERE (${processes.createdAt}, ${processes.id}) <= (cut.stop_at, cut.stop_id))`,
+        ),
+      )
       .orderBy(desc(processes.createdAt), desc(processes.id))
       .limit(limit + 1);
     const items = rows.slice(0, limit).map(toProcess);
     const last = items[items.length - 1];
-    const nextCursor = rows.length > limit && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null;
+    const more = rows.length > limit || rows[0]?.stopped === true;
+    const nextCursor = more && last ? encodeCursor({ createdAt: last.createdAt, id: last.id }) : null;
     if (!query.total) return { items, nextCursor };
     // A second statement, not one snapshot with the page: a write between the two can make them
     // differ by that write, which the caller sees live anyway (the board re-asks after events).

@@ -275,6 +275,25 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     expect(await pageAfter(ids[4]!)).toEqual({ ids: [ids[5]], more: true });
   });
 
+  it('cuts a page of processes where their data passes PAGE_DATA_BYTES, with a cursor to the rest', async () => {
+    const { actor, wf } = await setup();
+    const blob = 'p'.repeat(300_000);
+    const created: string[] = [];
+    for (let i = 0; i < 7; i++) created.push((await store.createProcess(actor, { workflowId: wf.id, title: `big ${i}`, data: { blob } })).process.id);
+    const newestFirst = created.reverse();
+    const seen: string[][] = [];
+    let cursor: string | undefined;
+    for (let n = 0; n < 10; n++) {
+      const page = await store.listProcesses(actor.tenant, { workflowId: wf.id, limit: 500, ...(cursor ? { cursor } : {}) });
+      seen.push(page.items.map((p) => p.id));
+      if (!page.nextCursor) break;
+      cursor = page.nextCursor;
+    }
+    // Three of 300 kB fit in 1 MiB: 3, 3, then the last one (and the setup's own small process).
+    expect(seen.map((ids) => ids.length)).toEqual([3, 3, 2]);
+    expect(seen.flat().slice(0, 7)).toEqual(newestFirst);
+  });
+
   it("numbers each room's events 1, 2, 3… in id order, across writes of every kind, and reports the head", async () => {
     const { actor, wf, process, event } = await setup();
     expect(event.offsets).toEqual([1, 1, 1]); // process:, workflow:, tenant
