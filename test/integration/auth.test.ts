@@ -1,11 +1,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { io as ioClient } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
 import { TEST_SECRET, token } from '../../scripts/topology/tokens.js';
 import type { FluxoNode } from '../../server/app.js';
-import { ERRORS } from '../../shared/errors.js';
 import type { ServerDisconnect } from '../../shared/protocol.js';
 import { type ConnectionStatus, connect as sdkConnect } from '../../shared/sdk/index.js';
 import { type Client, client, eventually, helloOf, request, startNode } from '../harness/node.js';
@@ -45,15 +45,12 @@ describe('socket authentication', () => {
   it('accepts the session cookie only from an allowed Origin', async () => {
     const t = await token({ sub: 'c1', tid: 'acme' });
     const cookie = `fluxo_session=${t}`;
-    // A cross-site page: refused in allowRequest with 403, before any Socket.IO packet — over WebSocket
-    // the upgrade is answered 403, over polling the handshake says why.
-    const refusedUpgrade = { type: 'TransportError', description: { message: 'Unexpected server response: 403' } };
-    const handshake = (origin: string) => fetch(`${node.url}/socket.io/?EIO=4&transport=polling`, { headers: { cookie, origin } });
+    // A cross-site page: a typed connect_error, over WebSocket and long-polling alike; nothing else.
     for (const origin of ['https://evil.example.net', 'null']) {
-      await expect(client(node.url, { headers: { cookie, origin } }), origin).rejects.toMatchObject(refusedUpgrade);
-      const polled = await handshake(origin);
-      expect(polled.status, origin).toBe(403);
-      expect(await polled.json()).toEqual({ code: 4, message: ERRORS.origin_not_allowed.message });
+      for (const transports of [['websocket'], ['polling']] as ('websocket' | 'polling')[][]) {
+        const refused = await connectError(client(node.url, { headers: { cookie, origin }, transports }));
+        expect(refused.data?.code, `${origin} ${transports}`).toBe('origin_not_allowed');
+      }
     }
     // No Origin: the cookie is never used.
     expect((await connectError(client(node.url, { headers: { cookie } }))).data?.code).toBe('origin_not_allowed');
@@ -93,10 +90,18 @@ describe('socket authentication', () => {
   });
 
   it('warns at once when a connect or a refresh brings a token with less than a minute left', async () => {
-    const s = await client(node.url, { token: await token({ sub: 'late', tid: 'acme', ttlS: 40 }) });
+    // Listening before the connect: the warning follows it at once.
+    const s: Client = ioClient(node.url, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      autoConnect: false,
+      auth: { token: await token({ sub: 'late', tid: 'acme', ttlS: 40 }) },
+    });
+    const warnings: { exp: number; inMs: number }[] = [];
+    s.on('auth:expiring', (info) => warnings.push(info));
+    s.connect();
     try {
-      const warnings: { exp: number; inMs: number }[] = [];
-      s.on('auth:expiring', (info) => warnings.push(info));
       await eventually(() => expect(warnings).toHaveLength(1));
       expect(warnings[0]!.inMs).toBeGreaterThan(0);
       expect(warnings[0]!.inMs).toBeLessThanOrEqual(40_000);
