@@ -20,6 +20,12 @@ interface Column {
   stage: string;
   items: Process[];
   cursor: string | null;
+  /**
+   * Where the page cursor stopped: the last card of the last page loaded. A card older than it is
+   * the next pages' to show; one newer is shown now, even when it is older than every loaded card
+   * (it left the column and came back): "Show more" starts after this card and never brings it again.
+   */
+  edge: PageKey | null;
   /** The server's count of the whole column; null until an answer gave it. */
   total: number | null;
   state: ListState;
@@ -159,6 +165,7 @@ export class Board {
       stage,
       items: [],
       cursor: null,
+      edge: null,
       total: null,
       state: 'loading',
       error: null,
@@ -189,6 +196,7 @@ export class Board {
     for (const col of this.columns.values()) {
       col.items = [];
       col.cursor = null;
+      col.edge = null;
       col.total = null;
       col.generation++;
       col.busy = false;
@@ -218,6 +226,7 @@ export class Board {
         this.insert(p, true);
       }
       col.cursor = page.nextCursor;
+      col.edge = page.items.at(-1) ?? col.edge;
       col.total = page.total;
       col.state = 'ready';
     } catch (err) {
@@ -347,9 +356,8 @@ export class Board {
   private insert(p: Process, paged = false): boolean {
     const col = this.columns.get(p.stage);
     if (!col) return false;
-    const last = col.items[col.items.length - 1];
     // Columns are newest first; an older card beyond the loaded pages appears when paged to.
-    if (!paged && col.cursor && last && newer(last, p)) return false;
+    if (!paged && col.cursor && col.edge && newer(col.edge, p)) return false;
     const at = col.items.findIndex((x) => newer(p, x));
     col.items.splice(at < 0 ? col.items.length : at, 0, p);
     this.cards.set(p.id, p);
@@ -589,7 +597,10 @@ export class Board {
   }
 }
 
-function newer(a: Process, b: Process): boolean {
+/** What a column page's keyset cursor is made of: newest first by (createdAt, id). */
+type PageKey = Pick<Process, 'createdAt' | 'id'>;
+
+function newer(a: PageKey, b: PageKey): boolean {
   return a.createdAt > b.createdAt || (a.createdAt === b.createdAt && a.id > b.id);
 }
 
