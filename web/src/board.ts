@@ -124,7 +124,8 @@ export class Board {
       },
     );
     await columns;
-    void client.setPresence(this.room, { status: 'viewing', card: null }).catch(() => {});
+    // Closed while loading (another workflow was picked): its room is left, it must not show up there.
+    if (!this.closed) void client.setPresence(this.room, { status: 'viewing', card: null }).catch(() => {});
   }
 
   async close(): Promise<void> {

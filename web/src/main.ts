@@ -16,6 +16,8 @@ const sessions = typeof BroadcastChannel === 'function' ? new BroadcastChannel('
 
 let client: FluxoClient | null = null;
 let board: Board | null = null;
+/** Bumped by each openBoard(): a pick overtaken by a later one while the old board closed gives way. */
+let boardPicks = 0;
 /** Whose board this tab shows; null anywhere else (sign-in prompt, unreachable server). */
 let current: Me | null = null;
 /** The node offers demo sign-in (GET /auth/session says so; its /auth/dev-users answers 404 otherwise). */
@@ -269,7 +271,13 @@ async function loadWorkflows(me: Me): Promise<void> {
 
 async function openBoard(workflow: Workflow, me: Me): Promise<void> {
   if (!client || me !== current) return;
-  await board?.close();
+  const pick = ++boardPicks;
+  // Taken off `board` before the await: a second pick meanwhile must not close it again and then
+  // open its board beside this one's (the page showed one, the other kept its room and presence).
+  const old = board;
+  board = null;
+  await old?.close();
+  if (pick !== boardPicks || !client || me !== current) return;
   $('#feed').replaceChildren();
   const b = new Board({
     client,
