@@ -3,6 +3,7 @@ import { type FluxoClient, FluxoError } from '../../shared/sdk/index.js';
 import { movesFrom } from '../../shared/workflow-moves.js';
 import { api, reason, sessionOver } from './api.js';
 import { avatar, h } from './dom.js';
+import { retrying } from './retry.js';
 
 /** Cards fetched per column page: a column with thousands of processes loads them 50 at a time. */
 const PAGE_SIZE = 50;
@@ -12,6 +13,17 @@ const FEED_SIZE = 50;
  * total is asked again this long after the last such event, so a burst of moves costs one request.
  */
 const TOTAL_REFRESH_MS = 300;
+/**
+ * Cards that live events name but this page has not loaded are fetched together, this long after
+ * the first: a reconnect replays what was missed in one burst.
+ */
+const UNKNOWN_BATCH_MS = 100;
+/**
+ * Up to this many such cards are fetched one by one; more (a long offline spell on a large board)
+ * reload the columns they went to instead: a request per card would meet the server's `http:read`
+ * limit (100/s a user by default) and leave the board wrong.
+ */
+const FETCH_EACH_MAX = 8;
 
 type ListState = 'loading' | 'ready' | 'error';
 type FeedState = 'loading' | 'ready' | 'empty' | 'error';
@@ -77,6 +89,9 @@ export class Board {
   private viewerCount: number | null = null;
   private focused: string | null = null;
   private presenceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Cards live events named that are not loaded, with the stage the latest event put them in. */
+  private readonly unknown = new Map<string, string | null>();
+  private unknownTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly room: string;
   private stop: (() => Promise<void>) | null = null;
   private readonly listeners: (() => void)[] = [];
@@ -132,6 +147,7 @@ export class Board {
     this.closed = true;
     for (const off of this.listeners.splice(0)) off();
     clearTimeout(this.presenceTimer);
+    clearTimeout(this.unknownTimer);
     for (const col of this.columns.values()) clearTimeout(col.totalTimer);
     await this.stop?.();
   }
@@ -193,8 +209,16 @@ export class Board {
 
   /** Reloads every column from the API (after a gap in the room's stream). */
   private async reload(): Promise<void> {
-    this.cards.clear();
-    for (const col of this.columns.values()) {
+    this.o.notify('Some updates could not be replayed; the board was reloaded.', 'info');
+    await this.reloadColumns(this.o.workflow.stages);
+  }
+
+  /** Forgets what `stages` had loaded and loads their first pages (and totals) again. */
+  private async reloadColumns(stages: Iterable<string>): Promise<void> {
+    const reloading = [...new Set(stages)].filter((s) => this.columns.has(s));
+    for (const stage of reloading) {
+      const col = this.columns.get(stage)!;
+      for (const p of col.items) this.cards.delete(p.id);
       col.items = [];
       col.cursor = null;
       col.edge = null;
@@ -203,8 +227,7 @@ export class Board {
       col.busy = false;
       clearTimeout(col.totalTimer);
     }
-    this.o.notify('Some updates could not be replayed; the board was reloaded.', 'info');
-    await Promise.all(this.o.workflow.stages.map((s) => this.loadMore(s)));
+    await Promise.all(reloading.map((s) => this.loadMore(s)));
   }
 
   /** The next page of a column (the first one when nothing is loaded); a failure is shown in the column with a retry. */
@@ -217,7 +240,13 @@ export class Board {
     col.error = null;
     this.rerender([stage]);
     try {
-      const page = await api.processes(this.o.workflow.id, stage, PAGE_SIZE, col.cursor);
+      const cursor = col.cursor;
+      // Refused by the rate limit (after a burst of catching up): asked again, the column keeps loading.
+      const page = await retrying(
+        () => api.processes(this.o.workflow.id, stage, PAGE_SIZE, cursor),
+        () => !this.closed && generation === col.generation,
+        (err) => err.code === 'rate_limited',
+      );
       if (this.closed || generation !== col.generation) return;
       for (const p of page.items) {
         const known = this.cards.get(p.id);
@@ -252,13 +281,14 @@ export class Board {
     col.totalTimer = setTimeout(async () => {
       const ask = ++col.totalAsk;
       const generation = col.generation;
+      const current = () => !this.closed && ask === col.totalAsk && generation === col.generation;
       try {
-        const page = await api.processes(this.o.workflow.id, col.stage, 1);
-        if (this.closed || ask !== col.totalAsk || generation !== col.generation) return;
+        const page = await retrying(() => api.processes(this.o.workflow.id, col.stage, 1), current);
+        if (!current()) return;
         col.total = page.total;
         this.renderCount(col);
       } catch {
-        // The count keeps its last value; the next event touching the column asks again.
+        // Not retryable (the session is over: the page goes to sign-in), or a newer ask replaced this one.
       }
     }, TOTAL_REFRESH_MS);
   }
@@ -334,20 +364,44 @@ export class Board {
       this.flash(moved.id);
       return;
     }
-    // A card not loaded yet (on a later page, or new): fetch it so the board shows it.
-    api
-      .process(event.processId)
-      .then((p) => {
-        if (this.closed) return;
-        const again = this.cards.get(p.id);
-        if (again && again.version >= p.version) return;
-        if (again) this.remove(again);
-        if (this.insert(p)) {
-          this.rerender(again ? [p.stage, again.stage] : [p.stage]);
-          this.flash(p.id);
-        } else if (again) this.rerender([again.stage]);
-      })
-      .catch(() => {});
+    // A card not loaded yet (on a later page, or new): fetched so the board shows it.
+    this.unknown.set(event.processId, event.toStage);
+    this.unknownTimer ??= setTimeout(() => this.fetchUnknown(), UNKNOWN_BATCH_MS);
+  }
+
+  /** The cards of `unknown`: one by one when they are few, else the columns they went to (FETCH_EACH_MAX). */
+  private fetchUnknown(): void {
+    this.unknownTimer = undefined;
+    if (this.closed) return;
+    const batch = [...this.unknown];
+    this.unknown.clear();
+    if (batch.length <= FETCH_EACH_MAX) {
+      for (const [id] of batch) void this.fetchCard(id);
+      return;
+    }
+    // An event without a stage says nothing of where the card went: every column is reloaded.
+    const stages = batch.some(([, stage]) => stage === null) ? this.o.workflow.stages : batch.map(([, stage]) => stage!);
+    void this.reloadColumns(stages);
+  }
+
+  private async fetchCard(id: string): Promise<void> {
+    let p: Process;
+    try {
+      p = await retrying(
+        () => api.process(id),
+        () => !this.closed,
+      );
+    } catch {
+      return; // not retryable: gone (not_found), or the session is over (the page goes to sign-in)
+    }
+    if (this.closed) return;
+    const again = this.cards.get(p.id);
+    if (again && again.version >= p.version) return;
+    if (again) this.remove(again);
+    if (this.insert(p)) {
+      this.rerender(again ? [p.stage, again.stage] : [p.stage]);
+      this.flash(p.id);
+    } else if (again) this.rerender([again.stage]);
   }
 
   /**
