@@ -8,7 +8,17 @@ import type { FluxoNode } from '../../server/app.js';
 import type { Process, TransitionResult, Workflow } from '../../shared/protocol.js';
 import { startNode } from '../harness/node.js';
 import { avatarContrastOverHues, boxes, lowContrast, overlap, smallTargets } from './a11y.js';
-import { card, cardIn, launchChromium, type SignedIn, screenshot, signInWithToken, waitForBoard, waitForSignIn } from './harness.js';
+import {
+  card,
+  cardIn,
+  launchChromium,
+  type SignedIn,
+  screenshot,
+  signInOnPage,
+  signInWithToken,
+  waitForBoard,
+  waitForSignIn,
+} from './harness.js';
 
 /**
  * The board's accessibility and layout, measured in Chromium (issue 11, item 4): keyboard moves keep
@@ -150,6 +160,42 @@ describe('board layout', () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     expect(overflow, 'the page itself scrolls sideways').toBe(0);
     await docsScreenshot(page, 'board-phone');
+  });
+
+  it.each([
+    ['1440 px', { viewport: { width: 1440, height: 900 } }],
+    ['a 390 px phone', PHONE],
+  ] as const)('at %s a title without spaces (a URL) wraps inside its card, and the card stays inside its column', async (_, options) => {
+    // A board of its own, as wide as the one above (five columns at their narrowest at 1440 px):
+    // the cards above, and the README's screenshots, stay as they are.
+    const own = await api<{ data: Workflow }>(node.url, 'POST', '/api/workflows', {
+      token: adminToken,
+      body: { name: 'Long titles', stages: STAGES, transitions: { lead: ['qualified'] } },
+    });
+    const title = `https://example.com/${'averylongpathsegmentwithoutanyspaces/'.repeat(3)}end`;
+    const created = await api<{ data: Process }>(node.url, 'POST', '/api/processes', {
+      token: adminToken,
+      body: { workflowId: own.body.data.id, title },
+    });
+    const long = created.body.data;
+    const context = await browser.newContext(options);
+    try {
+      const page = await context.newPage();
+      await page.goto(`${node.url}/?workflow=${own.body.data.id}`);
+      await signInOnPage(page, adminToken);
+      await card(page, long.id).waitFor();
+      const [box] = await boxes(page, `.card[data-process="${long.id}"]`);
+      const [column] = await boxes(page, '.column[data-stage="lead"]');
+      expect(box!.right, 'the card ends inside its column').toBeLessThanOrEqual(column!.right + 0.5);
+      const overflow = await card(page, long.id).evaluate((el) => {
+        const title = el.querySelector('.card-title') as HTMLElement;
+        return { card: el.scrollWidth - el.clientWidth, title: title.scrollWidth - title.clientWidth };
+      });
+      expect(overflow, 'nothing overflows the card').toEqual({ card: 0, title: 0 });
+      await screenshot(page, `long-title-${options.viewport?.width}`);
+    } finally {
+      await context.close();
+    }
   });
 });
 
