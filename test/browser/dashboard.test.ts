@@ -100,6 +100,23 @@ describe('dashboard in a real browser', () => {
     await screenshot(eve.page, 'other-tenant-eve');
   });
 
+  it('stops showing a user on a card once their pointer, or their keyboard focus, has left it', async () => {
+    const p = cards[2]!;
+    const onCard = card(bob.page, p.id).locator('.card-viewers [data-user="ada"]');
+    await card(ada.page, p.id).hover();
+    await onCard.waitFor({ timeout: 2000 });
+    // The pointer goes to the toolbar, off every card.
+    await ada.page.locator('#logout').hover();
+    await onCard.waitFor({ state: 'detached', timeout: 2000 });
+    await card(ada.page, p.id).focus();
+    await onCard.waitFor({ timeout: 2000 });
+    await ada.page.locator('#logout').focus();
+    await onCard.waitFor({ state: 'detached', timeout: 2000 });
+    // Off the card, still on the board.
+    await bob.page.locator('#viewers [data-user="ada"]').waitFor();
+    await expect(bob.page.locator('.card-viewers [data-user="ada"]').count()).resolves.toBe(0);
+  });
+
   it('shows a clear message on a version conflict and then the current state', async () => {
     const p = cards[2]!;
     // B's card is shown as of an older version (as if B had not yet seen someone's move).

@@ -87,7 +87,11 @@ export class Board {
   private members: PresenceMember[] = [];
   /** How many view the board when the server leaves its list out (a huge room); null when `members` is the list. */
   private viewerCount: number | null = null;
-  private focused: string | null = null;
+  /** The card under the pointer, and the one holding keyboard focus: the user looks at the first, else the second. */
+  private pointed: string | null = null;
+  private keyboard: string | null = null;
+  /** The card the others were last told this user looks at. */
+  private looking: string | null = null;
   private presenceTimer: ReturnType<typeof setTimeout> | undefined;
   /** Cards live events named that are not loaded, with the stage the latest event put them in. */
   private readonly unknown = new Map<string, string | null>();
@@ -587,8 +591,25 @@ export class Board {
       this.dragging = null;
       li.classList.remove('dragging');
     });
-    li.addEventListener('focusin', () => this.focus(p.id));
-    li.addEventListener('mouseenter', () => this.focus(p.id));
+    li.addEventListener('mouseenter', () => {
+      this.pointed = p.id;
+      this.look();
+    });
+    li.addEventListener('mouseleave', () => {
+      if (this.pointed !== p.id) return;
+      this.pointed = null;
+      this.look();
+    });
+    li.addEventListener('focusin', () => {
+      this.keyboard = p.id;
+      this.look();
+    });
+    li.addEventListener('focusout', (e) => {
+      // Within the card (to one of its buttons) is still on it.
+      if (li.contains(e.relatedTarget as Node | null) || this.keyboard !== p.id) return;
+      this.keyboard = null;
+      this.look();
+    });
     return li;
   }
 
@@ -603,13 +624,18 @@ export class Board {
       .map((m) => avatar(m.userId, m.name, true));
   }
 
-  /** Tells the others which card this user looks at (debounced: hovering across a column is not a storm). */
-  private focus(id: string): void {
-    if (this.focused === id) return;
-    this.focused = id;
+  /**
+   * Tells the others which card this user looks at, or that it is none once pointer and focus have
+   * left the cards. Debounced: hovering across a column, or a re-render that replaces the focused
+   * card (focus leaves and comes back), is not a storm.
+   */
+  private look(): void {
     clearTimeout(this.presenceTimer);
     this.presenceTimer = setTimeout(() => {
-      void this.o.client.setPresence(this.room, { status: 'viewing', card: id }).catch(() => {});
+      const card = this.pointed ?? this.keyboard;
+      if (this.closed || card === this.looking) return;
+      this.looking = card;
+      void this.o.client.setPresence(this.room, { status: 'viewing', card }).catch(() => {});
     }, 150);
   }
 
