@@ -153,7 +153,9 @@ export function processPage(tenant: string, query: ListProcessesQuery): Query<Pa
     const cut = db.$with('cut').as(
       db
         .select({ createdAt: sql`created_at`.as('stop_at'), id: sql`id`.as('stop_id') })
-        .from(sql`(SELECT created_at, id, size, sum(size) OVER (ORDER BY created_at DESC, id DESC) AS up_to FROM (${sizes}) AS sizes) AS sized`)
+        .from(
+          sql`(SELECT created_at, id, size, sum(size) OVER (ORDER BY created_at DESC, id DESC) AS up_to FROM (${sizes}) AS sizes) AS sized`,
+        )
         .where(sql`up_to > ${PAGE_DATA_BYTES} AND up_to <> size`)
         .orderBy(sql`created_at DESC, id DESC`)
         .limit(1),
@@ -163,10 +165,7 @@ export function processPage(tenant: string, query: ListProcessesQuery): Query<Pa
       .select({ ...getTableColumns(processes), stopped: sql<boolean>`EXISTS (SELECT 1 FROM cut)` })
       .from(processes)
       .where(
-        and(
-          ...conds,
-          sql`NOT EXISTS (SELECT 1 FROM cut WHERE (${processes.createdAt}, ${processes.id}) <= (cut.stop_at, cut.stop_id))`,
-        ),
+        and(...conds, sql`NOT EXISTS (SELECT 1 FROM cut WHERE (${processes.createdAt}, ${processes.id}) <= (cut.stop_at, cut.stop_id))`),
       )
       .orderBy(desc(processes.createdAt), desc(processes.id))
       .limit(limit + 1);

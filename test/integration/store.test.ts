@@ -279,7 +279,8 @@ describe.each(backends)('store on $name', ({ name, start }) => {
     const { actor, wf } = await setup();
     const blob = 'p'.repeat(300_000);
     const created: string[] = [];
-    for (let i = 0; i < 7; i++) created.push((await store.createProcess(actor, { workflowId: wf.id, title: `big ${i}`, data: { blob } })).process.id);
+    for (let i = 0; i < 7; i++)
+      created.push((await store.createProcess(actor, { workflowId: wf.id, title: `big ${i}`, data: { blob } })).process.id);
     const newestFirst = created.reverse();
     const seen: string[][] = [];
     let cursor: string | undefined;
