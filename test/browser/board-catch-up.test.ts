@@ -1,13 +1,10 @@
-import type { Browser, Page, Route } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildWebIfStale } from '../../scripts/build-web.js';
+import type { Page, Route } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
 import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
-import { token } from '../../scripts/topology/tokens.js';
-import type { FluxoNode } from '../../server/app.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
-import { eventually, startNode } from '../harness/node.js';
-import { expectNoDuplicates, launchChromium, screenshot, signInWithToken } from './harness.js';
+import { eventually } from '../harness/node.js';
+import { boardNode, expectNoDuplicates, screenshot, signInWithToken } from './harness.js';
 
 /**
  * A board that missed many events (offline while others worked on a large board) converges to the
@@ -19,27 +16,13 @@ import { expectNoDuplicates, launchChromium, screenshot, signInWithToken } from 
 const LIMITS = 'process:transition=1000/1,handshake=1000/1,subscribe=1000/1,http:write=1000/1,http:read=10/1';
 const N = 120;
 
-let node: FluxoNode;
-let browser: Browser;
-let adminToken: string;
-let bobToken: string;
-
-beforeAll(async () => {
-  await buildWebIfStale();
-  [node, browser] = await Promise.all([startNode({ RATE_LIMITS: LIMITS, NODE_ID: 'node-catch-up' }), launchChromium()]);
-  adminToken = await token({ sub: 'ada', tid: 'acme', role: 'admin', name: 'Ada Lovelace' });
-  bobToken = await token({ sub: 'bob', tid: 'acme', role: 'editor', name: 'Bob Builder' });
-});
-afterAll(async () => {
-  await browser?.close();
-  await node?.close();
-});
+const ctx = boardNode({ RATE_LIMITS: LIMITS, NODE_ID: 'node-catch-up' });
 
 /** A board whose todo column is longer than a page; its cards newest first. */
 async function longBoard(): Promise<{ wf: Workflow; cards: Process[] }> {
-  const wf = await createBoard(node.url, adminToken);
+  const wf = await createBoard(ctx.node.url, ctx.adminToken);
   for (let i = 0; i < N; i += 20)
-    await Promise.all(Array.from({ length: 20 }, (_, j) => createProcess(node.url, adminToken, wf.id, `Card ${i + j}`)));
+    await Promise.all(Array.from({ length: 20 }, (_, j) => createProcess(ctx.node.url, ctx.adminToken, wf.id, `Card ${i + j}`)));
   return { wf, cards: await all(wf) };
 }
 
@@ -50,10 +33,10 @@ async function all(wf: Workflow): Promise<Process[]> {
   do {
     const q = new URLSearchParams({ workflowId: wf.id, limit: '200', ...(cursor ? { cursor } : {}) });
     const res: { status: number; body: { data: Process[]; nextCursor: string | null } } = await api(
-      node.url,
+      ctx.node.url,
       'GET',
       `/api/processes?${q}`,
-      { token: adminToken },
+      { token: ctx.adminToken },
     );
     if (res.status !== 200) throw new Error(`list: ${res.status} ${JSON.stringify(res.body)}`);
     out.push(...res.body.data);
@@ -63,7 +46,7 @@ async function all(wf: Workflow): Promise<Process[]> {
 }
 
 async function move(processId: string, to: string): Promise<void> {
-  const res = await api(node.url, 'POST', `/api/processes/${processId}/transition`, { token: adminToken, body: { to } });
+  const res = await api(ctx.node.url, 'POST', `/api/processes/${processId}/transition`, { token: ctx.adminToken, body: { to } });
   if (res.status !== 200) throw new Error(`move: ${res.status} ${JSON.stringify(res.body)}`);
 }
 
@@ -102,14 +85,14 @@ async function differences(page: Page, wf: Workflow): Promise<string[]> {
 /** The page loses the network; its socket is cut on the server so it notices at once. */
 async function goOffline(page: Page, userId: string): Promise<void> {
   await page.context().setOffline(true);
-  for (const s of await node.io.fetchSockets()) if (s.data.principal.userId === userId) s.disconnect(true);
+  for (const s of await ctx.node.io.fetchSockets()) if (s.data.principal.userId === userId) s.disconnect(true);
   await page.locator('#status:not([data-state="connected"])').waitFor();
 }
 
 describe('a board that missed many events', () => {
   it('catches up on cards it had not loaded without a request per card, and shows the server’s truth', async () => {
     const { wf, cards } = await longBoard();
-    const { context, page } = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, bobToken);
+    const { context, page } = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, ctx.bobToken);
     try {
       await expect(page.locator('.column[data-stage="todo"] .card').count()).resolves.toBe(50);
       await goOffline(page, 'bob');
@@ -133,7 +116,7 @@ describe('a board that missed many events', () => {
 
   it('asks again for a column’s total the rate limit refused, after its Retry-After', async () => {
     const { wf, cards } = await longBoard();
-    const { context, page } = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, bobToken);
+    const { context, page } = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, ctx.bobToken);
     try {
       // The next total asked for is refused, as a node over its limit would.
       let refused = 0;

@@ -1,13 +1,9 @@
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildWebIfStale } from '../../scripts/build-web.js';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { api } from '../../scripts/topology/api.js';
 import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
-import { token } from '../../scripts/topology/tokens.js';
-import type { FluxoNode } from '../../server/app.js';
 import type { Process, Workflow } from '../../shared/protocol.js';
-import { startNode } from '../harness/node.js';
-import { card, cardIn, expectNoDuplicates, launchChromium, screenshot, signInWithToken } from './harness.js';
+import { boardNode, card, cardIn, expectNoDuplicates, screenshot, signInWithToken } from './harness.js';
 
 /**
  * A column longer than a page shows 50 cards and "Show 50 more". A card that leaves the loaded part
@@ -18,24 +14,12 @@ import { card, cardIn, expectNoDuplicates, launchChromium, screenshot, signInWit
 const LIMITS = 'process:transition=1000/1,handshake=1000/1,subscribe=1000/1,http:write=1000/1,http:read=1000/1';
 const N = 120;
 
-let node: FluxoNode;
-let browser: Browser;
-let adminToken: string;
-
-beforeAll(async () => {
-  await buildWebIfStale();
-  [node, browser] = await Promise.all([startNode({ RATE_LIMITS: LIMITS, NODE_ID: 'node-paging' }), launchChromium()]);
-  adminToken = await token({ sub: 'ada', tid: 'acme', role: 'admin', name: 'Ada Lovelace' });
-});
-afterAll(async () => {
-  await browser?.close();
-  await node?.close();
-});
+const ctx = boardNode({ RATE_LIMITS: LIMITS, NODE_ID: 'node-paging' });
 
 async function longBoard(): Promise<Workflow> {
-  const wf = await createBoard(node.url, adminToken);
+  const wf = await createBoard(ctx.node.url, ctx.adminToken);
   for (let i = 0; i < N; i += 20)
-    await Promise.all(Array.from({ length: 20 }, (_, j) => createProcess(node.url, adminToken, wf.id, `Card ${i + j}`)));
+    await Promise.all(Array.from({ length: 20 }, (_, j) => createProcess(ctx.node.url, ctx.adminToken, wf.id, `Card ${i + j}`)));
   return wf;
 }
 
@@ -44,7 +28,7 @@ async function oldestLoaded(page: Page): Promise<Process> {
   const todo = page.locator('.column[data-stage="todo"] .card');
   await expect(todo.count()).resolves.toBe(50);
   const id = (await todo.last().getAttribute('data-process')) ?? '';
-  const res = await api<{ data: Process }>(node.url, 'GET', `/api/processes/${id}`, { token: adminToken });
+  const res = await api<{ data: Process }>(ctx.node.url, 'GET', `/api/processes/${id}`, { token: ctx.adminToken });
   return res.body.data;
 }
 
@@ -66,7 +50,7 @@ async function pageToEnd(page: Page): Promise<void> {
 describe('a column longer than a page', () => {
   it('shows again the oldest loaded card when the user moves it out and straight back', async () => {
     const wf = await longBoard();
-    const { context, page } = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, adminToken);
+    const { context, page } = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, ctx.adminToken);
     try {
       const p = await oldestLoaded(page);
       await card(page, p.id).locator('button[data-to="doing"]').click();
@@ -85,7 +69,7 @@ describe('a column longer than a page', () => {
 
   it('keeps the oldest loaded card on a version conflict that leaves it where it was', async () => {
     const wf = await longBoard();
-    const { context, page } = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, adminToken);
+    const { context, page } = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, ctx.adminToken);
     try {
       const p = await oldestLoaded(page);
       // Shown as of an older version (as if the page had missed someone's change): the move conflicts.

@@ -1,16 +1,13 @@
-import type { Browser, Page, Route } from 'playwright-core';
+import type { Page, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildWebIfStale } from '../../scripts/build-web.js';
 import { api } from '../../scripts/topology/api.js';
 import { createBoard, createProcess } from '../../scripts/topology/fixtures.js';
 import { token } from '../../scripts/topology/tokens.js';
-import type { FluxoNode } from '../../server/app.js';
 import type { Process, TransitionResult, Workflow } from '../../shared/protocol.js';
-import { startNode } from '../harness/node.js';
 import {
+  boardNode,
   card,
   cardIn,
-  launchChromium,
   type SignedIn,
   screenshot,
   signInOnPage,
@@ -27,32 +24,18 @@ import {
 
 const LIMITS = 'process:transition=1000/1,handshake=1000/1,subscribe=1000/1,http:write=1000/1,http:read=1000/1,auth=1000/1';
 
-let node: FluxoNode;
-let browser: Browser;
-let adminToken: string;
-let bobToken: string;
-
-beforeAll(async () => {
-  await buildWebIfStale();
-  [node, browser] = await Promise.all([startNode({ RATE_LIMITS: LIMITS, NODE_ID: 'node-truth' }), launchChromium()]);
-  adminToken = await token({ sub: 'ada', tid: 'acme', role: 'admin', name: 'Ada Lovelace' });
-  bobToken = await token({ sub: 'bob', tid: 'acme', role: 'editor', name: 'Bob Builder' });
-});
-afterAll(async () => {
-  await browser?.close();
-  await node?.close();
-});
+const ctx = boardNode({ RATE_LIMITS: LIMITS, NODE_ID: 'node-truth' });
 
 async function board(titles: string[]): Promise<{ wf: Workflow; cards: Process[] }> {
-  const wf = await createBoard(node.url, adminToken);
+  const wf = await createBoard(ctx.node.url, ctx.adminToken);
   const cards: Process[] = [];
-  for (const title of titles) cards.push(await createProcess(node.url, adminToken, wf.id, title));
+  for (const title of titles) cards.push(await createProcess(ctx.node.url, ctx.adminToken, wf.id, title));
   return { wf, cards };
 }
 
 async function move(processId: string, to: string): Promise<TransitionResult> {
-  const res = await api<{ data: TransitionResult }>(node.url, 'POST', `/api/processes/${processId}/transition`, {
-    token: adminToken,
+  const res = await api<{ data: TransitionResult }>(ctx.node.url, 'POST', `/api/processes/${processId}/transition`, {
+    token: ctx.adminToken,
     body: { to },
   });
   if (res.status !== 200) throw new Error(`move: ${res.status} ${JSON.stringify(res.body)}`);
@@ -61,7 +44,7 @@ async function move(processId: string, to: string): Promise<TransitionResult> {
 
 /** The user's sockets on the node (a tab has one). */
 async function socketsOf(userId: string) {
-  return (await node.io.fetchSockets()).filter((s) => s.data.principal.userId === userId);
+  return (await ctx.node.io.fetchSockets()).filter((s) => s.data.principal.userId === userId);
 }
 
 /** A request the test lets through only when it says so: the page shows its loading state meanwhile. */
@@ -100,7 +83,7 @@ describe('the board tells the truth', () => {
   it('loads with no console error and no failed request, signed out and signed in; the favicon is served', async () => {
     const { wf, cards } = await board(['Quiet card']);
     await move(cards[0]!.id, 'doing');
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const context = await ctx.browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
     const problems = watchProblems(page);
     const apiCalls: string[] = [];
@@ -109,11 +92,11 @@ describe('the board tells the truth', () => {
       if (path.startsWith('/api/') || path.startsWith('/auth/')) apiCalls.push(`${req.method()} ${path}`);
     });
     try {
-      await page.goto(`${node.url}/?workflow=${wf.id}`);
+      await page.goto(`${ctx.node.url}/?workflow=${wf.id}`);
       await waitForSignIn(page);
       // The page asked who is signed in without provoking a 401 (GET /auth/session answers 200 either way).
       expect(apiCalls[0]).toBe('GET /auth/session');
-      await signInOnPage(page, adminToken);
+      await signInOnPage(page, ctx.adminToken);
       await page.reload();
       await waitForBoard(page);
       await page.locator('#feed li').first().waitFor();
@@ -122,7 +105,7 @@ describe('the board tells the truth', () => {
       expect(apiCalls).not.toContain('GET /api/me');
 
       const icon = await page.locator('link[rel="icon"]').getAttribute('href');
-      const served = await page.request.get(new URL(icon ?? '/nope', node.url).toString());
+      const served = await page.request.get(new URL(icon ?? '/nope', ctx.node.url).toString());
       expect(served.status()).toBe(200);
       expect(served.headers()['content-type']).toBe('image/svg+xml');
       expect(await served.text()).toContain('<svg');
@@ -132,10 +115,10 @@ describe('the board tells the truth', () => {
   });
 
   it('shows why signing in failed on the sign-in prompt itself', async () => {
-    const context = await browser.newContext();
+    const context = await ctx.browser.newContext();
     const page = await context.newPage();
     try {
-      await page.goto(node.url);
+      await page.goto(ctx.node.url);
       await waitForSignIn(page);
       const forged = await token({ sub: 'mallory', tid: 'acme', secret: 'another-secret-that-is-long-enough-for-hs256' });
       await page.fill('#token', forged);
@@ -156,11 +139,11 @@ describe('the board tells the truth', () => {
     const { wf, cards } = await board(['Shared card']);
     // Signing out revokes the token: this test has its own user and tokens.
     const dana = () => token({ sub: 'dana', tid: 'acme', role: 'editor', name: 'Dana' });
-    const a = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, await dana());
+    const a = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, await dana());
     try {
       const before = new Set((await socketsOf('dana')).map((s) => s.id));
       const tabB = await a.context.newPage();
-      await tabB.goto(`${node.url}/?workflow=${wf.id}`);
+      await tabB.goto(`${ctx.node.url}/?workflow=${wf.id}`);
       await waitForBoard(tabB);
       await cardIn(tabB, 'todo', cards[0]!.id).waitFor();
       // Tab B cannot hear the server any more: its socket is cut and every reconnect fails.
@@ -193,10 +176,10 @@ describe('the board tells the truth', () => {
   it('a board whose token is revoked elsewhere goes to the sign-in prompt and says why', async () => {
     const { wf } = await board(['Revoked card']);
     const own = await token({ sub: 'carol', tid: 'acme', role: 'editor', name: 'Carol' });
-    const c = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, own);
+    const c = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, own);
     try {
-      // Logged out from somewhere else (a script, another browser): the server disconnects with token_revoked.
-      const out = await api(node.url, 'POST', '/auth/logout', { token: own, body: {} });
+      // Logged out from somewhere else (a script, another ctx.browser): the server disconnects with token_revoked.
+      const out = await api(ctx.node.url, 'POST', '/auth/logout', { token: own, body: {} });
       expect(out.status).toBe(200);
       await waitForSignIn(c.page);
       await expect(c.page.locator('#signin-message').textContent()).resolves.toBe(
@@ -210,7 +193,7 @@ describe('the board tells the truth', () => {
   it('says when a column, the workflows or the history are loading or failed — never a blank count — and recovers on Retry', async () => {
     const { wf, cards } = await board(['Card one', 'Card two']);
     await move(cards[0]!.id, 'doing');
-    const { context, page } = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, adminToken);
+    const { context, page } = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, ctx.adminToken);
     try {
       // Loading: the todo column's page is held.
       const held = gate();
@@ -273,7 +256,7 @@ describe('the board tells the truth', () => {
   it('shows recent history in the feed on load, newest first, and an empty board as empty', async () => {
     const { wf, cards } = await board(['History one', 'History two']);
     const moved = await move(cards[0]!.id, 'doing');
-    const { context, page } = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, bobToken);
+    const { context, page } = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, ctx.bobToken);
     try {
       await page.locator('#feed li').nth(2).waitFor();
       await expect(
@@ -282,15 +265,15 @@ describe('the board tells the truth', () => {
       await expect(page.locator('#feed li').first().getAttribute('data-event')).resolves.toBe(String(moved.event.id));
 
       // An empty board says so, and stops saying so once something happens.
-      const empty = await createBoard(node.url, adminToken);
-      await page.goto(`${node.url}/?workflow=${empty.id}`);
+      const empty = await createBoard(ctx.node.url, ctx.adminToken);
+      await page.goto(`${ctx.node.url}/?workflow=${empty.id}`);
       await waitForBoard(page);
       await page.locator('#feed-status[data-state="empty"]', { hasText: 'No events yet.' }).waitFor();
       for (const stage of empty.stages) {
         await expect(countOf(page, stage).textContent()).resolves.toBe('0');
         await expect(page.locator(`.column[data-stage="${stage}"] .empty`).textContent()).resolves.toBe('No cards');
       }
-      const p = await createProcess(node.url, adminToken, empty.id, 'First one');
+      const p = await createProcess(ctx.node.url, ctx.adminToken, empty.id, 'First one');
       await cardIn(page, 'todo', p.id).waitFor();
       await page.locator('#feed-status[data-state="ready"]').waitFor({ state: 'attached' });
       await expect(page.locator('#feed li').first().textContent()).resolves.toContain('ada created First one');
@@ -301,12 +284,14 @@ describe('the board tells the truth', () => {
   });
 
   it('counts are the real totals of columns longer than a page, and follow moves made elsewhere', async () => {
-    const wf = await createBoard(node.url, adminToken);
+    const wf = await createBoard(ctx.node.url, ctx.adminToken);
     const N = 120;
     const made: Process[] = [];
     for (let i = 0; i < N; i += 20)
-      made.push(...(await Promise.all(Array.from({ length: 20 }, (_, j) => createProcess(node.url, adminToken, wf.id, `Bulk ${i + j}`)))));
-    const { context, page } = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, adminToken);
+      made.push(
+        ...(await Promise.all(Array.from({ length: 20 }, (_, j) => createProcess(ctx.node.url, ctx.adminToken, wf.id, `Bulk ${i + j}`)))),
+      );
+    const { context, page } = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, ctx.adminToken);
     try {
       const todo = page.locator('.column[data-stage="todo"] .card');
       await expect(todo.count()).resolves.toBe(50);
@@ -335,7 +320,7 @@ describe('the board tells the truth', () => {
 
     beforeAll(async () => {
       ({ wf, cards } = await board(['Offline one', 'Offline two']));
-      bob = await signInWithToken(browser, `${node.url}/?workflow=${wf.id}`, bobToken);
+      bob = await signInWithToken(ctx.browser, `${ctx.node.url}/?workflow=${wf.id}`, ctx.bobToken);
     });
     afterAll(async () => {
       await bob?.context.close();
@@ -362,7 +347,7 @@ describe('the board tells the truth', () => {
       await confirmed.waitFor({ timeout: 15_000 });
       await bob.page.locator(`.card[data-process="${p.id}"]:not([data-move])`).waitFor();
       await bob.page.locator('#message', { hasText: `Moved “${p.title}” to doing.` }).waitFor();
-      const stored = await api<{ data: Process }>(node.url, 'GET', `/api/processes/${p.id}`, { token: adminToken });
+      const stored = await api<{ data: Process }>(ctx.node.url, 'GET', `/api/processes/${p.id}`, { token: ctx.adminToken });
       expect(stored.body.data).toMatchObject({ stage: 'doing', version: 2 });
     });
 

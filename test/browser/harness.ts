@@ -1,7 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { buildWebIfStale } from '../../scripts/build-web.js';
+import { token } from '../../scripts/topology/tokens.js';
+import type { FluxoNode } from '../../server/app.js';
+import { startNode } from '../harness/node.js';
 
 /** Screenshots land here (git-ignored; CI keeps it as an artifact). */
 export const ARTIFACTS = resolve(import.meta.dirname, '../artifacts');
@@ -103,4 +107,31 @@ export async function expectNoDuplicates(page: Page, who: string): Promise<void>
     .locator('.card[data-process]')
     .evaluateAll((els) => els.map((el) => (el as HTMLElement).dataset.process ?? ''));
   expect(new Set(cardIds).size, `${who}: duplicate cards ${JSON.stringify(cardIds)}`).toBe(cardIds.length);
+}
+
+/** What `boardNode` starts for a test file: a node, a Chromium, and tokens of acme's ada (admin) and bob (editor). */
+export interface BoardNode {
+  node: FluxoNode;
+  browser: Browser;
+  adminToken: string;
+  bobToken: string;
+}
+
+/**
+ * Starts a node (with `env`) and Chromium for the test file, before its tests, and closes both after
+ * them; the board is built first when its sources changed. Read the fields inside the tests.
+ */
+export function boardNode(env: Record<string, string>): BoardNode {
+  const ctx = {} as BoardNode;
+  beforeAll(async () => {
+    await buildWebIfStale();
+    [ctx.node, ctx.browser] = await Promise.all([startNode(env), launchChromium()]);
+    ctx.adminToken = await token({ sub: 'ada', tid: 'acme', role: 'admin', name: 'Ada Lovelace' });
+    ctx.bobToken = await token({ sub: 'bob', tid: 'acme', role: 'editor', name: 'Bob Builder' });
+  });
+  afterAll(async () => {
+    await ctx.browser?.close();
+    await ctx.node?.close();
+  });
+  return ctx;
 }

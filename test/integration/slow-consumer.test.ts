@@ -100,23 +100,40 @@ async function cutForNotReading(): Promise<number> {
   return values.find((v) => v.labels.limit === 'max_backpressure')?.value ?? 0;
 }
 
+/**
+ * An SDK subscriber of `tenant`'s room behind a link that can stall, already given one event (so
+ * it is live), and the cut count before anything stalls.
+ */
+async function liveReader(tenant: string, sub: string, transport: 'websocket' | 'polling') {
+  const link = await stallableLink(node.url);
+  const reader: FluxoClient = connect({
+    url: link.url,
+    token: await token({ sub, tid: tenant, role: 'viewer' }),
+    transports: [transport],
+    backoff: { initialMs: 50, maxMs: 500 },
+  });
+  const got: number[] = [];
+  await reader.subscribe('tenant', (e) => got.push(e.id)).ready;
+  const published = await publish(tenant, [{ type: 'before', data: {} }]);
+  await eventually(() => expect(got).toEqual(published));
+  const cutBefore = await cutForNotReading();
+  return {
+    link,
+    got,
+    published,
+    cutBefore,
+    close: () => {
+      reader.close();
+      link.close();
+    },
+  };
+}
+
 describe('a subscriber that stops reading', () => {
   it('gets every event of the room once and in order after it reads again, with no later event to show the gap', async () => {
     const tenant = 'slowco';
-    const link = await stallableLink(node.url);
-    const reader: FluxoClient = connect({
-      url: link.url,
-      token: await token({ sub: 'slow', tid: tenant, role: 'viewer' }),
-      transports: ['websocket'],
-      backoff: { initialMs: 50, maxMs: 500 },
-    });
+    const { link, got, published, cutBefore, close } = await liveReader(tenant, 'slow', 'websocket');
     try {
-      const got: number[] = [];
-      await reader.subscribe('tenant', (e) => got.push(e.id)).ready;
-      const published = await publish(tenant, [{ type: 'before', data: {} }]);
-      await eventually(() => expect(got).toEqual(published));
-      const cutBefore = await cutForNotReading();
-
       // From here its link carries nothing. Events go to its room until the kernel's buffers on the
       // way are full and the node starts queueing for it (or has cut it already); then one more
       // batch passes the node's bound, and no later event shows the subscriber a gap. (Filling the
@@ -149,8 +166,7 @@ describe('a subscriber that stops reading', () => {
       expect(got).toEqual(published);
       expect(await cutForNotReading()).toBe(cutBefore + 1);
     } finally {
-      reader.close();
-      link.close();
+      close();
     }
   });
 
@@ -241,20 +257,8 @@ describe('a subscriber that stops reading', () => {
 
   it('on long-polling loses nothing by the cut: the SDK resumes from its offsets', async () => {
     const tenant = 'pollsdk';
-    const link = await stallableLink(node.url);
-    const reader: FluxoClient = connect({
-      url: link.url,
-      token: await token({ sub: 'slowpoll', tid: tenant, role: 'viewer' }),
-      transports: ['polling'],
-      backoff: { initialMs: 50, maxMs: 500 },
-    });
+    const { link, got, published, cutBefore, close } = await liveReader(tenant, 'slowpoll', 'polling');
     try {
-      const got: number[] = [];
-      await reader.subscribe('tenant', (e) => got.push(e.id)).ready;
-      const published = await publish(tenant, [{ type: 'before', data: {} }]);
-      await eventually(() => expect(got).toEqual(published));
-      const cutBefore = await cutForNotReading();
-
       link.stall();
       const blob = 'q'.repeat(8_000);
       for (let i = 0; (await cutForNotReading()) === cutBefore; i++) {
@@ -268,8 +272,7 @@ describe('a subscriber that stops reading', () => {
       expect(got).toEqual(published);
       expect(await cutForNotReading()).toBe(cutBefore + 1);
     } finally {
-      reader.close();
-      link.close();
+      close();
     }
   });
 });
