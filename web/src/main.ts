@@ -204,7 +204,7 @@ async function enterBoard(me: Me): Promise<void> {
     if (c !== client) return; // a connection this tab has left
     showStatus(s);
     // The session is over (expired without a way to refresh, revoked): back to sign-in.
-    if (s.state === 'offline' && !s.retrying && sessionOver(s.error)) void sessionEnded(endedMessage(s.error.code));
+    if (s.state === 'offline' && !s.retrying && sessionOver(s.error)) void sessionEnded(endedMessage(s.error.code), s.error.code);
   });
   c.on('error', (e) => {
     if (c === client) notify(e.message, 'error');
@@ -214,8 +214,20 @@ async function enterBoard(me: Me): Promise<void> {
 }
 
 /** The session ended while this tab showed a board: the sign-in prompt, saying why. */
-async function sessionEnded(message: string): Promise<void> {
-  if (!current) return; // already off the board
+async function sessionEnded(message: string, code?: string): Promise<void> {
+  const was = current;
+  if (!was) return; // already off the board
+  // Only the tab that signed in can renew the session (its sessionStorage holds how); another tab of
+  // the same browser shares the cookie, which that tab may have renewed meanwhile: carry on with it.
+  if (code === 'token_expired') {
+    const status = await api.sessionStatus().catch(() => null);
+    if (current !== was) return;
+    // A later expiry: renewed, not the same token still inside the server's clock tolerance.
+    if (status?.authenticated && status.userId === was.userId && status.tenant === was.tenant && status.exp > was.exp) {
+      await enterBoard(status);
+      return;
+    }
+  }
   sessionStorage.removeItem(DEV_USER_KEY);
   await leaveBoard();
   await signInView(message, 'info');
